@@ -1,0 +1,425 @@
+"""Round trips and failures of vcscodec.io (PyAV), plus the sample clips."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from vcscodec import io
+from vcscodec.errors import VcsError
+from vcscodec.io import Frame, frame_from_gray, open_video, open_writer, parse_fps, parse_raw_name
+from vcscodec.metrics import psnr
+from vcscodec.samples import camera_pan, gray_clip, write_clip
+
+NTSC = Fraction(30000, 1001)
+
+
+def write(path: Path, frames: list[Frame], fps: Fraction = NTSC, force: bool = False) -> str:
+    h, w = frames[0].y.shape
+    with open_writer(path, w, h, fps, force=force) as writer:
+        for f in frames:
+            writer.write(f)
+    return writer.codec
+
+
+def read(path: Path, **kw) -> tuple[io.VideoInfo, list[Frame]]:
+    with open_video(path, **kw) as reader:
+        return reader.info, list(reader)
+
+
+def assert_same(a: list[Frame], b: list[Frame]) -> None:
+    assert len(a) == len(b)
+    for fa, fb in zip(a, b, strict=True):
+        for pa, pb in ((fa.y, fb.y), (fa.u, fb.u), (fa.v, fb.v)):
+            assert pb.dtype == np.uint8 and pa.shape == pb.shape
+            np.testing.assert_array_equal(pa, pb)
+
+
+def no_files_left(folder: Path) -> bool:
+    return not any(folder.iterdir())
+
+
+# ------------------------------------------------------------------------------------ lossless round trips
+
+
+@pytest.mark.parametrize("n, w, h", [(1, 100, 60), (9, 100, 60), (9, 99, 61), (1, 99, 61)])
+def test_y4m_round_trip_is_bit_exact(tmp_path, noise_clip, n, w, h):
+    frames = noise_clip(n, w, h, seed=n + w)
+    path = tmp_path / "clip.y4m"
+    assert write(path, frames) == "rawvideo"
+    assert path.read_bytes().startswith(f"YUV4MPEG2 W{w} H{h} F30000:1001".encode())
+    info, back = read(path)
+    assert (info.width, info.height, info.fps, info.frame_count) == (w, h, NTSC, n)
+    assert (info.pix_fmt, info.codec) == ("yuv420p", "rawvideo")
+    assert_same(frames, back)
+    assert [p.name for p in tmp_path.iterdir()] == ["clip.y4m"]
+
+
+def test_yuv_round_trip_size_and_rate_from_name(tmp_path, noise_clip):
+    frames = noise_clip(9, 99, 61, seed=3)
+    path = tmp_path / "clip_99x61_29.97fps.yuv"
+    assert write(path, frames) == "rawvideo"
+    # Raw planar I420, nothing else: Y, then U, then V, frame after frame.
+    expected = b"".join(f.y.tobytes() + f.u.tobytes() + f.v.tobytes() for f in frames)
+    assert path.read_bytes() == expected
+    info, back = read(path)
+    assert (info.width, info.height, info.fps, info.frame_count) == (99, 61, NTSC, 9)
+    assert_same(frames, back)
+
+
+def test_yuv_round_trip_size_and_rate_from_arguments(tmp_path, noise_clip):
+    frames = noise_clip(2, 100, 60, seed=4)
+    path = tmp_path / "clip.yuv"
+    write(path, frames, fps=Fraction(25))
+    info, back = read(path, size=(100, 60), fps=Fraction(50))
+    assert (info.width, info.height, info.fps, info.frame_count) == (100, 60, Fraction(50), 2)
+    assert_same(frames, back)
+    # Arguments win over the name.
+    named = tmp_path / "clip_50x120_30.yuv"
+    shutil.copy(path, named)
+    info, back = read(named, size=(100, 60), fps=Fraction(25))
+    assert (info.width, info.height, info.fps) == (100, 60, Fraction(25))
+    assert_same(frames, back)
+
+
+def test_y4m_from_disk_opens_in_ffprobe(tmp_path, noise_clip):
+    ffprobe = shutil.which("ffprobe")
+    if ffprobe is None:
+        pytest.skip("ffprobe is not installed")
+    path = tmp_path / "clip.y4m"
+    write(path, noise_clip(3, 99, 61))
+    out = subprocess.run(
+        [
+            ffprobe,
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "stream=width,height,nb_read_frames",
+            "-of",
+            "csv=p=0",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert out == "99,61,3"
+
+
+# ------------------------------------------------------------------------------------ lossy round trips
+
+
+def test_mp4_round_trip_keeps_size_count_and_rate(tmp_path, pan_clip):
+    frames = pan_clip(9, 100, 60)
+    path = tmp_path / "clip.mp4"
+    codec = write(path, frames)
+    assert codec == ("libx264" if "libx264" in av.codecs_available else "mpeg4")
+    info, back = read(path)
+    assert (info.width, info.height, info.fps, info.frame_count) == (100, 60, NTSC, 9)
+    assert info.codec == ("h264" if codec == "libx264" else "mpeg4")
+    assert len(back) == 9
+    scores = [psnr(a.y, b.y) for a, b in zip(frames, back, strict=True)]
+    assert min(scores) > 30, scores
+    assert min(psnr(a.u, b.u) for a, b in zip(frames, back, strict=True)) > 30
+
+
+def test_mp4_odd_size_falls_back_to_mpeg4(tmp_path, pan_clip):
+    frames = pan_clip(3, 99, 61)
+    path = tmp_path / "odd.mp4"
+    assert write(path, frames, fps=Fraction(24)) == "mpeg4"  # libx264 refuses odd 4:2:0 sizes
+    info, back = read(path)
+    assert (info.width, info.height, info.fps, info.frame_count) == (99, 61, Fraction(24), 3)
+    assert back[0].u.shape == (31, 50)
+    assert min(psnr(a.y, b.y) for a, b in zip(frames, back, strict=True)) > 30
+
+
+def test_mpeg4_when_libx264_is_missing(tmp_path, pan_clip, monkeypatch):
+    monkeypatch.setattr(av, "codecs_available", set(av.codecs_available) - {"libx264"})
+    path = tmp_path / "clip.mkv"
+    assert write(path, pan_clip(2, 64, 48), fps=Fraction(25)) == "mpeg4"
+    info, back = read(path)
+    assert (info.codec, info.fps, len(back)) == ("mpeg4", Fraction(25), 2)
+
+
+@pytest.mark.parametrize("ext", [".mkv", ".avi"])
+def test_other_containers_round_trip(tmp_path, pan_clip, ext):
+    frames = pan_clip(4, 64, 48, seed=2)
+    path = tmp_path / f"clip{ext}"
+    write(path, frames, fps=Fraction(25))
+    info, back = read(path)
+    assert (info.width, info.height, info.fps, len(back)) == (64, 48, Fraction(25), 4)
+    assert min(psnr(a.y, b.y) for a, b in zip(frames, back, strict=True)) > 30
+
+
+# ------------------------------------------------------------------------------------ other pixel formats
+
+
+def test_10bit_y4m_is_converted_to_8bit(tmp_path, noise_clip, write_with_pyav):
+    (f8,) = noise_clip(1, 99, 61, seed=5)
+    exact = [p.astype(np.uint16) << 2 for p in (f8.y, f8.u, f8.v)]
+    rng = np.random.default_rng(6)
+    arbitrary_y = rng.integers(0, 1024, (61, 99)).astype(np.uint16)
+    path = tmp_path / "ten.y4m"
+    try:
+        write_with_pyav(
+            path,
+            [exact, [arbitrary_y, exact[1], exact[2]]],
+            "yuv420p10le",
+            container_options={"strict": "-1"},
+        )
+    except av.FFmpegError as e:  # pragma: no cover - depends on the bundled FFmpeg
+        pytest.skip(f"this FFmpeg cannot write 10-bit Y4M: {e}")
+    info, back = read(path)
+    assert (info.pix_fmt, info.width, info.height, info.frame_count) == ("yuv420p10le", 99, 61, 2)
+    assert_same([f8], back[:1])  # v·4 in 10 bits is exactly v in 8 bits
+    diff = back[1].y.astype(int) - np.round(arbitrary_y / 4.0)
+    assert np.abs(diff).max() <= 1 and np.mean(diff == 0) > 0.5
+
+
+def test_444_input_is_converted_to_420(tmp_path, noise_clip, write_with_pyav):
+    (f,) = noise_clip(1, 99, 61, seed=7)
+    u = np.full((61, 99), 90, np.uint8)
+    v = np.tile(np.linspace(16, 240, 99).round().astype(np.uint8), (61, 1))
+    path = tmp_path / "full.y4m"
+    write_with_pyav(path, [[f.y, u, v]], "yuv444p")
+    info, (back,) = read(path)
+    assert info.pix_fmt == "yuv444p"
+    np.testing.assert_array_equal(back.y, f.y)  # luma passes untouched
+    assert back.u.shape == back.v.shape == (31, 50)
+    assert np.all(back.u == 90)
+    pair_mean = np.pad(v[0].astype(float), (0, 1), mode="edge").reshape(50, 2).mean(1)
+    assert np.abs(back.v[10].astype(float) - pair_mean).max() <= 3
+
+
+def test_gray_input_gets_neutral_chroma(tmp_path, noise_clip, write_with_pyav):
+    (f,) = noise_clip(1, 64, 48, seed=8)
+    path = tmp_path / "gray.y4m"
+    write_with_pyav(path, [[f.y]], "gray")
+    info, (back,) = read(path)
+    assert info.pix_fmt == "gray"
+    np.testing.assert_array_equal(back.y, f.y)
+    assert np.all(back.u == 128) and np.all(back.v == 128)
+
+
+def test_frame_from_gray_odd_size():
+    f = frame_from_gray(np.full((61, 99), 300.7))
+    assert f.y.dtype == np.uint8 and f.y.shape == (61, 99) and np.all(f.y == 255)
+    assert f.u.shape == f.v.shape == (31, 50) and np.all(f.u == 128) and np.all(f.v == 128)
+    assert (f.width, f.height) == (99, 61)
+
+
+@pytest.mark.parametrize(
+    "name, size, fps",
+    [
+        ("foreman_352x288_30.yuv", (352, 288), Fraction(30)),
+        ("x_1920x1080_29.97fps.yuv", (1920, 1080), NTSC),
+        ("a_352x288_30Hz_8bit_P420.yuv", (352, 288), Fraction(30)),
+        ("BasketballDrive_1920x1080_50.yuv", (1920, 1080), Fraction(50)),
+        ("b-1280x720-23.976.yuv", (1280, 720), Fraction(24000, 1001)),
+        ("c_640x480_12.5fps.yuv", (640, 480), Fraction(25, 2)),
+        ("akiyo_cif.yuv", (352, 288), None),
+        ("clip.yuv", None, None),
+        ("clip_30.yuv", None, None),
+    ],
+)
+def test_parse_raw_name(name, size, fps):
+    assert parse_raw_name(Path("/some/dir") / name) == (size, fps)
+
+
+# ------------------------------------------------------------------------------------ reading errors
+
+
+def expect(match: str):
+    return pytest.raises(VcsError, match=match)
+
+
+def test_missing_file(tmp_path):
+    with expect("no such file"):
+        open_video(tmp_path / "gone.mp4")
+
+
+@pytest.mark.parametrize("content", [b"", b"hello, this is not a video\n" * 20])
+def test_not_a_video(tmp_path, content):
+    path = tmp_path / "fake.mp4"
+    path.write_bytes(content)
+    with expect("not a video"):
+        open_video(path)
+
+
+def test_no_video_stream(tmp_path):
+    path = tmp_path / "sound.wav"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        frame.sample_rate = 8000
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            out.mux(packet)
+    with expect("no video stream"):
+        open_video(path)
+
+
+def test_raw_yuv_without_size(tmp_path):
+    path = tmp_path / "clip.yuv"
+    path.write_bytes(bytes(99 * 61 * 3 // 2))
+    with expect("--size WxH and --fps are needed for raw .yuv"):
+        open_video(path)
+    with expect("--size WxH and --fps are needed for raw .yuv"):
+        open_video(tmp_path / "clip.yuv", size=(99, 61))  # the rate is needed too
+    named = tmp_path / "clip_cif.yuv"
+    named.write_bytes(b"")
+    with expect("--size WxH and --fps"):
+        open_video(named)
+
+
+def test_raw_yuv_size_not_a_multiple(tmp_path):
+    path = tmp_path / "clip_100x60_25.yuv"
+    path.write_bytes(bytes(2 * 9000 + 17))
+    with expect(r"not a multiple of the 100x60 .* \(9000 bytes\)"):
+        open_video(path)
+
+
+# ------------------------------------------------------------------------------------ writing safety
+
+
+def test_unknown_extension(tmp_path):
+    with expect(r"supported: \.y4m, \.yuv, \.mp4, \.mkv, \.avi"):
+        open_writer(tmp_path / "out.gif", 64, 48, Fraction(25))
+    assert no_files_left(tmp_path)
+
+
+def test_missing_output_folder(tmp_path):
+    with expect(f"output folder {tmp_path / 'nope'} does not exist"):
+        open_writer(tmp_path / "nope" / "out.y4m", 64, 48, Fraction(25))
+    (tmp_path / "afile").write_text("x")
+    with expect("is not a folder"):
+        open_writer(tmp_path / "afile" / "out.y4m", 64, 48, Fraction(25))
+
+
+def test_unwritable_output_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        if os.access(folder, os.W_OK):  # root ignores permissions: make the check see what a user would
+            monkeypatch.setattr(io.os, "access", lambda p, mode: Path(p) != folder)
+        with expect(f"output folder {folder} is not writable"):
+            open_writer(folder / "out.y4m", 64, 48, Fraction(25))
+    finally:
+        folder.chmod(0o700)
+
+
+def test_existing_output_needs_force(tmp_path, noise_clip):
+    path = tmp_path / "out.y4m"
+    path.write_bytes(b"precious")
+    with expect("already exists"):
+        open_writer(path, 64, 48, Fraction(25))
+    assert path.read_bytes() == b"precious"
+    frames = noise_clip(2, 64, 48)
+    write(path, frames, force=True)
+    assert_same(frames, read(path)[1])
+
+
+def test_output_appears_only_on_close(tmp_path, noise_clip):
+    path = tmp_path / "out.mp4"
+    writer = open_writer(path, 64, 48, Fraction(25))
+    writer.write(noise_clip(1, 64, 48)[0])
+    temps = list(tmp_path.iterdir())
+    assert temps == [tmp_path / f"out.mp4.tmp-{os.getpid()}.mp4"] and not path.exists()
+    writer.close()
+    assert list(tmp_path.iterdir()) == [path]
+    writer.close()  # a second close does nothing
+
+
+def test_abort_leaves_no_file(tmp_path, noise_clip):
+    writer = open_writer(tmp_path / "out.y4m", 64, 48, Fraction(25))
+    for f in noise_clip(3, 64, 48):
+        writer.write(f)
+    writer.abort()
+    assert no_files_left(tmp_path)
+    writer.close()  # nothing to finish after abort
+    assert no_files_left(tmp_path)
+
+
+def test_exception_in_with_block_keeps_old_target(tmp_path, noise_clip):
+    path = tmp_path / "out.mkv"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="boom"):
+        with open_writer(path, 64, 48, Fraction(25), force=True) as writer:
+            writer.write(noise_clip(1, 64, 48)[0])
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == [path] and path.read_bytes() == b"old"
+
+
+def test_dropped_writer_cleans_up(tmp_path, noise_clip):
+    writer = open_writer(tmp_path / "out.y4m", 64, 48, Fraction(25))
+    writer.write(noise_clip(1, 64, 48)[0])
+    del writer  # refcounting runs the finalizer now
+    assert no_files_left(tmp_path)
+
+
+def test_bad_frames_and_empty_output_leave_nothing(tmp_path, noise_clip):
+    writer = open_writer(tmp_path / "out.y4m", 64, 48, Fraction(25))
+    with expect("do not fit"):
+        writer.write(noise_clip(1, 64, 50)[0])
+    assert no_files_left(tmp_path)
+    with expect("no frames"):
+        with open_writer(tmp_path / "empty.y4m", 64, 48, Fraction(25)):
+            pass
+    assert no_files_left(tmp_path)
+
+
+# ------------------------------------------------------------------------------------ sample clips
+
+
+def test_camera_pan_is_smooth_bt601_video():
+    clip = camera_pan(6, 99, 61, seed=1)
+    assert len(clip) == 6
+    for f in clip:
+        assert f.y.shape == (61, 99) and f.u.shape == f.v.shape == (31, 50)
+        assert f.y.dtype == np.uint8 and 16 <= f.y.min() and f.y.max() <= 235
+        assert 16 <= f.u.min() and f.v.max() <= 240
+    steps = [psnr(a.y, b.y) for a, b in zip(clip[:-1], clip[1:], strict=True)]
+    assert all(15 < s < 60 for s in steps), steps  # it moves, but a little at a time
+    assert_same(clip, camera_pan(6, 99, 61, seed=1))
+    assert not np.array_equal(clip[0].y, camera_pan(1, 99, 61, seed=2)[0].y)
+
+
+def test_gray_clip_and_write_clip(tmp_path):
+    clip = gray_clip(2, 64, 48, image="chelsea")
+    assert all(np.all(f.u == 128) and np.all(f.v == 128) for f in clip)
+    assert write_clip(tmp_path / "g.y4m", clip, 25) == "rawvideo"
+    assert_same(clip, read(tmp_path / "g.y4m")[1])
+    with expect("unknown sample image"):
+        camera_pan(1, 8, 8, image="nope")
+
+
+@pytest.mark.parametrize(
+    "value, rate",
+    [
+        (25, Fraction(25)),
+        ("30", Fraction(30)),
+        ("29.97", NTSC),
+        (29.97, NTSC),
+        ("23.976", Fraction(24000, 1001)),
+        ("59.94", Fraction(60000, 1001)),
+        ("30000:1001", NTSC),
+        ("12.5", Fraction(25, 2)),
+        (Fraction(2997, 100), Fraction(2997, 100)),  # an exact Fraction is taken as given
+    ],
+)
+def test_parse_fps(value, rate):
+    assert parse_fps(value) == rate
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "fast", "1/0"])
+def test_parse_fps_rejects(value):
+    with expect("frame rate"):
+        parse_fps(value)

@@ -1,0 +1,479 @@
+"""Video in and out with PyAV: Y4M, raw .yuv and anything FFmpeg decodes, as 8-bit YUV 4:2:0 numpy planes."""
+
+from __future__ import annotations
+
+import os
+import re
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import numpy as np
+
+from vcscodec.errors import VcsError
+
+__all__ = [
+    "Frame",
+    "VideoInfo",
+    "VideoReader",
+    "VideoWriter",
+    "WRITE_EXTENSIONS",
+    "frame_from_gray",
+    "open_video",
+    "open_writer",
+    "parse_fps",
+    "parse_raw_name",
+]
+
+# Extensions open_writer knows, with their muxers; the codec is picked by _choose_codec.
+WRITE_EXTENSIONS = (".y4m", ".yuv", ".mp4", ".mkv", ".avi")
+_MUXERS = {".y4m": "yuv4mpegpipe", ".yuv": "rawvideo", ".mp4": "mp4", ".mkv": "matroska", ".avi": "avi"}
+# CRF 18 for x264 and qscale 2 for MPEG-4 Part 2: near-transparent, since decoded CS output is what is judged.
+_X264_OPTIONS = {"crf": "18"}
+_MPEG4_OPTIONS = {"flags": "+qscale", "global_quality": str(2 * 118)}  # 118 = FF_QP2LAMBDA
+_DEFAULT_FPS = Fraction(25)
+_JPEG_RANGE = 2  # AVCOL_RANGE_JPEG: full-range samples
+
+
+@dataclass(eq=False)  # arrays have no single truth value; compare planes with numpy
+class Frame:
+    """One 8-bit YUV 4:2:0 picture: `y` (H, W), `u` and `v` (ceil(H/2), ceil(W/2)), all uint8."""
+
+    y: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+
+    @property
+    def width(self) -> int:
+        return int(self.y.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a reader knows about its source before decoding; `pix_fmt` and `codec` are the source's own."""
+
+    width: int
+    height: int
+    fps: Fraction
+    frame_count: int | None  # None when the container does not say
+    pix_fmt: str
+    codec: str
+
+
+def chroma_shape(width: int, height: int) -> tuple[int, int]:
+    """(rows, cols) of a 4:2:0 chroma plane for a width×height picture."""
+    return (height + 1) // 2, (width + 1) // 2
+
+
+def _raw_frame_bytes(width: int, height: int) -> int:
+    ch, cw = chroma_shape(width, height)
+    return width * height + 2 * ch * cw
+
+
+def frame_from_gray(y: np.ndarray) -> Frame:
+    """A `Frame` with luma `y` and neutral chroma (U = V = 128); float input is rounded and clipped."""
+    y = np.asarray(y)
+    if y.ndim != 2:
+        raise VcsError(f"a grey picture must be 2-D, got shape {y.shape}")
+    if y.dtype != np.uint8:
+        y = np.clip(np.round(y), 0, 255).astype(np.uint8)
+    shape = chroma_shape(y.shape[1], y.shape[0])
+    return Frame(y, np.full(shape, 128, np.uint8), np.full(shape, 128, np.uint8))
+
+
+# ---------------------------------------------------------------------------------------------- names
+
+_NAMED_SIZES = {
+    "sqcif": (128, 96),
+    "qcif": (176, 144),
+    "cif": (352, 288),
+    "4cif": (704, 576),
+    "720p": (1280, 720),
+    "1080p": (1920, 1080),
+}
+_SIZE_RE = re.compile(r"^(\d+)x(\d+)$", re.IGNORECASE)
+_FPS_RE = re.compile(r"^(\d+(?:\.\d+)?)(fps|hz|p)?$", re.IGNORECASE)
+
+
+def parse_fps(value: Fraction | int | float | str) -> Fraction:
+    """A frame rate from 25, "30", "29.97" (→ 30000/1001; also 23.976, 59.94), "30000/1001", "30000:1001"."""
+    if isinstance(value, (Fraction, int)):
+        rate = Fraction(value)
+    else:
+        text = str(value).strip().replace(":", "/")
+        try:
+            rate = Fraction(text)
+        except (ValueError, ZeroDivisionError):
+            raise VcsError(f"bad frame rate {value!r}; give e.g. 25, 29.97 or 30000/1001") from None
+        # A decimal close to N·1000/1001 names an NTSC rate.
+        ntsc = rate * Fraction(1001, 1000)
+        if "." in text and rate.denominator != 1 and abs(ntsc - round(ntsc)) < Fraction(1, 200):
+            rate = Fraction(round(ntsc) * 1000, 1001)
+    if rate <= 0:
+        raise VcsError(f"frame rate must be positive, got {value}")
+    return rate
+
+
+def parse_raw_name(path: str | os.PathLike[str]) -> tuple[tuple[int, int] | None, Fraction | None]:
+    """((width, height), fps) read from a raw-video file name, each None when the name does not say.
+
+    Understands "foreman_352x288_30.yuv", "x_1920x1080_29.97fps.yuv" (→ 30000/1001),
+    CompressAI's "a_352x288_30Hz_8bit_P420.yuv" and the names cif, qcif, 4cif, 720p, 1080p.
+    """
+    tokens = re.split(r"[_\-\s]+", Path(path).stem)
+    size: tuple[int, int] | None = None
+    size_at = -1
+    for i, tok in enumerate(tokens):
+        m = _SIZE_RE.match(tok)
+        if m:
+            size, size_at = (int(m.group(1)), int(m.group(2))), i
+            break
+        if tok.lower() in _NAMED_SIZES:
+            size, size_at = _NAMED_SIZES[tok.lower()], i
+            break
+    fps: Fraction | None = None
+    if size is not None:
+        # A rate with a unit wins; else the first bare number after the size.
+        candidates = [m for tok in tokens[size_at + 1 :] if (m := _FPS_RE.match(tok))]
+        with_unit = [m for m in candidates if m.group(2) and m.group(2).lower() != "p"]
+        bare = [m for m in candidates if not m.group(2)]
+        chosen = (with_unit or bare or [None])[0]
+        if chosen is not None:
+            rate = Fraction(chosen.group(1))
+            fps = parse_fps(chosen.group(1)) if rate > 0 else None
+    if size is not None and (size[0] < 1 or size[1] < 1):
+        size = None
+    return size, fps
+
+
+# ---------------------------------------------------------------------------------------------- planes
+
+
+def _plane_view(plane: av.video.plane.VideoPlane) -> np.ndarray:
+    """A writable (height, width) uint8 view of an FFmpeg plane that skips the row padding."""
+    buf = np.frombuffer(plane, np.uint8)
+    need = (plane.height - 1) * plane.line_size + plane.width
+    if plane.line_size < plane.width or buf.size < need:
+        raise VcsError(
+            f"unexpected plane layout from FFmpeg ({plane.width}x{plane.height}, {buf.size} bytes)"
+        )
+    return np.lib.stride_tricks.as_strided(
+        buf, shape=(plane.height, plane.width), strides=(plane.line_size, 1)
+    )
+
+
+def _to_frame(av_frame: av.VideoFrame, width: int, height: int) -> Frame:
+    if av_frame.width != width or av_frame.height != height:
+        # A mid-stream size change is scaled back to the size announced in `info`.
+        av_frame = av_frame.reformat(width=width, height=height)
+    name = av_frame.format.name
+    if name.startswith("gray") and av_frame.color_range != _JPEG_RANGE:
+        # swscale takes grey as full range and would squeeze it into 16..235; Y4M "mono" is plain luma.
+        if name != "gray":
+            av_frame = av_frame.reformat(format="gray")
+        return frame_from_gray(_plane_view(av_frame.planes[0]).copy())
+    if name != "yuv420p":
+        # Any other pixel format or bit depth → 8-bit 4:2:0 (full-range sources to limited range).
+        av_frame = av_frame.reformat(format="yuv420p")
+    y, u, v = (_plane_view(p).copy() for p in av_frame.planes[:3])
+    return Frame(y, u, v)
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def _y4m_frame_count(path: Path, width: int, height: int, pix_fmt: str) -> int | None:
+    """Frames in a Y4M file from its size, when every frame header is a bare "FRAME\\n"."""
+    try:
+        with open(path, "rb") as fh:
+            header = fh.readline(4096)
+        fmt = av.VideoFormat(pix_fmt, width, height)
+        planes: dict[int, int] = {}
+        for c in fmt.components:
+            planes.setdefault(c.plane, c.width * c.height * ((c.bits + 7) // 8))
+    except (OSError, ValueError, av.FFmpegError):
+        return None
+    per_frame = sum(planes.values()) + len(b"FRAME\n")
+    body = path.stat().st_size - len(header)
+    return body // per_frame if body >= 0 and body % per_frame == 0 else None
+
+
+class VideoReader:
+    """Decoded frames of one video as 8-bit YUV 4:2:0 `Frame`s; `info` describes the source.
+
+    Iterate once (frames stream from the file); use as a context manager or call `close()`.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        size: tuple[int, int] | None = None,
+        fps: Fraction | int | float | str | None = None,
+    ) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise VcsError(f"{self.path}: no such file")
+        if self.path.is_dir():
+            raise VcsError(f"{self.path} is a folder, not a video file")
+        fps = parse_fps(fps) if fps is not None else None
+        raw = self.path.suffix.lower() == ".yuv"
+        frame_count: int | None = None
+        if raw:
+            name_size, name_fps = parse_raw_name(self.path)
+            size = size or name_size
+            fps = fps or name_fps
+            if size is None or fps is None:
+                raise VcsError(f"{self.path}: --size WxH and --fps are needed for raw .yuv")
+            w, h = int(size[0]), int(size[1])
+            if w < 1 or h < 1:
+                raise VcsError(f"{self.path}: bad frame size {w}x{h}")
+            nbytes, frame_bytes = self.path.stat().st_size, _raw_frame_bytes(w, h)
+            if nbytes == 0:
+                raise VcsError(f"{self.path} is empty")
+            if nbytes % frame_bytes:
+                raise VcsError(
+                    f"{self.path}: size {nbytes} bytes is not a multiple of the {w}x{h} YUV 4:2:0 frame "
+                    f"size ({frame_bytes} bytes); check --size"
+                )
+            frame_count = nbytes // frame_bytes
+            options = {"video_size": f"{w}x{h}", "pixel_format": "yuv420p", "framerate": str(fps)}
+            opener = {"format": "rawvideo", "options": options}
+        else:
+            opener = {}
+        try:
+            self._container = av.open(str(self.path), mode="r", **opener)
+        except OSError as e:  # FFmpeg's own permission and I/O errors are OSErrors too
+            raise VcsError(f"{self.path}: cannot read ({_why(e)})") from e
+        except av.FFmpegError as e:
+            raise VcsError(f"{self.path}: not a video FFmpeg can decode ({_why(e)})") from e
+        if not self._container.streams.video:
+            self._container.close()
+            raise VcsError(f"{self.path} has no video stream")
+        self._stream = self._container.streams.video[0]
+        cc = self._stream.codec_context
+        width, height = int(cc.width), int(cc.height)
+        if width < 1 or height < 1:
+            self._container.close()
+            raise VcsError(f"{self.path}: video stream has no picture size")
+        pix_fmt = cc.pix_fmt or (self._stream.format.name if self._stream.format else "unknown")
+        if not raw:
+            # An explicit fps overrides the container's; FFmpeg leaves some rates unset.
+            rate = self._stream.average_rate or self._stream.guessed_rate or self._stream.base_rate
+            fps = fps or (Fraction(rate) if rate else _DEFAULT_FPS)
+            if self._stream.frames:
+                frame_count = int(self._stream.frames)
+            elif self._container.format.name == "yuv4mpegpipe":
+                frame_count = _y4m_frame_count(self.path, width, height, pix_fmt)
+        assert fps is not None
+        self.info = VideoInfo(width, height, fps, frame_count, pix_fmt, cc.name)
+        self._closed = False
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._closed:
+            raise VcsError(f"{self.path}: reader is closed")
+        n = 0
+        try:
+            for av_frame in self._container.decode(self._stream):
+                yield _to_frame(av_frame, self.info.width, self.info.height)
+                n += 1
+        except av.FFmpegError as e:
+            raise VcsError(f"{self.path}: damaged video, decoding failed after {n} frames ({_why(e)})") from e
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._container.close()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def open_video(
+    path: str | os.PathLike[str],
+    size: tuple[int, int] | None = None,
+    fps: Fraction | int | float | str | None = None,
+) -> VideoReader:
+    """Open a video for reading. `size` is (width, height); `size` and `fps` are needed for raw .yuv
+    unless its name carries them (see `parse_raw_name`); for other inputs `fps` overrides the container's
+    rate and `size` is ignored."""
+    return VideoReader(path, size=size, fps=fps)
+
+
+def _why(e: BaseException) -> str:
+    """FFmpeg's reason without its errno prefix and file name, for one-line messages."""
+    if isinstance(e, av.FFmpegError) and e.strerror:
+        return str(e.strerror)
+    if isinstance(e, OSError) and e.strerror:
+        return str(e.strerror)
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
+
+def _choose_codec(ext: str, width: int, height: int) -> tuple[str, dict[str, str]]:
+    if ext in (".y4m", ".yuv"):
+        return "rawvideo", {}
+    # libx264 refuses odd sizes in 4:2:0; MPEG-4 Part 2 takes them.
+    if ext in (".mp4", ".mkv") and "libx264" in av.codecs_available and width % 2 == 0 and height % 2 == 0:
+        return "libx264", dict(_X264_OPTIONS)
+    return "mpeg4", dict(_MPEG4_OPTIONS)
+
+
+def _discard(container: av.container.OutputContainer | None, temp: Path) -> None:
+    """Close a half-written container without caring about errors and delete its file."""
+    if container is not None:
+        try:
+            container.close()
+        except Exception:  # noqa: BLE001 - already failing or aborting; the file goes away anyway
+            pass
+    try:
+        temp.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+class VideoWriter:
+    """Writes `Frame`s to a temporary file beside `path`; `close()` renames it onto `path`, `abort()`
+    (or an exception leaving the `with` block) deletes it. `codec` is the encoder chosen."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        width: int,
+        height: int,
+        fps: Fraction | int | str,
+        force: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        ext = self.path.suffix.lower()
+        if ext not in _MUXERS:
+            raise VcsError(
+                f"{self.path}: cannot write {ext or 'files without an extension'}; "
+                f"supported: {', '.join(WRITE_EXTENSIONS)}"
+            )
+        if int(width) != width or int(height) != height or width < 1 or height < 1:
+            raise VcsError(f"{self.path}: bad frame size {width}x{height}")
+        self.width, self.height = int(width), int(height)
+        self.fps = parse_fps(fps)
+        folder = self.path.parent
+        if not folder.exists():
+            raise VcsError(f"output folder {folder} does not exist")
+        if not folder.is_dir():
+            raise VcsError(f"output folder {folder} is not a folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise VcsError(f"output folder {folder} is not writable")
+        if self.path.is_dir():
+            raise VcsError(f"{self.path} is a folder")
+        if self.path.exists() and not force:
+            raise VcsError(f"{self.path} already exists (use --force to overwrite)")
+        self.force = force
+        # Keep the extension last so anything that guesses the format from the name still works.
+        self.temp = folder / f"{self.path.name}.tmp-{os.getpid()}{ext}"
+        try:
+            # Create it now: some muxers open their file only at the first packet, too late to report.
+            self.temp.open("wb").close()
+        except OSError as e:
+            raise VcsError(f"cannot write in output folder {folder}: {_why(e)}") from e
+        self.codec, options = _choose_codec(ext, self.width, self.height)
+        self.frames_written = 0
+        self._done = False
+        container = None
+        try:
+            container = av.open(str(self.temp), mode="w", format=_MUXERS[ext])
+            self._stream = container.add_stream(self.codec, rate=self.fps, options=options)
+            self._stream.width, self._stream.height = self.width, self.height
+            self._stream.pix_fmt = "yuv420p"
+            self._stream.codec_context.time_base = 1 / self.fps
+        except (av.FFmpegError, OSError, ValueError) as e:
+            _discard(container, self.temp)
+            raise VcsError(f"cannot write {self.path} in folder {folder}: {_why(e)}") from e
+        self._container = container
+        # Also on garbage collection or interpreter exit: never leave the temporary file behind.
+        self._finalizer = weakref.finalize(self, _discard, container, self.temp)
+
+    def write(self, frame: Frame) -> None:
+        """Encode one frame (shapes must match the writer's size)."""
+        if self._done:
+            raise VcsError(f"{self.path}: writer is already closed")
+        ch = chroma_shape(self.width, self.height)
+        shapes = (np.shape(frame.y), np.shape(frame.u), np.shape(frame.v))
+        if shapes != ((self.height, self.width), ch, ch):
+            self.abort()
+            raise VcsError(
+                f"{self.path}: frame planes {shapes} do not fit the writer's {self.width}x{self.height} 4:2:0"
+            )
+        av_frame = av.VideoFrame(self.width, self.height, "yuv420p")
+        for plane, data in zip(av_frame.planes[:3], (frame.y, frame.u, frame.v), strict=True):
+            view = _plane_view(plane)
+            view[...] = data if data.dtype == np.uint8 else np.clip(np.round(data), 0, 255)
+        av_frame.pts = self.frames_written
+        av_frame.time_base = 1 / self.fps
+        try:
+            for packet in self._stream.encode(av_frame):
+                self._container.mux(packet)
+        except (av.FFmpegError, OSError) as e:
+            self.abort()
+            raise VcsError(f"{self.path}: writing frame {self.frames_written} failed ({_why(e)})") from e
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Finish the file and move it onto the target; a writer that got no frame writes nothing."""
+        if self._done:
+            return
+        if self.frames_written == 0:
+            self.abort()
+            raise VcsError(f"{self.path}: no frames to write")
+        try:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
+            if self.path.exists() and not self.force:
+                raise VcsError(f"{self.path} appeared while writing; not overwritten (use --force)")
+            os.replace(self.temp, self.path)
+        except (av.FFmpegError, OSError) as e:
+            self.abort()
+            raise VcsError(f"{self.path}: finishing the file failed ({_why(e)})") from e
+        except VcsError:
+            self.abort()
+            raise
+        self._done = True
+        self._finalizer.detach()
+
+    def abort(self) -> None:
+        """Drop everything written so far: the temporary file is deleted and the target left untouched."""
+        if not self._done:
+            self._done = True
+            self._finalizer()
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def open_writer(
+    path: str | os.PathLike[str], width: int, height: int, fps: Fraction | int | str, force: bool = False
+) -> VideoWriter:
+    """Open `path` for writing by extension: .y4m and .yuv (lossless, bit-exact), .mp4/.mkv (H.264 with
+    libx264 when present and the size is even, else MPEG-4 Part 2), .avi (MPEG-4 Part 2)."""
+    return VideoWriter(path, width, height, fps, force=force)
