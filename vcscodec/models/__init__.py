@@ -1,0 +1,39 @@
+"""HIT-VCSNet and its named variants. Tensors only: nothing here reads files or knows the CLI."""
+
+from .config import ARCHITECTURES, ModelConfig, architecture, measurement_count
+from .hitvcsnet import HITVCSNet, Reconstruction, chain_targets
+from .loss import hitvcsnet_loss
+
+PART_PREFIXES = {
+    "sampling": ("sampling.",),
+    "initial reconstruction": ("initial_key.", "initial_non."),
+    "MSEM (FEM + RBs)": ("msem_key.fem", "msem_non.fem", "msem_key.blocks", "msem_non.blocks"),
+    "HFFM": ("msem_key.hffm", "msem_non.hffm"),
+    "HFIM": ("hfim.",),
+    "MSFM": ("msfm_key.", "msfm_non."),
+}
+
+
+def parameter_counts(model: HITVCSNet) -> dict[str, int]:
+    """Parameters per part of the network, in the paper's terms, plus the total."""
+    counts = dict.fromkeys(PART_PREFIXES, 0)
+    total = 0
+    for name, p in model.named_parameters():
+        total += p.numel()
+        part = next(part for part, prefixes in PART_PREFIXES.items() if name.startswith(prefixes))
+        counts[part] += p.numel()
+    counts["total"] = total
+    return counts
+
+
+__all__ = [
+    "ARCHITECTURES",
+    "HITVCSNet",
+    "ModelConfig",
+    "Reconstruction",
+    "architecture",
+    "chain_targets",
+    "hitvcsnet_loss",
+    "measurement_count",
+    "parameter_counts",
+]

@@ -1,0 +1,98 @@
+"""The configuration of a HIT-VCSNet model: every choice the paper leaves open is a named value here."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import VcsError
+
+
+def measurement_count(alpha: float, block: int) -> int:
+    """round(α·B²): 512 at 0.5, 102 at 0.1, 10 at 0.01 for B = 32 (round, not floor, as the authors' code)."""
+    if not 0.0 < alpha <= 1.0:
+        raise VcsError(f"sampling ratio {alpha} is outside (0, 1]")
+    return max(1, int(round(alpha * block * block)))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyper-parameters of HIT-VCSNet (paper section 2) and of our named variants.
+
+    Paper values: B = 32, S = 3, GOP 8, αk = 0.5, αn ∈ {0.01, 0.1}. The paper gives no channel count or depth;
+    ``channels`` = 32 and ``levels`` = 4 are our defaults because the network must decode on a CPU at a few frames
+    per second (a 64-channel, 6-level prototype was 4× slower for little gain in short training).
+
+    Choices the text leaves open, each a switch so the paper-faithful reading stays reachable:
+    - ``hffm``: cross-scale fusion at every level (Fig. 2(b)); off = "w/o HFFM" of Table 5.
+    - ``hfim``: keyframe features added into the non-keyframe stream at every level (eq. 6); off = "w/o HFIM",
+      which we read as the keyframe features entering once, after feature extraction, instead of at every level
+      (with no interaction at all the network could not reach Table 5's 33.96 dB at αn = 0.01).
+    - ``global_residual``: the last conv predicts a correction added to the scale-1 initial reconstruction.
+      The paper does not say; CSNet+ and OPINE-Net do it, and with a zero-initialised last conv the network starts
+      exactly at its initial reconstruction's quality.
+    - ``temporal_prior``: our variant "hitvcsnet-tr" (not in the paper). The non-keyframe initial reconstruction
+      becomes the keyframes' linear interpolation corrected by the frame's own measurements,
+      I = P(x̄) + U(y − S x̄), instead of U(y). All other modules are the paper's.
+    """
+
+    arch: str = "hitvcsnet"
+    block: int = 32
+    alpha_k: float = 0.5
+    alpha_n: float = 0.1
+    scales: int = 3
+    channels: int = 32
+    levels: int = 4
+    gop: int = 8
+    hffm: bool = True
+    hfim: bool = True
+    global_residual: bool = True
+    temporal_prior: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.block % (1 << (self.scales - 1)):
+            raise VcsError(f"block {self.block} is not divisible by 2^(scales-1) = {1 << (self.scales - 1)}")
+        if self.scales < 1 or self.channels < 1 or self.levels < 1 or self.gop < 2:
+            raise VcsError("scales, channels and levels must be ≥ 1 and gop ≥ 2")
+        measurement_count(self.alpha_k, self.block)
+        measurement_count(self.alpha_n, self.block)
+
+    @property
+    def m_k(self) -> int:
+        return measurement_count(self.alpha_k, self.block)
+
+    @property
+    def m_n(self) -> int:
+        return measurement_count(self.alpha_n, self.block)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise VcsError(f"unknown model config key(s): {', '.join(unknown)}")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        return dataclasses.replace(self, **changes)
+
+
+# Named architectures: the registry builds models from these (plus αn), weights are named after them.
+ARCHITECTURES: dict[str, ModelConfig] = {
+    "hitvcsnet": ModelConfig(),
+    "hitvcsnet-tr": ModelConfig(arch="hitvcsnet-tr", temporal_prior=True),
+    "hitvcsnet-nohfim": ModelConfig(arch="hitvcsnet-nohfim", hfim=False),
+    "hitvcsnet-nohffm": ModelConfig(arch="hitvcsnet-nohffm", hffm=False),
+}
+
+
+def architecture(name: str, **overrides: Any) -> ModelConfig:
+    """The config of a named architecture, with overrides (alpha_n, channels, …)."""
+    if name not in ARCHITECTURES:
+        raise VcsError(f"unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[name].replace(**overrides)

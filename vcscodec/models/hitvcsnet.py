@@ -1,0 +1,294 @@
+"""HIT-VCSNet (paper section 2) in PyTorch.
+
+Tensor conventions: frames are in [0, 1]. A *chain* is G consecutive GOPs plus the keyframe that follows them:
+G + 1 keyframes and G·K non-keyframes (K = gop − 1, or fewer in a video's last, short GOP). Every non-keyframe is
+rebuilt from its own measurements and from the keyframes on both sides of it (eq. 6), which is why the decoder
+takes the next GOP's keyframe with each GOP.
+
+The two halves of the codec are separate methods: ``measure_key`` / ``measure_non`` are the encoder (the sampling
+subnet, eqs. 3-4), ``reconstruct`` is the decoder (never sees the ground truth). ``forward`` chains both for
+training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+from .layers import FusionUpStep, ResidualBlock, conv3x3, scale_path
+
+
+@dataclass
+class Reconstruction:
+    """Initial (scale-1) and deep reconstructions of a batch of chains, each (N, ·, 1, H, W)."""
+
+    key_initial: torch.Tensor  # (N, G+1, 1, H, W)
+    key: torch.Tensor  # (N, G+1, 1, H, W)
+    non_initial: torch.Tensor  # (N, G, K, 1, H, W)
+    non: torch.Tensor  # (N, G, K, 1, H, W)
+
+
+class Sampling(nn.Module):
+    """Sampling subnet (eqs. 3-4): y = Φx per B×B block as a stride-B convolution, no bias, no padding."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        b = config.block
+        self.key = nn.Conv2d(1, config.m_k, b, stride=b, bias=False)
+        self.non = nn.Conv2d(1, config.m_n, b, stride=b, bias=False)
+
+
+class InitialReconstruction(nn.Module):
+    """Eq. 5 at S scales: a 1×1 conv with Bs² filters (the learned Φ_B), reshape to Bs×Bs, concatenate.
+
+    Reshape + concatenate of the block vectors is exactly ``pixel_shuffle(Bs)`` (row-major within a block).
+    """
+
+    def __init__(self, measurements: int, config: ModelConfig) -> None:
+        super().__init__()
+        self.block_sizes = [config.block >> s for s in range(config.scales)]
+        self.upsample = nn.ModuleList(nn.Conv2d(measurements, bs * bs, 1, bias=False) for bs in self.block_sizes)
+
+    def forward(self, y: torch.Tensor) -> list[torch.Tensor]:
+        return [F.pixel_shuffle(up(y), bs) for up, bs in zip(self.upsample, self.block_sizes)]
+
+
+class MultiScaleExtraction(nn.Module):
+    """MSEM: a feature-extraction conv per scale, then ``levels`` levels of residual blocks per scale.
+
+    With HFFM (Fig. 2(b)) the input of level j at scale s is the merge (sum) of that scale's level j−1 feature and
+    the level j−1 features of every other scale, carried there by down/up-sampling blocks shaped like RBs.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        c, n = config.channels, config.scales
+        self.scales = n
+        self.fem = nn.ModuleList(conv3x3(1, c) for _ in range(n))
+        self.blocks = nn.ModuleList(
+            nn.ModuleList(ResidualBlock(c) for _ in range(n)) for _ in range(config.levels)
+        )
+        # hffm[level][f"{src}to{dst}"]: the paths between scales; absent in the "w/o HFFM" ablation.
+        self.hffm = nn.ModuleList(
+            nn.ModuleDict(
+                {f"{a}to{b}": scale_path(c, a, b) for a in range(n) for b in range(n) if a != b}
+                if config.hffm
+                else {}
+            )
+            for _ in range(config.levels)
+        )
+
+    def extract(self, initial: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [fem(x) for fem, x in zip(self.fem, initial)]
+
+    def merge(self, level: int, features: list[torch.Tensor]) -> list[torch.Tensor]:
+        """HFFM's M^j: each scale's feature plus the others' features resampled to its size."""
+        paths = self.hffm[level]
+        if len(paths) == 0:
+            return features
+        merged = []
+        for s in range(self.scales):
+            m = features[s]
+            for o in range(self.scales):
+                if o != s:
+                    m = m + paths[f"{o}to{s}"](features[o])
+            merged.append(m)
+        return merged
+
+    def level(self, level: int, features: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [rb(m) for rb, m in zip(self.blocks[level], self.merge(level, features))]
+
+
+class HierarchicalInteraction(nn.Module):
+    """HFIM (eq. 6): F_n^(i,j) = F_k^(1,j) + F_k^(2,j) + RB(F_n^(i,j−1)) at every level j and scale.
+
+    The keyframe feature passes through a block of its own per level and scale before it is added (the paper's
+    "M^j will be passed to an up-sampling block" to obtain F_(k,s)^j). Without HFIM (Table 5) one such block per
+    scale adds the keyframe features once, after feature extraction.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        points = config.levels + 1 if config.hfim else 1
+        self.levels = list(range(points)) if config.hfim else [0]
+        self.blocks = nn.ModuleList(
+            nn.ModuleList(ResidualBlock(config.channels) for _ in range(config.scales)) for _ in range(points)
+        )
+
+    def keyframe_features(self, level: int, features: list[torch.Tensor]) -> list[torch.Tensor] | None:
+        if level not in self.levels:
+            return None
+        return [block(f) for block, f in zip(self.blocks[self.levels.index(level)], features)]
+
+
+class MultiScaleFusion(nn.Module):
+    """MSFM: from the coarsest scale up, a stride-2 deconvolution and two (ReLU, conv) per step, summed with the
+    next finer scale's feature; a last conv turns the fused feature into one channel."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.steps = nn.ModuleList(FusionUpStep(config.channels) for _ in range(config.scales - 1))
+        self.out = conv3x3(config.channels, 1)
+        # Zero start: with the global residual the untrained network returns its initial reconstruction.
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        fused = features[-1]
+        for s in range(len(features) - 2, -1, -1):
+            fused = features[s] + self.steps[s](fused)
+        return self.out(fused)
+
+
+class HITVCSNet(nn.Module):
+    """The whole network: sampling, initial reconstruction, MSEM+HFFM, HFIM, MSFM, for keyframes and non-keyframes.
+
+    Keyframes and non-keyframes have their own branches (the paper trains the non-keyframe model separately per
+    αn, so the two cannot share weights).
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.sampling = Sampling(config)
+        self.initial_key = InitialReconstruction(config.m_k, config)
+        self.initial_non = InitialReconstruction(config.m_n, config)
+        self.msem_key = MultiScaleExtraction(config)
+        self.msem_non = MultiScaleExtraction(config)
+        self.hfim = HierarchicalInteraction(config)
+        self.msfm_key = MultiScaleFusion(config)
+        self.msfm_non = MultiScaleFusion(config)
+
+    # ---- encoder half --------------------------------------------------------------------------------------
+    def measure_key(self, frames: torch.Tensor) -> torch.Tensor:
+        """(..., H, W) frames → (..., m_k, H/B, W/B) measurements."""
+        return _apply_2d(self.sampling.key, frames)
+
+    def measure_non(self, frames: torch.Tensor) -> torch.Tensor:
+        """(..., H, W) frames → (..., m_n, H/B, W/B) measurements."""
+        return _apply_2d(self.sampling.non, frames)
+
+    # ---- decoder half --------------------------------------------------------------------------------------
+    def default_positions(self, count: int) -> torch.Tensor:
+        """Temporal positions t ∈ (0, 1) of ``count`` non-keyframes evenly between two keyframes."""
+        return torch.arange(1, count + 1, dtype=torch.float32) / (count + 1)
+
+    def reconstruct(
+        self, y_key: torch.Tensor, y_non: torch.Tensor, positions: torch.Tensor | None = None
+    ) -> Reconstruction:
+        """Rebuild chains of GOPs from measurements alone.
+
+        y_key: (N, G+1, m_k, h, w); y_non: (N, G, K, m_n, h, w); positions: (K,) temporal positions of the
+        non-keyframes between their keyframes (only the temporal-prior variant uses them).
+        """
+        n, g1, _, h, w = y_key.shape
+        g, k = y_non.shape[1], y_non.shape[2]
+        if g1 != g + 1 or y_non.shape[0] != n:
+            raise ValueError(f"y_key {tuple(y_key.shape)} and y_non {tuple(y_non.shape)} are not a chain")
+        cfg = self.config
+
+        init_key = self.initial_key(y_key.flatten(0, 1))  # per scale: (N(G+1), 1, Hs, Ws)
+        key_feats = self.msem_key.extract(init_key)
+        key_levels = [key_feats]
+        for j in range(cfg.levels):
+            key_feats = self.msem_key.level(j, key_feats)
+            key_levels.append(key_feats)
+        key_deep = self.msfm_key(key_feats)
+        if cfg.global_residual:
+            key_deep = key_deep + init_key[0]
+
+        flat_non = y_non.flatten(0, 2)  # (N·G·K, m_n, h, w)
+        if cfg.temporal_prior:
+            if positions is None:
+                positions = self.default_positions(k)
+            init_non = self._temporal_prior(init_key[0], flat_non, n, g, k, positions.to(y_non))
+        else:
+            init_non = self.initial_non(flat_non)
+
+        def interaction(level: int) -> list[torch.Tensor] | None:
+            feats = self.hfim.keyframe_features(level, key_levels[level])
+            if feats is None:
+                return None
+            return [_pair_keyframes(f, n, g, k) for f in feats]
+
+        non_feats = self.msem_non.extract(init_non)
+        extra = interaction(0)
+        if extra is not None:
+            non_feats = [f + e for f, e in zip(non_feats, extra)]
+        for j in range(cfg.levels):
+            non_feats = self.msem_non.level(j, non_feats)
+            extra = interaction(j + 1)
+            if extra is not None:
+                non_feats = [f + e for f, e in zip(non_feats, extra)]
+        non_deep = self.msfm_non(non_feats)
+        if cfg.global_residual:
+            non_deep = non_deep + init_non[0]
+
+        size = (1, h * cfg.block, w * cfg.block)
+        return Reconstruction(
+            key_initial=init_key[0].view(n, g1, *size),
+            key=key_deep.view(n, g1, *size),
+            non_initial=init_non[0].view(n, g, k, *size),
+            non=non_deep.view(n, g, k, *size),
+        )
+
+    def reconstruct_keyframes(self, y_key: torch.Tensor) -> torch.Tensor:
+        """Keyframes alone (a one-frame video): (N, m_k, h, w) → (N, 1, H, W)."""
+        init_key = self.initial_key(y_key)
+        feats = self.msem_key.extract(init_key)
+        for j in range(self.config.levels):
+            feats = self.msem_key.level(j, feats)
+        deep = self.msfm_key(feats)
+        return deep + init_key[0] if self.config.global_residual else deep
+
+    def _temporal_prior(
+        self, key1: torch.Tensor, y_non: torch.Tensor, n: int, g: int, k: int, positions: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """Variant hitvcsnet-tr: I_s = pool_s(x̄) + Φ_B,s(y − S_n x̄), x̄ the keyframes' linear interpolation."""
+        t = positions.view(1, 1, k, 1, 1, 1)
+        keys = key1.view(n, g + 1, 1, *key1.shape[-3:])
+        blend = (1 - t) * keys[:, :-1] + t * keys[:, 1:]  # (N, G, K, 1, H, W)
+        blend = blend.flatten(0, 2)
+        residual = y_non - self.sampling.non(blend)
+        corrections = self.initial_non(residual)
+        return [
+            (F.avg_pool2d(blend, 1 << s) if s else blend) + corr for s, corr in enumerate(corrections)
+        ]
+
+    # ---- training --------------------------------------------------------------------------------------------
+    def forward(self, frames: torch.Tensor) -> Reconstruction:
+        """Measure and rebuild chains of ground-truth frames (N, G·gop + 1, H, W), keyframes every ``gop``."""
+        gop = self.config.gop
+        n, t, h, w = frames.shape
+        g = (t - 1) // gop
+        if g < 1 or g * gop + 1 != t:
+            raise ValueError(f"a chain has G·{gop}+1 frames, got {t}")
+        keys = frames[:, ::gop]
+        non = frames[:, : g * gop].reshape(n, g, gop, h, w)[:, :, 1:]
+        return self.reconstruct(self.measure_key(keys), self.measure_non(non))
+
+
+def chain_targets(frames: torch.Tensor, gop: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split ground-truth chains (N, G·gop+1, H, W) into keyframes (N, G+1, 1, H, W), non-keyframes (N, G, K, 1, H, W)."""
+    n, t, h, w = frames.shape
+    g = (t - 1) // gop
+    keys = frames[:, ::gop].unsqueeze(2)
+    non = frames[:, : g * gop].reshape(n, g, gop, h, w)[:, :, 1:].unsqueeze(3)
+    return keys, non
+
+
+def _apply_2d(conv: nn.Module, frames: torch.Tensor) -> torch.Tensor:
+    lead = frames.shape[:-2]
+    out = conv(frames.reshape(-1, 1, *frames.shape[-2:]))
+    return out.view(*lead, *out.shape[1:])
+
+
+def _pair_keyframes(feature: torch.Tensor, n: int, g: int, k: int) -> torch.Tensor:
+    """Keyframe features (N(G+1), C, h, w) → F_k^1 + F_k^2 for each of the N·G·K non-keyframes."""
+    f = feature.view(n, g + 1, *feature.shape[1:])
+    pair = f[:, :-1] + f[:, 1:]  # (N, G, C, h, w)
+    return pair.unsqueeze(2).expand(n, g, k, *feature.shape[1:]).reshape(n * g * k, *feature.shape[1:])

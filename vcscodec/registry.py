@@ -1,0 +1,166 @@
+"""Named, hashed model weights (the model zoo).
+
+A model is two files in the weights folder:
+- ``<name>.npz``: the state dict in half precision, one array per tensor (numpy's format, so the encoder can read
+  the sampling matrices without importing torch);
+- ``<name>.json``: the manifest: name, architecture, config, αk, αn, sha256 of the ``.npz``, training data and runs.
+
+Names are ``<arch>-k<αk>-n<αn>-<sha256[:8]>`` as CompressAI's zoo names its files: a name identifies the weights,
+never a position in a list, so a ``.vcs`` file can say exactly which model decodes it.
+The weights folder is ``$VCS_WEIGHTS`` if set, else ``weights/`` beside the package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import VcsError
+
+if TYPE_CHECKING:  # torch stays out of the encoder's imports
+    import torch
+
+    from .models import HITVCSNet, ModelConfig
+
+WEIGHTS_ENV = "VCS_WEIGHTS"
+
+
+def weights_dir() -> Path:
+    env = os.environ.get(WEIGHTS_ENV)
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "weights"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def model_name(arch: str, alpha_k: float, alpha_n: float, sha256: str) -> str:
+    return f"{arch}-k{alpha_k:g}-n{alpha_n:g}-{sha256[:8]}"
+
+
+@dataclass
+class ModelCard:
+    """A manifest read from the weights folder."""
+
+    name: str
+    arch: str
+    config: dict[str, Any]
+    alpha_k: float
+    alpha_n: float
+    sha256: str
+    path: Path  # the .npz
+    default: bool = False
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    def verify(self) -> None:
+        """Check the weights file against the manifest's sha256 (a renamed or damaged file is refused)."""
+        if not self.path.is_file():
+            raise VcsError(f"weights file {self.path} of model {self.name} is missing")
+        actual = sha256_file(self.path)
+        if actual != self.sha256:
+            raise VcsError(f"weights file {self.path.name} does not match its manifest's sha256 (damaged?)")
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        self.verify()
+        with np.load(self.path) as data:
+            return {k: data[k] for k in data.files}
+
+    def sampling_matrices(self) -> tuple[np.ndarray, np.ndarray]:
+        """Φk (m_k, B²) and Φn (m_n, B²) as float64; row i measures a block scanned row-major."""
+        arrays = self.arrays()
+        phi_k = arrays["sampling.key.weight"].astype(np.float64)
+        phi_n = arrays["sampling.non.weight"].astype(np.float64)
+        return phi_k.reshape(phi_k.shape[0], -1), phi_n.reshape(phi_n.shape[0], -1)
+
+    def model_config(self) -> ModelConfig:
+        from .models import ModelConfig
+
+        return ModelConfig.from_dict(self.config)
+
+    def load(self, device: str | torch.device = "cpu") -> HITVCSNet:
+        """The network with these weights, in float32, in eval mode, on ``device``."""
+        import torch
+
+        from .models import HITVCSNet
+
+        model = HITVCSNet(self.model_config())
+        state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in self.arrays().items()}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise VcsError(f"weights of {self.name} do not fit its architecture ({len(missing)} missing, "
+                           f"{len(unexpected)} unexpected tensors)")
+        return model.to(device).eval()
+
+
+def _read_manifest(path: Path) -> ModelCard:
+    try:
+        m = json.loads(path.read_text())
+        return ModelCard(
+            name=m["name"], arch=m["arch"], config=m["config"], alpha_k=float(m["alpha_k"]),
+            alpha_n=float(m["alpha_n"]), sha256=m["sha256"], path=path.parent / m["file"],
+            default=bool(m.get("default", False)), manifest=m,
+        )
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise VcsError(f"model manifest {path} is unreadable: {e}") from None
+
+
+def list_models(folder: Path | None = None) -> list[ModelCard]:
+    folder = folder or weights_dir()
+    if not folder.is_dir():
+        return []
+    return [_read_manifest(p) for p in sorted(folder.glob("*.json"))]
+
+
+def find_model(name: str, folder: Path | None = None) -> ModelCard:
+    """A model by its full name or an unambiguous prefix of it."""
+    cards = list_models(folder)
+    exact = [c for c in cards if c.name == name]
+    matches = exact or [c for c in cards if c.name.startswith(name)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        known = ", ".join(c.name for c in cards) or "none"
+        raise VcsError(f"model {name!r} is not in {folder or weights_dir()} (known: {known})")
+    raise VcsError(f"model name {name!r} is ambiguous: {', '.join(c.name for c in matches)}")
+
+
+def default_model(alpha_n: float, folder: Path | None = None) -> ModelCard:
+    """The shipped model marked default for this non-keyframe ratio."""
+    cards = [c for c in list_models(folder) if abs(c.alpha_n - alpha_n) < 1e-9]
+    chosen = [c for c in cards if c.default] or cards
+    if not chosen:
+        raise VcsError(f"no model for ratio {alpha_n:g} in {folder or weights_dir()}; use --model NAME")
+    return chosen[0]
+
+
+def save_model(
+    model: HITVCSNet, folder: Path, info: dict[str, Any] | None = None, default: bool = False
+) -> ModelCard:
+    """Export a model: half-precision ``.npz`` plus manifest, named after its hash. Returns its card."""
+    cfg = model.config
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {k: v.detach().cpu().half().numpy() for k, v in model.state_dict().items()}
+    tmp = folder / f".export-{os.getpid()}.npz"
+    np.savez(tmp, **arrays)
+    sha = sha256_file(tmp)
+    name = model_name(cfg.arch, cfg.alpha_k, cfg.alpha_n, sha)
+    target = folder / f"{name}.npz"
+    tmp.replace(target)
+    manifest = {
+        "name": name, "arch": cfg.arch, "config": cfg.to_dict(), "alpha_k": cfg.alpha_k, "alpha_n": cfg.alpha_n,
+        "file": target.name, "sha256": sha, "dtype": "float16", "default": default, **(info or {}),
+    }
+    manifest_tmp = folder / f".{name}.json.tmp"
+    manifest_tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    manifest_tmp.replace(folder / f"{name}.json")
+    return _read_manifest(folder / f"{name}.json")
