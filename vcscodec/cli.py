@@ -15,6 +15,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="vcscodec: vi
 err = Console(stderr=True)
 
 
+@app.callback()
+def _root() -> None:
+    """vcscodec: encode videos into compressive measurements (.vcs) and rebuild them with HIT-VCSNet."""
+
+
 @app.command()
 def train(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML file (see configs/ and docs/training.md)")] = None,
