@@ -1,0 +1,685 @@
+"""The ``.vcs`` bitstream: a checked header, one CRC-protected record per GOP, and an end record.
+
+The byte-level specification is docs/format.md; this module is its reference implementation. Layout:
+
+    magic(8) version(u16) header_length(u32) header_body header_crc(u32)
+    GOP record 0 ... GOP record n-1   end record
+
+Each record is ``type(u8) index(u32) payload_length(u32) prefix_crc(u32) payload payload_crc(u32)``.
+All integers are little-endian; floats are IEEE 754 binary64 little-endian. A GOP record's payload is a
+frame table followed by one xz stream holding every plane's quantized measurements, predicted
+(temporal and/or spatial differences), zig-zagged and split into byte planes.
+"""
+
+from __future__ import annotations
+
+import lzma
+import math
+import numbers
+import os
+import re
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from types import TracebackType
+
+import numpy as np
+
+from vcscodec.errors import VcsError
+from vcscodec.quant import MAX_STEP, Q_MAX
+
+FORMAT_VERSION = 1
+
+# PNG-style: 0x89 catches 7-bit transports, CR LF and the lone LF catch line-ending conversion in either
+# direction, 0x1A stops `type` on DOS/Windows from dumping binary to the console.
+MAGIC = b"\x89VCS\r\n\x1a\n"
+
+CHROMA_CODES = {"gray": 0, "yuv420": 1}
+CHROMA_NAMES = {code: name for name, code in CHROMA_CODES.items()}
+
+# Frozen in every format version, so any reader can check the header CRC before judging the version.
+_PREAMBLE = struct.Struct("<8sHI")  # magic, format_version, header_length
+MAX_HEADER_LENGTH = 1 << 20
+
+# Version 1 header body: the fixed fields, then the model name (its length is the last fixed field).
+_HEADER_FIXED = struct.Struct("<IIIIIHHddIIdB64sH")
+MAX_NAME_BYTES = 255
+MAX_SIZE = 65535
+MAX_BLOCK = 256
+MAX_GOP = 65535
+MAX_FRAMES = 2**31 - 1
+
+# Records.
+_PREFIX = struct.Struct("<BII")  # type, index, payload_length (followed by its own CRC32)
+_U32 = struct.Struct("<I")
+_FRAME = struct.Struct("<IB")  # frame index, key flag
+_PLANE = struct.Struct("<BBIHH")  # predictor, byte width, M, hb, wb
+TYPE_GOP = 0x47  # 'G'
+TYPE_END = 0x45  # 'E'
+PRED_SPATIAL = 1
+PRED_TEMPORAL = 2
+XZ_PRESET = 6  # 9|extreme saved 0.1-0.5 % at 2-3x the time; 1 cost 4-9 % (docs/format.md §6).
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def _crc(*parts: bytes) -> int:
+    """CRC-32 as zlib computes it (ISO-HDLC: poly 0x04C11DB7 reflected, init and xorout 0xFFFFFFFF)."""
+    crc = 0
+    for part in parts:
+        crc = zlib.crc32(part, crc)
+    return crc
+
+
+def expected_m(alpha: float, block: int) -> int:
+    """Measurement count for a ratio: round half to even of ``alpha * block**2`` in float64."""
+    return int(round(float(alpha) * block * block))
+
+
+# --------------------------------------------------------------------------------------------- header
+
+
+def _field_error(name: str, value: object, rule: str) -> VcsError:
+    return VcsError(f"header field {name} is {value!r}, {rule}")
+
+
+def _check_int(name: str, value: object, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise _field_error(name, value, "must be an integer")
+    value = int(value)
+    if not lo <= value <= hi:
+        raise _field_error(name, value, f"must be in {lo}..{hi}")
+    return value
+
+
+def _check_alpha(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise _field_error(name, value, "must be a number")
+    value = float(value)
+    if not (math.isfinite(value) and 0.0 < value <= 1.0):
+        raise _field_error(name, value, "must be in (0, 1]")
+    return value
+
+
+@dataclass(frozen=True)
+class StreamHeader:
+    """Everything a decoder needs before the first record. Every field is checked on construction."""
+
+    width: int
+    height: int
+    fps_num: int
+    fps_den: int
+    frame_count: int
+    gop: int
+    block: int
+    alpha_k: float
+    alpha_n: float
+    m_k: int
+    m_n: int
+    quant_step: float
+    chroma: str
+    model_name: str
+    weights_sha256: str
+
+    def __post_init__(self) -> None:
+        def put(name: str, value: object) -> None:
+            object.__setattr__(self, name, value)  # frozen: normalise numpy scalars to Python types
+
+        put("width", _check_int("width", self.width, 1, MAX_SIZE))
+        put("height", _check_int("height", self.height, 1, MAX_SIZE))
+        put("fps_num", _check_int("fps_num", self.fps_num, 1, 2**32 - 1))
+        put("fps_den", _check_int("fps_den", self.fps_den, 1, 2**32 - 1))
+        put("frame_count", _check_int("frame_count", self.frame_count, 1, MAX_FRAMES))
+        put("gop", _check_int("gop", self.gop, 1, MAX_GOP))
+        put("block", _check_int("block", self.block, 1, MAX_BLOCK))
+        put("alpha_k", _check_alpha("alpha_k", self.alpha_k))
+        put("alpha_n", _check_alpha("alpha_n", self.alpha_n))
+        for m_name, a_name in (("m_k", "alpha_k"), ("m_n", "alpha_n")):
+            value = _check_int(m_name, getattr(self, m_name), 0, 2**32 - 1)
+            want = expected_m(getattr(self, a_name), self.block)
+            if want < 1:
+                raise _field_error(
+                    a_name, getattr(self, a_name), f"gives {m_name} = 0 for block {self.block}"
+                )
+            if value != want:
+                raise _field_error(m_name, value, f"must equal round({a_name}·block²) = {want}")
+            put(m_name, value)
+        step = self.quant_step
+        if isinstance(step, bool) or not isinstance(step, numbers.Real):
+            raise _field_error("quant_step", step, "must be a number")
+        step = float(step)
+        if not (math.isfinite(step) and 0.0 < step <= MAX_STEP):
+            raise _field_error("quant_step", step, f"must be in (0, {MAX_STEP:g}]")
+        put("quant_step", step)
+        if not isinstance(self.chroma, str) or self.chroma not in CHROMA_CODES:
+            raise _field_error("chroma", self.chroma, "must be 'gray' or 'yuv420'")
+        name = self.model_name
+        if not isinstance(name, str) or not name:
+            raise _field_error("model_name", name, "must be a non-empty string")
+        if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+            raise _field_error("model_name", name, f"must be at most {MAX_NAME_BYTES} UTF-8 bytes")
+        if any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in name):
+            raise _field_error("model_name", name, "must not contain control characters or surrogates")
+        sha = self.weights_sha256
+        if not isinstance(sha, str) or not _HEX64.fullmatch(sha):
+            raise _field_error("weights_sha256", sha, "must be 64 lowercase hex digits")
+
+    # -- derived layout --------------------------------------------------------------------------
+
+    @property
+    def fps(self) -> Fraction:
+        """Frame rate as an exact fraction."""
+        return Fraction(self.fps_num, self.fps_den)
+
+    @property
+    def num_planes(self) -> int:
+        """Coded planes per frame: 1 (Y) for gray, 3 (Y, U, V) for yuv420."""
+        return 1 if self.chroma == "gray" else 3
+
+    @property
+    def plane_names(self) -> tuple[str, ...]:
+        return ("Y",) if self.chroma == "gray" else ("Y", "U", "V")
+
+    def plane_sizes(self) -> list[tuple[int, int]]:
+        """Source (height, width) of each coded plane: chroma planes are ceil(H/2) × ceil(W/2)."""
+        sizes = [(self.height, self.width)]
+        if self.chroma == "yuv420":
+            sizes += [((self.height + 1) // 2, (self.width + 1) // 2)] * 2
+        return sizes
+
+    def padded_shapes(self) -> list[tuple[int, int]]:
+        """(height, width) of each coded plane after padding up to a multiple of the block size."""
+        b = self.block
+        return [(-(-h // b) * b, -(-w // b) * b) for h, w in self.plane_sizes()]
+
+    def measurement_shape(self, plane: int, key: bool) -> tuple[int, int, int]:
+        """(M, hb, wb) of one plane's measurements; M is m_k for keyframes, m_n otherwise."""
+        hp, wp = self.padded_shapes()[plane]
+        return (self.m_k if key else self.m_n, hp // self.block, wp // self.block)
+
+    @property
+    def num_records(self) -> int:
+        """GOP records in the file: one per keyframe."""
+        fc, gop = self.frame_count, self.gop
+        multiples = -(-fc // gop)
+        return multiples if (multiples - 1) * gop == fc - 1 else multiples + 1
+
+    def record_range(self, g: int) -> tuple[int, int]:
+        """(first_frame, end_frame_exclusive) of GOP record ``g``; its first frame is its keyframe."""
+        n = self.num_records
+        if not 0 <= g < n:
+            raise IndexError(f"GOP {g} out of range 0..{n - 1}")
+        last = self.frame_count - 1
+        if g == n - 1:
+            return (last, last + 1)  # the final keyframe is a record of its own
+        return (g * self.gop, min((g + 1) * self.gop, last))
+
+    def key_frames(self) -> list[int]:
+        """Keyframe indices: every ``gop``-th frame and the last frame."""
+        return [self.record_range(g)[0] for g in range(self.num_records)]
+
+    def gop_ranges(self) -> list[tuple[int, int]]:
+        """(first_frame, end_frame_exclusive) of every GOP record, in order."""
+        return [self.record_range(g) for g in range(self.num_records)]
+
+
+def _pack_header(h: StreamHeader) -> bytes:
+    """Preamble, version-1 body and CRC of a validated header."""
+    name = h.model_name.encode("utf-8")
+    body = _HEADER_FIXED.pack(
+        h.width, h.height, h.fps_num, h.fps_den, h.frame_count, h.gop, h.block, h.alpha_k, h.alpha_n,
+        h.m_k, h.m_n, h.quant_step, CHROMA_CODES[h.chroma], h.weights_sha256.encode("ascii"), len(name),
+    ) + name  # fmt: skip
+    head = _PREAMBLE.pack(MAGIC, FORMAT_VERSION, len(body))
+    return head + body + _U32.pack(_crc(head[8:], body))
+
+
+def _parse_header_body(body: bytes) -> StreamHeader:
+    """Decode a version-1 header body whose CRC has been checked."""
+    if len(body) < _HEADER_FIXED.size:
+        raise VcsError(f"header length {len(body)} is too short for format version 1")
+    (width, height, fps_num, fps_den, frame_count, gop, block, alpha_k, alpha_n, m_k, m_n, quant_step,
+     chroma, sha, name_len) = _HEADER_FIXED.unpack_from(body)  # fmt: skip
+    if len(body) != _HEADER_FIXED.size + name_len:
+        raise VcsError(
+            f"header field model_name length {name_len} does not match the header length {len(body)}"
+        )
+    if chroma not in CHROMA_NAMES:
+        raise _field_error("chroma", chroma, "must be 0 (gray) or 1 (yuv420)")
+    try:
+        name = body[_HEADER_FIXED.size :].decode("utf-8")
+    except UnicodeDecodeError:
+        raise VcsError("header field model_name is not valid UTF-8") from None
+    try:
+        sha_text = sha.decode("ascii")
+    except UnicodeDecodeError:
+        raise _field_error("weights_sha256", sha, "must be 64 lowercase hex digits") from None
+    return StreamHeader(
+        width=width, height=height, fps_num=fps_num, fps_den=fps_den, frame_count=frame_count, gop=gop,
+        block=block, alpha_k=alpha_k, alpha_n=alpha_n, m_k=m_k, m_n=m_n, quant_step=quant_step,
+        chroma=CHROMA_NAMES[chroma], model_name=name, weights_sha256=sha_text,
+    )  # fmt: skip
+
+
+def _read_header(f, file_size: int) -> tuple[StreamHeader, int]:
+    """Read and check the header from an open binary file; return it and the offset of record 0."""
+    pre = f.read(_PREAMBLE.size)
+    if len(pre) < len(MAGIC):
+        if not pre:
+            raise VcsError("not a .vcs file (empty file)")
+        if MAGIC.startswith(pre):
+            raise VcsError("file is truncated in the header")
+        raise VcsError("not a .vcs file (bad magic)")
+    if pre[: len(MAGIC)] != MAGIC:
+        if pre[:4] == MAGIC[:4]:
+            # The start survived but the CR/LF/0x1A bytes did not: a text-mode transfer.
+            raise VcsError("not a .vcs file (bad magic: line endings changed, e.g. by a text-mode transfer)")
+        raise VcsError("not a .vcs file (bad magic)")
+    if len(pre) < _PREAMBLE.size:
+        raise VcsError("file is truncated in the header")
+    _, version, length = _PREAMBLE.unpack(pre)
+    if length > MAX_HEADER_LENGTH:
+        raise VcsError(f"header is damaged (length {length} is over {MAX_HEADER_LENGTH})")
+    if _PREAMBLE.size + length + 4 > file_size:
+        raise VcsError("file is truncated in the header")
+    body = f.read(length)
+    (crc,) = _U32.unpack(f.read(4))
+    if crc != _crc(pre[8:], body):
+        raise VcsError("header is damaged (CRC mismatch)")
+    # Only now is the version trustworthy: a damaged version number reads as damage, not as "newer".
+    if version > FORMAT_VERSION:
+        raise VcsError(
+            f"file format version {version} is newer than this vcscodec reads ({FORMAT_VERSION}): "
+            "upgrade vcscodec"
+        )
+    if version < 1:
+        raise VcsError(f"file format version {version} is not valid (versions start at 1)")
+    return _parse_header_body(body), _PREAMBLE.size + length + 4
+
+
+# -------------------------------------------------------------------------------------------- records
+
+
+@dataclass
+class FrameMeasurements:
+    """Quantized measurements of one frame: one int32 (M, hb, wb) array per coded plane."""
+
+    index: int
+    key: bool
+    planes: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass
+class GopRecord:
+    """One keyframe and the non-keyframes up to the next keyframe."""
+
+    index: int
+    frames: list[FrameMeasurements] = field(default_factory=list)
+
+
+def _spatial_forward(r: np.ndarray) -> np.ndarray:
+    """Left neighbour difference along each block row; the first column takes the difference down."""
+    d = r.copy()
+    d[:, :, 1:] = r[:, :, 1:] - r[:, :, :-1]
+    d[:, 1:, 0] = r[:, 1:, 0] - r[:, :-1, 0]
+    return d
+
+
+def _spatial_inverse(d: np.ndarray) -> np.ndarray:
+    r = d.copy()
+    r[:, :, 0] = np.cumsum(d[:, :, 0], axis=1)
+    return np.cumsum(r, axis=2)
+
+
+def _cost(r: np.ndarray) -> float:
+    """Rough size estimate of a residual (the encoder's choice only; decoders never compute it)."""
+    return float(np.log2(1.0 + np.abs(r)).sum())
+
+
+def _encode_plane(q: np.ndarray, prev: np.ndarray | None, force: int | None = None) -> tuple[int, int, bytes]:
+    """Pick the predictor with the cheapest residual (or ``force`` it); return (predictor, width, bytes)."""
+    q = q.astype(np.int64)
+    best: tuple[float, int, np.ndarray] | None = None
+    for pred in (0, PRED_SPATIAL, PRED_TEMPORAL, PRED_TEMPORAL | PRED_SPATIAL):
+        if (pred & PRED_TEMPORAL and prev is None) or (force is not None and pred != force):
+            continue
+        r = q - prev if pred & PRED_TEMPORAL else q
+        if pred & PRED_SPATIAL:
+            r = _spatial_forward(r)
+        cost = _cost(r)
+        if best is None or cost < best[0]:
+            best = (cost, pred, r)
+    assert best is not None
+    _, pred, r = best
+    # Block-major order (all M values of a block together) compressed 6 % better than row-major.
+    v = np.ascontiguousarray(r.transpose(1, 2, 0)).ravel()
+    u = ((v << 1) ^ (v >> 63)).astype(np.uint32)  # zig-zag; |v| <= 4*Q_MAX keeps it in 32 bits
+    width = max(1, (int(u.max(initial=0)).bit_length() + 7) // 8)
+    planes = u.astype("<u4").view(np.uint8).reshape(-1, 4)[:, :width]
+    return pred, width, planes.T.tobytes()
+
+
+def _decode_plane(
+    data: memoryview, pred: int, width: int, shape: tuple[int, int, int], prev: np.ndarray | None
+) -> np.ndarray:
+    m, hb, wb = shape
+    b = np.frombuffer(data, np.uint8).reshape(width, m * hb * wb)
+    u = np.zeros(m * hb * wb, np.uint64)
+    for k in range(width):
+        u |= b[k].astype(np.uint64) << np.uint64(8 * k)
+    v = (u >> np.uint64(1)).astype(np.int64) ^ -(u & np.uint64(1)).astype(np.int64)
+    r = v.reshape(hb, wb, m).transpose(2, 0, 1)
+    if pred & PRED_SPATIAL:
+        r = _spatial_inverse(r)
+    if pred & PRED_TEMPORAL:
+        assert prev is not None
+        r = r + prev
+    return r
+
+
+def _check_frame_table(h: StreamHeader, g: int, frames: list[tuple[int, bool]]) -> None:
+    """Frame indices and key flags of record ``g`` must follow the header's keyframe layout."""
+    start, end = h.record_range(g)
+    if len(frames) != end - start:
+        raise VcsError(
+            f"GOP {g} has {len(frames)} frames, the layout needs {end - start} ({start}..{end - 1})"
+        )
+    for i, (index, key) in enumerate(frames):
+        if index != start + i:
+            raise VcsError(f"GOP {g} frame index {index}, expected {start + i}")
+        if bool(key) != (i == 0):
+            raise VcsError(f"GOP {g} frame {index} has key={bool(key)}, the layout says key={i == 0}")
+
+
+def _encode_record(h: StreamHeader, rec: GopRecord, expected_index: int) -> bytes:
+    """Check a GopRecord against the header and return its payload."""
+    if not isinstance(rec, GopRecord):
+        raise VcsError(f"expected a GopRecord, got {type(rec).__name__}")
+    if rec.index != expected_index:
+        raise VcsError(f"GOP record index {rec.index}, expected {expected_index}")
+    g = rec.index
+    _check_frame_table(h, g, [(fm.index, fm.key) for fm in rec.frames])
+    table = [_U32.pack(len(rec.frames))]
+    chunks: list[bytes] = []
+    prev: list[np.ndarray] | None = None
+    for fm in rec.frames:
+        if len(fm.planes) != h.num_planes:
+            raise VcsError(
+                f"GOP {g} frame {fm.index} has {len(fm.planes)} planes, {h.chroma} needs {h.num_planes}"
+            )
+        table.append(_FRAME.pack(fm.index, 1 if fm.key else 0))
+        cur = []
+        for p, (name, q) in enumerate(zip(h.plane_names, fm.planes, strict=True)):
+            q = np.asarray(q)
+            where = f"GOP {g} frame {fm.index} plane {name}"
+            want = h.measurement_shape(p, fm.key)
+            if q.shape != want:
+                raise VcsError(f"{where} has shape {q.shape}, the header needs {want}")
+            if not np.issubdtype(q.dtype, np.integer):
+                raise VcsError(f"{where} has dtype {q.dtype}, expected quantized integers")
+            q = q.astype(np.int64)
+            if q.size and int(np.abs(q).max()) > Q_MAX:
+                raise VcsError(f"{where} has a value beyond ±{Q_MAX}")
+            # Temporal prediction only between non-keyframes: they share Φn and so the shape.
+            pred, width, data = _encode_plane(q, None if fm.key or prev is None else prev[p])
+            table.append(_PLANE.pack(pred, width, *want))
+            chunks.append(data)
+            cur.append(q)
+        prev = None if fm.key else cur
+    packed = lzma.compress(b"".join(chunks), format=lzma.FORMAT_XZ, check=lzma.CHECK_NONE, preset=XZ_PRESET)
+    return b"".join(table) + packed
+
+
+def _decode_payload(h: StreamHeader, g: int, payload: bytes) -> GopRecord:
+    """Parse and check a GOP record payload whose CRC has been checked."""
+    view = memoryview(payload)
+    pos = 0
+
+    def take(s: struct.Struct) -> tuple:
+        nonlocal pos
+        if pos + s.size > len(view):
+            raise VcsError(f"GOP {g} is invalid (frame table runs past the record)")
+        out = s.unpack_from(view, pos)
+        pos += s.size
+        return out
+
+    (n_frames,) = take(_U32)
+    start, end = h.record_range(g)
+    if n_frames != end - start:
+        raise VcsError(f"GOP {g} has {n_frames} frames, the layout needs {end - start} ({start}..{end - 1})")
+    frames: list[tuple[int, bool]] = []
+    planes: list[list[tuple[int, int, tuple[int, int, int]]]] = []
+    total = 0
+    for i in range(n_frames):
+        index, key = take(_FRAME)
+        if index != start + i:
+            raise VcsError(f"GOP {g} frame index {index}, expected {start + i}")
+        if key != (1 if i == 0 else 0):
+            raise VcsError(f"GOP {g} frame {index} has key flag {key}, the layout says {1 if i == 0 else 0}")
+        frames.append((index, bool(key)))
+        specs = []
+        for p, name in enumerate(h.plane_names):
+            pred, width, m, hb, wb = take(_PLANE)
+            where = f"GOP {g} frame {index} plane {name}"
+            want = h.measurement_shape(p, bool(key))
+            if (m, hb, wb) != want:
+                raise VcsError(f"{where} has shape {(m, hb, wb)}, the header needs {want}")
+            if pred > 3 or (pred & PRED_TEMPORAL and i < 2):
+                raise VcsError(f"{where} has invalid predictor {pred}")
+            if not 1 <= width <= 4:
+                raise VcsError(f"{where} has byte width {width}, must be 1..4")
+            specs.append((pred, width, want))
+            total += width * m * hb * wb
+        planes.append(specs)
+    dec = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+    try:
+        raw = dec.decompress(view[pos:], max_length=total + 1)
+    except lzma.LZMAError as e:
+        raise VcsError(f"GOP {g} is invalid (compressed data: {e})") from None
+    if len(raw) != total or not dec.eof or dec.unused_data:
+        raise VcsError(f"GOP {g} is invalid (compressed data holds the wrong number of bytes)")
+    rv = memoryview(raw)
+    off = 0
+    out: list[FrameMeasurements] = []
+    prev: list[np.ndarray] | None = None
+    for (index, key), specs in zip(frames, planes, strict=True):
+        cur = []
+        for p, (pred, width, shape) in enumerate(specs):
+            n = width * shape[0] * shape[1] * shape[2]
+            q = _decode_plane(rv[off : off + n], pred, width, shape, None if prev is None else prev[p])
+            off += n
+            if q.size and int(np.abs(q).max()) > Q_MAX:
+                raise VcsError(f"GOP {g} frame {index} plane {h.plane_names[p]} has a value beyond ±{Q_MAX}")
+            cur.append(q)
+        out.append(FrameMeasurements(index, key, [c.astype(np.int32) for c in cur]))
+        prev = None if key else cur
+    return GopRecord(g, out)
+
+
+def _record_bytes(rtype: int, index: int, payload: bytes) -> bytes:
+    if len(payload) > 0xFFFFFFFF:
+        raise VcsError(f"GOP {index} is {len(payload)} bytes, over the format's 4 GiB record limit")
+    prefix = _PREFIX.pack(rtype, index, len(payload))
+    return prefix + _U32.pack(_crc(prefix)) + payload + _U32.pack(_crc(payload))
+
+
+# --------------------------------------------------------------------------------------------- writer
+
+
+class ContainerWriter:
+    """Write a ``.vcs`` file record by record; the file appears under its name only on ``close()``.
+
+    Use as a context manager: leaving the block by an exception deletes the temporary file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], header: StreamHeader, force: bool = False) -> None:
+        if not isinstance(header, StreamHeader):
+            raise VcsError(f"expected a StreamHeader, got {type(header).__name__}")
+        self.path = os.fspath(path)
+        self.header = header
+        self.force = force
+        self.records_written = 0
+        folder = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(folder):
+            raise VcsError(f"output folder does not exist: {folder}")
+        if os.path.isdir(self.path):
+            raise VcsError(f"output path is a folder: {self.path}")
+        if os.path.exists(self.path) and not force:
+            raise VcsError(f"output file already exists: {self.path} (use force to overwrite)")
+        self.tmp_path = f"{self.path}.tmp-{os.getpid()}"
+        try:
+            self._f = open(self.tmp_path, "wb")  # closed by close() or abort()
+        except OSError as e:
+            raise VcsError(f"cannot write in folder {folder}: {e.strerror}") from None
+        self._write(_pack_header(header))
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self._f.write(data)
+        except OSError as e:
+            self.abort()
+            raise VcsError(f"cannot write {self.tmp_path}: {e.strerror}") from None
+
+    @property
+    def closed(self) -> bool:
+        return self._f.closed
+
+    def write_record(self, rec: GopRecord) -> None:
+        """Check ``rec`` against the header and the layout, encode it and append it."""
+        if self.closed:
+            raise VcsError(f"{self.path} is already closed")
+        if self.records_written >= self.header.num_records:
+            raise VcsError(f"all {self.header.num_records} GOP records are already written")
+        payload = _encode_record(self.header, rec, self.records_written)
+        self._write(_record_bytes(TYPE_GOP, rec.index, payload))
+        self.records_written += 1
+
+    def close(self) -> None:
+        """Write the end record and move the file to its name. Refuses an incomplete file."""
+        if self.closed:
+            return
+        n = self.header.num_records
+        if self.records_written != n:
+            self.abort()
+            raise VcsError(f"cannot finish {self.path}: {self.records_written} of {n} GOP records written")
+        self._write(_record_bytes(TYPE_END, n, b""))
+        try:
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self._f.close()
+            os.replace(self.tmp_path, self.path)
+        except OSError as e:
+            self.abort()
+            raise VcsError(f"cannot write {self.path}: {e.strerror}") from None
+
+    def abort(self) -> None:
+        """Close and delete the temporary file; the output name is left untouched."""
+        if not self._f.closed:
+            self._f.close()
+        try:
+            os.remove(self.tmp_path)
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self) -> ContainerWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+# --------------------------------------------------------------------------------------------- reader
+
+
+def _open_for_reading(path: str) -> tuple:
+    try:
+        f = open(path, "rb")  # closed by the caller
+    except FileNotFoundError:
+        raise VcsError(f"file not found: {path}") from None
+    except IsADirectoryError:
+        raise VcsError(f"not a file: {path}") from None
+    except OSError as e:
+        raise VcsError(f"cannot read {path}: {e.strerror}") from None
+    return f, os.fstat(f.fileno()).st_size
+
+
+class ContainerReader:
+    """Read a ``.vcs`` file: ``.header`` at once, GOP records one at a time by iterating.
+
+    Iterating starts again at GOP 0 each time; only one iteration at a time per reader.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._f, self.file_size = _open_for_reading(self.path)
+        try:
+            self.header, self._records_offset = _read_header(self._f, self.file_size)
+        except BaseException:
+            self._f.close()
+            raise
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> ContainerReader:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _after(self, g: int) -> str:
+        return "after the header" if g == 0 else f"after GOP {g - 1}"
+
+    def __iter__(self) -> Iterator[GopRecord]:
+        f, size, h = self._f, self.file_size, self.header
+        n = h.num_records
+        pos = self._records_offset
+        f.seek(pos)
+        for g in range(n + 1):
+            what = f"GOP {g}" if g < n else "end record"
+            prefix_size = _PREFIX.size + 4
+            if pos == size:
+                raise VcsError(f"file is truncated {self._after(g)}")
+            if pos + prefix_size > size:
+                raise VcsError(f"file is truncated in {'the ' if g == n else ''}{what}")
+            head = f.read(prefix_size)
+            if _U32.unpack_from(head, _PREFIX.size)[0] != _crc(head[: _PREFIX.size]):
+                raise VcsError(f"{what} is damaged (CRC mismatch)")
+            rtype, index, length = _PREFIX.unpack_from(head)
+            if rtype == TYPE_END and g < n:
+                raise VcsError(f"end record after {g} GOP records, the header's layout needs {n}")
+            if rtype == TYPE_GOP and g == n:
+                raise VcsError(f"GOP record {index} after the last one (the header's layout has {n})")
+            if rtype not in (TYPE_GOP, TYPE_END):
+                raise VcsError(f"record {g} has unknown type 0x{rtype:02x}")
+            if index != g:
+                raise VcsError(f"{what} has index {index}, expected {g}")
+            if pos + prefix_size + length + 4 > size:
+                raise VcsError(f"file is truncated in {'the ' if g == n else ''}{what}")
+            payload = f.read(length)
+            (crc,) = _U32.unpack(f.read(4))
+            if crc != _crc(payload):
+                raise VcsError(f"{what} is damaged (CRC mismatch)")
+            pos += prefix_size + length + 4
+            if g == n:
+                if length:
+                    raise VcsError(f"end record has a {length}-byte payload, must be empty")
+                if pos != size:
+                    raise VcsError(f"{size - pos} bytes of unexpected data after the end record")
+                return
+            yield _decode_payload(h, g, payload)
+
+
+def read_header(path: str | os.PathLike[str]) -> StreamHeader:
+    """Read and check just the header of a ``.vcs`` file."""
+    with ContainerReader(path) as reader:
+        return reader.header
