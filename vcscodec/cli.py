@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import sys
+import time
+from fractions import Fraction
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
 
 from .errors import VcsError
+from .quant import DEFAULT_QUANT_STEP
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="vcscodec: video compressive sensing with HIT-VCSNet.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="vcscodec: video compressive sensing with HIT-VCSNet."
+)
 err = Console(stderr=True)
+out = Console()
 
 
 @app.callback()
@@ -20,10 +29,220 @@ def _root() -> None:
     """vcscodec: encode videos into compressive measurements (.vcs) and rebuild them with HIT-VCSNet."""
 
 
+def _parse_size(size: str | None) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    try:
+        w, h = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise VcsError(f"--size {size!r} is not WxH (e.g. 352x288)") from None
+    if w < 1 or h < 1:
+        raise VcsError(f"--size {size!r} must be positive")
+    return w, h
+
+
+def _parse_fps(fps: str | None) -> Fraction | None:
+    from .io import parse_fps
+
+    return None if fps is None else parse_fps(fps)
+
+
+def _progress(quiet: bool, label: str) -> Progress:
+    columns = (
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[fps]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    return Progress(*columns, console=err, disable=quiet, transient=False)
+
+
+class _FrameRate:
+    """Feeds a rich task with frames done and frames per second."""
+
+    def __init__(self, progress: Progress, label: str) -> None:
+        self.progress, self.task, self.start = (
+            progress,
+            progress.add_task(label, total=None, fps=""),
+            time.perf_counter(),
+        )
+        self.done = 0
+
+    def total(self, count: int) -> None:
+        self.progress.update(self.task, total=count)
+
+    def __call__(self, frames: int) -> None:
+        self.done += frames
+        rate = self.done / max(time.perf_counter() - self.start, 1e-9)
+        self.progress.update(self.task, advance=frames, fps=f"{rate:.1f} fps")
+
+
+@app.command()
+def encode(
+    input: Annotated[Path, typer.Argument(help="Video to encode: .y4m, .yuv (raw I420), .mp4, .mkv, …")],
+    output: Annotated[Path, typer.Argument(help="The .vcs file to write")],
+    ratio: Annotated[
+        float | None, typer.Option("--ratio", "-r", help="Non-keyframe ratio αn of the default model: 0.1 or 0.01")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Model name (or unique prefix) from `vcs models`")
+    ] = None,
+    size: Annotated[
+        str | None, typer.Option("--size", help="WxH of a raw .yuv input (else taken from its name)")
+    ] = None,
+    fps: Annotated[
+        str | None, typer.Option("--fps", help="Frame rate of a raw .yuv input, e.g. 30 or 30000/1001")
+    ] = None,
+    frames: Annotated[int | None, typer.Option("--frames", "-n", help="Encode only the first N frames")] = None,
+    quant_step: Annotated[
+        float, typer.Option("--quant-step", help="Quantizer step in grey levels (see docs/format.md)")
+    ] = DEFAULT_QUANT_STEP,
+    chroma: Annotated[
+        str, typer.Option("--chroma", help="auto | yuv420 | gray (auto: gray when the first frame has U=V=128)")
+    ] = "auto",
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary")] = False,
+) -> None:
+    """Measure a video block by block (the light, sensor-side half) into a .vcs file."""
+    from .codec import encode_file
+
+    with _progress(quiet, "encode") as progress:
+        rate = _FrameRate(progress, "encode")
+        report = encode_file(
+            input,
+            output,
+            ratio,
+            model,
+            _parse_size(size),
+            _parse_fps(fps),
+            quant_step,
+            chroma,
+            frames,
+            force,
+            rate,
+            rate.total,
+        )
+    for w in report.warnings:
+        err.print(f"vcs: warning: {w}", highlight=False, markup=False)
+    if not quiet:
+        out.print(
+            f"{output}: {report.frames} frames {report.width}×{report.height}, {report.bytes:,} bytes, "
+            f"{report.bits_per_pixel:.4f} bpp, chroma {report.chroma}, model {report.model}, "
+            f"{report.frames / report.seconds:.1f} fps",
+            highlight=False,
+        )
+
+
+@app.command()
+def decode(
+    input: Annotated[Path, typer.Argument(help="The .vcs file")],
+    output: Annotated[Path, typer.Argument(help="Video to write: .y4m, .yuv, .mp4, .mkv or .avi")],
+    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
+    precision: Annotated[str, typer.Option("--precision", help="fp32 | bf16 (faster, ~0.01 dB lower)")] = "fp32",
+    batch_gops: Annotated[int, typer.Option("--batch-gops", help="GOPs rebuilt together (memory vs speed)")] = 4,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary")] = False,
+) -> None:
+    """Rebuild the video from its measurements with HIT-VCSNet (on the GPU when there is one)."""
+    from .codec import decode_file
+
+    with _progress(quiet, "decode") as progress:
+        rate = _FrameRate(progress, "decode")
+        report = decode_file(
+            input, output, device, batch_gops, precision, force, rate, lambda h: rate.total(h.frame_count)
+        )
+    if not quiet:
+        out.print(
+            f"{output}: {report.frames} frames, {report.frames / report.seconds:.2f} fps on {report.device} "
+            f"({report.precision}), video codec {report.codec}",
+            highlight=False,
+        )
+
+
+@app.command()
+def info(
+    file: Annotated[Path | None, typer.Argument(help="A .vcs file to describe")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Describe a model instead: parameters per part")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Describe a .vcs file (header, GOPs, bits per pixel) or a model (parameters per part)."""
+    from .inspect import describe_file, describe_model
+
+    if (file is None) == (model is None):
+        raise VcsError("give a .vcs file or --model NAME")
+    described = describe_file(file) if file is not None else describe_model(model)
+    if json_out:
+        out.print_json(json.dumps(described))
+    else:
+        table = Table(show_header=False, box=None)
+        for key, value in described.items():
+            table.add_row(f"[bold]{key}", _format_value(value))
+        out.print(table)
+
+
+def _format_value(value: object) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_format_value(v)}" for k, v in value.items())
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+@app.command()
+def models(json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
+    """List the models in the weights folder."""
+    from .registry import list_models, weights_dir
+
+    cards = list_models()
+    if json_out:
+        out.print_json(json.dumps([c.manifest for c in cards]))
+        return
+    table = Table(title=f"models in {weights_dir()}")
+    for col in ("name", "αk", "αn", "default", "steps", "val PSNR"):
+        table.add_column(col)
+    for c in cards:
+        t = c.manifest.get("training", {})
+        val = t.get("val_psnr")
+        table.add_row(
+            c.name,
+            f"{c.alpha_k:g}",
+            f"{c.alpha_n:g}",
+            "yes" if c.default else "",
+            str(t.get("steps", "")),
+            f"{val:.2f}" if isinstance(val, float) else "",
+        )
+    out.print(table)
+
+
+@app.command("export-sampler")
+def export_sampler(
+    output: Annotated[Path, typer.Argument(help="Folder to write phi_k/phi_n as .npy and .csv, with README")],
+    ratio: Annotated[float | None, typer.Option("--ratio", "-r", help="Ratio of the default model")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model name")] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite files in the folder")] = False,
+) -> None:
+    """Write the sampling matrices Φk and Φn, so hardware or other code can make bit-compatible measurements."""
+    from .codec import pick_model
+    from .inspect import export_sampler as export
+
+    for path in export(pick_model(ratio, model), output, force):
+        out.print(str(path), highlight=False)
+
+
 @app.command()
 def train(
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML file (see configs/ and docs/training.md)")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a setting: section.key=value (repeatable)")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="TOML file (see configs/ and docs/training.md)")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a setting: section.key=value (repeatable)")
+    ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in run.dir from its checkpoint")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")] = False,
 ) -> None:

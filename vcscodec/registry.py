@@ -97,8 +97,10 @@ class ModelCard:
         state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in self.arrays().items()}
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
-            raise VcsError(f"weights of {self.name} do not fit its architecture ({len(missing)} missing, "
-                           f"{len(unexpected)} unexpected tensors)")
+            raise VcsError(
+                f"weights of {self.name} do not fit its architecture ({len(missing)} missing, "
+                f"{len(unexpected)} unexpected tensors)"
+            )
         return model.to(device).eval()
 
 
@@ -106,9 +108,15 @@ def _read_manifest(path: Path) -> ModelCard:
     try:
         m = json.loads(path.read_text())
         return ModelCard(
-            name=m["name"], arch=m["arch"], config=m["config"], alpha_k=float(m["alpha_k"]),
-            alpha_n=float(m["alpha_n"]), sha256=m["sha256"], path=path.parent / m["file"],
-            default=bool(m.get("default", False)), manifest=m,
+            name=m["name"],
+            arch=m["arch"],
+            config=m["config"],
+            alpha_k=float(m["alpha_k"]),
+            alpha_n=float(m["alpha_n"]),
+            sha256=m["sha256"],
+            path=path.parent / m["file"],
+            default=bool(m.get("default", False)),
+            manifest=m,
         )
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise VcsError(f"model manifest {path} is unreadable: {e}") from None
@@ -143,9 +151,7 @@ def default_model(alpha_n: float, folder: Path | None = None) -> ModelCard:
     return chosen[0]
 
 
-def save_model(
-    model: HITVCSNet, folder: Path, info: dict[str, Any] | None = None, default: bool = False
-) -> ModelCard:
+def save_model(model: HITVCSNet, folder: Path, info: dict[str, Any] | None = None, default: bool = False) -> ModelCard:
     """Export a model: half-precision ``.npz`` plus manifest, named after its hash. Returns its card."""
     cfg = model.config
     folder.mkdir(parents=True, exist_ok=True)
@@ -157,8 +163,16 @@ def save_model(
     target = folder / f"{name}.npz"
     tmp.replace(target)
     manifest = {
-        "name": name, "arch": cfg.arch, "config": cfg.to_dict(), "alpha_k": cfg.alpha_k, "alpha_n": cfg.alpha_n,
-        "file": target.name, "sha256": sha, "dtype": "float16", "default": default, **(info or {}),
+        "name": name,
+        "arch": cfg.arch,
+        "config": cfg.to_dict(),
+        "alpha_k": cfg.alpha_k,
+        "alpha_n": cfg.alpha_n,
+        "file": target.name,
+        "sha256": sha,
+        "dtype": "float16",
+        "default": default,
+        **(info or {}),
     }
     manifest_tmp = folder / f".{name}.json.tmp"
     manifest_tmp.write_text(json.dumps(manifest, indent=2) + "\n")

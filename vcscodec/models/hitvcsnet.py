@@ -54,7 +54,7 @@ class InitialReconstruction(nn.Module):
         self.upsample = nn.ModuleList(nn.Conv2d(measurements, bs * bs, 1, bias=False) for bs in self.block_sizes)
 
     def forward(self, y: torch.Tensor) -> list[torch.Tensor]:
-        return [F.pixel_shuffle(up(y), bs) for up, bs in zip(self.upsample, self.block_sizes)]
+        return [F.pixel_shuffle(up(y), bs) for up, bs in zip(self.upsample, self.block_sizes, strict=True)]
 
 
 class MultiScaleExtraction(nn.Module):
@@ -69,21 +69,17 @@ class MultiScaleExtraction(nn.Module):
         c, n = config.channels, config.scales
         self.scales = n
         self.fem = nn.ModuleList(conv3x3(1, c) for _ in range(n))
-        self.blocks = nn.ModuleList(
-            nn.ModuleList(ResidualBlock(c) for _ in range(n)) for _ in range(config.levels)
-        )
+        self.blocks = nn.ModuleList(nn.ModuleList(ResidualBlock(c) for _ in range(n)) for _ in range(config.levels))
         # hffm[level][f"{src}to{dst}"]: the paths between scales; absent in the "w/o HFFM" ablation.
         self.hffm = nn.ModuleList(
             nn.ModuleDict(
-                {f"{a}to{b}": scale_path(c, a, b) for a in range(n) for b in range(n) if a != b}
-                if config.hffm
-                else {}
+                {f"{a}to{b}": scale_path(c, a, b) for a in range(n) for b in range(n) if a != b} if config.hffm else {}
             )
             for _ in range(config.levels)
         )
 
     def extract(self, initial: list[torch.Tensor]) -> list[torch.Tensor]:
-        return [fem(x) for fem, x in zip(self.fem, initial)]
+        return [fem(x) for fem, x in zip(self.fem, initial, strict=True)]
 
     def merge(self, level: int, features: list[torch.Tensor]) -> list[torch.Tensor]:
         """HFFM's M^j: each scale's feature plus the others' features resampled to its size."""
@@ -100,7 +96,7 @@ class MultiScaleExtraction(nn.Module):
         return merged
 
     def level(self, level: int, features: list[torch.Tensor]) -> list[torch.Tensor]:
-        return [rb(m) for rb, m in zip(self.blocks[level], self.merge(level, features))]
+        return [rb(m) for rb, m in zip(self.blocks[level], self.merge(level, features), strict=True)]
 
 
 class HierarchicalInteraction(nn.Module):
@@ -122,7 +118,7 @@ class HierarchicalInteraction(nn.Module):
     def keyframe_features(self, level: int, features: list[torch.Tensor]) -> list[torch.Tensor] | None:
         if level not in self.levels:
             return None
-        return [block(f) for block, f in zip(self.blocks[self.levels.index(level)], features)]
+        return [block(f) for block, f in zip(self.blocks[self.levels.index(level)], features, strict=True)]
 
 
 class MultiScaleFusion(nn.Module):
@@ -218,12 +214,12 @@ class HITVCSNet(nn.Module):
         non_feats = self.msem_non.extract(init_non)
         extra = interaction(0)
         if extra is not None:
-            non_feats = [f + e for f, e in zip(non_feats, extra)]
+            non_feats = [f + e for f, e in zip(non_feats, extra, strict=True)]
         for j in range(cfg.levels):
             non_feats = self.msem_non.level(j, non_feats)
             extra = interaction(j + 1)
             if extra is not None:
-                non_feats = [f + e for f, e in zip(non_feats, extra)]
+                non_feats = [f + e for f, e in zip(non_feats, extra, strict=True)]
         non_deep = self.msfm_non(non_feats)
         if cfg.global_residual:
             non_deep = non_deep + init_non[0]
@@ -255,9 +251,7 @@ class HITVCSNet(nn.Module):
         blend = blend.flatten(0, 2)
         residual = y_non - self.sampling.non(blend)
         corrections = self.initial_non(residual)
-        return [
-            (F.avg_pool2d(blend, 1 << s) if s else blend) + corr for s, corr in enumerate(corrections)
-        ]
+        return [(F.avg_pool2d(blend, 1 << s) if s else blend) + corr for s, corr in enumerate(corrections)]
 
     # ---- training --------------------------------------------------------------------------------------------
     def forward(self, frames: torch.Tensor) -> Reconstruction:
@@ -273,7 +267,7 @@ class HITVCSNet(nn.Module):
 
 
 def chain_targets(frames: torch.Tensor, gop: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Split ground-truth chains (N, G·gop+1, H, W) into keyframes (N, G+1, 1, H, W), non-keyframes (N, G, K, 1, H, W)."""
+    """Split chains (N, G·gop+1, H, W) into keyframes (N, G+1, 1, H, W) and non-keyframes (N, G, K, 1, H, W)."""
     n, t, h, w = frames.shape
     g = (t - 1) // gop
     keys = frames[:, ::gop].unsqueeze(2)

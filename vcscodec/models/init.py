@@ -23,7 +23,7 @@ def _set_upsampling(initial: InitialReconstruction, phi: torch.Tensor, block: in
     """Φ_B of every scale = (average pooling to Bs×Bs) ∘ Φᵀ, the least-squares inverse of an orthonormal Φ."""
     m = phi.shape[0]
     blocks = phi.view(m, 1, block, block)  # each row of Φ as a B×B block
-    for conv, bs in zip(initial.upsample, initial.block_sizes):
+    for conv, bs in zip(initial.upsample, initial.block_sizes, strict=True):
         pooled = F.avg_pool2d(blocks, block // bs) if bs != block else blocks  # (m, 1, bs, bs)
         conv.weight.data.copy_(pooled.reshape(m, bs * bs).T.reshape(bs * bs, m, 1, 1))
 

@@ -1,0 +1,375 @@
+"""Encode a video into a ``.vcs`` file and decode it back, streaming GOP by GOP.
+
+Encoding is numpy only (never torch): read frames, measure each plane's blocks with Φk or Φn, quantize, write
+one record per GOP. Decoding reads two records at a time (a GOP and the next keyframe), batches GOPs for the
+network and writes frames as soon as they are rebuilt, so memory depends on ``batch_gops``, not on the length
+of the video.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .container import ContainerReader, ContainerWriter, FrameMeasurements, GopRecord, StreamHeader
+from .errors import VcsError
+from .io import Frame, open_video, open_writer
+from .quant import DEFAULT_QUANT_STEP, dequantize, quantize
+from .registry import ModelCard, default_model, find_model
+from .sampling import measure_plane
+
+if TYPE_CHECKING:
+    import torch
+
+    from .models import HITVCSNet
+
+Progress = Callable[[int], None]  # called with the number of frames just done
+CHROMA_MODES = ("auto", "yuv420", "gray")
+NEUTRAL = 128
+
+
+@dataclass
+class EncodeReport:
+    frames: int
+    width: int
+    height: int
+    bytes: int
+    bits_per_pixel: float  # file bits per luma pixel of the source
+    seconds: float
+    model: str
+    chroma: str
+    warnings: list[str]
+
+
+@dataclass
+class DecodeReport:
+    frames: int
+    seconds: float
+    device: str
+    precision: str
+    codec: str  # the video encoder used for the output
+
+
+def is_neutral(frame: Frame) -> bool:
+    return bool(np.all(frame.u == NEUTRAL) and np.all(frame.v == NEUTRAL))
+
+
+def pick_model(ratio: float | None, model: str | None) -> ModelCard:
+    """``--model NAME`` if given, else the shipped default for ``--ratio``."""
+    if model:
+        card = find_model(model)
+        if ratio is not None and abs(card.alpha_n - ratio) > 1e-9:
+            raise VcsError(f"model {card.name} is for ratio {card.alpha_n:g}, not {ratio:g}")
+        return card
+    return default_model(0.1 if ratio is None else ratio)
+
+
+class FrameEncoder:
+    """Measures and quantizes frames with a model's Φk and Φn (numpy arrays read from its weights file)."""
+
+    def __init__(self, card: ModelCard, quant_step: float = DEFAULT_QUANT_STEP) -> None:
+        self.card = card
+        self.phi_k, self.phi_n = card.sampling_matrices()
+        self.block = int(card.config["block"])
+        self.quant_step = quant_step
+
+    def header(self, width: int, height: int, fps: Fraction, frame_count: int, chroma: str) -> StreamHeader:
+        cfg = self.card.config
+        return StreamHeader(
+            width=width,
+            height=height,
+            fps_num=fps.numerator,
+            fps_den=fps.denominator,
+            frame_count=frame_count,
+            gop=int(cfg["gop"]),
+            block=self.block,
+            alpha_k=self.card.alpha_k,
+            alpha_n=self.card.alpha_n,
+            m_k=self.phi_k.shape[0],
+            m_n=self.phi_n.shape[0],
+            quant_step=self.quant_step,
+            chroma=chroma,
+            model_name=self.card.name,
+            weights_sha256=self.card.sha256,
+        )
+
+    def measure(self, frame: Frame, index: int, key: bool, chroma: str) -> FrameMeasurements:
+        phi = self.phi_k if key else self.phi_n
+        planes = [frame.y] if chroma == "gray" else [frame.y, frame.u, frame.v]
+        return FrameMeasurements(index, key, [quantize(measure_plane(p, phi), self.quant_step) for p in planes])
+
+
+def encode_frames(
+    frames: Iterator[Frame],
+    output: Path,
+    header_for: Callable[[str], StreamHeader],
+    encoder: FrameEncoder,
+    chroma: str = "auto",
+    force: bool = False,
+    progress: Progress | None = None,
+) -> tuple[StreamHeader, list[str]]:
+    """Write ``frames`` (exactly ``header.frame_count`` of them) to ``output``; returns the header and warnings."""
+    first = next(frames, None)
+    if first is None:
+        raise VcsError("the input has no frames")
+    if chroma == "auto":
+        chroma = "gray" if is_neutral(first) else "yuv420"
+    header = header_for(chroma)
+    warnings: list[str] = []
+    records = header.gop_ranges()
+    with ContainerWriter(output, header, force=force) as writer:
+        g, record = 0, GopRecord(0)
+        index = -1
+        for index, frame in enumerate(_chain(first, frames)):
+            if index >= header.frame_count:
+                raise VcsError(f"the input has more frames than the {header.frame_count} announced")
+            if (frame.y.shape[1], frame.y.shape[0]) != (header.width, header.height):
+                raise VcsError(f"frame {index} is {frame.width}×{frame.height}, not {header.width}×{header.height}")
+            if chroma == "gray" and not warnings and not is_neutral(frame):
+                warnings.append(f"frame {index} has colour but the file is coded grey (--chroma yuv420 keeps it)")
+            start, end = records[g]
+            record.frames.append(encoder.measure(frame, index, index == start, chroma))
+            if index == end - 1:
+                writer.write_record(record)
+                g += 1
+                record = GopRecord(g)
+            if progress:
+                progress(1)
+        if index + 1 != header.frame_count:
+            raise VcsError(f"the input ended after {index + 1} of {header.frame_count} frames")
+    return header, warnings
+
+
+def _chain(first: Frame, rest: Iterator[Frame]) -> Iterator[Frame]:
+    yield first
+    yield from rest
+
+
+def encode_file(
+    input: Path,
+    output: Path,
+    ratio: float | None = None,
+    model: str | None = None,
+    size: tuple[int, int] | None = None,
+    fps: Fraction | None = None,
+    quant_step: float = DEFAULT_QUANT_STEP,
+    chroma: str = "auto",
+    max_frames: int | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> EncodeReport:
+    """Encode a video file (anything ``vcscodec.io`` reads) into a ``.vcs`` file."""
+    if chroma not in CHROMA_MODES:
+        raise VcsError(f"--chroma must be one of {', '.join(CHROMA_MODES)}")
+    if max_frames is not None and max_frames < 1:
+        raise VcsError("--frames must be at least 1")
+    started = time.perf_counter()
+    card = pick_model(ratio, model)
+    encoder = FrameEncoder(card, quant_step)
+    with open_video(input, size=size, fps=fps) as reader:
+        info = reader.info
+        count = info.frame_count if info.frame_count is not None else _count_frames(input, size, fps)
+        if max_frames:
+            count = min(count, max_frames)
+        if count < 1:
+            raise VcsError(f"{input} has no frames")
+        if on_start:
+            on_start(count)
+        frames = _take(iter(reader), count)
+        header, warnings = encode_frames(
+            frames,
+            output,
+            lambda c: encoder.header(info.width, info.height, info.fps, count, c),
+            encoder,
+            chroma,
+            force,
+            progress,
+        )
+    size_bytes = output.stat().st_size
+    return EncodeReport(
+        frames=count,
+        width=info.width,
+        height=info.height,
+        bytes=size_bytes,
+        bits_per_pixel=size_bytes * 8 / (info.width * info.height * count),
+        seconds=time.perf_counter() - started,
+        model=card.name,
+        chroma=header.chroma,
+        warnings=warnings,
+    )
+
+
+def _take(frames: Iterator[Frame], count: int) -> Iterator[Frame]:
+    for i, frame in enumerate(frames):
+        if i >= count:
+            return
+        yield frame
+
+
+def _count_frames(path: Path, size: tuple[int, int] | None, fps: Fraction | None) -> int:
+    """Formats that do not state their frame count are counted by decoding once (the encoder must know the
+    last frame in advance: it is a keyframe)."""
+    with open_video(path, size=size, fps=fps) as reader:
+        return sum(1 for _ in reader)
+
+
+# ---------------------------------------------------------------------------------------------- decoding
+
+
+def model_for(header: StreamHeader) -> ModelCard:
+    """The model a file was made with, found by name and checked by hash."""
+    try:
+        card = find_model(header.model_name)
+    except VcsError:
+        raise VcsError(
+            f"this file needs model {header.model_name} (sha256 {header.weights_sha256[:16]}…), "
+            "which is not in the weights folder"
+        ) from None
+    if card.name != header.model_name or card.sha256 != header.weights_sha256:
+        raise VcsError(
+            f"this file was made with model {header.model_name} (sha256 {header.weights_sha256[:16]}…); "
+            f"the weights folder has {card.name} (sha256 {card.sha256[:16]}…)"
+        )
+    card.verify()
+    return card
+
+
+def pick_device(name: str) -> torch.device:
+    import torch
+
+    if name not in ("auto", "cpu", "cuda"):
+        raise VcsError(f"--device must be auto, cpu or cuda, not {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise VcsError("--device cuda: no CUDA device is available")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+class GopDecoder:
+    """Rebuilds frames from dequantized records with the network, a batch of GOPs at a time."""
+
+    def __init__(self, model: HITVCSNet, header: StreamHeader, device: torch.device, precision: str = "fp32") -> None:
+        if precision not in ("fp32", "bf16"):
+            raise VcsError(f"--precision must be fp32 or bf16, not {precision!r}")
+        self.model, self.header, self.device, self.precision = model, header, device, precision
+        if header.block != model.config.block or header.gop != model.config.gop:
+            raise VcsError(f"model {header.model_name} does not match the file's block/GOP size")
+
+    def _tensor(self, arrays: list[np.ndarray]) -> torch.Tensor:
+        import torch
+
+        stacked = np.stack([dequantize(a, self.header.quant_step) for a in arrays])
+        return torch.from_numpy(stacked).to(self.device)
+
+    def decode_chain(self, records: list[GopRecord], next_key: GopRecord) -> list[Frame]:
+        """Frames of ``records`` (consecutive GOPs with the same number of non-keyframes)."""
+        import torch
+
+        h = self.header
+        k = len(records[0].frames) - 1
+        planes: list[list[np.ndarray]] = []  # per plane: frames in order
+        for p in range(h.num_planes):
+            keys = self._tensor([r.frames[0].planes[p] for r in records] + [next_key.frames[0].planes[p]])
+            with torch.no_grad(), torch.autocast(self.device.type, torch.bfloat16, enabled=self.precision == "bf16"):
+                if k == 0:
+                    key_rec = self.model.reconstruct_keyframes(keys[:-1])
+                    out = [key_rec[i, 0] for i in range(len(records))]
+                else:
+                    non = self._tensor([f.planes[p] for r in records for f in r.frames[1:]])
+                    non = non.view(1, len(records), k, *non.shape[1:])
+                    rec = self.model.reconstruct(keys.unsqueeze(0), non, self.model.default_positions(k))
+                    out = []
+                    for g in range(len(records)):
+                        out.append(rec.key[0, g, 0])
+                        out.extend(rec.non[0, g, i, 0] for i in range(k))
+            planes.append([_to_uint8(t) for t in out])
+        return [self._frame([plane[i] for plane in planes]) for i in range(len(planes[0]))]
+
+    def decode_last_key(self, record: GopRecord) -> Frame:
+        import torch
+
+        planes = []
+        for p in range(self.header.num_planes):
+            keys = self._tensor([record.frames[0].planes[p]])
+            with torch.no_grad(), torch.autocast(self.device.type, torch.bfloat16, enabled=self.precision == "bf16"):
+                planes.append(_to_uint8(self.model.reconstruct_keyframes(keys)[0, 0]))
+        return self._frame(planes)
+
+    def _frame(self, planes: list[np.ndarray]) -> Frame:
+        sizes = self.header.plane_sizes()
+        cropped = [p[: s[0], : s[1]] for p, s in zip(planes, sizes, strict=True)]
+        if self.header.chroma == "gray":
+            ch, cw = (self.header.height + 1) // 2, (self.header.width + 1) // 2
+            neutral = np.full((ch, cw), NEUTRAL, np.uint8)
+            return Frame(cropped[0], neutral, neutral.copy())
+        return Frame(*cropped)
+
+
+def _to_uint8(t: torch.Tensor) -> np.ndarray:
+    return (t.float().clamp(0, 1) * 255).round().byte().cpu().numpy()
+
+
+def decode_records(
+    reader: ContainerReader,
+    model: HITVCSNet,
+    device: torch.device,
+    batch_gops: int = 4,
+    precision: str = "fp32",
+) -> Iterator[Frame]:
+    """Frames in order, holding at most ``batch_gops`` + 1 records in memory."""
+    if batch_gops < 1:
+        raise VcsError("--batch-gops must be at least 1")
+    decoder = GopDecoder(model, reader.header, device, precision)
+    pending: list[GopRecord] = []
+    for record in reader:
+        if pending and (len(pending) == batch_gops or len(record.frames) != len(pending[0].frames)):
+            # ``record`` opens the next GOP, so its keyframe closes the chain held in ``pending``
+            yield from decoder.decode_chain(pending, record)
+            pending = []
+        pending.append(record)
+    # the last record is the final keyframe; any GOPs before it end on it
+    last = pending.pop()
+    if pending:  # flushed on every change of GOP length, so these all have the same length
+        yield from decoder.decode_chain(pending, last)
+    yield decoder.decode_last_key(last)
+
+
+def decode_file(
+    input: Path,
+    output: Path,
+    device: str = "auto",
+    batch_gops: int = 4,
+    precision: str = "fp32",
+    force: bool = False,
+    progress: Progress | None = None,
+    on_start: Callable[[StreamHeader], None] | None = None,
+) -> DecodeReport:
+    """Decode a ``.vcs`` file into a video file (by extension: .y4m, .yuv, .mp4, …)."""
+    started = time.perf_counter()
+    with ContainerReader(input) as reader:
+        header = reader.header
+        card = model_for(header)
+        dev = pick_device(device)
+        model = card.load(dev)
+        if on_start:
+            on_start(header)
+        fps = Fraction(header.fps_num, header.fps_den)
+        with open_writer(output, header.width, header.height, fps, force=force) as writer:
+            count = 0
+            for frame in decode_records(reader, model, dev, batch_gops, precision):
+                writer.write(frame)
+                count += 1
+                if progress:
+                    progress(1)
+            codec = writer.codec
+    return DecodeReport(
+        frames=count, seconds=time.perf_counter() - started, device=str(dev), precision=precision, codec=codec
+    )

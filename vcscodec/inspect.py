@@ -1,0 +1,109 @@
+"""What `vcs info` and `vcs export-sampler` show: a .vcs file's header and rate, a model's parts, Φ as files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .container import FORMAT_VERSION, ContainerReader
+from .errors import VcsError
+from .registry import ModelCard, find_model
+
+
+def describe_file(path: Path) -> dict[str, Any]:
+    """Header fields, per-GOP sizes and bits per pixel; reading every record also checks every CRC."""
+    with ContainerReader(path) as reader:
+        h = reader.header
+        gop_bytes = [sum(p.nbytes for f in rec.frames for p in f.planes) for rec in reader]  # decoded sizes
+        size = reader.file_size
+    pixels = h.width * h.height * h.frame_count
+    return {
+        "file": str(path),
+        "format version": FORMAT_VERSION,
+        "size": f"{h.width}x{h.height}",
+        "frame rate": f"{h.fps_num}/{h.fps_den}",
+        "frames": h.frame_count,
+        "GOP": h.gop,
+        "block": h.block,
+        "alpha_k": h.alpha_k,
+        "alpha_n": h.alpha_n,
+        "measurements per block": {"key": h.m_k, "non-key": h.m_n},
+        "keyframes": len(h.key_frames()),
+        "records": len(gop_bytes),
+        "quantizer step": h.quant_step,
+        "chroma": h.chroma,
+        "model": h.model_name,
+        "weights sha256": h.weights_sha256,
+        "bytes": size,
+        "bits per pixel": size * 8 / pixels,
+        "compression vs 8-bit 4:2:0": pixels * 1.5 / size,
+    }
+
+
+def describe_model(name: str) -> dict[str, Any]:
+    """Parameter count of each part of the network (sampling, initial reconstruction, MSEM, HFFM, HFIM, MSFM)."""
+    from .models import HITVCSNet, parameter_counts
+
+    card = find_model(name)
+    model = HITVCSNet(card.model_config())
+    training = card.manifest.get("training", {})
+    return {
+        "model": card.name,
+        "architecture": card.arch,
+        "alpha_k": card.alpha_k,
+        "alpha_n": card.alpha_n,
+        "config": {k: v for k, v in card.config.items() if k not in ("arch", "extra")},
+        "parameters": parameter_counts(model),
+        "weights": str(card.path),
+        "sha256": card.sha256,
+        "training steps": training.get("steps", "unknown"),
+        "training hardware": training.get("hardware", "unknown"),
+    }
+
+
+SAMPLER_README = """Sampling matrices of model {name} (sha256 {sha})
+
+phi_k.npy / phi_k.csv: Φk, {m_k} × {d} (keyframes, αk = {alpha_k:g})
+phi_n.npy / phi_n.csv: Φn, {m_n} × {d} (non-keyframes, αn = {alpha_n:g})
+
+A frame plane (8-bit) is padded to multiples of B = {block} by repeating its last row and column, scaled to
+[0, 1] (value / 255) and cut into B×B blocks, row-major over the plane. Each block is flattened row-major
+(pixel (r, c) of the block is element r·B + c) into x, and measured as y = Φ·x in float64.
+Measurements are stored per plane as an (M, H/B, W/B) array: y[i, row, col] is row i of Φ applied to the
+block at (row, col). Quantization: q = round_half_even(y · 255 / step), step from the .vcs header.
+Keyframes are frames 0, {gop}, 2·{gop}, … and the last frame; the others are non-keyframes.
+"""
+
+
+def export_sampler(card: ModelCard, folder: Path, force: bool = False) -> list[Path]:
+    phi_k, phi_n = card.sampling_matrices()
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"phi_k": phi_k, "phi_n": phi_n}
+    paths = [folder / f"{n}.{ext}" for n in files for ext in ("npy", "csv")] + [folder / "README.txt"]
+    clash = [p for p in paths if p.exists()]
+    if clash and not force:
+        raise VcsError(f"{clash[0]} already exists (use --force)")
+    for n, phi in files.items():
+        _atomic(folder / f"{n}.npy", lambda p, phi=phi: np.save(p, phi))
+        _atomic(folder / f"{n}.csv", lambda p, phi=phi: np.savetxt(p, phi, delimiter=",", fmt="%.9g"))
+    text = SAMPLER_README.format(
+        name=card.name,
+        sha=card.sha256,
+        m_k=phi_k.shape[0],
+        m_n=phi_n.shape[0],
+        d=phi_k.shape[1],
+        alpha_k=card.alpha_k,
+        alpha_n=card.alpha_n,
+        block=card.config["block"],
+        gop=card.config["gop"],
+    )
+    _atomic(folder / "README.txt", lambda p: p.write_text(text))
+    return paths
+
+
+def _atomic(path: Path, write: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    write(tmp)
+    tmp.replace(path)
