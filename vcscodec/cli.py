@@ -220,6 +220,32 @@ def models(json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] 
     out.print(table)
 
 
+@app.command()
+def demo(
+    folder: Annotated[Path, typer.Argument(help="Folder for the sample clip, .vcs files and decoded videos")] = Path(
+        "demo-output"
+    ),
+    frames: Annotated[int, typer.Option("--frames", "-n", help="Frames of the sample clip")] = 17,
+    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
+) -> None:
+    """Encode and decode a sample clip (a camera pan over a scikit-image picture) at both ratios; print quality."""
+    from .demo import run_demo
+
+    with err.status("encoding and decoding the sample clip at ratios 0.1 and 0.01 …"):
+        results = run_demo(folder, frames=frames, device=device)
+    table = Table(title=f"vcs demo: {frames} frames 352×288, camera pan over skimage's astronaut (colour)")
+    for col in ("αn", "y4m bytes", "vcs bytes", "bpp", "PSNR Y", "SSIM Y", "PSNR UV", "enc fps", "dec fps"):
+        table.add_column(col, justify="right")
+    for r in results:
+        table.add_row(f"{r.ratio:g}", f"{r.source_bytes:,}", f"{r.vcs_bytes:,}", f"{r.bits_per_pixel:.3f}",
+                      f"{r.psnr_y:.2f}", f"{r.ssim_y:.4f}", f"{r.psnr_uv:.2f}", f"{r.encode_fps:.1f}",
+                      f"{r.decode_fps:.2f}")
+    out.print(table)
+    for r in results:
+        out.print(f"αn {r.ratio:g}: model {r.model}", highlight=False)
+    out.print(f"decoded videos: {', '.join(str(r.decoded) for r in results)}", highlight=False)
+
+
 @app.command("export-sampler")
 def export_sampler(
     output: Annotated[Path, typer.Argument(help="Folder to write phi_k/phi_n as .npy and .csv, with README")],

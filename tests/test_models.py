@@ -1,0 +1,210 @@
+"""HIT-VCSNet: sampling as y = Φx, shapes, ablations, training step, determinism, registry."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vcscodec.errors import VcsError
+from vcscodec.models import (
+    HITVCSNet,
+    ModelConfig,
+    architecture,
+    chain_targets,
+    hitvcsnet_loss,
+    measurement_count,
+    parameter_counts,
+)
+from vcscodec.models.init import init_linear, klt_basis
+from vcscodec.registry import default_model, find_model, list_models, save_model
+
+TINY = {"channels": 4, "levels": 1}
+
+
+def tiny(arch: str = "hitvcsnet", **kw: object) -> HITVCSNet:
+    torch.manual_seed(0)
+    return HITVCSNet(architecture(arch, **{**TINY, **kw}))
+
+
+def orthonormal_basis(seed: int = 0) -> np.ndarray:
+    q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((1024, 1024)))
+    return q.T
+
+
+@pytest.mark.parametrize(("alpha", "count"), [(0.5, 512), (0.1, 102), (0.01, 10), (1.0, 1024), (0.0049, 5)])
+def test_measurement_counts_round_not_floor(alpha: float, count: int) -> None:
+    assert measurement_count(alpha, 32) == count
+    model = HITVCSNet(ModelConfig(alpha_n=alpha, **TINY))
+    assert model.sampling.non.weight.shape == (count, 1, 32, 32)
+    assert model.sampling.non.bias is None and model.sampling.key.bias is None
+
+
+def test_sampling_convolution_is_phi_x_block_by_block() -> None:
+    model = tiny(alpha_n=0.1)
+    frame = torch.rand(64, 96)
+    y = model.measure_non(frame).detach().numpy()  # (102, 2, 3)
+    phi = model.sampling.non.weight.detach().numpy().reshape(102, 1024)  # explicit Φ, row-major blocks
+    for r in range(2):
+        for c in range(3):
+            x = frame[r * 32 : (r + 1) * 32, c * 32 : (c + 1) * 32].numpy().reshape(-1)
+            np.testing.assert_allclose(y[:, r, c], phi @ x, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("height", "width"), [(288, 352), (64, 96)])
+def test_shapes_for_cif_and_small_frames(height: int, width: int) -> None:
+    model = tiny("hitvcsnet-tr", alpha_n=0.01)
+    frames = torch.rand(2, 17, height, width)  # batch of 2 chains of 2 GOPs of 8
+    with torch.no_grad():
+        rec = model(frames)
+    assert rec.key.shape == (2, 3, 1, height, width)
+    assert rec.key_initial.shape == rec.key.shape
+    assert rec.non.shape == (2, 2, 7, 1, height, width)
+    y_key = model.measure_key(frames[:, ::8])
+    assert y_key.shape == (2, 3, 512, height // 32, width // 32)
+    assert model.measure_non(frames[:, 1:8]).shape == (2, 7, 10, height // 32, width // 32)
+
+
+def test_initial_reconstruction_has_three_scales() -> None:
+    model = tiny()
+    y = torch.rand(2, model.config.m_k, 2, 3)
+    scales = model.initial_key(y)
+    assert [tuple(s.shape) for s in scales] == [(2, 1, 64, 96), (2, 1, 32, 48), (2, 1, 16, 24)]
+    assert [c.out_channels for c in model.initial_key.upsample] == [1024, 256, 64]
+
+
+def test_ablations_remove_exactly_their_modules() -> None:
+    full = parameter_counts(tiny())
+    no_hffm = parameter_counts(tiny("hitvcsnet-nohffm"))
+    no_hfim = parameter_counts(tiny("hitvcsnet-nohfim"))
+    assert no_hffm["HFFM"] == 0 < full["HFFM"]
+    assert no_hffm["total"] == full["total"] - full["HFFM"]
+    assert 0 < no_hfim["HFIM"] < full["HFIM"]  # keyframes still enter once, after feature extraction
+    assert no_hfim["total"] == full["total"] - (full["HFIM"] - no_hfim["HFIM"])
+    for part in ("sampling", "initial reconstruction", "MSEM (FEM + RBs)", "MSFM"):
+        assert no_hffm[part] == no_hfim[part] == full[part]
+    frames = torch.rand(2, 9, 64, 64)
+    for arch in ("hitvcsnet-nohffm", "hitvcsnet-nohfim"):
+        rec = tiny(arch)(frames)
+        assert rec.non.shape == (2, 1, 7, 1, 64, 64)
+
+
+def test_hfim_carries_keyframe_information_into_non_keyframes() -> None:
+    model = tiny()
+    for p in model.msfm_non.out.parameters():  # make the deep path visible in the output
+        torch.nn.init.normal_(p, std=0.1)
+    frames = torch.rand(1, 9, 64, 64)
+    other = frames.clone()
+    other[:, 8] = torch.rand(64, 64)  # change only the next GOP's keyframe
+    with torch.no_grad():
+        a, b = model(frames).non, model(other).non
+    assert not torch.allclose(a, b)
+
+
+def test_one_optimizer_step_lowers_the_loss() -> None:
+    model = tiny("hitvcsnet-tr", alpha_n=0.1)
+    frames = torch.rand(2, 9, 64, 64)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    before = hitvcsnet_loss(model(frames), frames, 8)
+    optimizer.zero_grad()
+    before.backward()
+    optimizer.step()
+    with torch.no_grad():
+        after = hitvcsnet_loss(model(frames), frames, 8)
+    assert after.item() < before.item()
+
+
+def test_loss_is_the_papers_sum_of_initial_and_deep_terms() -> None:
+    model = tiny()
+    frames = torch.rand(1, 9, 64, 64)
+    rec = model(frames)
+    keys, non = chain_targets(frames, 8)
+    expected = sum(
+        ((a - b) ** 2).mean() for a, b in ((rec.key_initial, keys), (rec.key, keys), (rec.non_initial, non), (rec.non, non))
+    )
+    torch.testing.assert_close(hitvcsnet_loss(rec, frames, 8), expected)
+
+
+def test_decoder_is_deterministic_on_cpu() -> None:
+    model = tiny("hitvcsnet-tr").eval()
+    y_key = torch.rand(2, 3, 512, 2, 2)
+    y_non = torch.rand(2, 2, 7, 102, 2, 2)
+    with torch.no_grad():
+        a = model.reconstruct(y_key, y_non)
+        b = model.reconstruct(y_key, y_non)
+    assert torch.equal(a.key, b.key) and torch.equal(a.non, b.non)
+
+
+def test_decoder_needs_no_ground_truth_and_takes_short_gops() -> None:
+    model = tiny("hitvcsnet-tr").eval()
+    with torch.no_grad():
+        rec = model.reconstruct(torch.rand(1, 2, 512, 1, 1), torch.rand(1, 1, 3, 102, 1, 1))
+        alone = model.reconstruct_keyframes(torch.rand(3, 512, 1, 1))
+    assert rec.non.shape == (1, 1, 3, 1, 32, 32)
+    assert alone.shape == (3, 1, 32, 32)
+
+
+def test_klt_start_equals_the_linear_decoder() -> None:
+    """With an orthonormal Φ, Φ_B = Φᵀ and a zero last conv, the untrained network returns Φᵀ Φ x (keyframes)
+    and x̄ + Φnᵀ Φn (x − x̄) (non-keyframes of the temporal-prior variant)."""
+    phi = orthonormal_basis()
+    model = tiny("hitvcsnet-tr", alpha_n=0.1)
+    init_linear(model, phi, phi)
+    frames = torch.rand(1, 9, 32, 32, dtype=torch.float32)
+    with torch.no_grad():
+        rec = model(frames)
+    x = frames[0].numpy().reshape(9, -1).astype(np.float64)
+    pk, pn = phi[:512], phi[:102]
+    np.testing.assert_allclose(rec.key[0, 0, 0].numpy().reshape(-1), pk.T @ pk @ x[0], atol=2e-5)
+    t = 3 / 8
+    blend = (1 - t) * (pk.T @ pk @ x[0]) + t * (pk.T @ pk @ x[8])
+    expected = blend + pn.T @ (pn @ (x[3] - blend))
+    np.testing.assert_allclose(rec.non[0, 0, 2, 0].numpy().reshape(-1), expected, atol=2e-5)
+
+
+def test_klt_basis_is_orthonormal_and_sorted() -> None:
+    rng = np.random.default_rng(1)
+    data = rng.standard_normal((500, 16)) * np.linspace(3, 0.1, 16)
+    basis = klt_basis(data.T @ data / 500)
+    np.testing.assert_allclose(basis @ basis.T, np.eye(16), atol=1e-10)
+    energy = ((data @ basis.T) ** 2).mean(axis=0)
+    assert np.all(np.diff(energy) <= 1e-9)
+
+
+def test_config_refuses_bad_values() -> None:
+    with pytest.raises(VcsError, match="outside"):
+        ModelConfig(alpha_n=0.0)
+    with pytest.raises(VcsError, match="unknown model config"):
+        ModelConfig.from_dict({"colour": 1})
+    with pytest.raises(VcsError, match="unknown architecture"):
+        architecture("resnet")
+
+
+def test_registry_round_trip_hash_and_names(tmp_path: pytest.TempPathFactory) -> None:
+    model = tiny("hitvcsnet-tr", alpha_n=0.01)
+    card = save_model(model, tmp_path, {"training": {"steps": 3}}, default=True)
+    sha = card.sha256
+    assert card.name == f"hitvcsnet-tr-k0.5-n0.01-{sha[:8]}"
+    manifest = json.loads((tmp_path / f"{card.name}.json").read_text())
+    assert manifest["config"]["alpha_n"] == 0.01 and manifest["training"]["steps"] == 3
+    assert find_model(card.name[:-4], tmp_path).name == card.name
+    assert default_model(0.01, tmp_path).name == card.name
+    assert [c.name for c in list_models(tmp_path)] == [card.name]
+    loaded = card.load()
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[k], v.half().float())
+    phi_k, phi_n = card.sampling_matrices()
+    assert phi_k.shape == (512, 1024) and phi_n.shape == (10, 1024)
+    with np.load(card.path) as data:
+        assert all(data[k].dtype == np.float16 for k in data.files)
+    with open(card.path, "r+b") as f:  # damage one byte: loading must refuse
+        f.seek(100)
+        byte = f.read(1)
+        f.seek(100)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(VcsError, match="sha256"):
+        card.load()
+    with pytest.raises(VcsError, match="not in"):
+        find_model("nothing", tmp_path)
