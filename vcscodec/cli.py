@@ -271,11 +271,20 @@ def train(
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in run.dir from its checkpoint")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")] = False,
+    pack: Annotated[
+        Path | None,
+        typer.Option("--pack", help="Write the config's data as one .npz luma pack (for a remote GPU) and exit"),
+    ] = None,
 ) -> None:
-    """Train HIT-VCSNet on folders of videos and photos (never on the test set)."""
+    """Train HIT-VCSNet on folders of videos and photos (never on the test set). See docs/training.md."""
     from .train.cli import train_command
 
-    train_command(config, set_ or [], resume, quiet)
+    try:
+        train_command(config, set_ or [], resume, quiet, pack)
+    except VcsError as e:
+        # Printed here, unwrapped: a config error names long paths, and the console would fold it at 80 columns.
+        print(f"vcs: error: {e}", file=sys.stderr)
+        raise typer.Exit(1) from None
 
 
 def main() -> None:

@@ -1,32 +1,99 @@
-"""`vcs train`: config in, progress out."""
+"""`vcs train`: config in, progress out; `vcs train --pack FILE.npz` writes the data as one file instead."""
 
 from __future__ import annotations
 
+import os
+import sys
+import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
 from .config import load_config
-from .loop import Trainer, run_training
+
+# Exit status of a run stopped by a signal (checkpoint written): the shell's 128 + signal number.
+STOP_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
 
-def train_command(config_path: Path | None, overrides: list[str], resume: bool, quiet: bool) -> None:
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class RateMeter:
+    """Steps per second over the last ``window`` steps: the mean since the start would hide a slow-down, and a
+    resumed run would count the steps of its earlier part."""
+
+    def __init__(self, window: int = 50) -> None:
+        self.points: deque[tuple[float, int]] = deque(maxlen=window)
+
+    def add(self, step: int, now: float | None = None) -> float:
+        self.points.append((time.perf_counter() if now is None else now, step))
+        (t0, s0), (t1, s1) = self.points[0], self.points[-1]
+        return (s1 - s0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def pack_command(config_path: Path | None, overrides: list[str], target: Path) -> dict[str, Any]:
+    """Write every clip of the config's data (validation clips included) into one ``.npz`` luma pack."""
+    from .data import write_pack
+    from .loop import load_data
+
     config = load_config(config_path, overrides)
-    if quiet:
-        run_training(config, resume)
+    d = config.data
+    clips = load_data(config)
+    meta = write_pack(
+        clips, target, d.pack_scale, d.pack_max_mb, min_frames=config.model.gop + 1,
+        info={"train": d.train, "validation": d.validation, "photo_frames": d.photo_frames,
+              "max_frames": d.max_frames},
+    )
+    kept = sum(c["frames"] for c in meta["clips"])
+    total = sum(c["frames_total"] for c in meta["clips"])
+    print(f"wrote {target}: {len(clips)} clips, {kept} of {total} frames (≤ {meta['frame_cap']} a clip, "
+          f"scale 1/{d.pack_scale}), {meta['bytes'] / 1e6:.1f} MB")
+    return meta
+
+
+def train_command(
+    config_path: Path | None, overrides: list[str], resume: bool, quiet: bool, pack: Path | None = None
+) -> None:
+    if pack is not None:
+        pack_command(config_path, overrides, pack)
         return
-    columns = (TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-               TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns) as progress:
-        task = progress.add_task("train", total=config.optim.steps, status="starting")
-        state: dict[str, Any] = {}
+    config = load_config(config_path, overrides)  # every setting checked before torch is even imported
+    from .loop import Trainer, run_training
 
-        def on_step(trainer: Trainer, record: dict[str, Any]) -> None:
-            state.update({k: v for k, v in record.items() if k.startswith("val_psnr")})
-            rate = trainer.step / trainer.wall if trainer.wall else 0.0
-            val = f" val {state['val_psnr']:.2f} dB" if "val_psnr" in state else ""
-            progress.update(task, completed=trainer.step,
-                            status=f"loss {record['loss']:.2e}{val} {rate:.2f} steps/s")
+    if quiet or int(os.environ.get("RANK", "0")) != 0:  # one progress bar per run, not one per process
+        trainer = run_training(config, resume)
+    else:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        run_training(config, resume, on_step)
+        columns = (
+            TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"),
+        )
+        with Progress(*columns) as progress:
+            task = progress.add_task("train", total=config.optim.steps, status="loading data", eta="-")
+            state: dict[str, Any] = {}
+            meter = RateMeter()
+
+            def on_step(trainer: Trainer, record: dict[str, Any]) -> None:
+                state.update({k: v for k, v in record.items() if k.startswith("val_psnr")})
+                rate = meter.add(trainer.step)
+                val = f" val {state['val_psnr']:.2f} dB" if "val_psnr" in state else ""
+                left = config.optim.steps - trainer.step
+                eta = _duration(left / rate) if rate > 0 else "-"
+                progress.update(task, completed=trainer.step, eta=eta,
+                                status=f"loss {record['loss']:.2e}{val} {rate:.2f} steps/s")
+
+            trainer = run_training(config, resume, on_step)
+    if trainer.dist.main:
+        where = config.path(config.run.dir)
+        if trainer.stopped:
+            print(f"stopped by {trainer.stopped} at step {trainer.step}; checkpoint in {where} "
+                  "(continue with --resume)", file=sys.stderr)
+            raise SystemExit(STOP_EXIT.get(trainer.stopped, 1))
+        if trainer.exported is not None:
+            print(f"exported {trainer.exported.name} to {trainer.exported.path.parent}")
+        elif not quiet:
+            print(f"done: step {trainer.step}, checkpoint in {where}")
+

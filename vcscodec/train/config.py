@@ -1,12 +1,16 @@
-"""`vcs train` settings: one TOML file, sections [model], [data], [optim], [run]; every key documented here.
+"""`vcs train` settings: one TOML file, sections [model], [data], [optim], [run]; every key documented here
+and in docs/training.md.
 
-Any key can be overridden on the command line as ``--set section.key=value`` (the value is parsed as TOML).
-Unknown keys, wrong types and missing data folders are refused before any work starts.
+Any key can be overridden on the command line as ``--set section.key=value`` (the value is parsed as TOML, a bare
+word is taken as a string). Relative paths in the file are relative to the file's folder; relative paths given
+with ``--set`` are relative to the current directory (where the user typed them).
+Unknown keys, wrong types, missing or empty data folders are refused before any work starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,32 +18,46 @@ from typing import Any, get_type_hints
 
 from ..errors import VcsError
 
+SECTIONS = ("model", "data", "optim", "run")
+# Keys that hold paths: a --set value is made absolute against the current directory.
+PATH_KEYS = {("model", "resume_weights"), ("data", "train"), ("data", "cache"), ("run", "dir"), ("run", "export")}
+PACK_SUFFIX = ".npz"
+
 
 @dataclass
 class ModelSection:
     arch: str = "hitvcsnet"  # a name from vcscodec.models.ARCHITECTURES
     alpha_k: float = 0.5  # keyframe ratio (paper: 0.5)
     alpha_n: float = 0.1  # non-keyframe ratio (paper: 0.01 or 0.1; one model per ratio)
+    block: int = 32  # B (paper: 32)
+    gop: int = 8  # frames per GOP, the keyframe included (paper: 8)
     channels: int = 32
     levels: int = 4
     scales: int = 3  # paper: S = 3
     init: str = "klt"  # "klt": sampling and initial reconstruction start at the KLT; "random": PyTorch default
+    init_samples: int = 20000  # blocks drawn to estimate the KLT
     resume_weights: str = ""  # a .pt checkpoint or weights name to start from (fine-tuning); "" = none
 
 
 @dataclass
 class DataSection:
+    # Folders of videos and photos, or luma packs (.npz written by `vcs train --pack`). Never ../shared/data/cif.
     train: list[str] = field(default_factory=lambda: ["../shared/data/train/clips", "../shared/data/train/photos"])
     validation: list[str] = field(default_factory=list)  # clip names (file stems) held out of training
     cache: str = "cache/luma"  # decoded luma cache; decoded once, reused by every run
     crop: int = 96  # square crop, a multiple of the block size
-    batch: int = 8  # GOP chains per step (paper: 32)
+    batch: int = 32  # GOP chains per step, all processes together (paper: 32)
     static: float = 0.1  # share of samples that repeat one frame
     stride2: float = 0.15  # share of samples that skip every other frame
     max_frames: int = 0  # frames decoded per video, 0 = all
     photo_frames: int = 24  # frames of the simulated camera move over each photo
+    photo_width: int = 352  # size of the simulated camera's view
+    photo_height: int = 288
     validation_chains: int = 8  # fixed chains per validation clip
     validation_crop: int = 128
+    on_device: bool = False  # keep the luma frames on the GPU as uint8 and crop there (no host work per step)
+    pack_scale: int = 1  # `--pack`: downsample frames by this factor (area average)
+    pack_max_mb: float = 48.0  # `--pack`: frames per clip are cut until the file fits (0 = no limit)
 
 
 @dataclass
@@ -81,7 +99,7 @@ class TrainConfig:
         return p if p.is_absolute() else (self.base_dir / p)
 
     def to_dict(self) -> dict[str, Any]:
-        return {s: dataclasses.asdict(getattr(self, s)) for s in ("model", "data", "optim", "run")}
+        return {s: dataclasses.asdict(getattr(self, s)) for s in SECTIONS}
 
 
 def _check_type(where: str, value: Any, hint: Any) -> Any:
@@ -97,18 +115,26 @@ def _check_type(where: str, value: Any, hint: Any) -> Any:
     return value
 
 
-def _apply(config: TrainConfig, data: dict[str, Any], origin: str) -> None:
+def _unknown(kind: str, name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    return f"unknown {kind} {name}" + (f" (did you mean {close[0]}?)" if close else "")
+
+
+def _apply(config: TrainConfig, data: dict[str, Any], origin: str, cwd: Path | None = None) -> None:
     for section, values in data.items():
-        if section not in ("model", "data", "optim", "run"):
-            raise VcsError(f"{origin}: unknown section [{section}]")
+        if section not in SECTIONS:
+            raise VcsError(f"{origin}: {_unknown('section', f'[{section}]', [f'[{s}]' for s in SECTIONS])}")
         if not isinstance(values, dict):
             raise VcsError(f"{origin}: [{section}] must be a table")
         target = getattr(config, section)
         hints = get_type_hints(type(target))
         for key, value in values.items():
             if key not in hints:
-                raise VcsError(f"{origin}: unknown key {section}.{key}")
-            setattr(target, key, _check_type(f"{section}.{key}", value, hints[key]))
+                raise VcsError(f"{origin}: {_unknown('key', f'{section}.{key}', [f'{section}.{k}' for k in hints])}")
+            value = _check_type(f"{section}.{key}", value, hints[key])
+            if cwd is not None and (section, key) in PATH_KEYS:
+                value = [str(cwd / v) for v in value] if isinstance(value, list) else str(cwd / value) if value else ""
+            setattr(target, key, value)
 
 
 def parse_override(text: str) -> dict[str, Any]:
@@ -124,7 +150,8 @@ def parse_override(text: str) -> dict[str, Any]:
     return {section: {key: value}}
 
 
-def load_config(path: Path | None, overrides: list[str] | None = None) -> TrainConfig:
+def load_config(path: Path | None, overrides: list[str] | None = None, check_data: bool = True) -> TrainConfig:
+    """The defaults, updated by the file, then by each ``--set``; validated (see ``validate``)."""
     config = TrainConfig()
     if path is not None:
         if not path.is_file():
@@ -134,14 +161,15 @@ def load_config(path: Path | None, overrides: list[str] | None = None) -> TrainC
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise VcsError(f"config file {path} is not valid TOML: {e}") from None
         config.base_dir = path.resolve().parent
-        _apply(config, data, str(path))
+        _apply(config, data, f"config file {path}")
     for text in overrides or []:
-        _apply(config, parse_override(text), "--set")
-    validate(config)
+        _apply(config, parse_override(text), "--set", cwd=Path.cwd())
+    validate(config, check_data)
     return config
 
 
-def validate(config: TrainConfig) -> None:
+def validate(config: TrainConfig, check_data: bool = True) -> None:
+    """Every check that needs no decoding: a bad setting fails in a second, not after an hour of caching."""
     from ..models.config import ARCHITECTURES
 
     m, d, o, r = config.model, config.data, config.optim, config.run
@@ -152,16 +180,51 @@ def validate(config: TrainConfig) -> None:
             raise VcsError(f"config model.{name}: {a} is outside (0, 1]")
     if m.init not in ("klt", "random"):
         raise VcsError(f"config model.init: {m.init!r} is not 'klt' or 'random'")
-    if d.crop % 32 or d.crop <= 0 or d.validation_crop % 32:
-        raise VcsError("config data.crop and data.validation_crop must be positive multiples of 32")
+    if m.block < 1 or m.scales < 1 or m.block % (1 << (m.scales - 1)):
+        raise VcsError(f"config model.block {m.block} must be positive and divisible by 2^(scales-1)")
+    if m.gop < 2 or m.channels < 1 or m.levels < 1 or m.init_samples < 1:
+        raise VcsError("config model.gop must be ≥ 2, model.channels, levels and init_samples ≥ 1")
+    if d.crop <= 0 or d.crop % m.block or d.validation_crop <= 0 or d.validation_crop % m.block:
+        raise VcsError(f"config data.crop and data.validation_crop must be positive multiples of the block {m.block}")
     if d.batch < 1 or o.steps < 0 or o.epoch_steps < 1 or r.checkpoint_every < 1 or r.log_every < 1:
         raise VcsError("config: batch, epoch_steps, checkpoint_every and log_every must be ≥ 1, steps ≥ 0")
-    if r.device not in ("auto", "cpu", "cuda") or r.bf16 not in ("auto", "on", "off"):
-        raise VcsError("config run.device must be auto|cpu|cuda and run.bf16 auto|on|off")
+    if r.validate_every < 1 or d.validation_chains < 1 or o.halve_every_epochs < 1 or o.warmup_steps < 0:
+        raise VcsError("config: validate_every, validation_chains and halve_every_epochs must be ≥ 1")
+    if not (0 <= d.static <= 1 and 0 <= d.stride2 <= 1 and d.static + d.stride2 <= 1):
+        raise VcsError("config data.static and data.stride2 must be shares in [0, 1] that add up to at most 1")
+    if o.lr <= 0 or o.sampling_lr_scale < 0 or o.grad_clip < 0:
+        raise VcsError("config optim.lr must be > 0, sampling_lr_scale and grad_clip ≥ 0")
+    if d.max_frames < 0 or d.photo_frames < 2 or d.photo_width < m.block or d.photo_height < m.block:
+        raise VcsError("config data.max_frames must be ≥ 0, photo_frames ≥ 2, the photo size at least one block")
+    if d.pack_scale < 1 or d.pack_max_mb < 0:
+        raise VcsError("config data.pack_scale must be ≥ 1 and data.pack_max_mb ≥ 0")
+    if r.device not in ("auto", "cpu", "cuda"):
+        raise VcsError(f"config run.device: {r.device!r} is not auto, cpu or cuda")
+    for key in ("bf16", "channels_last"):
+        if getattr(r, key) not in ("auto", "on", "off"):
+            raise VcsError(f"config run.{key}: {getattr(r, key)!r} is not auto, on or off")
+    if r.threads < 0:
+        raise VcsError("config run.threads must be ≥ 0")
     if not d.train:
         raise VcsError("config data.train lists no folder")
-    for folder in d.train:
-        p = config.path(folder)
-        if not p.is_dir():
-            raise VcsError(f"config data.train: folder {p} does not exist")
+    if check_data:
+        for entry in d.train:
+            check_data_entry(config.path(entry))
 
+
+def check_data_entry(p: Path) -> None:
+    """A data.train entry is a folder holding at least one video or photo, or a luma pack."""
+    from .data import MEDIA_SUFFIXES, check_not_test_set, read_pack_meta
+
+    if p.suffix.lower() == PACK_SUFFIX and not p.is_dir():
+        if not p.is_file():
+            raise VcsError(f"config data.train: pack {p} does not exist")
+        meta = read_pack_meta(p)
+        check_not_test_set([Path(c["source"]) for c in meta["clips"]])
+        return
+    if not p.is_dir():
+        raise VcsError(f"config data.train: folder {p} does not exist")
+    found = [f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in MEDIA_SUFFIXES]
+    if not found:
+        raise VcsError(f"config data.train: folder {p} holds no video or photo")
+    check_not_test_set(found)

@@ -4,22 +4,36 @@ A sample is one GOP of ``gop`` frames plus the next keyframe (``gop + 1`` frames
 and played forwards or backwards. Photographs become clips through a simulated camera (pan, zoom, small
 rotation). The test set (``../shared/data/cif``) must never be given as training data: ``check_not_test_set``
 refuses the paper's six sequence names.
+
+A *luma pack* (``write_pack``) is the whole decoded collection in one compressed ``.npz`` (no pickles): what a
+machine without PyAV (a rented GPU) trains from. ``DeviceChainSampler`` keeps the frames on the GPU and crops
+there, drawing exactly the same chains as the CPU ``ChainSampler`` for the same random state.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import VcsError
 
+if TYPE_CHECKING:
+    import torch
+
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".webm", ".mov", ".y4m", ".yuv"}
 PHOTO_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 TEST_SEQUENCES = ("akiyo", "coastguard", "foreman", "mother_daughter", "paris", "silent")
-CACHE_VERSION = 1
+MEDIA_SUFFIXES = VIDEO_SUFFIXES | PHOTO_SUFFIXES
+CACHE_VERSION = 1  # part of every cache key: bump it when decoding changes, never otherwise
+PACK_FORMAT = "vcscodec-luma-pack"
+PACK_VERSION = 1
 
 
 def find_sources(folders: list[Path]) -> list[Path]:
@@ -29,7 +43,7 @@ def find_sources(folders: list[Path]) -> list[Path]:
         if not folder.is_dir():
             raise VcsError(f"data folder {folder} does not exist")
         found = sorted(
-            p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES | PHOTO_SUFFIXES
+            p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES
         )
         if not found:
             raise VcsError(f"data folder {folder} holds no video or photo")
@@ -99,13 +113,17 @@ def _cache_key(path: Path, settings: str) -> str:
 @dataclass
 class Clip:
     name: str
-    source: Path
-    sha256_prefix: str
-    frames: np.ndarray  # (T, H, W) uint8, memory-mapped from the cache
+    source: Path  # the original file (for a pack's clips: its name only, the file is elsewhere)
+    sha256_prefix: str  # the cache key (content and decoding settings)
+    frames: np.ndarray  # (T, H, W) uint8, memory-mapped from the cache or held in memory from a pack
+    sha256: str = ""  # of the source file, when already known (packs carry it, the file being absent)
 
 
 def load_clips(
-    sources: list[Path], cache_dir: Path, photo_frames: int = 24, photo_size: tuple[int, int] = (288, 352),
+    sources: list[Path],
+    cache_dir: Path,
+    photo_frames: int = 24,
+    photo_size: tuple[int, int] = (288, 352),
     max_frames: int | None = None,
 ) -> list[Clip]:
     """Decode each source once into ``cache_dir/<key>.npy`` (keyed by content and settings) and map it."""
@@ -126,7 +144,9 @@ def load_clips(
                 frames = photo_clip(luma, photo_frames, photo_size, np.random.default_rng(seed))
             else:
                 frames = decode_luma(path, max_frames)
-            tmp = cache_dir / f"{key}.tmp.npy"
+            # The pid keeps two processes (ranks of one run, two runs) that decode the same file from
+            # writing into one temporary file; the rename is atomic, so the last one simply wins.
+            tmp = cache_dir / f"{key}.tmp-{os.getpid()}.npy"
             np.save(tmp, frames)
             tmp.replace(target)
         frames = np.load(target, mmap_mode="r")
@@ -134,6 +154,145 @@ def load_clips(
             raise VcsError(f"{path} has fewer than 2 frames")
         clips.append(Clip(path.stem, path, key, frames))
     return clips
+
+
+def is_pack(path: Path) -> bool:
+    return path.suffix.lower() == ".npz" and not path.is_dir()
+
+
+def load_collection(
+    entries: list[Path],
+    cache_dir: Path,
+    photo_frames: int = 24,
+    photo_size: tuple[int, int] = (288, 352),
+    max_frames: int | None = None,
+) -> list[Clip]:
+    """The clips of every data.train entry, in order: folders through the cache, packs straight from the file."""
+    clips: list[Clip] = []
+    for entry in entries:
+        if is_pack(entry):
+            clips += read_pack(entry)
+        else:
+            clips += load_clips(find_sources([entry]), cache_dir, photo_frames, photo_size, max_frames)
+    return clips
+
+
+# ---- luma packs ------------------------------------------------------------------------------------------------
+def downsample(frames: np.ndarray, scale: int) -> np.ndarray:
+    """Area-average (T, H, W) uint8 frames by an integer factor (edges that do not fill a cell are dropped)."""
+    if scale == 1:
+        return np.ascontiguousarray(frames)
+    t, h, w = frames.shape
+    h2, w2 = h // scale, w // scale
+    if h2 < 1 or w2 < 1:
+        raise VcsError(f"a {w}×{h} clip cannot be downsampled by {scale}")
+    out = np.empty((t, h2, w2), np.uint8)
+    for i in range(0, t, 16):  # a few frames at a time: the float copy of a whole clip would be 8× its size
+        cells = np.asarray(frames[i : i + 16, : h2 * scale, : w2 * scale], np.float32)
+        out[i : i + 16] = np.round(cells.reshape(-1, h2, scale, w2, scale).mean(axis=(2, 4)))
+    return out
+
+
+def _frame_cap(lengths: list[int], areas: list[int], budget: float) -> int:
+    """The largest cap c with Σ min(T_i, c)·A_i ≤ budget (bisection on c)."""
+    lo, hi = 0, max(lengths)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if sum(min(t, mid) * a for t, a in zip(lengths, areas, strict=True)) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def write_pack(
+    clips: list[Clip], target: Path, scale: int = 1, max_mb: float = 48.0, min_frames: int = 9,
+    info: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write every clip into one compressed ``.npz`` of at most ``max_mb`` MB (0 = no limit); returns its meta.
+
+    To fit, each clip keeps only its first frames, the same count for all (a short clip keeps what it has):
+    contiguous frames, because a training sample is a run of ``gop + 1`` consecutive frames. The compressed
+    size is only known after writing, so the count is re-estimated from the size reached and written again.
+    """
+    from ..registry import sha256_file
+
+    if not clips:
+        raise VcsError("no clips to pack")
+    frames = [downsample(c.frames, scale) for c in clips]
+    lengths = [f.shape[0] for f in frames]
+    areas = [f.shape[1] * f.shape[2] for f in frames]
+    hashes = [c.sha256 or sha256_file(c.source) for c in clips]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}.npz")
+    cap = max(lengths)
+    try:
+        for _ in range(6):
+            kept = [min(t, cap) for t in lengths]
+            meta = {
+                "format": PACK_FORMAT, "version": PACK_VERSION, "scale": scale, "frame_cap": cap, **(info or {}),
+                "clips": [
+                    {"name": c.name, "source": c.source.name, "sha256": h, "frames": k, "frames_total": t,
+                     "height": f.shape[1], "width": f.shape[2]}
+                    for c, f, h, k, t in zip(clips, frames, hashes, kept, lengths, strict=True)
+                ],
+            }
+            arrays = {f"clip{i:04d}": f[:k] for i, (f, k) in enumerate(zip(frames, kept, strict=True))}
+            np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **arrays)
+            size = tmp.stat().st_size
+            if not max_mb or size <= max_mb * 1e6:
+                tmp.replace(target)
+                meta["bytes"] = size
+                return meta
+            raw = sum(k * a for k, a in zip(kept, areas, strict=True))
+            new_cap = _frame_cap(lengths, areas, raw * max_mb * 1e6 / size * 0.97)
+            if new_cap < min_frames:
+                raise VcsError(
+                    f"the pack does not fit in {max_mb:g} MB even with {min_frames} frames per clip: "
+                    f"raise data.pack_scale (now {scale}) or data.pack_max_mb, or pack fewer folders"
+                )
+            cap = min(new_cap, cap - 1)
+        raise VcsError(f"could not fit the pack into {max_mb:g} MB")
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_pack_meta(path: Path) -> dict[str, Any]:
+    """The meta record of a luma pack, without decompressing the frames."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise VcsError(f"{path} is not a luma pack written by `vcs train --pack` ({e})") from None
+    if meta.get("format") != PACK_FORMAT or meta.get("version") != PACK_VERSION:
+        raise VcsError(f"{path} is not a version-{PACK_VERSION} luma pack")
+    return meta
+
+
+def read_pack(path: Path) -> list[Clip]:
+    """The clips of a luma pack, held in memory (a compressed archive cannot be memory-mapped)."""
+    meta = read_pack_meta(path)
+    check_not_test_set([Path(c["source"]) for c in meta["clips"]])
+    clips = []
+    with np.load(path, allow_pickle=False) as z:
+        for i, c in enumerate(meta["clips"]):
+            frames = z[f"clip{i:04d}"]
+            if frames.dtype != np.uint8 or frames.ndim != 3 or frames.shape[0] < 2:
+                raise VcsError(f"{path}: clip {c['name']} is not a (T ≥ 2, H, W) uint8 array")
+            clips.append(Clip(c["name"], Path(c["source"]), f"pack:{c['sha256'][:12]}", frames, c["sha256"]))
+    return clips
+
+
+# ---- sampling ---------------------------------------------------------------------------------------------------
+@dataclass
+class ChainPlan:
+    """Where the chains of one batch come from: clip, frame indices (time reversal applied), corner, flip."""
+
+    clip: np.ndarray  # (N,) index into the sampler's clips
+    index: np.ndarray  # (N, gop+1) frame indices
+    y: np.ndarray  # (N,) top row of the crop
+    x: np.ndarray  # (N,) left column
+    flip: np.ndarray  # (N,) bool: mirrored left-right
 
 
 class ChainSampler:
@@ -156,12 +315,15 @@ class ChainSampler:
         self.weights = weights / weights.sum()
         self.rng = np.random.default_rng(seed)
 
-    def sample(self, batch: int) -> np.ndarray:
+    def plan(self, batch: int) -> ChainPlan:
+        """Draw a batch. The order of the random draws is part of the checkpoint format: a resumed run must draw
+        what the uninterrupted one would have, so keep it as it is."""
         length = self.gop + 1
-        out = np.empty((batch, length, self.crop, self.crop), np.float32)
+        plan = ChainPlan(np.empty(batch, np.int64), np.empty((batch, length), np.int64), np.empty(batch, np.int64),
+                         np.empty(batch, np.int64), np.empty(batch, bool))
         for b in range(batch):
-            clip = self.clips[self.rng.choice(len(self.clips), p=self.weights)].frames
-            t, h, w = clip.shape
+            c = self.rng.choice(len(self.clips), p=self.weights)
+            t, h, w = self.clips[c].frames.shape
             r = self.rng.random()
             stride = 2 if r < self.stride2 and t > 2 * length else 1
             span = (length - 1) * stride + 1
@@ -169,18 +331,81 @@ class ChainSampler:
             index = np.minimum(start + stride * np.arange(length), t - 1)
             if r > 1 - self.static:
                 index[:] = start
-            y = int(self.rng.integers(0, h - self.crop + 1))
-            x = int(self.rng.integers(0, w - self.crop + 1))
-            chain = clip[index, y : y + self.crop, x : x + self.crop]
-            if self.rng.random() < 0.5:
+            plan.y[b] = int(self.rng.integers(0, h - self.crop + 1))
+            plan.x[b] = int(self.rng.integers(0, w - self.crop + 1))
+            plan.flip[b] = self.rng.random() < 0.5
+            plan.index[b] = index[::-1] if self.rng.random() < 0.5 else index
+            plan.clip[b] = c
+        return plan
+
+    def sample(self, batch: int) -> np.ndarray:
+        """A batch as float32 (N, gop+1, crop, crop) in [0, 1], cut on the host."""
+        plan = self.plan(batch)
+        out = np.empty((batch, self.gop + 1, self.crop, self.crop), np.float32)
+        for b in range(batch):
+            y, x = plan.y[b], plan.x[b]
+            chain = self.clips[plan.clip[b]].frames[plan.index[b], y : y + self.crop, x : x + self.crop]
+            if plan.flip[b]:
                 chain = chain[:, :, ::-1]
-            if self.rng.random() < 0.5:
-                chain = chain[::-1]
             out[b] = chain / 255.0
         return out
+
+    def batch(self, batch: int, device: torch.device) -> torch.Tensor:
+        """A batch as a tensor on ``device``."""
+        import torch
+
+        return torch.from_numpy(self.sample(batch)).to(device)
 
     def state(self) -> dict:
         return self.rng.bit_generator.state
 
     def restore(self, state: dict) -> None:
         self.rng.bit_generator.state = state
+
+
+class DeviceChainSampler(ChainSampler):
+    """``ChainSampler`` with the frames on the accelerator: the luma of every clip is uploaded once as uint8, and
+    a batch is one gather there, so the host only draws a few hundred integers per step.
+
+    Same random draws, same pixels: for a given random state it returns exactly the batch ``sample`` would.
+    """
+
+    def __init__(
+        self, clips: list[Clip], gop: int, crop: int, seed: int, static: float = 0.1, stride2: float = 0.15,
+        device: torch.device | str = "cuda",
+    ) -> None:
+        import torch
+
+        super().__init__(clips, gop, crop, seed, static, stride2)
+        self.device = torch.device(device)
+        sizes = [c.frames.size for c in self.clips]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        self.shapes = np.array([c.frames.shape for c in self.clips], np.int64)  # (clips, 3): T, H, W
+        # Clip by clip into one preallocated buffer: the host never holds a second copy of the whole collection.
+        self.frames = torch.empty(int(sum(sizes)), dtype=torch.uint8, device=self.device)
+        for c, offset, size in zip(self.clips, self.offsets, sizes, strict=True):
+            flat = torch.from_numpy(np.array(c.frames, copy=True).reshape(-1))  # a cache map is read-only
+            self.frames[offset : offset + size].copy_(flat)
+        # x / 255 as numpy computes it (in float64, then rounded to float32), so both samplers agree bit for bit.
+        self.lut = torch.from_numpy((np.arange(256) / 255.0).astype(np.float32)).to(self.device)
+        self.rows = torch.arange(crop, device=self.device)
+
+    def batch(self, batch: int, device: torch.device | None = None) -> torch.Tensor:
+        import torch
+
+        plan = self.plan(batch)
+        t_h_w = self.shapes[plan.clip]
+        h_w = t_h_w[:, 1] * t_h_w[:, 2]
+        width = t_h_w[:, 2]
+        base = self.offsets[plan.clip, None] + plan.index * h_w[:, None] + (plan.y * width + plan.x)[:, None]
+        # One small upload per step: frame starts, row pitch and flip of every chain.
+        params = torch.from_numpy(np.concatenate([base, width[:, None], plan.flip[:, None]], axis=1))
+        params = params.to(self.device)
+        base, width, flip = params[:, :-2], params[:, -2], params[:, -1].bool()
+        cols = torch.where(flip[:, None], self.crop - 1 - self.rows, self.rows)  # (N, crop)
+        index = (
+            base[:, :, None, None]
+            + (self.rows[None, :] * width[:, None])[:, None, :, None]
+            + cols[:, None, None, :]
+        )
+        return self.lut[self.frames[index].long()]

@@ -1,0 +1,306 @@
+"""`vcs train` on a tiny synthetic collection: learning, exact resume, signals, two processes, packs, bad configs.
+
+Everything is tiny (block 16, 4 channels, one level, 32×32 crops, a handful of steps) so the file runs in well
+under a minute on two shared cores; never the real data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from vcscodec.errors import VcsError
+from vcscodec.train.config import TrainConfig, load_config
+from vcscodec.train.data import ChainSampler, DeviceChainSampler, load_collection, read_pack_meta
+from vcscodec.train.loop import CHECKPOINT, LOG, run_training
+
+TINY = {
+    "model": {"arch": "hitvcsnet-tr", "block": 16, "channels": 4, "levels": 1, "init_samples": 300},
+    "data": {
+        "validation": ["val_64x64"], "crop": 32, "batch": 2, "photo_frames": 12, "photo_width": 64,
+        "photo_height": 64, "validation_crop": 32, "validation_chains": 2,
+    },
+    "optim": {"steps": 4},
+    "run": {"threads": 1, "log_every": 1, "validate_every": 3, "checkpoint_every": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three short grey clips (one held out for validation) and a photo, with one shared luma cache."""
+    from skimage import data
+    from skimage.io import imsave
+
+    from vcscodec.samples import gray_clip, write_clip
+
+    root = tmp_path_factory.mktemp("collection")
+    (root / "data").mkdir()
+    write_clip(root / "data" / "a_64x64.y4m", gray_clip(18, 64, 64, "astronaut", 0))
+    write_clip(root / "data" / "b_64x64.y4m", gray_clip(18, 64, 64, "coffee", 1))
+    write_clip(root / "data" / "val_64x64.y4m", gray_clip(10, 64, 64, "chelsea", 2))
+    imsave(root / "data" / "photo.png", data.camera()[:80, :96])
+    return root
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return repr(value)
+
+
+def write_config(path: Path, collection: Path, run_dir: str, **sections: dict[str, Any]) -> Path:
+    """TINY, pointed at the collection, with per-test changes: write_config(p, c, "run1", optim={"steps": 8})."""
+    merged = {s: dict(v) for s, v in TINY.items()}
+    merged["data"].update(train=[str(collection / "data")], cache=str(collection / "cache"))
+    merged["run"]["dir"] = str(path.parent / run_dir)
+    for section, values in sections.items():
+        merged.setdefault(section, {}).update(values)
+    path.write_text("".join(
+        f"[{s}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in values.items()) for s, values in merged.items()
+    ))
+    return path
+
+
+def steps_of(run_dir: Path) -> list[dict[str, Any]]:
+    """The log's step records without the timings (which differ between two identical runs)."""
+    records = [json.loads(line) for line in (run_dir / LOG).read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k != "wall"} for r in records]
+
+
+def assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+# ---- settings ----------------------------------------------------------------------------------------------------
+def test_defaults_follow_the_paper() -> None:
+    c = TrainConfig()
+    assert (c.model.block, c.model.scales, c.model.gop, c.model.alpha_k) == (32, 3, 8, 0.5)
+    assert (c.data.batch, c.optim.lr, c.optim.halve_every_epochs) == (32, 1e-4, 30)
+
+
+def test_shipped_configs_parse() -> None:
+    for path in sorted(Path(__file__).parent.parent.joinpath("configs").glob("*.toml")):
+        config = load_config(path, check_data=False)
+        assert config.model.alpha_n in (0.1, 0.01)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"data": {"crop": 32, "bogus": 1}}, "unknown key data.bogus"),
+        ({"optim": {"stepz": 1}}, "did you mean optim.steps"),
+        ({"extra": {"a": 1}}, "unknown section [extra]"),
+        ({"data": {"crop": "32"}}, "data.crop: expected int"),
+        ({"run": {"bf16": "maybe"}}, "run.bf16"),
+        ({"data": {"train": ["missing"]}}, "does not exist"),
+        ({"data": {"train": ["empty"]}}, "holds no video or photo"),
+        ({"data": {"train": ["cif"]}}, "never train on the test set"),
+        ({"data": {"crop": 40}}, "multiples of the block"),
+    ],
+)
+def test_bad_config_is_one_line_error(tmp_path: Path, collection: Path, change: dict, message: str) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "cif").mkdir()
+    (tmp_path / "cif" / "foreman_cif.y4m").write_bytes(b"")
+    change = {s: dict(v) for s, v in change.items()}
+    if "train" in change.get("data", {}):
+        change["data"]["train"] = [str(tmp_path / name) for name in change["data"]["train"]]
+    path = write_config(tmp_path / "bad.toml", collection, "run", **change)
+    with pytest.raises(VcsError, match=message.replace("[", r"\[").replace("]", r"\]")) as e:
+        load_config(path)
+    assert "\n" not in str(e.value)
+
+
+def test_bad_override_is_refused(tmp_path: Path, collection: Path) -> None:
+    path = write_config(tmp_path / "ok.toml", collection, "run")
+    with pytest.raises(VcsError, match="unknown key optim.nope"):
+        load_config(path, ["optim.nope=3"])
+    assert load_config(path, ["optim.steps=7", "run.dir=elsewhere"]).run.dir == str(Path.cwd() / "elsewhere")
+
+
+def test_cli_bad_config_exits_1_with_one_line(tmp_path: Path, collection: Path) -> None:
+    long_dir = tmp_path / ("a-long-folder-name-" * 5) / "missing"
+    path = write_config(tmp_path / "bad.toml", collection, "run", data={"train": [str(long_dir)]})
+    done = subprocess.run(
+        [sys.executable, "-c", "from vcscodec.cli import main; main()", "train", "--config", str(path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("vcs: error: config data.train: folder")
+    assert "Traceback" not in done.stderr and not (tmp_path / "run").exists()
+
+
+# ---- data --------------------------------------------------------------------------------------------------------
+def test_device_sampler_draws_what_the_host_sampler_draws(collection: Path) -> None:
+    clips = load_collection([collection / "data"], collection / "cache", 12, (64, 64))
+    host = ChainSampler(clips, 8, 32, seed=5)
+    device = DeviceChainSampler(clips, 8, 32, seed=5, device="cpu")
+    for _ in range(3):
+        assert torch.equal(torch.from_numpy(host.sample(6)), device.batch(6))
+    assert host.state() == device.state()
+
+
+def test_pack_holds_the_collection_and_trains(tmp_path: Path, collection: Path) -> None:
+    from vcscodec.registry import sha256_file
+    from vcscodec.train.cli import train_command
+
+    config = write_config(tmp_path / "pack.toml", collection, "run", data={"pack_scale": 2, "pack_max_mb": 0.035})
+    pack = tmp_path / "luma.npz"
+    train_command(config, [], resume=False, quiet=True, pack=pack)
+    meta = read_pack_meta(pack)
+    assert pack.stat().st_size <= 0.035e6 and meta["scale"] == 2 and 9 <= meta["frame_cap"] < 18
+    assert {c["name"] for c in meta["clips"]} == {"a_64x64", "b_64x64", "val_64x64", "photo"}
+    assert all(c["height"] == 32 and c["frames"] <= meta["frame_cap"] for c in meta["clips"])
+    # Train from the pack alone (as on a machine without PyAV): no data folder, no cache.
+    from_pack = write_config(
+        tmp_path / "from-pack.toml", collection, "run", data={"train": [str(pack)], "cache": str(tmp_path / "no")},
+        optim={"steps": 2}, run={"export": str(tmp_path / "weights")},
+    )
+    trainer = run_training(load_config(from_pack))
+    assert trainer.step == 2 and not (tmp_path / "no").exists()
+    manifest = json.loads(trainer.exported.path.with_suffix(".json").read_text())
+    files = {f["name"]: f["sha256"] for f in manifest["data"]["files"]}
+    assert files["a_64x64.y4m"] == sha256_file(collection / "data" / "a_64x64.y4m")
+    assert manifest["data"]["packs"][0]["sha256"] == sha256_file(pack)
+
+
+# ---- training ----------------------------------------------------------------------------------------------------
+def test_loss_goes_down(tmp_path: Path, collection: Path) -> None:
+    from vcscodec.models import hitvcsnet_loss
+    from vcscodec.train.loop import build_model
+
+    path = write_config(tmp_path / "fit.toml", collection, "run", model={"init": "random"},
+                        optim={"steps": 24, "lr": 2e-3}, run={"validate_every": 24, "checkpoint_every": 100})
+    config = load_config(path)
+    clips = load_collection([collection / "data"], collection / "cache", 12, (64, 64))
+    batch = torch.from_numpy(ChainSampler(clips, 8, 32, seed=99).sample(4))
+    torch.manual_seed(config.run.seed)  # the run's starting weights
+    start = build_model(config, clips)
+    trainer = run_training(config)
+    with torch.no_grad():
+        before = hitvcsnet_loss(start(batch), batch, 8).item()
+        after = hitvcsnet_loss(trainer.model(batch), batch, 8).item()
+    assert after < 0.7 * before
+    losses = [r["loss"] for r in steps_of(tmp_path / "run") if "loss" in r]
+    assert len(losses) == 24 and np.mean(losses[-5:]) < np.mean(losses[:5])
+
+
+def test_resume_is_exact_and_reads_old_checkpoints(tmp_path: Path, collection: Path) -> None:
+    whole = run_training(load_config(write_config(tmp_path / "whole.toml", collection, "whole",
+                                                  optim={"steps": 6})))
+    half = tmp_path / "half.toml"
+    write_config(half, collection, "half", optim={"steps": 3}, run={"export": str(tmp_path / "weights")})
+    first = run_training(load_config(half))
+    assert first.step == 3 and first.exported is not None
+    # Rewrite the checkpoint as the first loop wrote it (format 1): a resume must still read it exactly.
+    ckpt = tmp_path / "half" / CHECKPOINT
+    state = torch.load(ckpt, weights_only=False)
+    old = ("model", "optimizer", "scheduler", "step", "wall", "samples_seen", "sampler", "torch_rng", "config",
+           "model_config")
+    torch.save({k: state[k] for k in old}, ckpt)
+    resumed = run_training(load_config(half, ["optim.steps=6"]), resume=True)
+    assert (resumed.step, resumed.samples_seen) == (whole.step, whole.samples_seen) == (6, 12)
+    assert_same_state(resumed.model.state_dict(), whole.model.state_dict())
+    assert steps_of(tmp_path / "half") == steps_of(tmp_path / "whole")
+    # Resuming a finished run only saves and exports again.
+    again = run_training(load_config(half, ["optim.steps=6"]), resume=True)
+    assert again.step == 6 and again.exported.name == resumed.exported.name
+    assert steps_of(tmp_path / "half") == steps_of(tmp_path / "whole")
+    manifest = json.loads(again.exported.path.with_suffix(".json").read_text())
+    training = manifest["training"]
+    assert training["steps"] == 6 and training["samples_seen"] == 12 and training["hardware"]
+    assert training["wall_seconds"] >= 0 and "val_psnr" in training and training["config"]["optim"]["steps"] == 6
+    assert {f["name"] for f in manifest["data"]["files"]} == {"a_64x64.y4m", "b_64x64.y4m", "photo.png"}
+    assert manifest["data"]["validation_files"][0]["name"] == "val_64x64.y4m"
+
+
+def test_sigterm_checkpoints_and_resume_continues_exactly(tmp_path: Path, collection: Path) -> None:
+    path = write_config(tmp_path / "long.toml", collection, "killed",
+                        optim={"steps": 100000}, run={"checkpoint_every": 100000, "validate_every": 100000})
+    log = tmp_path / "killed" / LOG
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from vcscodec.cli import main; main()", "train", "--config", str(path), "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and (not log.exists() or log.read_text().count("loss") < 3):
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert "stopped by SIGTERM" in err and "Traceback" not in err
+    stopped = torch.load(tmp_path / "killed" / CHECKPOINT, weights_only=False)["step"]
+    assert stopped >= 3
+    target = stopped + 2
+    resumed = run_training(load_config(path, [f"optim.steps={target}"]), resume=True)
+    whole = run_training(load_config(path, [f"optim.steps={target}", f"run.dir={tmp_path / 'whole'}"]))
+    assert resumed.step == whole.step == target
+    assert_same_state(resumed.model.state_dict(), whole.model.state_dict())
+    assert steps_of(tmp_path / "killed") == steps_of(tmp_path / "whole")
+
+
+DDP_SCRIPT = """
+import hashlib, os, sys
+from pathlib import Path
+import torch.distributed as dist
+from vcscodec.train.config import load_config
+from vcscodec.train.loop import run_training
+
+dist.init_process_group("gloo")
+config, out = Path(sys.argv[1]), Path(sys.argv[2])
+
+def digest(trainer):
+    h = hashlib.sha256()
+    for name, value in trainer.model.state_dict().items():
+        h.update(name.encode() + value.numpy().tobytes())
+    return h.hexdigest()
+
+run_training(load_config(config, ["optim.steps=2", f"run.dir={out / 'split'}"]))
+split = run_training(load_config(config, ["optim.steps=4", f"run.dir={out / 'split'}"]), resume=True)
+whole = run_training(load_config(config, ["optim.steps=4", f"run.dir={out / 'whole'}"]))
+(out / f"rank{dist.get_rank()}.txt").write_text(f"{digest(split)} {digest(whole)} {split.step} {whole.step}")
+dist.destroy_process_group()
+"""
+
+
+def test_torchrun_two_processes_agree(tmp_path: Path, collection: Path) -> None:
+    script = tmp_path / "ddp.py"
+    script.write_text(textwrap.dedent(DDP_SCRIPT))
+    config = write_config(tmp_path / "ddp.toml", collection, "unused", data={"batch": 4})
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
+         str(config), str(tmp_path)],
+        capture_output=True, text=True, timeout=240, env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = [(tmp_path / f"rank{r}.txt").read_text().split() for r in range(2)]
+    assert results[0] == results[1]  # both ranks hold the same weights
+    split_hash, whole_hash, split_steps, whole_steps = results[0]
+    assert split_hash == whole_hash and split_steps == whole_steps == "4"  # resume under DDP is exact too
+    records = steps_of(tmp_path / "whole")
+    assert [r["step"] for r in records if "loss" in r] == [1, 2, 3, 4]  # rank 0 alone writes the log
+    assert records[-1]["samples"] == 16  # the batch of 4 is shared by the two ranks
+    state = torch.load(tmp_path / "whole" / CHECKPOINT, weights_only=False)
+    assert state["world_size"] == 2 and state["sampler_ranks"][0] != state["sampler_ranks"][1]
