@@ -108,7 +108,10 @@ def encode(
     """Measure a video block by block (the light, sensor-side half) into a .vcs file."""
     from .codec import encode_file
 
-    with _progress(quiet, "encode") as progress:
+    if output.suffix.lower() != ".vcs":  # e.g. swapped arguments: never write a .vcs file under a video's name
+        raise VcsError(f"{output}: the encoder writes .vcs files; give an output name ending in .vcs")
+    # No bar on a pipe or in a log: it would only add a stale line before the summary or the error.
+    with _progress(quiet or not err.is_terminal, "encode") as progress:
         rate = _FrameRate(progress, "encode")
         report = encode_file(
             input,
@@ -125,13 +128,14 @@ def encode(
             rate.total,
         )
     for w in report.warnings:
-        err.print(f"vcs: warning: {w}", highlight=False, markup=False)
+        err.print(f"vcs: warning: {w}", highlight=False, markup=False, soft_wrap=True)
     if not quiet:
         out.print(
             f"{output}: {report.frames} frames {report.width}×{report.height}, {report.bytes:,} bytes, "
             f"{report.bits_per_pixel:.4f} bpp, chroma {report.chroma}, model {report.model}, "
             f"{report.frames / report.seconds:.1f} fps",
             highlight=False,
+            soft_wrap=True,
         )
 
 
@@ -148,7 +152,7 @@ def decode(
     """Rebuild the video from its measurements with HIT-VCSNet (on the GPU when there is one)."""
     from .codec import decode_file
 
-    with _progress(quiet, "decode") as progress:
+    with _progress(quiet or not err.is_terminal, "decode") as progress:
         rate = _FrameRate(progress, "decode")
         report = decode_file(
             input, output, device, batch_gops, precision, force, rate, lambda h: rate.total(h.frame_count)
@@ -158,6 +162,7 @@ def decode(
             f"{output}: {report.frames} frames, {report.frames / report.seconds:.2f} fps on {report.device} "
             f"({report.precision}), video codec {report.codec}",
             highlight=False,
+            soft_wrap=True,
         )
 
 
@@ -179,6 +184,8 @@ def info(
         out.print_json(json.dumps(described))
     else:
         table = Table(show_header=False, box=None)
+        table.add_column(no_wrap=True)
+        table.add_column(overflow="fold")  # wrap long values (hashes, paths) rather than cut them with "…"
         for key, value in described.items():
             table.add_row(f"[bold]{key}", _format_value(value))
         out.print(table)
@@ -291,7 +298,7 @@ def main() -> None:
     try:
         app()
     except VcsError as e:
-        err.print(f"vcs: error: {e}", highlight=False, markup=False)
+        err.print(f"vcs: error: {e}", highlight=False, markup=False, soft_wrap=True)  # one line, never folded
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("vcs: interrupted", highlight=False)

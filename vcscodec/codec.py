@@ -242,10 +242,10 @@ def model_for(header: StreamHeader) -> ModelCard:
 
 
 def pick_device(name: str) -> torch.device:
-    import torch
-
     if name not in ("auto", "cpu", "cuda"):
         raise VcsError(f"--device must be auto, cpu or cuda, not {name!r}")
+    import torch
+
     if name == "cuda" and not torch.cuda.is_available():
         raise VcsError("--device cuda: no CUDA device is available")
     if name == "auto":
@@ -361,12 +361,14 @@ def decode_file(
     with ContainerReader(input) as reader:
         header = reader.header
         card = model_for(header)
-        dev = pick_device(device)
-        model = card.load(dev)
-        if on_start:
-            on_start(header)
         fps = Fraction(header.fps_num, header.fps_den)
+        # The output is checked (and its temporary file made) before torch and the model are loaded, so that a
+        # bad output path fails at once; leaving the block by an error deletes the temporary file.
         with open_writer(output, header.width, header.height, fps, force=force) as writer:
+            dev = pick_device(device)
+            model = card.load(dev)
+            if on_start:
+                on_start(header)
             count = 0
             for frame in decode_records(reader, model, dev, batch_gops, precision):
                 writer.write(frame)

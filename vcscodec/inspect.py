@@ -74,6 +74,8 @@ A frame plane (8-bit) is padded to multiples of B = {block} by repeating its las
 Measurements are stored per plane as an (M, H/B, W/B) array: y[i, row, col] is row i of Φ applied to the
 block at (row, col). Quantization: q = round_half_even(y · 255 / step), step from the .vcs header.
 Keyframes are frames 0, {gop}, 2·{gop}, … and the last frame; the others are non-keyframes.
+In colour (yuv420) files the U and V planes (ceil(H/2) × ceil(W/2)) are measured exactly like Y.
+The .csv files hold the same float64 values as the .npy files, to the last bit (17 significant digits).
 """
 
 
@@ -87,7 +89,7 @@ def export_sampler(card: ModelCard, folder: Path, force: bool = False) -> list[P
         raise VcsError(f"{clash[0]} already exists (use --force)")
     for n, phi in files.items():
         _atomic(folder / f"{n}.npy", lambda p, phi=phi: np.save(p, phi))
-        _atomic(folder / f"{n}.csv", lambda p, phi=phi: np.savetxt(p, phi, delimiter=",", fmt="%.9g"))
+        _atomic(folder / f"{n}.csv", lambda p, phi=phi: np.savetxt(p, phi, delimiter=",", fmt="%.17g"))
     text = SAMPLER_README.format(
         name=card.name,
         sha=card.sha256,

@@ -1,0 +1,387 @@
+"""`vcs encode / decode / info / models / export-sampler` as a user runs them: in a subprocess, checking exit codes,
+one-line errors without tracebacks, and that a failed command leaves no output (nor temporary) file behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vcscodec.container import ContainerReader, read_header
+from vcscodec.io import open_video
+from vcscodec.metrics import psnr
+from vcscodec.samples import camera_pan, gray_clip, write_clip
+
+PARTS = ("sampling", "initial reconstruction", "MSEM (FEM + RBs)", "HFFM", "HFIM", "MSFM")
+
+
+def run_vcs(*args: object, weights: Path, threads: int | None = 1, timeout: float = 180) -> subprocess.CompletedProcess:
+    """`python -m vcscodec.cli ARGS` with $VCS_WEIGHTS; one torch thread (the CPUs are shared) unless None."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"} | {"VCS_WEIGHTS": str(weights)}
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
+    return subprocess.run(
+        [sys.executable, "-m", "vcscodec.cli", *map(str, args)], capture_output=True, text=True, env=env,
+        timeout=timeout,
+    )  # fmt: skip
+
+
+def assert_ok(done: subprocess.CompletedProcess) -> None:
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def assert_error(done: subprocess.CompletedProcess, *fragments: str) -> str:
+    """Exit code 1, exactly one line on stderr, "vcs: error: …" naming the problem, no traceback."""
+    assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr + done.stdout
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("vcs: error: "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def record_spans(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of every record, GOP records then the end record (docs/format.md §2)."""
+    (length,) = struct.unpack_from("<I", data, 10)
+    pos, spans = 14 + length + 4, []
+    while pos < len(data):
+        (payload,) = struct.unpack_from("<I", data, pos + 5)
+        spans.append((pos, pos + 13 + payload + 4))
+        pos = spans[-1][1]
+    return spans
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory, tiny_weights) -> dict:
+    """A 9-frame 100×60 colour clip (records: frames 0-7, frame 8, end) and its .vcs, made once."""
+    folder = tmp_path_factory.mktemp("clip")
+    frames = camera_pan(9, 100, 60, seed=1)
+    src, vcs = folder / "clip.y4m", folder / "clip.vcs"
+    write_clip(src, frames, fps=25)
+    done = run_vcs("encode", src, vcs, weights=tiny_weights)
+    assert_ok(done)
+    return {"frames": frames, "y4m": src, "vcs": vcs, "bytes": vcs.read_bytes(), "weights": tiny_weights}
+
+
+# ------------------------------------------------------------------------------------------ working runs
+
+
+def test_encode_never_imports_torch(tmp_path, clip):
+    """The encoder is the light, sensor-side half: the whole `vcs encode` command runs without torch."""
+    out = tmp_path / "a.vcs"
+    probe = (
+        "import sys\n"
+        "from vcscodec.cli import main\n"
+        f"sys.argv = ['vcs', 'encode', {str(clip['y4m'])!r}, {str(out)!r}, '--quiet']\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print('torch' in sys.modules, any(m.startswith('torch') for m in sys.modules))\n"
+    )
+    env = {**os.environ, "VCS_WEIGHTS": str(clip["weights"])}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False"]
+    assert out.read_bytes() == clip["bytes"]
+
+
+def test_raw_yuv_in_mp4_out(tmp_path, clip):
+    frames = clip["frames"]
+    named = tmp_path / "clip_100x60_25.yuv"
+    write_clip(named, frames, fps=25)
+    plain = tmp_path / "plain.yuv"
+    shutil.copy(named, plain)
+    a, b = tmp_path / "a.vcs", tmp_path / "b.vcs"
+    done = run_vcs("encode", named, a, weights=clip["weights"])
+    assert_ok(done)
+    assert "9 frames 100×60" in done.stdout and "bpp" in done.stdout and "\n" not in done.stdout.strip()
+    assert_ok(run_vcs("encode", plain, b, "--size", "100x60", "--fps", "25", "-q", weights=clip["weights"]))
+    assert a.read_bytes() == b.read_bytes() == clip["bytes"]  # every input path measures the same pixels
+    out = tmp_path / "out.mp4"
+    done = run_vcs("decode", a, out, "--device", "cpu", weights=clip["weights"])
+    assert_ok(done)
+    assert "9 frames" in done.stdout and done.stderr == ""
+    with open_video(out) as reader:
+        info, back = reader.info, list(reader)
+    assert (info.width, info.height, info.fps, len(back)) == (100, 60, 25, 9)
+    assert np.mean([psnr(x.y, y.y) for x, y in zip(frames, back, strict=True)]) > 19
+    assert files_in(tmp_path) == ["a.vcs", "b.vcs", "clip_100x60_25.yuv", "out.mp4", "plain.yuv"]
+
+
+def test_two_cpu_decodes_give_identical_bytes(tmp_path, clip):
+    """Same machine, same settings (torch's own thread count): the same bytes. A different number of threads can
+    change a few pixels by ±1 (float32 sums split differently), so this is no promise across machines."""
+    one, two = tmp_path / "one.y4m", tmp_path / "two.y4m"
+    assert_ok(run_vcs("decode", clip["vcs"], one, "--device", "cpu", "-q", weights=clip["weights"], threads=None))
+    assert_ok(run_vcs("decode", clip["vcs"], two, "--device", "cpu", "-q", weights=clip["weights"], threads=None))
+    assert one.read_bytes() == two.read_bytes()
+    assert len(one.read_bytes()) > 9 * 100 * 60 * 3 // 2
+
+
+def test_info_shows_bits_per_pixel(clip):
+    done = run_vcs("info", clip["vcs"], weights=clip["weights"])
+    assert_ok(done)
+    assert "bits per pixel" in done.stdout and "…" not in done.stdout  # long values fold, never cut
+    done = run_vcs("info", clip["vcs"], "--json", weights=clip["weights"])
+    assert_ok(done)
+    info = json.loads(done.stdout)
+    assert info["bits per pixel"] == pytest.approx(len(clip["bytes"]) * 8 / (100 * 60 * 9))
+    assert f"{info['bits per pixel']:.4g}" in run_vcs("info", clip["vcs"], weights=clip["weights"]).stdout
+    assert (info["frames"], info["size"], info["frame rate"], info["records"]) == (9, "100x60", "25/1", 2)
+    assert info["weights sha256"] == read_header(clip["vcs"]).weights_sha256
+
+
+def test_info_model_counts_parameters_per_part(clip):
+    name = read_header(clip["vcs"]).model_name
+    done = run_vcs("info", "--model", name[:-3], weights=clip["weights"])  # a unique prefix is enough
+    assert_ok(done)
+    text = " ".join(done.stdout.split())
+    assert name in text
+    counts = {}
+    for part in (*PARTS, "total"):
+        match = re.search(re.escape(part) + r": ([\d,]+)", text)
+        assert match, (part, text)
+        counts[part] = int(match.group(1).replace(",", ""))
+    assert all(counts[p] > 0 for p in PARTS)
+    assert sum(counts[p] for p in PARTS) == counts["total"]
+    assert counts["sampling"] == (512 + 102) * 32 * 32  # Φk and Φn, no bias
+
+
+def test_models_lists_the_weights_folder(clip):
+    done = run_vcs("models", "--json", weights=clip["weights"])
+    assert_ok(done)
+    models = json.loads(done.stdout)
+    assert sorted(m["alpha_n"] for m in models) == [0.01, 0.1] and all(m["default"] for m in models)
+
+
+def test_export_sampler_refuses_to_overwrite(tmp_path, clip):
+    folder = tmp_path / "phi"
+    assert_ok(run_vcs("export-sampler", folder, weights=clip["weights"]))
+    before = (folder / "phi_n.npy").read_bytes()
+    assert_error(run_vcs("export-sampler", folder, weights=clip["weights"]), "already exists", "--force")
+    assert_ok(run_vcs("export-sampler", folder, "--force", weights=clip["weights"]))
+    assert (folder / "phi_n.npy").read_bytes() == before
+    assert files_in(folder) == ["README.txt", "phi_k.csv", "phi_k.npy", "phi_n.csv", "phi_n.npy"]
+
+
+# ------------------------------------------------------------------------------------------ damaged files
+
+
+def _flip(data: bytes, offset: int) -> bytes:
+    return data[:offset] + bytes([data[offset] ^ 0x20]) + data[offset + 1 :]
+
+
+def damaged_files(data: bytes) -> list[tuple[str, bytes, str]]:
+    (gop0, gop1, end) = record_spans(data)
+    header_end = gop0[0]
+    return [
+        ("header byte", _flip(data, 14 + 1), "header is damaged (CRC mismatch)"),
+        ("GOP 0 length", _flip(data, gop0[0] + 6), "GOP 0 is damaged (CRC mismatch)"),
+        ("GOP 1 payload", _flip(data, gop1[0] + 13 + 40), "GOP 1 is damaged (CRC mismatch)"),
+        ("end record", _flip(data, end[0] + 1), "end record is damaged (CRC mismatch)"),
+        ("cut after header", data[:header_end], "file is truncated after the header"),
+        ("cut after GOP 0", data[: gop0[1]], "file is truncated after GOP 0"),
+        ("cut after GOP 1", data[: gop1[1]], "file is truncated after GOP 1"),
+        ("cut in header", data[: header_end - 2], "file is truncated in the header"),
+        ("cut in GOP 1", data[: gop1[1] - 5], "file is truncated in GOP 1"),
+        ("cut in end record", data[: end[1] - 1], "file is truncated in the end record"),
+        ("data after end", data + b"\0", "1 bytes of unexpected data after the end record"),
+    ]
+
+
+def test_damaged_files_fail_info_with_one_line(tmp_path, clip):
+    data = clip["bytes"]
+    assert [e - s for s, e in record_spans(data)][-1] == 17  # the end record: prefix and empty payload
+    for what, damaged, message in damaged_files(data):
+        path = tmp_path / "bad.vcs"
+        path.write_bytes(damaged)
+        assert_error(run_vcs("info", path, weights=clip["weights"]), message), what
+
+
+# Decoding stops at the damage after it has loaded torch and the model (seconds each on a shared CPU), so it runs
+# the header, a GOP payload and every record boundary; `vcs info` above runs every case.
+@pytest.mark.parametrize(
+    "what", ["header byte", "GOP 1 payload", "cut after header", "cut after GOP 0", "cut after GOP 1"]
+)
+def test_damaged_files_fail_decode_and_leave_nothing(tmp_path, clip, what):
+    [(_, damaged, message)] = [case for case in damaged_files(clip["bytes"]) if case[0] == what]
+    path = tmp_path / "bad.vcs"
+    path.write_bytes(damaged)
+    out = tmp_path / "out" / "video.y4m"
+    out.parent.mkdir()
+    assert_error(run_vcs("decode", path, out, "--device", "cpu", weights=clip["weights"]), message)
+    assert files_in(out.parent) == [], what
+
+
+# --------------------------------------------------------------------------------------------- bad input
+
+
+def test_missing_and_unreadable_inputs(tmp_path, clip):
+    w = clip["weights"]
+    out = tmp_path / "out"
+    out.mkdir()
+    assert_error(run_vcs("encode", tmp_path / "gone.y4m", out / "a.vcs", weights=w), "gone.y4m", "no such file")
+    assert_error(run_vcs("decode", tmp_path / "gone.vcs", out / "a.y4m", weights=w), "file not found", "gone.vcs")
+    assert_error(run_vcs("info", tmp_path / "gone.vcs", weights=w), "file not found")
+    assert_error(run_vcs("encode", tmp_path, out / "a.vcs", weights=w), "is a folder")
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(os.urandom(3000))
+    assert_error(run_vcs("encode", junk, out / "a.vcs", weights=w), "junk.mp4", "not a video FFmpeg can decode")
+    not_vcs = tmp_path / "clip.vcs"
+    shutil.copy(clip["y4m"], not_vcs)
+    assert_error(run_vcs("decode", not_vcs, out / "a.y4m", weights=w), "not a .vcs file (bad magic)")
+    empty = tmp_path / "empty.vcs"
+    empty.write_bytes(b"")
+    assert_error(run_vcs("decode", empty, out / "a.y4m", weights=w), "not a .vcs file (empty file)")
+    # an input the user may not read (root reads everything, so this part needs an ordinary user)
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked.y4m"
+        shutil.copy(clip["y4m"], locked)
+        locked.chmod(0)
+        assert_error(run_vcs("encode", locked, out / "a.vcs", weights=w), "locked.y4m", "cannot read")
+    assert files_in(out) == []
+
+
+def test_raw_yuv_needs_its_size(tmp_path, clip):
+    raw = tmp_path / "clip.yuv"
+    write_clip(raw, clip["frames"][:2], fps=25)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert_error(run_vcs("encode", raw, out / "a.vcs", weights=clip["weights"]), "--size WxH and --fps")
+    assert_error(run_vcs("encode", raw, out / "a.vcs", "--size", "100x60", weights=clip["weights"]), "--fps")
+    assert_error(
+        run_vcs("encode", raw, out / "a.vcs", "--size", "64x48", "--fps", "25", weights=clip["weights"]),
+        "not a multiple",
+    )
+    assert_error(run_vcs("encode", raw, out / "a.vcs", "--size", "100", weights=clip["weights"]), "not WxH")
+    assert files_in(out) == []
+
+
+def test_unknown_output_extension(tmp_path, clip):
+    out = tmp_path / "out"
+    out.mkdir()
+    assert_error(
+        run_vcs("decode", clip["vcs"], out / "video.xyz", weights=clip["weights"]), "cannot write .xyz", ".y4m"
+    )
+    assert_error(run_vcs("decode", clip["vcs"], out / "video", weights=clip["weights"]), "without an extension")
+    # the encoder writes .vcs files only (a swapped `vcs encode in.y4m out.y4m` would make a misnamed file)
+    assert_error(run_vcs("encode", clip["y4m"], out / "a.y4m", weights=clip["weights"]), "a.y4m", ".vcs")
+    assert files_in(out) == []
+
+
+def test_file_made_with_other_weights_names_its_model(tmp_path, clip):
+    model_name = read_header(clip["vcs"]).model_name
+    other = tmp_path / "other_weights"  # a weights folder with only the other (αn = 0.01) model
+    other.mkdir()
+    for path in clip["weights"].iterdir():
+        if "-n0.01-" in path.name:
+            shutil.copy(path, other)
+    assert len(files_in(other)) == 2
+    out = tmp_path / "out"
+    out.mkdir()
+    line = assert_error(run_vcs("decode", clip["vcs"], out / "a.y4m", weights=other), model_name)
+    assert "needs model" in line and "not in the weights folder" in line
+    # same name, other weights: a manifest that claims the name with another hash is refused by hash
+    forged = tmp_path / "forged_weights"
+    shutil.copytree(clip["weights"], forged)
+    manifest = forged / f"{model_name}.json"
+    info = json.loads(manifest.read_text())
+    info["sha256"] = "0" * 64
+    manifest.write_text(json.dumps(info))
+    line = assert_error(run_vcs("decode", clip["vcs"], out / "a.y4m", weights=forged), model_name)
+    assert "made with model" in line and "sha256 0000000000000000" in line
+    assert files_in(out) == []
+
+
+def test_newer_format_version_is_refused_by_name(tmp_path, clip):
+    data = bytearray(clip["bytes"])
+    (length,) = struct.unpack_from("<I", data, 10)
+    struct.pack_into("<H", data, 8, 2)
+    struct.pack_into("<I", data, 14 + length, zlib.crc32(bytes(data[8 : 14 + length])))  # fix the header CRC
+    newer = tmp_path / "newer.vcs"
+    newer.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    out.mkdir()
+    message = "file format version 2 is newer than this vcscodec reads (1): upgrade vcscodec"
+    assert_error(run_vcs("decode", newer, out / "a.y4m", weights=clip["weights"]), message)
+    assert_error(run_vcs("info", newer, weights=clip["weights"]), message)
+    # without the CRC fix the same change reads as damage
+    struct.pack_into("<I", data, 14 + length, zlib.crc32(bytes(clip["bytes"][8 : 14 + length])))
+    newer.write_bytes(bytes(data))
+    assert_error(run_vcs("info", newer, weights=clip["weights"]), "header is damaged (CRC mismatch)")
+    assert files_in(out) == []
+
+
+def test_existing_output_is_refused_unless_forced(tmp_path, clip):
+    w = clip["weights"]
+    vcs, video = tmp_path / "a.vcs", tmp_path / "a.y4m"
+    vcs.write_bytes(b"precious")
+    video.write_bytes(b"precious")
+    assert_error(run_vcs("encode", clip["y4m"], vcs, weights=w), "already exists")
+    assert_error(run_vcs("decode", clip["vcs"], video, weights=w), "already exists", "--force")
+    assert vcs.read_bytes() == video.read_bytes() == b"precious"
+    assert files_in(tmp_path) == ["a.vcs", "a.y4m"]
+    assert_ok(run_vcs("encode", clip["y4m"], vcs, "--force", "-q", weights=w))
+    assert vcs.read_bytes() == clip["bytes"]
+    assert files_in(tmp_path) == ["a.vcs", "a.y4m"]  # decode --force: test_codec.py
+
+
+def test_output_folder_missing_or_not_writable(tmp_path, clip):
+    w = clip["weights"]
+    gone = tmp_path / "gone"
+    assert_error(run_vcs("encode", clip["y4m"], gone / "a.vcs", weights=w), "does not exist", str(gone))
+    assert_error(run_vcs("decode", clip["vcs"], gone / "a.y4m", weights=w), "does not exist", str(gone))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    if os.geteuid() == 0:  # root ignores permission bits; an immutable folder refuses even root
+        if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(locked)]).returncode:
+            pytest.skip("running as root and cannot make a folder immutable")
+    else:
+        locked.chmod(0o500)
+    try:
+        assert_error(run_vcs("encode", clip["y4m"], locked / "a.vcs", weights=w), "cannot write", str(locked))
+        assert_error(run_vcs("decode", clip["vcs"], locked / "a.y4m", weights=w), "not writable", str(locked))
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(locked)], check=True)
+        locked.chmod(0o700)
+    assert files_in(locked) == [] and files_in(tmp_path) == ["locked"]
+
+
+def test_cuda_without_cuda(tmp_path, clip):
+    out = tmp_path / "a.y4m"
+    assert_error(run_vcs("decode", clip["vcs"], out, "--device", "tpu", weights=clip["weights"]), "--device", "tpu")
+    assert files_in(tmp_path) == []
+    done = run_vcs("decode", clip["vcs"], out, "--device", "cuda", "-q", weights=clip["weights"])
+    if done.returncode == 0:
+        pytest.skip("this machine has CUDA")
+    assert_error(done, "--device cuda: no CUDA device is available")
+    assert files_in(tmp_path) == []
+
+
+def test_grey_input_is_coded_grey(tmp_path, clip):
+    src, vcs = tmp_path / "g.y4m", tmp_path / "g.vcs"
+    write_clip(src, gray_clip(2, 100, 60), fps=25)
+    done = run_vcs("encode", src, vcs, weights=clip["weights"])
+    assert_ok(done)
+    assert "chroma gray" in done.stdout and done.stderr == ""
+    with ContainerReader(vcs) as reader:
+        assert reader.header.num_planes == 1
+    # colour forced into grey: a one-line warning, and still exit 0
+    done = run_vcs("encode", clip["y4m"], tmp_path / "c.vcs", "--chroma", "gray", weights=clip["weights"])
+    assert_ok(done)
+    assert done.stderr.startswith("vcs: warning: ") and len(done.stderr.splitlines()) == 1

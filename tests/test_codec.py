@@ -1,0 +1,244 @@
+"""vcscodec.codec end to end with the tiny models: every input and output format, frame counts, sizes, rates,
+picture quality, grey and colour, streaming decode and repeatability."""
+
+from __future__ import annotations
+
+import shutil
+import weakref
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vcscodec.codec import decode_file, decode_records, encode_file, pick_device
+from vcscodec.container import ContainerReader, GopRecord, read_header
+from vcscodec.io import Frame, open_video
+from vcscodec.metrics import psnr
+from vcscodec.registry import default_model
+from vcscodec.samples import gray_clip, write_clip
+
+NTSC = Fraction(30000, 1001)
+
+# Mean luma / worst chroma PSNR (dB) of the tiny DCT models (αn = 0.1, untrained) on the astronaut pans of
+# ROUND_TRIPS, measured: 1 frame (a keyframe, 50 % of the samples) 28.9-29.2 / 41.2-42.5; 9 frames (7
+# non-keyframes at 10 %, rebuilt across a fast pan) 21.9-22.0 / 32.4-33.6; 20 frames 24.2-24.3 / 40.1-41.4.
+# An MP4/MKV/AVI at either end costs up to 1.2 dB of chroma. The thresholds sit about 3 dB below the lowest.
+MIN_LUMA = {1: 26.0, 9: 19.0, 20: 21.0}
+MIN_CHROMA = {1: 38.0, 9: 29.5, 20: 37.0}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The CPUs are shared: one torch thread decodes these small clips fastest and keeps timings stable."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def read(path: Path, **kw) -> tuple:
+    with open_video(path, **kw) as reader:
+        return reader.info, list(reader)
+
+
+def mean_psnr(a: list[Frame], b: list[Frame], plane: str) -> float:
+    return float(np.mean([psnr(getattr(x, plane), getattr(y, plane)) for x, y in zip(a, b, strict=True)]))
+
+
+def only_files(folder: Path, *names: str) -> bool:
+    """The folder holds exactly these files (no temporary file left over)."""
+    return sorted(p.name for p in folder.iterdir()) == sorted(names)
+
+
+# (input kind, output extension, frames, width, height)
+ROUND_TRIPS = [
+    ("y4m", ".y4m", 1, 100, 60),
+    ("y4m", ".y4m", 9, 99, 61),
+    ("y4m", ".yuv", 20, 100, 60),
+    ("yuv-name", ".y4m", 9, 100, 60),
+    ("yuv-args", ".yuv", 20, 99, 61),
+    ("yuv-name", ".mp4", 1, 99, 61),
+    ("mp4", ".mp4", 9, 100, 60),
+    ("mp4", ".y4m", 20, 99, 61),
+    ("mkv", ".mkv", 9, 100, 60),
+    ("avi", ".avi", 9, 99, 61),
+]
+
+
+@pytest.mark.parametrize(
+    "kind, out_ext, n, w, h", ROUND_TRIPS, ids=[f"{k}{e}-{n}f-{w}x{h}" for k, e, n, w, h in ROUND_TRIPS]
+)
+def test_round_trip(tmp_path, use_tiny_weights, pan_clip, kind, out_ext, n, w, h):
+    frames = pan_clip(n, w, h, seed=n)
+    fps = NTSC if kind in ("y4m", "yuv-name") else Fraction(25)
+    size = fps_arg = None
+    if kind == "yuv-name":
+        src = tmp_path / f"clip_{w}x{h}_29.97fps.yuv"
+    elif kind == "yuv-args":
+        src, size, fps_arg = tmp_path / "clip.yuv", (w, h), fps
+    else:
+        src = tmp_path / f"clip.{kind}"
+    write_clip(src, frames, fps=fps)
+    vcs = tmp_path / "clip.vcs"
+    report = encode_file(src, vcs, size=size, fps=fps_arg)
+    assert (report.frames, report.width, report.height, report.chroma) == (n, w, h, "yuv420")
+    header = read_header(vcs)
+    assert (header.width, header.height, header.frame_count, header.fps) == (w, h, n, fps)
+    assert report.bits_per_pixel == pytest.approx(vcs.stat().st_size * 8 / (w * h * n))
+
+    out = tmp_path / f"out_{w}x{h}{out_ext}"
+    decoded = decode_file(vcs, out, device="cpu")
+    assert decoded.frames == n
+    info, back = read(out, fps=fps if out_ext == ".yuv" else None)
+    assert (info.width, info.height, len(back)) == (w, h, n)
+    if out_ext != ".yuv":  # raw video has no header: its rate is whatever the reader is told
+        assert info.fps == fps
+    if info.frame_count is not None:
+        assert info.frame_count == n
+    luma, chroma = mean_psnr(frames, back, "y"), min(mean_psnr(frames, back, "u"), mean_psnr(frames, back, "v"))
+    assert luma > MIN_LUMA[n], (luma, chroma)
+    assert chroma > MIN_CHROMA[n], (luma, chroma)
+    assert only_files(tmp_path, src.name, vcs.name, out.name)
+
+
+def test_frames_come_back_in_order(tmp_path, use_tiny_weights, pan_clip):
+    """Each decoded keyframe is closest to its own source frame; every frame resembles its source."""
+    frames = pan_clip(20, 100, 60, seed=5)
+    src, vcs, out = tmp_path / "a.y4m", tmp_path / "a.vcs", tmp_path / "b.y4m"
+    write_clip(src, frames, fps=25)
+    encode_file(src, vcs)
+    assert read_header(vcs).key_frames() == [0, 8, 16, 19]
+    decode_file(vcs, out, device="cpu")
+    back = read(out)[1]
+    for i, f in enumerate(back):
+        scores = [psnr(g.y, f.y) for g in frames]
+        assert scores[i] > 17, (i, scores)
+        if i in (0, 8, 16, 19):
+            assert int(np.argmax(scores)) == i, (i, scores)
+
+
+def test_grey_input_stays_exactly_grey(tmp_path, use_tiny_weights):
+    frames = gray_clip(9, 99, 61)
+    src, vcs = tmp_path / "grey.y4m", tmp_path / "grey.vcs"
+    write_clip(src, frames, fps=25)
+    report = encode_file(src, vcs)
+    assert report.chroma == "gray" and report.warnings == []
+    assert read_header(vcs).num_planes == 1
+    for ext in (".y4m", ".mp4"):
+        out = tmp_path / f"grey_out{ext}"
+        decode_file(vcs, out, device="cpu")
+        back = read(out)[1]
+        assert len(back) == 9
+        for f in back:
+            assert f.u.shape == f.v.shape == (31, 50)
+            assert np.all(f.u == 128) and np.all(f.v == 128)
+        assert mean_psnr(frames, back, "y") > MIN_LUMA[9]
+
+
+def test_colour_input_keeps_colour(tmp_path, use_tiny_weights, pan_clip):
+    frames = pan_clip(9, 100, 60, seed=2)
+    assert np.std(frames[0].u.astype(float)) > 5  # the astronaut picture has real colour
+    src, vcs, out = tmp_path / "c.y4m", tmp_path / "c.vcs", tmp_path / "c_out.y4m"
+    write_clip(src, frames, fps=25)
+    assert encode_file(src, vcs).chroma == "yuv420"
+    decode_file(vcs, out, device="cpu")
+    back = read(out)[1]
+    for plane in "uv":
+        assert mean_psnr(frames, back, plane) > MIN_CHROMA[9]
+        # the colour varies like the source's, not a flat grey
+        src_std = np.std([getattr(f, plane).astype(float) for f in frames])
+        out_std = np.std([getattr(f, plane).astype(float) for f in back])
+        assert out_std > 0.7 * src_std
+    # --chroma gray on purpose drops it, with a warning
+    grey = tmp_path / "g.vcs"
+    report = encode_file(src, grey, chroma="gray")
+    assert report.chroma == "gray" and report.warnings and "colour" in report.warnings[0]
+
+
+def test_ratio_001_model(tmp_path, use_tiny_weights, pan_clip):
+    frames = pan_clip(9, 100, 60, seed=3)
+    src, vcs, out = tmp_path / "a.y4m", tmp_path / "a.vcs", tmp_path / "b.y4m"
+    write_clip(src, frames, fps=25)
+    report = encode_file(src, vcs, ratio=0.01)
+    assert read_header(vcs).m_n == 10 and report.model == default_model(0.01).name
+    decode_file(vcs, out, device="cpu")
+    back = read(out)[1]
+    assert len(back) == 9
+    assert psnr(frames[0].y, back[0].y) > MIN_LUMA[1]  # the keyframe is unaffected by αn
+    assert mean_psnr(frames, back, "y") > 15
+
+
+def test_frames_option_and_mkv_without_frame_count(tmp_path, use_tiny_weights, pan_clip):
+    frames = pan_clip(12, 100, 60, seed=4)
+    src = tmp_path / "a.mkv"  # Matroska does not state its frame count: the encoder counts first
+    write_clip(src, frames, fps=25)
+    assert open_video(src).info.frame_count is None
+    vcs = tmp_path / "a.vcs"
+    assert encode_file(src, vcs).frames == 12
+    assert read_header(vcs).key_frames() == [0, 8, 11]
+    assert encode_file(src, vcs, max_frames=5, force=True).frames == 5
+    assert read_header(vcs).key_frames() == [0, 4]
+
+
+class CountingReader:
+    """A ContainerReader stand-in that records how many GopRecords are alive whenever a new one is read."""
+
+    def __init__(self, reader: ContainerReader) -> None:
+        self.reader, self.header = reader, reader.header
+        self.alive: list[weakref.ref] = []
+        self.peak = self.read = 0
+
+    def __iter__(self):
+        for record in self.reader:
+            assert isinstance(record, GopRecord)
+            self.alive = [r for r in self.alive if r() is not None] + [weakref.ref(record)]
+            self.peak = max(self.peak, len(self.alive))
+            self.read += 1
+            yield record
+            del record
+
+
+@pytest.mark.parametrize("batch_gops", [1, 3])
+def test_decode_holds_a_bounded_number_of_records(tmp_path, use_tiny_weights, noise_clip, batch_gops):
+    n = 8 * 12 + 1  # 13 records of 64×32 pixels
+    src, vcs = tmp_path / "long.y4m", tmp_path / "long.vcs"
+    write_clip(src, noise_clip(n, 64, 32), fps=25)
+    encode_file(src, vcs, chroma="gray")
+    with ContainerReader(vcs) as reader:
+        counting = CountingReader(reader)
+        model = default_model(0.1).load("cpu")
+        count = 0
+        for frame in decode_records(counting, model, pick_device("cpu"), batch_gops=batch_gops):
+            assert frame.y.shape == (32, 64)
+            count += 1
+            del frame
+    assert count == n and counting.read == 13
+    # at most ``batch_gops`` GOPs waiting plus the record that closes them (a decoder reading ahead would
+    # hold all 13)
+    assert counting.peak == batch_gops + 1, counting.peak
+
+
+def test_two_decodes_give_identical_bytes(tmp_path, use_tiny_weights, pan_clip):
+    src, vcs = tmp_path / "a.y4m", tmp_path / "a.vcs"
+    write_clip(src, pan_clip(10, 99, 61), fps=25)
+    encode_file(src, vcs)
+    one, two = tmp_path / "one.y4m", tmp_path / "two.y4m"
+    decode_file(vcs, one, device="cpu")
+    decode_file(vcs, two, device="cpu", batch_gops=1)  # batching changes nothing either
+    assert one.read_bytes() == two.read_bytes()
+    two.write_bytes(b"old")
+    decode_file(vcs, two, device="cpu", force=True)  # --force replaces an existing output
+    assert one.read_bytes() == two.read_bytes()
+    assert only_files(tmp_path, "a.y4m", "a.vcs", "one.y4m", "two.y4m")
+
+
+def test_encoding_is_repeatable(tmp_path, use_tiny_weights, noise_clip):
+    src = tmp_path / "a.y4m"
+    write_clip(src, noise_clip(9, 99, 61), fps=25)
+    encode_file(src, tmp_path / "one.vcs")
+    shutil.copy(src, tmp_path / "b.y4m")
+    encode_file(tmp_path / "b.y4m", tmp_path / "two.vcs")
+    assert (tmp_path / "one.vcs").read_bytes() == (tmp_path / "two.vcs").read_bytes()
