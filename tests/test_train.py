@@ -6,7 +6,6 @@ under a minute on two shared cores; never the real data.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -261,14 +260,16 @@ def test_sigterm_checkpoints_and_resume_continues_exactly(tmp_path: Path, collec
 
 
 DDP_SCRIPT = """
-import hashlib, os, sys
+import hashlib, os, signal, sys
 from pathlib import Path
 import torch.distributed as dist
+import vcscodec.train.loop as loop
 from vcscodec.train.config import load_config
 from vcscodec.train.loop import run_training
 
 dist.init_process_group("gloo")
 config, out = Path(sys.argv[1]), Path(sys.argv[2])
+rank = dist.get_rank()
 
 def digest(trainer):
     h = hashlib.sha256()
@@ -276,10 +277,20 @@ def digest(trainer):
         h.update(name.encode() + value.numpy().tobytes())
     return h.hexdigest()
 
-run_training(load_config(config, ["optim.steps=2", f"run.dir={out / 'split'}"]))
+step = loop.train_step
+def step_then_sigterm(trainer):  # rank 1 alone is told to stop after step 2: both must stop there
+    loss = step(trainer)
+    if rank == 1 and trainer.step == 2:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return loss
+
+loop.train_step = step_then_sigterm
+first = run_training(load_config(config, ["optim.steps=100", f"run.dir={out / 'split'}"]))
+loop.train_step = step
 split = run_training(load_config(config, ["optim.steps=4", f"run.dir={out / 'split'}"]), resume=True)
 whole = run_training(load_config(config, ["optim.steps=4", f"run.dir={out / 'whole'}"]))
-(out / f"rank{dist.get_rank()}.txt").write_text(f"{digest(split)} {digest(whole)} {split.step} {whole.step}")
+result = f"{first.stopped} {first.step} {digest(split)} {digest(whole)} {split.step} {whole.step}"
+(out / f"rank{rank}.txt").write_text(result)
 dist.destroy_process_group()
 """
 
@@ -296,9 +307,11 @@ def test_torchrun_two_processes_agree(tmp_path: Path, collection: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = [(tmp_path / f"rank{r}.txt").read_text().split() for r in range(2)]
-    assert results[0] == results[1]  # both ranks hold the same weights
-    split_hash, whole_hash, split_steps, whole_steps = results[0]
+    assert results[0] == results[1]  # both ranks stopped at the same step and hold the same weights
+    stopped, stopped_at, split_hash, whole_hash, split_steps, whole_steps = results[0]
+    assert (stopped, stopped_at) == ("SIGTERM", "2")
     assert split_hash == whole_hash and split_steps == whole_steps == "4"  # resume under DDP is exact too
+    assert steps_of(tmp_path / "split") == steps_of(tmp_path / "whole")
     records = steps_of(tmp_path / "whole")
     assert [r["step"] for r in records if "loss" in r] == [1, 2, 3, 4]  # rank 0 alone writes the log
     assert records[-1]["samples"] == 16  # the batch of 4 is shared by the two ranks

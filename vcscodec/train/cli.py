@@ -86,12 +86,13 @@ def train_command(
                                 status=f"loss {record['loss']:.2e}{val} {rate:.2f} steps/s")
 
             trainer = run_training(config, resume, on_step)
-    if trainer.dist.main:
-        where = config.path(config.run.dir)
-        if trainer.stopped:
+    where = config.path(config.run.dir)
+    if trainer.stopped:  # every rank exits with the status of the signal, so torchrun reports one cause
+        if trainer.dist.main:
             print(f"stopped by {trainer.stopped} at step {trainer.step}; checkpoint in {where} "
                   "(continue with --resume)", file=sys.stderr)
-            raise SystemExit(STOP_EXIT.get(trainer.stopped, 1))
+        raise SystemExit(STOP_EXIT.get(trainer.stopped, 1))
+    if trainer.dist.main:
         if trainer.exported is not None:
             print(f"exported {trainer.exported.name} to {trainer.exported.path.parent}")
         elif not quiet:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import zipfile
 from dataclasses import dataclass
@@ -247,9 +248,12 @@ def write_pack(
             raw = sum(k * a for k, a in zip(kept, areas, strict=True))
             new_cap = _frame_cap(lengths, areas, raw * max_mb * 1e6 / size * 0.97)
             if new_cap < min_frames:
+                # The size at min_frames a clip, and the scale that would bring it under the limit.
+                floor = size * sum(min(t, min_frames) * a for t, a in zip(lengths, areas, strict=True)) / raw
+                hint = scale * max(2, math.ceil(math.sqrt(floor / (max_mb * 1e6))))
                 raise VcsError(
                     f"the pack does not fit in {max_mb:g} MB even with {min_frames} frames per clip: "
-                    f"raise data.pack_scale (now {scale}) or data.pack_max_mb, or pack fewer folders"
+                    f"try data.pack_scale={hint} (now {scale}), raise data.pack_max_mb, or pack fewer folders"
                 )
             cap = min(new_cap, cap - 1)
         raise VcsError(f"could not fit the pack into {max_mb:g} MB")

@@ -12,13 +12,13 @@ is only ever written between two steps, so a resumed run continues exactly where
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
 import os
 import platform
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +33,7 @@ from torch import nn
 
 from ..errors import VcsError
 from ..models import HITVCSNet, architecture, hitvcsnet_loss
-from ..models.init import init_linear, klt_basis
+from ..models.init import init_linear
 from .config import TrainConfig
 from .data import ChainSampler, Clip, DeviceChainSampler, load_collection
 
@@ -144,6 +144,22 @@ def block_second_moments(clips: list[Clip], block: int, gop: int, samples: int, 
     return blocks / count, residuals / count
 
 
+def stable_klt_basis(second_moment: np.ndarray) -> np.ndarray:
+    """``models.init.klt_basis`` computed the same way in every process: LAPACK's eigenvectors move in their last
+    bits with its thread count (numpy's OpenBLAS follows OPENBLAS_NUM_THREADS, which `vcs` sets and a script
+    may not), so the eigen-decomposition runs in torch on one thread and a config always starts from the same
+    weights."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        values, vectors = (t.numpy() for t in torch.linalg.eigh(torch.from_numpy(second_moment)))
+    finally:
+        torch.set_num_threads(threads)
+    basis = vectors[:, np.argsort(values)[::-1]].T  # strongest first, as rows
+    signs = np.sign(basis[np.arange(len(basis)), np.abs(basis).argmax(axis=1)])  # as klt_basis: largest entry > 0
+    return basis * signs[:, None]
+
+
 def _load_start_weights(config: TrainConfig) -> dict[str, torch.Tensor]:
     """model.resume_weights: a checkpoint.pt, a state dict file, or the name of a model in the weights folder."""
     name = config.model.resume_weights
@@ -175,9 +191,9 @@ def build_model(config: TrainConfig, train_clips: list[Clip], initialise: bool =
     elif m.init == "klt":
         cfg = model.config
         blocks, residuals = block_second_moments(train_clips, cfg.block, cfg.gop, m.init_samples, config.run.seed)
-        phi_k = klt_basis(blocks)
+        phi_k = stable_klt_basis(blocks)
         # The temporal-prior variant measures what interpolation misses: the KLT of the residual.
-        phi_n = klt_basis(residuals) if cfg.temporal_prior else phi_k
+        phi_n = stable_klt_basis(residuals) if cfg.temporal_prior else phi_k
         init_linear(model, phi_k, phi_n)
     return model
 
@@ -232,7 +248,10 @@ class Trainer:
 def validation_chains(clips: list[Clip], config: TrainConfig, gop: int) -> torch.Tensor | None:
     if not clips:
         return None
-    sampler = ChainSampler(clips, gop, config.data.validation_crop, seed=12345, static=0.0, stride2=0.0)
+    crop = config.data.validation_crop
+    if not any(min(c.frames.shape[1:]) >= crop for c in clips):
+        raise VcsError(f"no validation clip is at least {crop}×{crop} pixels: lower data.validation_crop")
+    sampler = ChainSampler(clips, gop, crop, seed=12345, static=0.0, stride2=0.0)
     return torch.from_numpy(sampler.sample(config.data.validation_chains * len(clips)))
 
 
@@ -299,6 +318,14 @@ def load_data(config: TrainConfig, dist: Dist | None = None) -> list[Clip]:
     return clips
 
 
+def _note_small_clips(clips: list[Clip], crop: int, key: str) -> None:
+    """The samplers skip clips smaller than their crop; say which (a downsampled pack can make many so)."""
+    small = [c.name for c in clips if min(c.frames.shape[1:]) < crop]
+    if small:
+        print(f"vcs: note: {len(small)} clip(s) smaller than {key} = {crop} are not used: {', '.join(small)}",
+              file=sys.stderr)
+
+
 def prepare(config: TrainConfig, resume: bool) -> tuple[Trainer, list[Clip], list[Clip]]:
     """Everything before the first step: processes, data, model, and the checkpoint on resume."""
     run = config.run
@@ -312,6 +339,9 @@ def prepare(config: TrainConfig, resume: bool) -> tuple[Trainer, list[Clip], lis
     dist = init_distributed(run.device)
     device = pick_device(run.device, dist.local_rank)
     train_clips, val_clips = split_validation(config, load_data(config, dist))
+    if dist.main:
+        _note_small_clips(train_clips, config.data.crop, "data.crop")
+        _note_small_clips(val_clips, config.data.validation_crop, "data.validation_crop")
     trainer = build_trainer(config, train_clips, val_clips, device, dist, initialise=not resume)
     if dist.main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -465,15 +495,22 @@ def train_step(trainer: Trainer) -> torch.Tensor:
     return loss.detach()
 
 
-def _agree(trainer: Trainer, loss: torch.Tensor, stop: bool) -> tuple[float, bool]:
-    """The mean loss over the ranks, and whether any rank was asked to stop (so all stop at the same step)."""
+STOP_SIGNALS = ("SIGINT", "SIGTERM")
+
+
+def _agree(trainer: Trainer, loss: torch.Tensor, stop: str) -> tuple[float, str]:
+    """The mean loss over the ranks, and the stop asked of any rank ("" = none): all ranks stop at the same step,
+    for the same reason (and so exit with the same status)."""
     if trainer.dist.world == 1:
         return loss.item(), stop
     import torch.distributed as dist
 
-    both = torch.stack([loss.float(), torch.tensor(float(stop), device=loss.device)])
-    dist.all_reduce(both)
-    return both[0].item() / trainer.dist.world, both[1].item() > 0
+    flags = [float(stop == name) for name in STOP_SIGNALS]
+    summed = torch.cat([loss.float().view(1), torch.tensor(flags, device=loss.device)])
+    dist.all_reduce(summed)
+    values = summed.tolist()
+    asked = next((name for name, count in zip(STOP_SIGNALS, values[1:], strict=True) if count > 0), "")
+    return values[0] / trainer.dist.world, asked
 
 
 class StopRequest:
@@ -532,7 +569,7 @@ def run_training(
             write({"step": 0, **validate(trainer)})
         saved = -1
         while trainer.step < config.optim.steps:
-            loss, stopping = _agree(trainer, train_step(trainer), bool(stop.reason))
+            loss, stopping = _agree(trainer, train_step(trainer), stop.reason)
             trainer.wall = time.perf_counter() - started
             record: dict[str, Any] = {
                 "step": trainer.step, "loss": loss, "lr": trainer.scheduler.get_last_lr()[0],
@@ -546,7 +583,7 @@ def run_training(
             if on_step and main:
                 on_step(trainer, record)
             if stopping:
-                trainer.stopped = stop.reason or "stop on another rank"
+                trainer.stopped = stopping
                 break
             if trainer.step % config.run.checkpoint_every == 0:
                 save_checkpoint(trainer, run_dir)
@@ -585,7 +622,8 @@ def hardware(device: torch.device | None = None, world: int = 1) -> str:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
-        name = f"CPU {_cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
+        threads = torch.get_num_threads()
+        name = f"CPU {_cpu_name()}, {os.cpu_count()} cores, {threads} thread{'s' * (threads != 1)}"
     return f"{world}× {name}" if world > 1 else name
 
 
@@ -593,6 +631,13 @@ def _file_record(clip: Clip) -> dict[str, str]:
     from ..registry import sha256_file
 
     return {"name": clip.source.name, "sha256": clip.sha256 or sha256_file(clip.source)}
+
+
+def _pack_settings(path: Path) -> dict[str, Any]:
+    from .data import read_pack_meta
+
+    meta = read_pack_meta(path)
+    return {"scale": meta["scale"], "frame_cap": meta["frame_cap"]}
 
 
 def export(trainer: Trainer, train_clips: list[Clip], folder: Path, val_clips: list[Clip] | None = None) -> Any:
@@ -605,8 +650,9 @@ def export(trainer: Trainer, train_clips: list[Clip], folder: Path, val_clips: l
     if val.get("step") != trainer.step:
         validate(trainer)
         val = trainer.last_validation
-    # A copy: the trainer's model stays on its device, in its memory format, in fp32.
-    model = copy.deepcopy(trainer.model).to("cpu", memory_format=torch.contiguous_format).float()
+    # A fresh CPU copy: the trainer's model stays as it is (and a deep copy would drag DDP's hooks along).
+    model = HITVCSNet(trainer.model.config)
+    model.load_state_dict({k: v.detach().float().cpu() for k, v in trainer.model.state_dict().items()})
     packs = [cfg.path(e) for e in cfg.data.train if cfg.path(e).suffix.lower() == ".npz"]
     info = {
         "training": {
@@ -626,7 +672,7 @@ def export(trainer: Trainer, train_clips: list[Clip], folder: Path, val_clips: l
             "files": [_file_record(c) for c in train_clips],
             "held_out_for_validation": cfg.data.validation,
             "validation_files": [_file_record(c) for c in val_clips or []],
-            "packs": [{"name": p.name, "sha256": sha256_file(p)} for p in packs],
+            "packs": [{"name": p.name, "sha256": sha256_file(p), **_pack_settings(p)} for p in packs],
         },
     }
     return save_model(model, folder, info, default=cfg.run.default)
