@@ -269,6 +269,89 @@ def export_sampler(
 
 
 @app.command()
+def bench(
+    sequences: Annotated[
+        Path,
+        typer.Option(
+            "--sequences",
+            "-s",
+            help="Folder of test sequences: .y4m, .yuv (WxH in the name), .mp4, or folders of numbered PNG frames",
+        ),
+    ],
+    ratios: Annotated[
+        str | None,
+        typer.Option("--ratios", "-r", help="Comma-separated ratios αn, the default model of each (default 0.01,0.1)"),
+    ] = None,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", "-m", help="Model name instead of --ratios (repeatable, to compare)")
+    ] = None,
+    frames: Annotated[
+        str, typer.Option("--frames", "-n", help="Frames per sequence: 17 (the paper's two GOPs), N, or 'all'")
+    ] = "17",
+    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
+    precision: Annotated[str, typer.Option("--precision", help="fp32 | bf16")] = "fp32",
+    chroma: Annotated[
+        str, typer.Option("--chroma", help="gray (Y only, as the paper) | yuv420 | auto (affects bpp and speed)")
+    ] = "gray",
+    quant_step: Annotated[
+        float, typer.Option("--quant-step", help="Quantizer step in grey levels (see docs/format.md)")
+    ] = DEFAULT_QUANT_STEP,
+    batch_gops: Annotated[int, typer.Option("--batch-gops", help="GOPs rebuilt together (memory vs speed)")] = 4,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Write every number (per frame too) to this JSON file")
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write PNGs of PSNR per frame here (needs matplotlib)")
+    ] = None,
+    keep: Annotated[
+        Path | None, typer.Option("--keep", help="Keep each .vcs file and decoded .y4m in this folder")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or tables (use with --json)")] = False,
+) -> None:
+    """Reproduce the paper's tables through the whole codec (encode → .vcs → decode): quality, rate and speed."""
+    import shlex
+
+    from .bench import BenchConfig, render, require_matplotlib, run_bench, write_json, write_plots
+
+    if frames.strip().lower() == "all":
+        count = None
+    else:
+        try:
+            count = int(frames)
+        except ValueError:
+            raise VcsError(f"--frames {frames!r} is not a number or 'all'") from None
+    try:
+        ratio_list = [float(r) for r in ratios.split(",") if r.strip()] if ratios is not None else None
+    except ValueError:
+        raise VcsError(f"--ratios {ratios!r} is not a comma-separated list of numbers (e.g. 0.01,0.1)") from None
+    if ratio_list is not None and not ratio_list:
+        raise VcsError("--ratios is empty")
+    if plot is not None:
+        require_matplotlib()
+    config = BenchConfig(
+        sequences, ratio_list, model or None, count, device, precision, chroma, quant_step, batch_gops, keep
+    )
+    command = shlex.join(["vcs", *sys.argv[1:]])
+    with _progress(quiet, "bench") as progress:
+        task = progress.add_task("bench", total=None, fps="")
+        report = run_bench(
+            config,
+            command,
+            on_start=lambda n: progress.update(task, total=n),
+            progress=lambda label: progress.update(task, advance=1, fps=label),
+        )
+    for w in report["warnings"]:
+        err.print(f"vcs: warning: {w}", highlight=False, markup=False)
+    if json_file is not None:
+        write_json(report, json_file)
+    plots = write_plots(report, plot) if plot is not None else []
+    if not quiet:
+        render(report, out)
+        for path in [*([json_file] if json_file else []), *plots]:
+            out.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
 def train(
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="TOML file (see configs/ and docs/training.md)")

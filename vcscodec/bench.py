@@ -1,0 +1,749 @@
+"""`vcs bench`: the paper's tables reproduced through the whole codec, with speed and rate.
+
+Every number comes from a real round trip: frames are encoded into a ``.vcs`` file (`codec.encode_frames`), the
+file's bytes are read back (`container.ContainerReader`) and decoded (`codec.decode_records`). Nothing goes around
+the container, so quantization and the bitstream count exactly as they do for a user.
+
+Protocol (the paper's, as its authors' test code runs it; see notes/facts.md):
+- the first 17 frames of each sequence: GOP 1 = frames 1–9, GOP 2 = frames 9–17 (keyframes 1, 9, 17, αk 0.5),
+  which is the codec's own layout for a 17-frame file;
+- score = mean over frames 1–16 (keyframes included; Table 1), and over the non-keyframes 2–8 and 10–16 only
+  (Table 4); the final keyframe (frame 17) belongs to the third GOP and is not scored;
+- PSNR on the Y plane rounded to 8 bits, peak 255, no border crop; SSIM of Wang et al. (`vcscodec.metrics`);
+- the average row is the mean over sequences of each sequence's mean.
+With ``frames=None`` ("--frames all") whole sequences are coded: the score is the mean over all frames but the
+final keyframe when the count is gop·k + 1 (the same rule as the 17-frame protocol), else over all frames.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import tempfile
+import time
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from fractions import Fraction
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import __version__
+from .codec import FrameEncoder, decode_records, encode_frames, model_for, pick_device, pick_model
+from .container import ContainerReader
+from .errors import VcsError
+from .io import Frame, frame_from_gray, open_video, open_writer
+from .metrics import psnr, ssim
+from .quant import DEFAULT_QUANT_STEP
+from .registry import ModelCard, find_model
+
+if TYPE_CHECKING:
+    import torch
+    from rich.console import Console
+
+    from .models import HITVCSNet
+
+__all__ = [
+    "BenchConfig",
+    "DEFAULT_RATIOS",
+    "LINEAR_FLOORS",
+    "PAPER_FRAMES",
+    "Sequence",
+    "decode_timed",
+    "device_info",
+    "find_sequences",
+    "paper_results",
+    "paper_sequence",
+    "render",
+    "run_bench",
+    "scored_frames",
+    "write_json",
+    "write_plots",
+]
+
+PAPER_FRAMES = 17
+DEFAULT_RATIOS = (0.01, 0.1)
+VIDEO_EXTENSIONS = (".y4m", ".yuv", ".mp4", ".mkv", ".avi", ".webm", ".mov", ".m4v")
+CHROMA_CHOICES = ("gray", "yuv420", "auto")
+
+# Not the paper's: the simplest linear decoder worth beating on the paper's test set (KLT sampling; keyframes
+# interpolated and corrected by each frame's own measurements), measured in notes/facts.md. A network below it
+# is not worth its FLOPs, so the bench prints it beside every table.
+LINEAR_FLOORS: dict[str, dict[str, float]] = {
+    "0.01": {"psnr": 34.04, "psnr_nonkey": 33.17},
+    "0.1": {"psnr": 35.52, "psnr_nonkey": 34.86},
+}
+FLOOR_SOURCE = "linear temporal-residual decoder, KLT sampling (notes/facts.md, 'Floors on the paper's test set')"
+
+# Our architectures that the paper's Table 5 scores; the others are compared with HIT-VCSNet itself.
+ABLATIONS = {"hitvcsnet-nohfim": "w/o HFIM", "hitvcsnet-nohffm": "w/o HFFM"}
+PAPER_METHODS = ("HIT-VCSNet", "VCSNet2")
+
+
+# ---------------------------------------------------------------------------------------------- the paper
+
+
+def paper_results() -> dict[str, Any]:
+    """The paper's figures (Tables 1, 4 and 5) as shipped in ``vcscodec/data/paper_results.json``."""
+    text = resources.files("vcscodec").joinpath("data/paper_results.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+# Tokens of a file name that describe the format, not the scene: "foreman_cif", "akiyo_352x288_30fps_8bit".
+_NAME_NOISE = re.compile(
+    r"^(?:\d+x\d+|\d+(?:\.\d+)?(?:fps|hz|p)?|s?qcif|cif|4cif|720p|1080p|\d+bit|p420|i420|yuv420p?|y4m|yuv|png|frames?|and|the)$"
+)
+
+
+def _name_key(text: str) -> str:
+    return "".join(t for t in re.split(r"[^0-9a-z]+", text.lower()) if t and not _NAME_NOISE.match(t))
+
+
+def paper_sequence(name: str, paper: dict[str, Any] | None = None) -> str | None:
+    """The paper's row for a file or folder name (``mother_daughter_cif.y4m`` → "Mother daughter"), or None."""
+    paper = paper or paper_results()
+    key = _name_key(Path(name).stem if Path(name).suffix.lower() in VIDEO_EXTENSIONS else name)
+    return next((s for s in paper["sequences"] if _name_key(s) == key), None)
+
+
+def ratio_key(ratio: float) -> str:
+    """How the paper's tables (and the JSON) name a ratio: 0.01 → "0.01"."""
+    return f"{ratio:g}"
+
+
+# ---------------------------------------------------------------------------------------------- sequences
+
+
+@dataclass
+class Sequence:
+    """One test sequence: a video file, or a folder of numbered PNG frames (``files``)."""
+
+    name: str
+    path: Path
+    width: int
+    height: int
+    fps: Fraction
+    frame_count: int
+    files: list[Path] | None = None  # PNG frames in order; None for a video file
+
+    def frames(self) -> Generator[Frame, None, None]:
+        """The sequence's frames from the start, read lazily (each call reads the source again)."""
+        if self.files is None:
+            with open_video(self.path) as reader:
+                yield from reader
+            return
+        for f in self.files:
+            with open_video(f) as reader:  # FFmpeg's PNG decoder; grey PNGs are luma as is
+                frame = next(iter(reader), None)
+            if frame is None:
+                raise VcsError(f"{f}: no picture in the file")
+            yield frame
+
+
+def _png_frames(folder: Path) -> list[Path]:
+    """PNG files of a folder ordered by the last number in their names (frame_2 before frame_10)."""
+    numbered = []
+    for f in folder.iterdir():
+        if f.suffix.lower() == ".png" and f.is_file():
+            digits = re.findall(r"\d+", f.stem)
+            if digits:
+                numbered.append((int(digits[-1]), f.name, f))
+    return [f for _, _, f in sorted(numbered)]
+
+
+def _open_sequence(path: Path) -> Sequence:
+    if path.is_dir():
+        files = _png_frames(path)
+        if not files:
+            raise VcsError(f"{path}: folder has no numbered PNG frames")
+        with open_video(files[0]) as reader:
+            info = reader.info
+        return Sequence(path.name, path, info.width, info.height, Fraction(25), len(files), files)
+    with open_video(path) as reader:
+        info = reader.info
+        # Formats that do not state their length are counted by decoding once.
+        count = info.frame_count if info.frame_count is not None else sum(1 for _ in reader)
+    if count < 1:
+        raise VcsError(f"{path} has no frames")
+    return Sequence(path.stem, path, info.width, info.height, info.fps, count)
+
+
+def find_sequences(folder: Path) -> tuple[list[Sequence], list[str]]:
+    """Readable sequences in ``folder`` (sorted by name) and a warning for each candidate that is not."""
+    if not folder.exists():
+        raise VcsError(f"sequence folder {folder} does not exist")
+    if not folder.is_dir():
+        raise VcsError(f"{folder} is not a folder (give the folder that holds the test sequences)")
+    candidates = sorted(
+        p
+        for p in folder.iterdir()
+        if not p.name.startswith(".")
+        and ((p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS) or (p.is_dir() and _png_frames(p)))
+    )
+    sequences, warnings = [], []
+    for path in candidates:
+        try:
+            sequences.append(_open_sequence(path))
+        except VcsError as e:
+            warnings.append(f"skipped {path.name}: {e}")
+    if not sequences:
+        why = f" ({warnings[0]})" if len(warnings) == 1 else f" ({len(warnings)} unreadable)" if warnings else ""
+        raise VcsError(
+            f"no readable sequences in {folder}{why}; expected .y4m, .yuv with WxH in the name, .mp4/.mkv/… "
+            "or folders of numbered PNG frames"
+        )
+    return sequences, warnings
+
+
+def scored_frames(count: int, gop: int) -> list[int]:
+    """0-based frames that count in the score: all but the final keyframe when ``count`` = gop·k + 1 (for 17
+    frames: frames 1–16 of the paper), else all of them."""
+    if count > 1 and (count - 1) % gop == 0:
+        return list(range(count - 1))
+    return list(range(count))
+
+
+# ---------------------------------------------------------------------------------------------- timing
+
+
+class _Timed:
+    """Wraps an iterator and adds up the time spent producing its items, so a pipeline stage can be timed
+    apart from the stages around it (reading the source, scoring, writing the kept video)."""
+
+    def __init__(self, items: Iterator[Any]) -> None:
+        self.items, self.seconds, self.count = items, 0.0, 0
+
+    def __iter__(self) -> _Timed:
+        return self
+
+    def __next__(self) -> Any:
+        start = time.perf_counter()
+        try:
+            item = next(self.items)
+        finally:
+            self.seconds += time.perf_counter() - start
+        self.count += 1
+        return item
+
+
+def _take(frames: Generator[Frame, None, None], count: int) -> Iterator[Frame]:
+    """The first ``count`` frames; closes the source at once (its file) instead of at garbage collection."""
+    try:
+        for i, frame in enumerate(frames):
+            if i >= count:
+                return
+            yield frame
+    finally:
+        frames.close()
+
+
+def decode_timed(
+    path: Path, model: HITVCSNet, device: torch.device, precision: str = "fp32", batch_gops: int = 4
+) -> tuple[list[Frame], float]:
+    """Decode a ``.vcs`` file with a loaded model; returns the frames and the seconds spent decoding them
+    (reading and parsing the records, dequantizing, the network; not loading the model)."""
+    with ContainerReader(path) as reader:
+        decoded = _Timed(decode_records(reader, model, device, batch_gops, precision))
+        frames = list(decoded)
+    return frames, decoded.seconds
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def device_info(device: torch.device) -> dict[str, Any]:
+    """What the speeds were measured on: device type and name, threads, torch version."""
+    import torch
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+    return {
+        "type": device.type,
+        "name": name,
+        "threads": torch.get_num_threads(),
+        "logical_cores": os.cpu_count(),
+        "torch": torch.__version__,
+    }
+
+
+def _warm_up(
+    encoder: FrameEncoder, model: HITVCSNet, device: torch.device, precision: str, size: tuple[int, int], folder: Path
+) -> None:
+    """Decode one synthetic GOP of the first sequence's size, untimed, so lazy initialisation (CUDA context,
+    kernel selection per shape, thread pools) does not land in the first sequence's decode time."""
+    width, height = size
+    ramp = np.add.outer(np.arange(height), np.arange(width)).astype(np.uint8)  # wraps at 256: edges too
+    frames = [frame_from_gray(np.roll(ramp, i, axis=1)) for i in range(int(encoder.card.config["gop"]) + 1)]
+    path = folder / "warm-up.vcs"
+    encode_frames(
+        iter(frames), path, lambda c: encoder.header(width, height, Fraction(25), len(frames), c), encoder, "gray", True
+    )
+    decode_timed(path, model, device, precision)
+    path.unlink()
+
+
+# ---------------------------------------------------------------------------------------------- the bench
+
+
+@dataclass
+class BenchConfig:
+    """What `vcs bench` runs. ``ratios`` picks the default model per ratio; ``models`` names models instead
+    (each brings its own ratio). ``frames`` None codes whole sequences."""
+
+    sequences: Path
+    ratios: list[float] | None = None
+    models: list[str] | None = None
+    frames: int | None = PAPER_FRAMES
+    device: str = "auto"
+    precision: str = "fp32"
+    chroma: str = "gray"  # the paper codes and scores Y only
+    quant_step: float = DEFAULT_QUANT_STEP
+    batch_gops: int = 4
+    keep: Path | None = None  # keep each .vcs and decoded .y4m here
+
+
+def _cards(config: BenchConfig) -> list[ModelCard]:
+    if config.models and config.ratios:
+        raise VcsError("give --ratios or --model, not both (a model brings its own ratio)")
+    if config.models:
+        return [find_model(m) for m in config.models]
+    return [pick_model(r, None) for r in (config.ratios or DEFAULT_RATIOS)]
+
+
+def _check(config: BenchConfig) -> None:
+    if config.frames is not None and config.frames < 1:
+        raise VcsError("--frames must be at least 1 (or 'all')")
+    if config.precision not in ("fp32", "bf16"):
+        raise VcsError(f"--precision must be fp32 or bf16, not {config.precision!r}")
+    if config.chroma not in CHROMA_CHOICES:
+        raise VcsError(f"--chroma must be one of {', '.join(CHROMA_CHOICES)}")
+    if config.batch_gops < 1:
+        raise VcsError("--batch-gops must be at least 1")
+    if config.ratios is not None:
+        for r in config.ratios:
+            if not 0 < r <= 1:
+                raise VcsError(f"ratio {r:g} is outside (0, 1]")
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def _bench_sequence(
+    seq: Sequence,
+    card: ModelCard,
+    encoder: FrameEncoder,
+    model: HITVCSNet,
+    device: torch.device,
+    config: BenchConfig,
+    folder: Path,
+) -> dict[str, Any]:
+    count = seq.frame_count if config.frames is None else config.frames
+    stem = f"{seq.name}-{card.name}"  # the model's name carries its ratio
+    vcs = folder / f"{stem}.vcs"
+
+    # Encode: measure, quantize and write the container; reading the source is timed apart and left out.
+    source = _Timed(_take(seq.frames(), count))
+    start = time.perf_counter()
+    header, _ = encode_frames(
+        source,
+        vcs,
+        lambda chroma: encoder.header(seq.width, seq.height, seq.fps, count, chroma),
+        encoder,
+        config.chroma,
+        force=True,
+    )
+    encode_seconds = time.perf_counter() - start - source.seconds
+    size = vcs.stat().st_size
+
+    # Decode from the file's bytes, with the model the header names (checked by hash), and score each frame.
+    keys = set(header.key_frames())
+    scored = set(scored_frames(count, header.gop))
+    per_frame: list[dict[str, Any]] = []
+    writer = open_writer(folder / f"{stem}.y4m", seq.width, seq.height, seq.fps, force=True) if config.keep else None
+    try:
+        with ContainerReader(vcs) as reader:
+            named = model_for(reader.header)
+            if named.sha256 != card.sha256:
+                raise VcsError(f"{vcs.name} names model {named.name}, not {card.name}")
+            decoded = _Timed(decode_records(reader, model, device, config.batch_gops, config.precision))
+            for i, (ref, out) in enumerate(zip(_take(seq.frames(), count), decoded, strict=True)):
+                per_frame.append(
+                    {
+                        "index": i,
+                        "frame": i + 1,  # the paper counts frames from 1
+                        "key": i in keys,
+                        "scored": i in scored,
+                        "psnr": psnr(ref.y, out.y),
+                        "ssim": ssim(ref.y, out.y),
+                    }
+                )
+                if writer:
+                    writer.write(out)
+        if writer:
+            writer.close()
+    except BaseException:
+        if writer:
+            writer.abort()  # no half-written video left in the keep folder
+        raise
+    if not config.keep:
+        vcs.unlink()
+
+    counted = [f for f in per_frame if f["scored"]]
+    nonkey = [f for f in counted if not f["key"]]
+    return {
+        "name": seq.name,
+        "paper_name": paper_sequence(seq.name),
+        "path": str(seq.path),
+        "width": seq.width,
+        "height": seq.height,
+        "frames": count,
+        "key_frames": sorted(keys),
+        "scored_frames": sorted(scored),
+        "psnr": _mean([f["psnr"] for f in counted]),
+        "ssim": _mean([f["ssim"] for f in counted]),
+        "psnr_nonkey": _mean([f["psnr"] for f in nonkey]),
+        "ssim_nonkey": _mean([f["ssim"] for f in nonkey]),
+        "bytes": size,
+        "bpp": size * 8 / (seq.width * seq.height * count),  # file bits per luma pixel, headers included
+        "encode_seconds": encode_seconds,
+        "decode_seconds": decoded.seconds,
+        "encode_fps": count / max(encode_seconds, 1e-9),
+        "decode_fps": count / max(decoded.seconds, 1e-9),
+        "vcs": str(vcs) if config.keep else None,
+        "decoded": str(folder / f"{stem}.y4m") if config.keep else None,
+        "per_frame": per_frame,
+    }
+
+
+def _paper_for_run(card: ModelCard, sequences: list[dict[str, Any]], paper: dict[str, Any]) -> dict[str, Any]:
+    """The paper's figures for this run: per sequence (Table 1), averages (Tables 1, 4) and the ablation (5)."""
+    rk = ratio_key(card.alpha_n)
+    table1 = {m: paper["table1"]["methods"][m].get(rk) for m in PAPER_METHODS}
+    present = [s["paper_name"] for s in sequences if s["paper_name"]]
+    complete = sorted(set(present)) == sorted(paper["sequences"]) and len(present) == len(sequences)
+    for s in sequences:
+        s["paper"] = {m: rows[s["paper_name"]] for m, rows in table1.items() if rows and s["paper_name"]} or None
+    average: dict[str, Any] = {"complete": complete, "table1": {}, "table4": {}, "table5": {}}
+    for m, rows in table1.items():
+        if not rows or not present:
+            continue
+        if complete:
+            average["table1"][m] = rows["Average"]
+        else:  # a subset of the test set: the mean of the paper's rows for the sequences present
+            average["table1"][m] = {
+                "psnr": float(np.mean([rows[n]["psnr"] for n in present])),
+                "ssim": float(np.mean([rows[n]["ssim"] for n in present])),
+                "over": present,
+            }
+    if complete:  # Tables 4 and 5 give only averages over all six sequences
+        for m in PAPER_METHODS:
+            if rk in paper["table4"]["methods"][m]:
+                average["table4"][m] = paper["table4"]["methods"][m][rk]
+        method = ABLATIONS.get(card.arch)  # the full model's Table 5 row repeats Table 1's average
+        if method and rk in paper["table5"]["methods"][method]:
+            average["table5"][method] = paper["table5"]["methods"][method][rk]
+    return average
+
+
+def run_bench(
+    config: BenchConfig,
+    command: str = "",
+    on_start: Callable[[int], None] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run every model (or ratio) over every sequence; returns the whole report as plain JSON-able data.
+
+    ``on_start`` gets the number of (model, sequence) items; ``progress`` is called after each with its label.
+    """
+    from .models import parameter_counts
+
+    _check(config)
+    cards = _cards(config)  # option and model errors first, before any sequence is read
+    sequences, warnings = find_sequences(config.sequences)
+    if config.frames is not None:
+        short = [s for s in sequences if s.frame_count < config.frames]
+        for s in short:
+            warnings.append(f"skipped {s.path.name}: {s.frame_count} frames, the protocol needs {config.frames}")
+        sequences = [s for s in sequences if s.frame_count >= config.frames]
+        if not sequences:
+            raise VcsError(f"no sequence in {config.sequences} has {config.frames} frames (try --frames all)")
+    device = pick_device(config.device)
+    paper = paper_results()
+    if on_start:
+        on_start(len(cards) * len(sequences))
+    if config.keep:
+        config.keep.mkdir(parents=True, exist_ok=True)
+
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="vcs-bench-") as tmp:
+        folder = config.keep or Path(tmp)
+        for card in cards:
+            encoder = FrameEncoder(card, config.quant_step)
+            model = card.load(device)
+            _warm_up(encoder, model, device, config.precision, (sequences[0].width, sequences[0].height), Path(tmp))
+            results = []
+            for seq in sequences:
+                results.append(_bench_sequence(seq, card, encoder, model, device, config, folder))
+                if progress:
+                    progress(f"{seq.name} n{ratio_key(card.alpha_n)}")
+            frames = sum(r["frames"] for r in results)
+            pixels = sum(r["width"] * r["height"] * r["frames"] for r in results)
+            average = {
+                key: _mean([r[key] for r in results if r[key] is not None])
+                for key in ("psnr", "ssim", "psnr_nonkey", "ssim_nonkey")
+            }
+            # Rate and speed pooled over all frames (equal to the mean when the sequences are the same size).
+            average["bpp"] = sum(r["bytes"] for r in results) * 8 / pixels
+            average["encode_fps"] = frames / max(sum(r["encode_seconds"] for r in results), 1e-9)
+            average["decode_fps"] = frames / max(sum(r["decode_seconds"] for r in results), 1e-9)
+            average["paper"] = _paper_for_run(card, results, paper)
+            runs.append(
+                {
+                    "ratio": card.alpha_n,
+                    "alpha_k": card.alpha_k,
+                    "model": {
+                        "name": card.name,
+                        "arch": card.arch,
+                        "sha256": card.sha256,
+                        "parameters": parameter_counts(model)["total"],
+                        "config": card.config,
+                        "training": card.manifest.get("training"),
+                    },
+                    "sequences": results,
+                    "average": average,
+                    "floor": {**LINEAR_FLOORS[ratio_key(card.alpha_n)], "source": FLOOR_SOURCE}
+                    if ratio_key(card.alpha_n) in LINEAR_FLOORS
+                    else None,
+                }
+            )
+            del model
+    return {
+        "vcscodec_version": __version__,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": command,
+        "sequences_dir": str(config.sequences),
+        "protocol": {
+            "frames": config.frames if config.frames is not None else "all",
+            "scored": "frames 1-16 of 17 (keyframes 1 and 9 included, final keyframe 17 not scored); non-key: "
+            "frames 2-8 and 10-16"
+            if config.frames == PAPER_FRAMES
+            else "all frames but the final keyframe when the count is gop*k+1, else all frames",
+            "metrics": "Y plane, 8-bit, PSNR peak 255 without border crop; SSIM Wang et al. 2004 (Gaussian 11x11, "
+            "sigma 1.5); averages are means over sequences of per-sequence means",
+            "chroma": config.chroma,
+            "quant_step": config.quant_step,
+        },
+        "device": device_info(device),
+        "precision": config.precision,
+        "batch_gops": config.batch_gops,
+        "paper": paper["source"],
+        "warnings": warnings,
+        "runs": runs,
+    }
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no infinity: an exact reconstruction's PSNR (inf) is written as null."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def write_json(report: dict[str, Any], path: Path) -> None:
+    """Write the report as strict JSON, through a temporary file renamed on success."""
+    if path.parent and not path.parent.is_dir():
+        raise VcsError(f"output folder {path.parent} does not exist")
+    temp = path.parent / f"{path.name}.tmp-{os.getpid()}"
+    try:
+        temp.write_text(json.dumps(_finite(report), indent=2, allow_nan=False) + "\n")
+        temp.replace(path)
+    except OSError as e:
+        temp.unlink(missing_ok=True)
+        raise VcsError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def require_matplotlib() -> None:
+    """Fail before the bench runs, not after, when ``--plot`` cannot be honoured."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise VcsError("--plot needs matplotlib: pip install 'vcscodec[plot]' (or pip install matplotlib)") from None
+
+
+def write_plots(report: dict[str, Any], folder: Path) -> list[Path]:
+    """One PNG per run: PSNR of every frame of every sequence, keyframes marked. Returns the files written."""
+    require_matplotlib()
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for run in report["runs"]:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        for seq in run["sequences"]:
+            x = [f["frame"] for f in seq["per_frame"]]
+            y = [f["psnr"] for f in seq["per_frame"]]
+            (line,) = ax.plot(x, y, marker=".", label=seq["paper_name"] or seq["name"])
+            keys = [(f["frame"], f["psnr"]) for f in seq["per_frame"] if f["key"]]
+            ax.plot(*zip(*keys, strict=True), "s", color=line.get_color(), markersize=6)
+        floor = run["floor"]
+        if floor:
+            ax.axhline(floor["psnr"], color="grey", linestyle="--", linewidth=1, label="linear floor (frames 1–16)")
+        ax.set_xlabel("frame (squares: keyframes)")
+        ax.set_ylabel("PSNR Y (dB)")
+        ax.set_title(f"αn {run['ratio']:g} · {run['model']['name']}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        path = folder / f"psnr-n{ratio_key(run['ratio'])}-{run['model']['name']}.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _pair(p: float | None, s: float | None) -> str:
+    if p is None:
+        return "–"
+    return f"{p:.2f}" if s is None else f"{p:.2f}/{s:.4f}"
+
+
+def _delta(ours: dict[str, Any], ref: dict[str, Any] | None, nonkey: bool = False) -> str:
+    if not ref:
+        return ""
+    p = ours["psnr_nonkey" if nonkey else "psnr"]
+    s = None if nonkey or "ssim" not in ref else ours["ssim"]
+    if p is None:
+        return ""
+    text = f"{p - ref['psnr']:+.2f}"
+    return text if s is None else f"{text}/{s - ref['ssim']:+.4f}"
+
+
+def render(report: dict[str, Any], console: Console) -> None:
+    """The paper's Table 1 per run, with Table 4's non-keyframe row, the linear floor, rate and speed."""
+    from rich.console import Console
+    from rich.table import Table
+
+    dev = report["device"]
+    if not console.is_terminal:
+        # Piped into a file, rich would assume 80 columns and cut the figures to "…"; a table is read whole.
+        console = Console(file=console.file, width=max(console.width, 150))
+    for run in report["runs"]:
+        m, avg, paper = run["model"], run["average"], run["average"]["paper"]
+        table = Table(
+            title=f"αn {run['ratio']:g} · {m['name']} ({m['arch']}, {m['parameters']:,} parameters) · "
+            f"{report['protocol']['frames']} frames · {dev['name']} · {report['precision']}",
+            title_justify="left",
+        )
+        for col in ("sequence", "PSNR/SSIM", "HIT-VCSNet", "Δ", "VCSNet2", "Δ", "bpp", "enc fps", "dec fps"):
+            table.add_column(col, justify="left" if col == "sequence" else "right")
+        for s in run["sequences"]:
+            refs = s.get("paper") or {}
+            table.add_row(
+                s["paper_name"] or s["name"],
+                _pair(s["psnr"], s["ssim"]),
+                *(
+                    cell
+                    for method in PAPER_METHODS
+                    for cell in (
+                        _pair(refs[method]["psnr"], refs[method]["ssim"]) if method in refs else "",
+                        _delta(s, refs.get(method)),
+                    )
+                ),
+                f"{s['bpp']:.4f}",
+                f"{s['encode_fps']:.1f}",
+                f"{s['decode_fps']:.2f}",
+            )
+        t1 = paper["table1"]
+        subset = "" if paper["complete"] else "*"
+        table.add_row(
+            "[bold]average",
+            f"[bold]{_pair(avg['psnr'], avg['ssim'])}",
+            *(
+                cell
+                for method in PAPER_METHODS
+                for cell in (
+                    _pair(t1[method]["psnr"], t1[method]["ssim"]) + subset if method in t1 else "",
+                    _delta(avg, t1.get(method)),
+                )
+            ),
+            f"{avg['bpp']:.4f}",
+            f"{avg['encode_fps']:.1f}",
+            f"{avg['decode_fps']:.2f}",
+            end_section=True,
+        )
+        t4 = paper["table4"]
+        table.add_row(
+            "non-key average",
+            _pair(avg["psnr_nonkey"], avg["ssim_nonkey"]),
+            *(
+                cell
+                for method in PAPER_METHODS
+                for cell in (_pair(t4[method]["psnr"], None) if method in t4 else "", _delta(avg, t4.get(method), True))
+            ),
+            "",
+            "",
+            "",
+        )
+        console.print(table)
+        notes = []
+        if not paper["complete"] and t1:
+            notes.append("* the paper's mean over the sequences present (its averages cover all six)")
+        for method, ref in paper["table5"].items():
+            notes.append(f"Table 5 ({method}): {_pair(ref['psnr'], ref['ssim'])}, ours Δ {_delta(avg, ref)}")
+        floor = run["floor"]
+        if floor and avg["psnr"] is not None:
+            nonkey = f", ours Δ {avg['psnr_nonkey'] - floor['psnr_nonkey']:+.2f}" if avg["psnr_nonkey"] else ""
+            notes.append(
+                f"linear floor (temporal residual, KLT): {floor['psnr']:.2f} dB frames 1–16, ours Δ "
+                f"{avg['psnr'] - floor['psnr']:+.2f}; {floor['psnr_nonkey']:.2f} dB non-key{nonkey}"
+            )
+        if report["protocol"]["frames"] != PAPER_FRAMES:
+            notes.append("the paper's figures are for the first 17 frames; these scores are not")
+        for note in notes:
+            console.print(f"  {note}", highlight=False)
+    if len(report["runs"]) > 1:
+        summary = Table(title="all runs", title_justify="left")
+        for col in ("αn", "model", "parameters", "PSNR/SSIM", "non-key PSNR", "bpp", "enc fps", "dec fps"):
+            summary.add_column(col, justify="left" if col == "model" else "right")
+        for run in report["runs"]:
+            avg = run["average"]
+            summary.add_row(
+                f"{run['ratio']:g}",
+                run["model"]["name"],
+                f"{run['model']['parameters']:,}",
+                _pair(avg["psnr"], avg["ssim"]),
+                _pair(avg["psnr_nonkey"], None),
+                f"{avg['bpp']:.4f}",
+                f"{avg['encode_fps']:.1f}",
+                f"{avg['decode_fps']:.2f}",
+            )
+        console.print(summary)
+    console.print(
+        f"device {dev['name']} ({dev['type']}, {dev['threads']} threads, {dev['logical_cores']} logical cores, "
+        f"torch {dev['torch']}), "
+        f"precision {report['precision']}, chroma {report['protocol']['chroma']}; speeds exclude reading the "
+        "source and loading the model",
+        highlight=False,
+    )
