@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import sys
+import os
+
+# Measuring is one small matrix product per frame plane: BLAS threads cost more than they give (7x slower
+# encodes on a busy 2-core machine, scripts/bench_codec.py). Set before numpy loads; the user's value wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import json  # noqa: E402
+import sys  # noqa: E402
 import time
 from fractions import Fraction
 from pathlib import Path
