@@ -32,29 +32,14 @@ from fractions import Fraction
 from pathlib import Path
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def tiny_weights(folder: Path, ratio: float) -> None:
     """A default model for ``ratio`` with an orthonormal 2-D DCT Φ (lowest frequencies first)."""
-    import numpy as np
 
     from vcscodec.models import HITVCSNet, architecture
-    from vcscodec.models.init import init_linear
+    from vcscodec.models.init import dct_basis, init_linear
     from vcscodec.registry import save_model
 
-    n = np.arange(32)
-    dct = np.sqrt(2 / 32) * np.cos(np.pi * (2 * n[None, :] + 1) * n[:, None] / 64)
-    dct[0] /= np.sqrt(2)
-    order = sorted(((u, v) for u in range(32) for v in range(32)), key=lambda uv: (uv[0] + uv[1], uv))
-    phi = np.stack([np.outer(dct[u], dct[v]).reshape(-1) for u, v in order])
+    phi = dct_basis()
     model = HITVCSNet(architecture("hitvcsnet-tr", alpha_n=ratio, channels=8, levels=1))
     init_linear(model, phi, phi)
     save_model(model, folder, {"training": {"steps": 0, "hardware": "bench_codec.py"}}, default=True)
@@ -174,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
 
         import numpy
         import torch
+
+        from vcscodec.hardware import cpu_name
 
         print(f"CPU: {cpu_name()}, {os.cpu_count()} logical CPUs; load average {os.getloadavg()[0]:.2f}")
         print(f"Python {platform.python_version()}, numpy {numpy.__version__}, torch {torch.__version__}")

@@ -42,8 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from vcscodec.bench import decode_timed, device_info
-    from vcscodec.codec import FrameEncoder, encode_frames, pick_device
+    from vcscodec.codec import FrameEncoder, encode_frames
     from vcscodec.errors import VcsError
+    from vcscodec.hardware import pick_device
     from vcscodec.models import HITVCSNet, architecture, parameter_counts
     from vcscodec.registry import default_model, save_model, weights_dir
     from vcscodec.samples import gray_clip

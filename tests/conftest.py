@@ -80,15 +80,11 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A weights folder with tiny default models for αn 0.1 and 0.01 (an orthonormal 2-D DCT basis, lowest
     frequencies first, as Φ; 8 channels, 1 level): fast on a CPU, and their reconstructions resemble the input."""
     from vcscodec.models import HITVCSNet, architecture
-    from vcscodec.models.init import init_linear
+    from vcscodec.models.init import dct_basis, init_linear
     from vcscodec.registry import save_model
 
     folder = tmp_path_factory.mktemp("weights")
-    n = np.arange(32)
-    dct = np.sqrt(2 / 32) * np.cos(np.pi * (2 * n[None, :] + 1) * n[:, None] / 64)
-    dct[0] /= np.sqrt(2)
-    order = sorted(((u, v) for u in range(32) for v in range(32)), key=lambda uv: (uv[0] + uv[1], uv))
-    phi = np.stack([np.outer(dct[u], dct[v]).reshape(-1) for u, v in order])
+    phi = dct_basis()
     for alpha_n in (0.1, 0.01):
         model = HITVCSNet(architecture("hitvcsnet-tr", alpha_n=alpha_n, channels=8, levels=1))
         init_linear(model, phi, phi)

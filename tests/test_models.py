@@ -122,7 +122,8 @@ def test_loss_is_the_papers_sum_of_initial_and_deep_terms() -> None:
     rec = model(frames)
     keys, non = chain_targets(frames, 8)
     expected = sum(
-        ((a - b) ** 2).mean() for a, b in ((rec.key_initial, keys), (rec.key, keys), (rec.non_initial, non), (rec.non, non))
+        ((a - b) ** 2).mean()
+        for a, b in ((rec.key_initial, keys), (rec.key, keys), (rec.non_initial, non), (rec.non, non))
     )
     torch.testing.assert_close(hitvcsnet_loss(rec, frames, 8), expected)
 

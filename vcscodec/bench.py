@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import re
 import tempfile
 import time
@@ -34,9 +33,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import __version__
-from .codec import FrameEncoder, decode_records, encode_frames, model_for, pick_device, pick_model
+from .codec import FrameEncoder, decode_records, encode_frames, model_for, pick_model
 from .container import ContainerReader
 from .errors import VcsError
+from .hardware import cpu_name, pick_device
 from .io import Frame, frame_from_gray, open_video, open_writer
 from .metrics import psnr, ssim
 from .quant import DEFAULT_QUANT_STEP
@@ -251,16 +251,6 @@ def decode_timed(
         decoded = _Timed(decode_records(reader, model, device, batch_gops, precision))
         frames = list(decoded)
     return frames, decoded.seconds
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def device_info(device: torch.device) -> dict[str, Any]:

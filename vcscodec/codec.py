@@ -19,6 +19,7 @@ import numpy as np
 
 from .container import ContainerReader, ContainerWriter, FrameMeasurements, GopRecord, StreamHeader
 from .errors import VcsError
+from .hardware import pick_device
 from .io import Frame, open_video, open_writer
 from .quant import DEFAULT_QUANT_STEP, dequantize, quantize
 from .registry import ModelCard, default_model, find_model
@@ -239,18 +240,6 @@ def model_for(header: StreamHeader) -> ModelCard:
         )
     card.verify()
     return card
-
-
-def pick_device(name: str) -> torch.device:
-    if name not in ("auto", "cpu", "cuda"):
-        raise VcsError(f"--device must be auto, cpu or cuda, not {name!r}")
-    import torch
-
-    if name == "cuda" and not torch.cuda.is_available():
-        raise VcsError("--device cuda: no CUDA device is available")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 class GopDecoder:

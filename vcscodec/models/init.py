@@ -19,6 +19,15 @@ def klt_basis(second_moment: np.ndarray) -> np.ndarray:
     return basis * signs[:, None]
 
 
+def dct_basis(block: int = 32) -> np.ndarray:
+    """The orthonormal 2-D DCT-II of B×B blocks as rows, lowest frequencies (u + v) first: a data-free Φ."""
+    n = np.arange(block)
+    dct = np.sqrt(2 / block) * np.cos(np.pi * (2 * n[None, :] + 1) * n[:, None] / (2 * block))
+    dct[0] /= np.sqrt(2)
+    order = sorted(((u, v) for u in range(block) for v in range(block)), key=lambda uv: (uv[0] + uv[1], uv))
+    return np.stack([np.outer(dct[u], dct[v]).reshape(-1) for u, v in order])
+
+
 def _set_upsampling(initial: InitialReconstruction, phi: torch.Tensor, block: int) -> None:
     """Φ_B of every scale = (average pooling to Bs×Bs) ∘ Φᵀ, the least-squares inverse of an orthonormal Φ."""
     m = phi.shape[0]

@@ -16,7 +16,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import signal
 import sys
 import threading
@@ -32,6 +31,7 @@ import torch
 from torch import nn
 
 from ..errors import VcsError
+from ..hardware import device_name, pick_device
 from ..models import HITVCSNet, architecture, hitvcsnet_loss
 from ..models.init import init_linear
 from .config import TrainConfig
@@ -78,10 +78,6 @@ class Dist:
         return out
 
 
-def _wants_cuda(name: str) -> bool:
-    return name == "cuda" or (name == "auto" and torch.cuda.is_available())
-
-
 def init_distributed(device: str) -> Dist:
     """Join the process group torchrun describes in the environment; a single process when WORLD_SIZE ≤ 1."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -90,24 +86,14 @@ def init_distributed(device: str) -> Dist:
     import torch.distributed as dist
 
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = _wants_cuda(device)
+    cuda = pick_device(device).type == "cuda"
     if cuda:
-        if not torch.cuda.is_available():
-            raise VcsError("run.device cuda asked for, but no CUDA device is available")
         torch.cuda.set_device(local)
     owns = not dist.is_initialized()
     if owns:
         # Long timeout: the other ranks wait at a barrier while local rank 0 decodes the data the first time.
         dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(minutes=60))
     return Dist(dist.get_rank(), dist.get_world_size(), local, dist.get_backend(), owns)
-
-
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise VcsError("run.device cuda asked for, but no CUDA device is available")
-    if _wants_cuda(name):
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
 
 
 # ---- model -------------------------------------------------------------------------------------------------------
@@ -606,24 +592,10 @@ def run_training(
 
 
 # ---- export ------------------------------------------------------------------------------------------------------
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def hardware(device: torch.device | None = None, world: int = 1) -> str:
     """What trained (or benchmarked): e.g. '2× NVIDIA H100 80GB HBM3' or 'CPU Intel Xeon …, 2 cores'."""
     device = device or pick_device("auto")
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        threads = torch.get_num_threads()
-        name = f"CPU {_cpu_name()}, {os.cpu_count()} cores, {threads} thread{'s' * (threads != 1)}"
+    name = device_name(device)
     return f"{world}× {name}" if world > 1 else name
 
 

@@ -1,0 +1,49 @@
+"""Which device runs the network, and how to name it in reports (bench, training manifests, demos)."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import VcsError
+
+if TYPE_CHECKING:
+    import torch
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` (CUDA when there is one), ``cpu`` or ``cuda``; ``local_rank`` picks the GPU of a torchrun rank."""
+    if name not in DEVICES:
+        raise VcsError(f"device must be auto, cpu or cuda, not {name!r}")
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise VcsError("device cuda asked for, but no CUDA device is available")
+    if name == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", local_rank)
+
+
+def cpu_name() -> str:
+    """The CPU's model name (e.g. 'AMD EPYC 9B14'), as /proc/cpuinfo gives it where it exists."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def device_name(device: torch.device) -> str:
+    """'NVIDIA H100 80GB HBM3', or 'CPU <model>, N cores, T threads'."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    threads = torch.get_num_threads()
+    return f"CPU {cpu_name()}, {os.cpu_count()} cores, {threads} thread{'s' * (threads != 1)}"
