@@ -15,14 +15,15 @@ if TYPE_CHECKING:
 DEVICES = ("auto", "cpu", "cuda")
 
 
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` (CUDA when there is one), ``cpu`` or ``cuda``; ``local_rank`` picks the GPU of a torchrun rank."""
+def pick_device(name: str, local_rank: int = 0, option: str = "--device") -> torch.device:
+    """``auto`` (CUDA when there is one), ``cpu`` or ``cuda``; ``local_rank`` picks the GPU of a torchrun rank.
+    ``option`` is what the user set (``--device``, ``run.device``), for the error messages."""
     if name not in DEVICES:
-        raise VcsError(f"device must be auto, cpu or cuda, not {name!r}")
+        raise VcsError(f"{option} must be auto, cpu or cuda, not {name!r}")
     import torch
 
     if name == "cuda" and not torch.cuda.is_available():
-        raise VcsError("device cuda asked for, but no CUDA device is available")
+        raise VcsError(f"{option} cuda: no CUDA device is available")
     if name == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
     return torch.device("cuda", local_rank)

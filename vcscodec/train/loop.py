@@ -86,7 +86,7 @@ def init_distributed(device: str) -> Dist:
     import torch.distributed as dist
 
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    cuda = pick_device(device).type == "cuda"
+    cuda = pick_device(device, option="run.device").type == "cuda"
     if cuda:
         torch.cuda.set_device(local)
     owns = not dist.is_initialized()
@@ -323,7 +323,7 @@ def prepare(config: TrainConfig, resume: bool) -> tuple[Trainer, list[Clip], lis
     if run.threads:
         torch.set_num_threads(run.threads)
     dist = init_distributed(run.device)
-    device = pick_device(run.device, dist.local_rank)
+    device = pick_device(run.device, dist.local_rank, "run.device")
     train_clips, val_clips = split_validation(config, load_data(config, dist))
     if dist.main:
         _note_small_clips(train_clips, config.data.crop, "data.crop")
