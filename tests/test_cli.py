@@ -385,3 +385,9 @@ def test_grey_input_is_coded_grey(tmp_path, clip):
     done = run_vcs("encode", clip["y4m"], tmp_path / "c.vcs", "--chroma", "gray", weights=clip["weights"])
     assert_ok(done)
     assert done.stderr.startswith("vcs: warning: ") and len(done.stderr.splitlines()) == 1
+
+
+def test_version_names_the_format_version() -> None:
+    done = subprocess.run([sys.executable, "-m", "vcscodec.cli", "--version"], capture_output=True, text=True)
+    assert done.returncode == 0
+    assert done.stdout.strip() == "vcscodec 0.1.0 (.vcs format version 1)"

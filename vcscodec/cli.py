@@ -30,8 +30,21 @@ err = Console(stderr=True)
 out = Console()
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+        from .container import FORMAT_VERSION
+
+        out.print(f"vcscodec {__version__} (.vcs format version {FORMAT_VERSION})", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit")
+    ] = False,
+) -> None:
     """vcscodec: encode videos into compressive measurements (.vcs) and rebuild them with HIT-VCSNet."""
 
 
