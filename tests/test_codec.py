@@ -242,3 +242,14 @@ def test_encoding_is_repeatable(tmp_path, use_tiny_weights, noise_clip):
     shutil.copy(src, tmp_path / "b.y4m")
     encode_file(tmp_path / "b.y4m", tmp_path / "two.vcs")
     assert (tmp_path / "one.vcs").read_bytes() == (tmp_path / "two.vcs").read_bytes()
+
+
+@pytest.mark.parametrize(("width", "height", "gops"), [(352, 288, 2), (96, 64, 8), (1280, 720, 1), (3840, 2160, 1)])
+def test_automatic_batch_bounds_pixels_per_call(width, height, gops):
+    from vcscodec.codec import PIXELS_PER_CALL, auto_batch_gops
+    from vcscodec.container import StreamHeader
+
+    header = StreamHeader(width, height, 25, 1, 100, 8, 32, 0.5, 0.1, 512, 102, 1.3, "gray", "m", "0" * 64)
+    assert auto_batch_gops(header) == gops
+    hp, wp = header.padded_shapes()[0]
+    assert gops == 1 or gops * 8 * hp * wp <= PIXELS_PER_CALL

@@ -243,7 +243,7 @@ def _take(frames: Generator[Frame, None, None], count: int) -> Iterator[Frame]:
 
 
 def decode_timed(
-    path: Path, model: HITVCSNet, device: torch.device, precision: str = "fp32", batch_gops: int = 4
+    path: Path, model: HITVCSNet, device: torch.device, precision: str = "fp32", batch_gops: int = 0
 ) -> tuple[list[Frame], float]:
     """Decode a ``.vcs`` file with a loaded model; returns the frames and the seconds spent decoding them
     (reading and parsing the records, dequantizing, the network; not loading the model)."""
@@ -299,7 +299,7 @@ class BenchConfig:
     precision: str = "fp32"
     chroma: str = "gray"  # the paper codes and scores Y only
     quant_step: float = DEFAULT_QUANT_STEP
-    batch_gops: int = 4
+    batch_gops: int = 0
     keep: Path | None = None  # keep each .vcs and decoded .y4m here
 
 
@@ -318,8 +318,8 @@ def _check(config: BenchConfig) -> None:
         raise VcsError(f"--precision must be fp32 or bf16, not {config.precision!r}")
     if config.chroma not in CHROMA_CHOICES:
         raise VcsError(f"--chroma must be one of {', '.join(CHROMA_CHOICES)}")
-    if config.batch_gops < 1:
-        raise VcsError("--batch-gops must be at least 1")
+    if config.batch_gops < 0:
+        raise VcsError("--batch-gops must be 0 (auto) or more")
     if config.ratios is not None:
         for r in config.ratios:
             if not 0 < r <= 1:

@@ -164,7 +164,9 @@ def decode(
     output: Annotated[Path, typer.Argument(help="Video to write: .y4m, .yuv, .mp4, .mkv or .avi")],
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
     precision: Annotated[str, typer.Option("--precision", help="fp32 | bf16 (faster, ~0.01 dB lower)")] = "fp32",
-    batch_gops: Annotated[int, typer.Option("--batch-gops", help="GOPs rebuilt together (memory vs speed)")] = 4,
+    batch_gops: Annotated[
+        int, typer.Option("--batch-gops", help="GOPs rebuilt together (memory vs speed); 0 = by frame size")
+    ] = 0,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary")] = False,
 ) -> None:
@@ -315,7 +317,9 @@ def bench(
     quant_step: Annotated[
         float, typer.Option("--quant-step", help="Quantizer step in grey levels (see docs/format.md)")
     ] = DEFAULT_QUANT_STEP,
-    batch_gops: Annotated[int, typer.Option("--batch-gops", help="GOPs rebuilt together (memory vs speed)")] = 4,
+    batch_gops: Annotated[
+        int, typer.Option("--batch-gops", help="GOPs rebuilt together (memory vs speed); 0 = by frame size")
+    ] = 0,
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Write every number (per frame too) to this JSON file")
     ] = None,

@@ -310,16 +310,28 @@ def _to_uint8(t: torch.Tensor) -> np.ndarray:
     return (t.float().clamp(0, 1) * 255).round().byte().cpu().numpy()
 
 
+PIXELS_PER_CALL = 2_000_000
+"""Luma pixels the network rebuilds in one call when the batch is automatic: speed from batching without
+letting activations (32 channels × several levels × every pixel) outgrow a modest machine's memory."""
+
+
+def auto_batch_gops(header: StreamHeader) -> int:
+    """GOPs per network call: as many as fit ``PIXELS_PER_CALL`` (at least 1, at most 8)."""
+    hp, wp = header.padded_shapes()[0]
+    return max(1, min(8, PIXELS_PER_CALL // (header.gop * hp * wp)))
+
+
 def decode_records(
     reader: ContainerReader,
     model: HITVCSNet,
     device: torch.device,
-    batch_gops: int = 4,
+    batch_gops: int = 0,
     precision: str = "fp32",
 ) -> Iterator[Frame]:
-    """Frames in order, holding at most ``batch_gops`` + 1 records in memory."""
-    if batch_gops < 1:
-        raise VcsError("--batch-gops must be at least 1")
+    """Frames in order, holding at most ``batch_gops`` + 1 records in memory (0: ``auto_batch_gops``)."""
+    if batch_gops < 0:
+        raise VcsError("--batch-gops must be 0 (auto) or more")
+    batch_gops = batch_gops or auto_batch_gops(reader.header)
     decoder = GopDecoder(model, reader.header, device, precision)
     pending: list[GopRecord] = []
     for record in reader:
@@ -339,7 +351,7 @@ def decode_file(
     input: Path,
     output: Path,
     device: str = "auto",
-    batch_gops: int = 4,
+    batch_gops: int = 0,
     precision: str = "fp32",
     force: bool = False,
     progress: Progress | None = None,
