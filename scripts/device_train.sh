@@ -4,7 +4,7 @@
 #
 # Prepare on the development machine (no GPU needed), once:
 #   echo /packs/ >> .git/info/exclude
-#   .venv/bin/vcs train --config configs/hitvcsnet-tr-n0.1.toml --pack packs/luma.npz --set data.pack_scale=3
+#   .venv/bin/vcs train --config configs/hitvcsnet-tr-n0.1.toml --pack packs/luma.npz --set data.pack_scale=2
 # Check it here with a tiny budget:  OUT=/tmp/devout bash scripts/device_train.sh 20 0.1
 # Then, with the device tool:  run(command="bash scripts/device_train.sh 240 0.1 0.01", carry=["packs"],
 #                                   timeout_s=590)
@@ -16,7 +16,8 @@ shift || true
 ratios=${*:-0.1 0.01}
 out=${OUT:-$PWD/runs/device}
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-vcs() { python3 -m vcscodec.cli "$@"; }
+py=${PYTHON:-python3}  # the device's python3 has torch, numpy, typer and rich
+vcs() { "$py" -m vcscodec.cli "$@"; }
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no GPU visible"
 for ratio in $ratios; do
   config=configs/gpu-pack-n$ratio.toml
@@ -25,13 +26,13 @@ for ratio in $ratios; do
   [ -f "$master" ] && start=(--set "model.resume_weights=\"$PWD/$master\"")
   run=$out/run-n$ratio
   # SIGTERM stops training cleanly after the current step, with a checkpoint (exit 143).
-  timeout --signal=TERM "$seconds" python3 -m vcscodec.cli train --config "$config" --quiet "${start[@]}" \
+  timeout --signal=TERM "$seconds" "$py" -m vcscodec.cli train --config "$config" --quiet "${start[@]}" \
     --set "run.dir=\"$run\"" --set "run.export=\"$out/weights\"" 2>&1 | tail -5
-  step=$(grep -o '"step": [0-9]*' "$run/log.jsonl" | tail -1 | grep -o '[0-9]*$')
+  step=$("$py" -c "import sys, torch; print(torch.load(sys.argv[1], weights_only=False)['step'])" "$run/checkpoint.pt")
   echo "αn $ratio: stopped at step $step; exporting"
   vcs train --config "$config" --quiet --resume --set "run.dir=\"$run\"" --set "run.export=\"$out/weights\"" \
     --set "optim.steps=$step" "${start[@]}" 2>&1 | tail -3
-  python3 - "$run" <<'PY'
+  "$py" - "$run" <<'PY'
 import sys, torch
 state = torch.load(f"{sys.argv[1]}/checkpoint.pt", map_location="cpu", weights_only=False)
 torch.save(state["model"], f"{sys.argv[1]}/master.pt")  # fp32 weights alone: what the next run resumes from
