@@ -4,7 +4,10 @@
 #
 # Prepare on the development machine (no GPU needed), once:
 #   echo /packs/ >> .git/info/exclude
-#   .venv/bin/vcs train --config configs/hitvcsnet-tr-n0.1.toml --pack packs/luma.npz --set data.pack_scale=2
+#   .venv/bin/vcs train --config configs/hitvcsnet-tr-n0.1.toml --pack packs/luma.npz \
+#       --set data.pack_scale=3 --set data.pack_max_mb=14
+# (the whole tree travels too, weights/ with the fp32 masters ≈ 47 MB of the device tool's 64 MiB: keep the
+# pack under ~15 MB; `du -sh --exclude=.git --exclude=.venv .` tells what travels)
 # Check it here with a tiny budget:  OUT=/tmp/devout bash scripts/device_train.sh 20 0.1
 # Then, with the device tool:  run(command="bash scripts/device_train.sh 240 0.1 0.01", carry=["packs"],
 #                                   timeout_s=590)
