@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--step", type=float, action="append")
     args = parser.parse_args()
     card = pick_model(args.ratio, None)
-    model = card.load("cpu")
+    model = card.load("cpu").to(memory_format=torch.channels_last)
     phi_k, phi_n = card.sampling_matrices()
     steps = args.step or [1.3]
     print(f"model {card.name}, {platform.processor() or platform.machine()}, torch {torch.__version__}")
