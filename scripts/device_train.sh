@@ -6,8 +6,8 @@
 #   echo /packs/ >> .git/info/exclude
 #   .venv/bin/vcs train --config configs/hitvcsnet-tr-n0.1.toml --pack packs/luma.npz \
 #       --set data.pack_scale=3 --set data.pack_max_mb=14
-# (the whole tree travels too, weights/ with the fp32 masters ≈ 47 MB of the device tool's 64 MiB: keep the
-# pack under ~15 MB; `du -sh --exclude=.git --exclude=.venv .` tells what travels)
+# (the whole tree travels too, ≈ 17 MB with weights/, or ≈ 47 MB once fp32 masters are committed: keep the tree
+# plus the pack under the device tool's 64 MiB; `du -sh --exclude=.git --exclude=.venv .` tells what travels)
 # Check it here with a tiny budget:  OUT=/tmp/devout bash scripts/device_train.sh 20 0.1
 # Then, with the device tool:  run(command="bash scripts/device_train.sh 240 0.1 0.01", carry=["packs"],
 #                                   timeout_s=590)
@@ -24,7 +24,9 @@ vcs() { "$py" -m vcscodec.cli "$@"; }
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo "no GPU visible"
 for ratio in $ratios; do
   config=configs/gpu-pack-n$ratio.toml
-  master=weights/master/hitvcsnet-tr-n$ratio.pt  # fp32 master weights of the shipped model (docs/training.md)
+  # fp32 master weights to continue from, once a run has produced a model worth continuing (docs/training.md);
+  # without them the config's KLT start is used, which is what the shipped models are today.
+  master=weights/master/hitvcsnet-tr-n$ratio.pt
   start=()
   [ -f "$master" ] && start=(--set "model.resume_weights=\"$PWD/$master\"")
   run=$out/run-n$ratio
