@@ -163,7 +163,7 @@ def decode(
     input: Annotated[Path, typer.Argument(help="The .vcs file")],
     output: Annotated[Path, typer.Argument(help="Video to write: .y4m, .yuv, .mp4, .mkv or .avi")],
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
-    precision: Annotated[str, typer.Option("--precision", help="fp32 | bf16 (2x faster on CPUs, ~0.06 dB lower)")] = "fp32",
+    precision: Annotated[str, typer.Option("--precision", help="fp32 | bf16 (2x faster, ~0.06 dB lower)")] = "fp32",
     batch_gops: Annotated[
         int, typer.Option("--batch-gops", help="GOPs rebuilt together (memory vs speed); 0 = by frame size")
     ] = 0,
