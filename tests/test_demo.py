@@ -1,0 +1,25 @@
+"""`vcs demo`: the main job encodes and decodes its sample clip and reports what it measured."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vcscodec.demo import run_demo
+from vcscodec.io import open_video
+from vcscodec.metrics import psnr
+
+
+def test_demo_reports_the_quality_and_size_of_what_it_wrote(tmp_path, use_tiny_weights):
+    results = run_demo(tmp_path, frames=9, width=96, height=64, device="cpu")
+    assert [r.ratio for r in results] == [0.1, 0.01]
+    with open_video(next(tmp_path.glob("astronaut_pan_96x64.y4m"))) as reader:
+        source = list(reader)
+    for r in results:
+        with open_video(r.decoded) as reader:
+            decoded = list(reader)
+        assert len(decoded) == 9
+        assert r.psnr_y == np.mean([psnr(a.y, b.y) for a, b in zip(source, decoded, strict=True)])
+        vcs = r.decoded.with_name(r.decoded.name.replace("_decoded.y4m", ".vcs"))
+        assert r.vcs_bytes == vcs.stat().st_size
+        assert r.bits_per_pixel == r.vcs_bytes * 8 / (96 * 64 * 9)
+    assert results[0].vcs_bytes > results[1].vcs_bytes  # ten times the non-keyframe measurements
