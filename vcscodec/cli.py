@@ -393,12 +393,7 @@ def train(
     """Train HIT-VCSNet on folders of videos and photos (never on the test set). See docs/training.md."""
     from .train.cli import train_command
 
-    try:
-        train_command(config, set_ or [], resume, quiet, pack)
-    except VcsError as e:
-        # Printed here, unwrapped: a config error names long paths, and the console would fold it at 80 columns.
-        print(f"vcs: error: {e}", file=sys.stderr)
-        raise typer.Exit(1) from None
+    train_command(config, set_ or [], resume, quiet, pack)
 
 
 def main() -> None:
