@@ -35,6 +35,10 @@ class ModelConfig:
     - ``temporal_prior``: our variant "hitvcsnet-tr" (not in the paper). The non-keyframe initial reconstruction
       becomes the keyframes' linear interpolation corrected by the frame's own measurements,
       I = P(x̄) + U(y − S x̄), instead of U(y). All other modules are the paper's.
+    - ``motion_radius`` > 0: our variant "hitvcsnet-mh" (not in the paper). The temporal prior x̄ becomes a
+      multihypothesis motion-compensated prediction: per block, keyframe blocks shifted by up to ±R pixels,
+      weighted by how well they explain the block's measurements (``models/motion.py``). ``motion_candidates``
+      best shifts per keyframe enter the mix, weighted softmax(−d / (``motion_temperature``·d_min)).
     """
 
     arch: str = "hitvcsnet"
@@ -49,6 +53,9 @@ class ModelConfig:
     hfim: bool = True
     global_residual: bool = True
     temporal_prior: bool = False
+    motion_radius: int = 0
+    motion_candidates: int = 8
+    motion_temperature: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -58,6 +65,10 @@ class ModelConfig:
             raise VcsError("scales, channels and levels must be ≥ 1 and gop ≥ 2")
         measurement_count(self.alpha_k, self.block)
         measurement_count(self.alpha_n, self.block)
+        if self.motion_radius < 0 or self.motion_candidates < 1 or not self.motion_temperature > 0:
+            raise VcsError("motion_radius must be ≥ 0, motion_candidates ≥ 1 and motion_temperature > 0")
+        if self.motion_radius and not self.temporal_prior:
+            raise VcsError("motion_radius needs temporal_prior (the motion search replaces its interpolation)")
 
     @property
     def m_k(self) -> int:
@@ -86,6 +97,8 @@ class ModelConfig:
 ARCHITECTURES: dict[str, ModelConfig] = {
     "hitvcsnet": ModelConfig(),
     "hitvcsnet-tr": ModelConfig(arch="hitvcsnet-tr", temporal_prior=True),
+    # ±16 pixels, 8 candidates per keyframe, τ = 1: chosen on held-out training clips (docs/architecture.md).
+    "hitvcsnet-mh": ModelConfig(arch="hitvcsnet-mh", temporal_prior=True, motion_radius=16),
     "hitvcsnet-nohfim": ModelConfig(arch="hitvcsnet-nohfim", hfim=False),
     "hitvcsnet-nohffm": ModelConfig(arch="hitvcsnet-nohffm", hffm=False),
 }

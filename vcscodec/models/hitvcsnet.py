@@ -19,7 +19,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
+from . import motion
 from .layers import FusionUpStep, ResidualBlock, conv3x3, scale_path
+
+
+# Non-keyframes predicted at once by the motion search: bounds its memory (≈ 17 frame-sized tensors each).
+_MOTION_CHUNK = 8
 
 
 @dataclass
@@ -247,11 +252,43 @@ class HITVCSNet(nn.Module):
         """Variant hitvcsnet-tr: I_s = pool_s(x̄) + Φ_B,s(y − S_n x̄), x̄ the keyframes' linear interpolation."""
         t = positions.view(1, 1, k, 1, 1, 1)
         keys = key1.view(n, g + 1, 1, *key1.shape[-3:])
-        blend = (1 - t) * keys[:, :-1] + t * keys[:, 1:]  # (N, G, K, 1, H, W)
-        blend = blend.flatten(0, 2)
-        residual = y_non - self.sampling.non(blend)
+        if self.config.motion_radius:
+            prior = self._motion_prediction(key1, y_non, n, g, k, positions)
+        else:
+            prior = ((1 - t) * keys[:, :-1] + t * keys[:, 1:]).flatten(0, 2)  # (N·G·K, 1, H, W)
+        residual = y_non - self.sampling.non(prior)
         corrections = self.initial_non(residual)
-        return [(F.avg_pool2d(blend, 1 << s) if s else blend) + corr for s, corr in enumerate(corrections)]
+        return [(F.avg_pool2d(prior, 1 << s) if s else prior) + corr for s, corr in enumerate(corrections)]
+
+    def _motion_prediction(
+        self, key1: torch.Tensor, y_non: torch.Tensor, n: int, g: int, k: int, positions: torch.Tensor
+    ) -> torch.Tensor:
+        """Variant hitvcsnet-mh: each non-keyframe block predicted from shifted keyframe blocks (models/motion.py)."""
+        cfg = self.config
+        phi = self.sampling.non.weight
+        # The search is a fit to measurements: fp32 even under bf16 autocast (differences of large sums).
+        with torch.autocast(key1.device.type, enabled=False):
+            key1, y_non, phi = key1.float(), y_non.float(), phi.float()
+            energy = motion.measurement_energy(key1, phi, cfg.motion_radius)
+            keys = key1.view(n, g + 1, *key1.shape[1:])
+            energies = energy.view(n, g + 1, *energy.shape[1:])
+            # Index of each non-keyframe's keyframes, in (N, G, K) order.
+            chain = torch.arange(n, device=key1.device).view(n, 1, 1)
+            gop = torch.arange(g, device=key1.device).view(1, g, 1)
+            before = (chain * (g + 1) + gop).expand(n, g, k).reshape(-1)
+            t = positions.to(key1).view(1, 1, k).expand(n, g, k).reshape(-1, 1, 1, 1)
+            flat_keys, flat_energy = keys.flatten(0, 1), energies.flatten(0, 1)
+            parts = []
+            for start in range(0, len(before), _MOTION_CHUNK):
+                sl = slice(start, start + _MOTION_CHUNK)
+                idx = before[sl]
+                parts.append(
+                    motion.multihypothesis_prediction(
+                        flat_keys[idx], flat_keys[idx + 1], flat_energy[idx], flat_energy[idx + 1], y_non[sl], phi,
+                        t[sl], cfg.motion_radius, cfg.motion_candidates, cfg.motion_temperature,
+                    )
+                )
+            return torch.cat(parts)
 
     # ---- training --------------------------------------------------------------------------------------------
     def forward(self, frames: torch.Tensor) -> Reconstruction:

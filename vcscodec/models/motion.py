@@ -1,0 +1,111 @@
+"""Motion-compensated temporal prior (variant ``hitvcsnet-mh``): multihypothesis prediction of a non-keyframe.
+
+Each B×B block of a non-keyframe is predicted from blocks of its two decoded keyframes displaced by up to ±R
+pixels. The candidates are ranked by how well they explain the block's own measurements, ‖y − Φ·shift‖², as
+in multihypothesis video CS (Tramel & Fowler, DCC 2011); the prediction is a softmax-weighted mix of the best
+candidates of each keyframe plus the keyframes' zero-motion linear blend (so still scenes keep the blend).
+
+The search costs no measurements: it runs in the decoder, on what the decoder already has. Nothing here is
+learned; the distances are computed without forming Φ·shift for every shift:
+‖y − Φs‖² = ‖y‖² − 2⟨Φᵀy, s⟩ + ‖Φs‖², the middle term a correlation of the keyframe with the block's
+back-projection Φᵀy, the last a per-pixel map computed once per keyframe.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+# Filters of Φ convolved at once when mapping ‖Φs‖²: bounds the memory of a keyframe's map to this many planes.
+_ENERGY_CHUNK = 32
+
+
+def measurement_energy(key: torch.Tensor, phi: torch.Tensor, radius: int) -> torch.Tensor:
+    """‖Φ·s‖² for the block s at every top-left position of the keyframe padded by ``radius`` (edge values).
+
+    key: (N, 1, H, W); phi: (m, 1, B, B) → (N, 1, H + 2R − B + 1, W + 2R − B + 1).
+    """
+    padded = F.pad(key, (radius,) * 4, mode="replicate")
+    energy = None
+    for chunk in phi.split(_ENERGY_CHUNK):
+        part = F.conv2d(padded, chunk).pow(2).sum(1, keepdim=True)
+        energy = part if energy is None else energy + part
+    return energy
+
+
+def block_grid(frame: torch.Tensor, block: int) -> torch.Tensor:
+    """(N, 1, H, W) → (N, h, w, B, B), the frame's blocks."""
+    n, _, height, width = frame.shape
+    return frame.view(n, height // block, block, width // block, block).permute(0, 1, 3, 2, 4)
+
+
+def from_block_grid(blocks: torch.Tensor) -> torch.Tensor:
+    """(N, h, w, B, B) → (N, 1, H, W)."""
+    n, h, w, b, _ = blocks.shape
+    return blocks.permute(0, 1, 3, 2, 4).reshape(n, 1, h * b, w * b)
+
+
+def shifted_candidates(
+    key: torch.Tensor, energy: torch.Tensor, back_projection: torch.Tensor, radius: int, block: int, count: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``count`` shifts of each block that best explain its measurements.
+
+    key: (N, 1, H, W) keyframes, one per non-keyframe; energy: their ``measurement_energy``; back_projection:
+    Φᵀy of each block, (N, 1, H, W). Returns the candidate blocks (N, h, w, count, B, B) and their distances
+    ‖y − Φs‖² minus ‖y‖² (N, h, w, count).
+    """
+    n, _, height, width = key.shape
+    h, w = height // block, width // block
+    win, span = 2 * radius + 1, block + 2 * radius
+    padded = F.pad(key, (radius,) * 4, mode="replicate")
+    # Each block's search region, (N, h·w, span, span), correlated with its own back-projection (one group each).
+    regions = padded.unfold(2, span, block).unfold(3, span, block).reshape(n * h * w, 1, span, span)
+    templates = block_grid(back_projection, block).reshape(n * h * w, 1, block, block)
+    cross = F.conv2d(regions.view(1, n * h * w, span, span), templates, groups=n * h * w)
+    energy_windows = energy.unfold(2, win, block).unfold(3, win, block)  # (N, 1, h, w, win, win)
+    distance = energy_windows.reshape(n, h, w, win * win) - 2 * cross.view(n, h, w, win * win)
+    best = distance.topk(min(count, win * win), dim=-1, largest=False)
+    dy, dx = best.indices // win, best.indices % win
+    offsets = torch.arange(block, device=key.device)
+    rows = (torch.arange(h, device=key.device) * block).view(1, h, 1, 1, 1) + dy.unsqueeze(-1) + offsets
+    cols = (torch.arange(w, device=key.device) * block).view(1, 1, w, 1, 1) + dx.unsqueeze(-1) + offsets
+    batch = torch.arange(n, device=key.device).view(n, 1, 1, 1, 1, 1)
+    blocks = padded[:, 0][batch, rows.unsqueeze(-1), cols.unsqueeze(-2)]
+    return blocks, best.values
+
+
+def multihypothesis_prediction(
+    key_before: torch.Tensor,
+    key_after: torch.Tensor,
+    energy_before: torch.Tensor,
+    energy_after: torch.Tensor,
+    y: torch.Tensor,
+    phi: torch.Tensor,
+    t: torch.Tensor,
+    radius: int,
+    count: int,
+    temperature: float,
+) -> torch.Tensor:
+    """Predict non-keyframes from their keyframes and measurements.
+
+    key_before/key_after: (N, 1, H, W) the keyframes around each of the N non-keyframes; energy_*: their
+    ``measurement_energy``; y: (N, m, h, w) measurements; phi: (m, 1, B, B); t: (N, 1, 1, 1) positions in (0, 1).
+    Weights are softmax(−d / (τ·d_min)) over the candidates, d = ‖y − Φs‖²: relative to the best fit, so the
+    rule does not depend on the scale of Φ or of the signal.
+    """
+    block = phi.shape[-1]
+    back_projection = F.conv_transpose2d(y, phi, stride=block)
+    y_energy = y.pow(2).sum(1).unsqueeze(-1)  # (N, h, w, 1)
+    blend = (1 - t) * key_before + t * key_after
+    candidates = [block_grid(blend, block).unsqueeze(3)]
+    distances = [(y - F.conv2d(blend, phi, stride=block)).pow(2).sum(1).unsqueeze(-1)]
+    for key, energy in ((key_before, energy_before), (key_after, energy_after)):
+        blocks, distance = shifted_candidates(key, energy, back_projection, radius, block, count)
+        candidates.append(blocks)
+        distances.append(distance + y_energy)
+    hypotheses = torch.cat(candidates, 3)  # (N, h, w, 1 + 2·count, B, B)
+    distance = torch.cat(distances, 3).clamp_min(0)
+    # Floor for exact fits (a still scene without quantization): a tiny share of the block's own energy.
+    scale = torch.maximum(distance.min(-1, keepdim=True).values, 1e-6 * y_energy.mean() + 1e-12)
+    weights = torch.softmax(-distance / (temperature * scale), -1)
+    return from_block_grid((hypotheses * weights[..., None, None]).sum(3))
