@@ -262,13 +262,23 @@ def demo(
     with err.status("encoding and decoding the sample clip at ratios 0.1 and 0.01 …"):
         results = run_demo(folder, frames=frames, device=device)
     source_kib = results[0].source_bytes / 1024
-    table = Table(title=f"vcs demo: {frames} frames 352×288 (a camera pan over skimage's astronaut, colour), "
-                  f"source .y4m {source_kib:,.0f} KiB")
+    table = Table(
+        title=f"vcs demo: {frames} frames 352×288 (a camera pan over skimage's astronaut, colour), "
+        f"source .y4m {source_kib:,.0f} KiB"
+    )
     for col in ("αn", ".vcs KiB", "bpp", "PSNR Y", "SSIM Y", "PSNR UV", "enc fps", "dec fps"):
         table.add_column(col, justify="right")
     for r in results:
-        table.add_row(f"{r.ratio:g}", f"{r.vcs_bytes / 1024:,.1f}", f"{r.bits_per_pixel:.3f}", f"{r.psnr_y:.2f}",
-                      f"{r.ssim_y:.4f}", f"{r.psnr_uv:.2f}", f"{r.encode_fps:.1f}", f"{r.decode_fps:.2f}")
+        table.add_row(
+            f"{r.ratio:g}",
+            f"{r.vcs_bytes / 1024:,.1f}",
+            f"{r.bits_per_pixel:.3f}",
+            f"{r.psnr_y:.2f}",
+            f"{r.ssim_y:.4f}",
+            f"{r.psnr_uv:.2f}",
+            f"{r.encode_fps:.1f}",
+            f"{r.decode_fps:.2f}",
+        )
     out.print(table)
     for r in results:
         out.print(f"αn {r.ratio:g}: model {r.model}", highlight=False)

@@ -140,9 +140,7 @@ class StreamHeader:
             value = _check_int(m_name, getattr(self, m_name), 0, 2**32 - 1)
             want = expected_m(getattr(self, a_name), self.block)
             if want < 1:
-                raise _field_error(
-                    a_name, getattr(self, a_name), f"gives {m_name} = 0 for block {self.block}"
-                )
+                raise _field_error(a_name, getattr(self, a_name), f"gives {m_name} = 0 for block {self.block}")
             if value != want:
                 raise _field_error(m_name, value, f"must equal round({a_name}·block²) = {want}")
             put(m_name, value)
@@ -243,9 +241,7 @@ def _parse_header_body(body: bytes) -> StreamHeader:
     (width, height, fps_num, fps_den, frame_count, gop, block, alpha_k, alpha_n, m_k, m_n, quant_step,
      chroma, sha, name_len) = _HEADER_FIXED.unpack_from(body)  # fmt: skip
     if len(body) != _HEADER_FIXED.size + name_len:
-        raise VcsError(
-            f"header field model_name length {name_len} does not match the header length {len(body)}"
-        )
+        raise VcsError(f"header field model_name length {name_len} does not match the header length {len(body)}")
     if chroma not in CHROMA_NAMES:
         raise _field_error("chroma", chroma, "must be 0 (gray) or 1 (yuv420)")
     try:
@@ -291,8 +287,7 @@ def _read_header(f, file_size: int) -> tuple[StreamHeader, int]:
     # Only now is the version trustworthy: a damaged version number reads as damage, not as "newer".
     if version > FORMAT_VERSION:
         raise VcsError(
-            f"file format version {version} is newer than this vcscodec reads ({FORMAT_VERSION}): "
-            "upgrade vcscodec"
+            f"file format version {version} is newer than this vcscodec reads ({FORMAT_VERSION}): upgrade vcscodec"
         )
     if version < 1:
         raise VcsError(f"file format version {version} is not valid (versions start at 1)")
@@ -383,9 +378,7 @@ def _check_frame_table(h: StreamHeader, g: int, frames: list[tuple[int, bool]]) 
     """Frame indices and key flags of record ``g`` must follow the header's keyframe layout."""
     start, end = h.record_range(g)
     if len(frames) != end - start:
-        raise VcsError(
-            f"GOP {g} has {len(frames)} frames, the layout needs {end - start} ({start}..{end - 1})"
-        )
+        raise VcsError(f"GOP {g} has {len(frames)} frames, the layout needs {end - start} ({start}..{end - 1})")
     for i, (index, key) in enumerate(frames):
         if index != start + i:
             raise VcsError(f"GOP {g} frame index {index}, expected {start + i}")
@@ -406,9 +399,7 @@ def _encode_record(h: StreamHeader, rec: GopRecord, expected_index: int) -> byte
     prev: list[np.ndarray] | None = None
     for fm in rec.frames:
         if len(fm.planes) != h.num_planes:
-            raise VcsError(
-                f"GOP {g} frame {fm.index} has {len(fm.planes)} planes, {h.chroma} needs {h.num_planes}"
-            )
+            raise VcsError(f"GOP {g} frame {fm.index} has {len(fm.planes)} planes, {h.chroma} needs {h.num_planes}")
         table.append(_FRAME.pack(fm.index, 1 if fm.key else 0))
         cur = []
         for p, (name, q) in enumerate(zip(h.plane_names, fm.planes, strict=True)):

@@ -162,12 +162,8 @@ def _plane_view(plane: av.video.plane.VideoPlane) -> np.ndarray:
     buf = np.frombuffer(plane, np.uint8)
     need = (plane.height - 1) * plane.line_size + plane.width
     if plane.line_size < plane.width or buf.size < need:
-        raise VcsError(
-            f"unexpected plane layout from FFmpeg ({plane.width}x{plane.height}, {buf.size} bytes)"
-        )
-    return np.lib.stride_tricks.as_strided(
-        buf, shape=(plane.height, plane.width), strides=(plane.line_size, 1)
-    )
+        raise VcsError(f"unexpected plane layout from FFmpeg ({plane.width}x{plane.height}, {buf.size} bytes)")
+    return np.lib.stride_tricks.as_strided(buf, shape=(plane.height, plane.width), strides=(plane.line_size, 1))
 
 
 def _to_frame(av_frame: av.VideoFrame, width: int, height: int) -> Frame:

@@ -67,9 +67,7 @@ def ssim(ref: np.ndarray, test: np.ndarray) -> float:
     if r.ndim != 2:
         raise VcsError(f"SSIM takes one 2-D plane, got shape {r.shape}")
     if min(r.shape) < SSIM_WINDOW:
-        raise VcsError(
-            f"SSIM needs a plane of at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {r.shape[1]}x{r.shape[0]}"
-        )
+        raise VcsError(f"SSIM needs a plane of at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {r.shape[1]}x{r.shape[0]}")
     return float(
         structural_similarity(
             r.astype(np.float64),

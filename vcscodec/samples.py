@@ -104,9 +104,7 @@ def gray_clip(frames: int, width: int, height: int, image: str = "astronaut", se
     return clip
 
 
-def write_clip(
-    path: str | os.PathLike[str], frames: list[Frame], fps: Fraction | int = 30, force: bool = False
-) -> str:
+def write_clip(path: str | os.PathLike[str], frames: list[Frame], fps: Fraction | int = 30, force: bool = False) -> str:
     """Write `frames` to `path` (format from the extension, see `io.open_writer`); returns the codec."""
     if not frames:
         raise VcsError("write_clip needs at least one frame")

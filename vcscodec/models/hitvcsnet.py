@@ -18,10 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig
 from . import motion
+from .config import ModelConfig
 from .layers import FusionUpStep, ResidualBlock, conv3x3, scale_path
-
 
 # Non-keyframes predicted at once by the motion search: bounds its memory (≈ 17 frame-sized tensors each).
 _MOTION_CHUNK = 8
@@ -284,8 +283,16 @@ class HITVCSNet(nn.Module):
                 idx = before[sl]
                 parts.append(
                     motion.multihypothesis_prediction(
-                        flat_keys[idx], flat_keys[idx + 1], flat_energy[idx], flat_energy[idx + 1], y_non[sl], phi,
-                        t[sl], cfg.motion_radius, cfg.motion_candidates, cfg.motion_temperature,
+                        flat_keys[idx],
+                        flat_keys[idx + 1],
+                        flat_energy[idx],
+                        flat_energy[idx + 1],
+                        y_non[sl],
+                        phi,
+                        t[sl],
+                        cfg.motion_radius,
+                        cfg.motion_candidates,
+                        cfg.motion_temperature,
                     )
                 )
             return torch.cat(parts)

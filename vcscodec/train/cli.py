@@ -42,14 +42,19 @@ def pack_command(config_path: Path | None, overrides: list[str], target: Path) -
     d = config.data
     clips = load_data(config)
     meta = write_pack(
-        clips, target, d.pack_scale, d.pack_max_mb, min_frames=config.model.gop + 1,
-        info={"train": d.train, "validation": d.validation, "photo_frames": d.photo_frames,
-              "max_frames": d.max_frames},
+        clips,
+        target,
+        d.pack_scale,
+        d.pack_max_mb,
+        min_frames=config.model.gop + 1,
+        info={"train": d.train, "validation": d.validation, "photo_frames": d.photo_frames, "max_frames": d.max_frames},
     )
     kept = sum(c["frames"] for c in meta["clips"])
     total = sum(c["frames_total"] for c in meta["clips"])
-    print(f"wrote {target}: {len(clips)} clips, {kept} of {total} frames (≤ {meta['frame_cap']} a clip, "
-          f"scale 1/{d.pack_scale}), {meta['bytes'] / 1e6:.1f} MB")
+    print(
+        f"wrote {target}: {len(clips)} clips, {kept} of {total} frames (≤ {meta['frame_cap']} a clip, "
+        f"scale 1/{d.pack_scale}), {meta['bytes'] / 1e6:.1f} MB"
+    )
     return meta
 
 
@@ -68,8 +73,12 @@ def train_command(
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         columns = (
-            TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-            TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"),
+            TextColumn("[bold]train"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA {task.fields[eta]}"),
         )
         with Progress(*columns) as progress:
             task = progress.add_task("train", total=config.optim.steps, status="loading data", eta="-")
@@ -82,19 +91,21 @@ def train_command(
                 val = f" val {state['val_psnr']:.2f} dB" if "val_psnr" in state else ""
                 left = config.optim.steps - trainer.step
                 eta = _duration(left / rate) if rate > 0 else "-"
-                progress.update(task, completed=trainer.step, eta=eta,
-                                status=f"loss {record['loss']:.2e}{val} {rate:.2f} steps/s")
+                progress.update(
+                    task, completed=trainer.step, eta=eta, status=f"loss {record['loss']:.2e}{val} {rate:.2f} steps/s"
+                )
 
             trainer = run_training(config, resume, on_step)
     where = config.path(config.run.dir)
     if trainer.stopped:  # every rank exits with the status of the signal, so torchrun reports one cause
         if trainer.dist.main:
-            print(f"stopped by {trainer.stopped} at step {trainer.step}; checkpoint in {where} "
-                  "(continue with --resume)", file=sys.stderr)
+            print(
+                f"stopped by {trainer.stopped} at step {trainer.step}; checkpoint in {where} (continue with --resume)",
+                file=sys.stderr,
+            )
         raise SystemExit(STOP_EXIT.get(trainer.stopped, 1))
     if trainer.dist.main:
         if trainer.exported is not None:
             print(f"exported {trainer.exported.name} to {trainer.exported.path.parent}")
         elif not quiet:
             print(f"done: step {trainer.step}, checkpoint in {where}")
-

@@ -43,9 +43,7 @@ def find_sources(folders: list[Path]) -> list[Path]:
     for folder in folders:
         if not folder.is_dir():
             raise VcsError(f"data folder {folder} does not exist")
-        found = sorted(
-            p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES
-        )
+        found = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
         if not found:
             raise VcsError(f"data folder {folder} holds no video or photo")
         sources += found
@@ -207,7 +205,11 @@ def _frame_cap(lengths: list[int], areas: list[int], budget: float) -> int:
 
 
 def write_pack(
-    clips: list[Clip], target: Path, scale: int = 1, max_mb: float = 48.0, min_frames: int = 9,
+    clips: list[Clip],
+    target: Path,
+    scale: int = 1,
+    max_mb: float = 48.0,
+    min_frames: int = 9,
     info: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write every clip into one compressed ``.npz`` of at most ``max_mb`` MB (0 = no limit); returns its meta.
@@ -231,10 +233,21 @@ def write_pack(
         for _ in range(6):
             kept = [min(t, cap) for t in lengths]
             meta = {
-                "format": PACK_FORMAT, "version": PACK_VERSION, "scale": scale, "frame_cap": cap, **(info or {}),
+                "format": PACK_FORMAT,
+                "version": PACK_VERSION,
+                "scale": scale,
+                "frame_cap": cap,
+                **(info or {}),
                 "clips": [
-                    {"name": c.name, "source": c.source.name, "sha256": h, "frames": k, "frames_total": t,
-                     "height": f.shape[1], "width": f.shape[2]}
+                    {
+                        "name": c.name,
+                        "source": c.source.name,
+                        "sha256": h,
+                        "frames": k,
+                        "frames_total": t,
+                        "height": f.shape[1],
+                        "width": f.shape[2],
+                    }
                     for c, f, h, k, t in zip(clips, frames, hashes, kept, lengths, strict=True)
                 ],
             }
@@ -323,8 +336,13 @@ class ChainSampler:
         """Draw a batch. The order of the random draws is part of the checkpoint format: a resumed run must draw
         what the uninterrupted one would have, so keep it as it is."""
         length = self.gop + 1
-        plan = ChainPlan(np.empty(batch, np.int64), np.empty((batch, length), np.int64), np.empty(batch, np.int64),
-                         np.empty(batch, np.int64), np.empty(batch, bool))
+        plan = ChainPlan(
+            np.empty(batch, np.int64),
+            np.empty((batch, length), np.int64),
+            np.empty(batch, np.int64),
+            np.empty(batch, np.int64),
+            np.empty(batch, bool),
+        )
         for b in range(batch):
             c = self.rng.choice(len(self.clips), p=self.weights)
             t, h, w = self.clips[c].frames.shape
@@ -375,7 +393,13 @@ class DeviceChainSampler(ChainSampler):
     """
 
     def __init__(
-        self, clips: list[Clip], gop: int, crop: int, seed: int, static: float = 0.1, stride2: float = 0.15,
+        self,
+        clips: list[Clip],
+        gop: int,
+        crop: int,
+        seed: int,
+        static: float = 0.1,
+        stride2: float = 0.15,
         device: torch.device | str = "cuda",
     ) -> None:
         import torch
@@ -408,8 +432,6 @@ class DeviceChainSampler(ChainSampler):
         base, width, flip = params[:, :-2], params[:, -2], params[:, -1].bool()
         cols = torch.where(flip[:, None], self.crop - 1 - self.rows, self.rows)  # (N, crop)
         index = (
-            base[:, :, None, None]
-            + (self.rows[None, :] * width[:, None])[:, None, :, None]
-            + cols[:, None, None, :]
+            base[:, :, None, None] + (self.rows[None, :] * width[:, None])[:, None, :, None] + cols[:, None, None, :]
         )
         return self.lut[self.frames[index].long()]

@@ -163,8 +163,16 @@ def build_model(config: TrainConfig, train_clips: list[Clip], initialise: bool =
     resume, whose weights come from the checkpoint, or a rank that receives rank 0's through DDP)."""
     m = config.model
     model = HITVCSNet(
-        architecture(m.arch, alpha_k=m.alpha_k, alpha_n=m.alpha_n, block=m.block, gop=m.gop,
-                     channels=m.channels, levels=m.levels, scales=m.scales)
+        architecture(
+            m.arch,
+            alpha_k=m.alpha_k,
+            alpha_n=m.alpha_n,
+            block=m.block,
+            gop=m.gop,
+            channels=m.channels,
+            levels=m.levels,
+            scales=m.scales,
+        )
     )
     if not initialise:
         return model
@@ -246,8 +254,12 @@ def validation_chains(clips: list[Clip], config: TrainConfig, gop: int) -> torch
 
 
 def build_trainer(
-    config: TrainConfig, train_clips: list[Clip], val_clips: list[Clip], device: torch.device,
-    dist: Dist | None = None, initialise: bool = True,
+    config: TrainConfig,
+    train_clips: list[Clip],
+    val_clips: list[Clip],
+    device: torch.device,
+    dist: Dist | None = None,
+    initialise: bool = True,
 ) -> Trainer:
     """Model, optimizer, schedule and sampler for clips already loaded (the benchmark calls this directly)."""
     dist = dist or Dist()
@@ -300,8 +312,13 @@ def load_data(config: TrainConfig, dist: Dist | None = None) -> list[Clip]:
     if dist.local_rank != 0:
         dist.barrier()
     try:
-        clips = load_collection([config.path(e) for e in d.train], config.path(d.cache), d.photo_frames,
-                                (d.photo_height, d.photo_width), d.max_frames or None)
+        clips = load_collection(
+            [config.path(e) for e in d.train],
+            config.path(d.cache),
+            d.photo_frames,
+            (d.photo_height, d.photo_width),
+            d.max_frames or None,
+        )
     finally:
         if dist.local_rank == 0:
             dist.barrier()
@@ -312,8 +329,10 @@ def _note_small_clips(clips: list[Clip], crop: int, key: str) -> None:
     """The samplers skip clips smaller than their crop; say which (a downsampled pack can make many so)."""
     small = [c.name for c in clips if min(c.frames.shape[1:]) < crop]
     if small:
-        print(f"vcs: note: {len(small)} clip(s) smaller than {key} = {crop} are not used: {', '.join(small)}",
-              file=sys.stderr)
+        print(
+            f"vcs: note: {len(small)} clip(s) smaller than {key} = {crop} are not used: {', '.join(small)}",
+            file=sys.stderr,
+        )
 
 
 def prepare(config: TrainConfig, resume: bool) -> tuple[Trainer, list[Clip], list[Clip]]:
@@ -562,8 +581,11 @@ def run_training(
             loss, stopping = _agree(trainer, train_step(trainer), stop.reason)
             trainer.wall = time.perf_counter() - started
             record: dict[str, Any] = {
-                "step": trainer.step, "loss": loss, "lr": trainer.scheduler.get_last_lr()[0],
-                "samples": trainer.samples_seen, "wall": round(trainer.wall, 2),
+                "step": trainer.step,
+                "loss": loss,
+                "lr": trainer.scheduler.get_last_lr()[0],
+                "samples": trainer.samples_seen,
+                "wall": round(trainer.wall, 2),
             }
             due = trainer.step % config.run.validate_every == 0 or trainer.step == config.optim.steps
             if main and due:
