@@ -86,7 +86,7 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("weights")
     phi = dct_basis()
     for alpha_n in (0.1, 0.01):
-        model = HITVCSNet(architecture("hitvcsnet-tr", alpha_n=alpha_n, channels=8, levels=1))
+        model = HITVCSNet(architecture("hitvcsnet-mh", alpha_n=alpha_n, channels=8, levels=1))
         init_linear(model, phi, phi)
         save_model(model, folder, {"training": {"steps": 0, "hardware": "test fixture"}}, default=True)
     return folder

@@ -76,7 +76,7 @@ def test_bench_json_matches_decoded_frames(use_tiny_weights: Path, sequences, tm
     assert report["vcscodec_version"] and report["date"] and report["command"].startswith("vcs ")
     nonkey_frames = [*range(1, 8), *range(9, 16)]  # paper frames 2–8 and 10–16
     for run in report["runs"]:
-        assert run["model"]["parameters"] > 0 and run["model"]["name"].startswith("hitvcsnet-tr-k0.5-n")
+        assert run["model"]["parameters"] > 0 and run["model"]["name"].startswith("hitvcsnet-mh-k0.5-n")
         seqs = {s["name"]: s for s in run["sequences"]}
         assert sorted(seqs) == ["foreman_cif", "pan_png"]
         assert seqs["foreman_cif"]["paper_name"] == "Foreman" and seqs["pan_png"]["paper_name"] is None

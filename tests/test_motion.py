@@ -1,0 +1,121 @@
+"""The motion-compensated temporal prior of hitvcsnet-mh (vcscodec/models/motion.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vcscodec.errors import VcsError
+from vcscodec.models import HITVCSNet, ModelConfig, architecture, hitvcsnet_loss
+from vcscodec.models import hitvcsnet as hitvcsnet_module
+from vcscodec.models.init import dct_basis, init_linear
+from vcscodec.models.motion import measurement_energy, multihypothesis_prediction, shifted_candidates
+
+
+def textured(height: int, width: int, seed: int = 0) -> torch.Tensor:
+    """A smooth random texture in [0, 1], (1, 1, H, W): every shift of it looks different."""
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.rand(1, 1, height // 4, width // 4, generator=g)
+    return F.interpolate(noise, size=(height, width), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def dct_phi(m: int, block: int) -> torch.Tensor:
+    return torch.as_tensor(dct_basis(block)[:m], dtype=torch.float32).view(m, 1, block, block)
+
+
+def test_search_distances_equal_brute_force() -> None:
+    block, radius, m = 8, 3, 6
+    key = textured(24, 32)
+    phi = torch.randn(m, 1, block, block, generator=torch.Generator().manual_seed(1))
+    y = torch.randn(1, m, 3, 4, generator=torch.Generator().manual_seed(2))
+    energy = measurement_energy(key, phi, radius)
+    back = F.conv_transpose2d(y, phi, stride=block)
+    blocks, distance = shifted_candidates(key, energy, back, radius, block, count=5)
+    padded = F.pad(key, (radius,) * 4, mode="replicate")[0, 0]
+    for i in range(3):
+        for j in range(4):
+            brute = {}
+            for dy in range(2 * radius + 1):
+                for dx in range(2 * radius + 1):
+                    patch = padded[i * block + dy : i * block + dy + block, j * block + dx : j * block + dx + block]
+                    meas = (phi[:, 0] * patch).sum((-1, -2))
+                    brute[(dy, dx)] = (y[0, :, i, j] - meas).pow(2).sum().item()
+            best = sorted(brute.values())[:5]
+            found = (distance[0, i, j] + y[0, :, i, j].pow(2).sum()).tolist()
+            np.testing.assert_allclose(found, best, rtol=1e-4, atol=1e-4)
+            # The returned blocks are the ones those distances belong to.
+            meas = (phi[:, 0] * blocks[0, i, j, 0]).sum((-1, -2))
+            assert (y[0, :, i, j] - meas).pow(2).sum().item() == pytest.approx(best[0], rel=1e-4, abs=1e-4)
+
+
+def test_prediction_follows_a_translation_the_blend_misses() -> None:
+    block, radius = 32, 16
+    scene = textured(160, 224)
+    before = scene[..., 16:144, 16:208]
+    after = scene[..., 16:144, 16:208]
+    truth = scene[..., 16 + 5 : 144 + 5, 16 - 7 : 208 - 7]  # moved (−5, +7) pixels, in both keyframes' terms
+    phi = dct_phi(102, block)
+    y = F.conv2d(truth, phi, stride=block)
+    t = torch.full((1, 1, 1, 1), 0.5)
+    energy = measurement_energy(before, phi, radius)
+    pred = multihypothesis_prediction(before, after, energy, energy, y, phi, t, radius, 8, 1.0)
+    blend = 0.5 * before + 0.5 * after
+    inner = (slice(None), slice(None), slice(32, 96), slice(32, 160))  # blocks whose shift stays inside the frame
+    mse_pred = (pred - truth)[inner].pow(2).mean().item()
+    mse_blend = (blend - truth)[inner].pow(2).mean().item()
+    assert mse_pred < mse_blend / 100
+
+
+def test_still_scene_keeps_the_keyframe() -> None:
+    frame = textured(64, 96)
+    phi = dct_phi(10, 32)
+    y = F.conv2d(frame, phi, stride=32)
+    energy = measurement_energy(frame, phi, 16)
+    pred = multihypothesis_prediction(frame, frame, energy, energy, y, phi, torch.full((1, 1, 1, 1), 0.25), 16, 8, 1.0)
+    torch.testing.assert_close(pred, frame, atol=1e-4, rtol=0)
+
+
+def test_mh_variant_beats_tr_on_motion_and_chunks_do_not_change_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    phi = dct_basis()
+    models = {}
+    for arch in ("hitvcsnet-tr", "hitvcsnet-mh"):
+        models[arch] = HITVCSNet(architecture(arch, alpha_n=0.1, channels=4, levels=1)).eval()
+        init_linear(models[arch], phi, phi)
+    scene = textured(128, 192 + 9 * 4)
+    frames = torch.cat([scene[..., 4 * i : 4 * i + 192] for i in range(9)], 1)  # a 4-pixel-per-frame pan
+    frames = torch.cat([frames, frames.flip(-1)])  # two chains: 2·7 non-keyframes, more than one chunk
+    with torch.no_grad():
+        tr, mh = models["hitvcsnet-tr"](frames), models["hitvcsnet-mh"](frames)
+        monkeypatch.setattr(hitvcsnet_module, "_MOTION_CHUNK", 1000)
+        whole = models["hitvcsnet-mh"](frames)
+    truth = torch.stack([frames[:, 1:8]], 1).unsqueeze(3)
+    mse_tr = (tr.non - truth).pow(2).mean().item()
+    mse_mh = (mh.non - truth).pow(2).mean().item()
+    assert mse_mh < mse_tr / 4
+    torch.testing.assert_close(mh.non, whole.non, atol=1e-6, rtol=0)
+
+
+def test_mh_variant_trains() -> None:
+    torch.manual_seed(0)
+    model = HITVCSNet(architecture("hitvcsnet-mh", alpha_n=0.1, channels=4, levels=1))
+    frames = torch.rand(1, 9, 64, 64)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    before = hitvcsnet_loss(model(frames), frames, 8)
+    optimizer.zero_grad()
+    before.backward()
+    assert model.sampling.non.weight.grad is not None and model.sampling.non.weight.grad.abs().sum() > 0
+    optimizer.step()
+    with torch.no_grad():
+        after = hitvcsnet_loss(model(frames), frames, 8)
+    assert after.item() < before.item()
+
+
+def test_motion_settings_are_checked() -> None:
+    with pytest.raises(VcsError, match="needs temporal_prior"):
+        ModelConfig(motion_radius=8)
+    with pytest.raises(VcsError, match="motion_radius must be"):
+        ModelConfig(temporal_prior=True, motion_radius=-1)
+    with pytest.raises(VcsError, match="motion_radius must be"):
+        ModelConfig(temporal_prior=True, motion_radius=4, motion_temperature=0)
