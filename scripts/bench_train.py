@@ -43,9 +43,9 @@ def synthetic_clips(count: int = 4, frames: int = 40, size: int = 160, seed: int
         texture = np.fft.irfft2(spectrum / (1 + (np.hypot(fy, fx) * 40) ** 2), s=(2 * size, 2 * size))
         texture = (texture - texture.min()) / np.ptp(texture) * 219 + 16
         vy, vx = rng.uniform(-2, 2, 2)
-        video = np.stack([
-            texture[int(size / 2 + vy * t) :][:size, int(size / 2 + vx * t) :][:, :size] for t in range(frames)
-        ])
+        video = np.stack(
+            [texture[int(size / 2 + vy * t) :][:size, int(size / 2 + vx * t) :][:, :size] for t in range(frames)]
+        )
         clips.append(Clip(f"synthetic{i}", Path(f"synthetic{i}"), f"synthetic{i}", np.round(video).astype(np.uint8)))
     return clips
 
@@ -88,15 +88,20 @@ def main() -> None:
     variants = [("cpu", "off", cl, False) for cl in ("off", "on")]
     if torch.cuda.is_available() and not args.cpu_only:
         variants += [("cuda", bf, cl, od) for bf in ("off", "on") for cl in ("off", "on") for od in (False, True)]
-    print(f"preset {args.preset}: hitvcsnet-tr, {p['channels']} channels, {p['levels']} levels, "
-          f"crop {p['crop']}, batch {p['batch']}, {args.steps} timed steps after {args.warmup}")
+    print(
+        f"preset {args.preset}: hitvcsnet-tr, {p['channels']} channels, {p['levels']} levels, "
+        f"crop {p['crop']}, batch {p['batch']}, {args.steps} timed steps after {args.warmup}"
+    )
     for device_name, bf16, channels_last, on_device in variants:
         device = torch.device(device_name)
-        rate = steps_per_second(config(device_name, bf16, channels_last, on_device), clips, device, args.steps,
-                                args.warmup)
+        rate = steps_per_second(
+            config(device_name, bf16, channels_last, on_device), clips, device, args.steps, args.warmup
+        )
         sampler = "on-device sampler" if on_device else "host sampler"
-        print(f"{hardware(device)} | bf16 {bf16:3} | channels_last {channels_last:3} | {sampler:17} | "
-              f"{rate:8.2f} steps/s | {rate * p['batch']:8.1f} chains/s")
+        print(
+            f"{hardware(device)} | bf16 {bf16:3} | channels_last {channels_last:3} | {sampler:17} | "
+            f"{rate:8.2f} steps/s | {rate * p['batch']:8.1f} chains/s"
+        )
 
 
 if __name__ == "__main__":

@@ -394,9 +394,7 @@ def test_every_header_byte_flip_is_a_header_error(sample) -> None:
 def test_gop_byte_flip_names_the_gop(sample, g: int) -> None:
     path, data, _, _ = sample
     _, start, end = record_spans(data)[g]
-    positions = sorted(
-        set(range(start, start + 13)) | set(range(start + 13, end, 97)) | set(range(end - 4, end))
-    )
+    positions = sorted(set(range(start, start + 13)) | set(range(start + 13, end, 97)) | set(range(end - 4, end)))
     for pos in positions:
         with pytest.raises(VcsError, match=rf"^GOP {g} is damaged \(CRC mismatch\)$") as e:
             reread(path, flip(data, pos))

@@ -28,8 +28,14 @@ from vcscodec.train.loop import CHECKPOINT, LOG, run_training
 TINY = {
     "model": {"arch": "hitvcsnet-tr", "block": 16, "channels": 4, "levels": 1, "init_samples": 300},
     "data": {
-        "validation": ["val_64x64"], "crop": 32, "batch": 2, "photo_frames": 12, "photo_width": 64,
-        "photo_height": 64, "validation_crop": 32, "validation_chains": 2,
+        "validation": ["val_64x64"],
+        "crop": 32,
+        "batch": 2,
+        "photo_frames": 12,
+        "photo_width": 64,
+        "photo_height": 64,
+        "validation_crop": 32,
+        "validation_chains": 2,
     },
     "optim": {"steps": 4},
     "run": {"threads": 1, "log_every": 1, "validate_every": 3, "checkpoint_every": 2},
@@ -70,9 +76,9 @@ def write_config(path: Path, collection: Path, run_dir: str, **sections: dict[st
     merged["run"]["dir"] = str(path.parent / run_dir)
     for section, values in sections.items():
         merged.setdefault(section, {}).update(values)
-    path.write_text("".join(
-        f"[{s}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in values.items()) for s, values in merged.items()
-    ))
+    path.write_text(
+        "".join(f"[{s}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in values.items()) for s, values in merged.items())
+    )
     return path
 
 
@@ -140,7 +146,9 @@ def test_cli_bad_config_exits_1_with_one_line(tmp_path: Path, collection: Path) 
     path = write_config(tmp_path / "bad.toml", collection, "run", data={"train": [str(long_dir)]})
     done = subprocess.run(
         [sys.executable, "-c", "from vcscodec.cli import main; main()", "train", "--config", str(path)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("vcs: error: config data.train: folder")
@@ -170,8 +178,12 @@ def test_pack_holds_the_collection_and_trains(tmp_path: Path, collection: Path) 
     assert all(c["height"] == 32 and c["frames"] <= meta["frame_cap"] for c in meta["clips"])
     # Train from the pack alone (as on a machine without PyAV): no data folder, no cache.
     from_pack = write_config(
-        tmp_path / "from-pack.toml", collection, "run", data={"train": [str(pack)], "cache": str(tmp_path / "no")},
-        optim={"steps": 2}, run={"export": str(tmp_path / "weights")},
+        tmp_path / "from-pack.toml",
+        collection,
+        "run",
+        data={"train": [str(pack)], "cache": str(tmp_path / "no")},
+        optim={"steps": 2},
+        run={"export": str(tmp_path / "weights")},
     )
     trainer = run_training(load_config(from_pack))
     assert trainer.step == 2 and not (tmp_path / "no").exists()
@@ -186,8 +198,14 @@ def test_loss_goes_down(tmp_path: Path, collection: Path) -> None:
     from vcscodec.models import hitvcsnet_loss
     from vcscodec.train.loop import build_model
 
-    path = write_config(tmp_path / "fit.toml", collection, "run", model={"init": "random"},
-                        optim={"steps": 24, "lr": 2e-3}, run={"validate_every": 24, "checkpoint_every": 100})
+    path = write_config(
+        tmp_path / "fit.toml",
+        collection,
+        "run",
+        model={"init": "random"},
+        optim={"steps": 24, "lr": 2e-3},
+        run={"validate_every": 24, "checkpoint_every": 100},
+    )
     config = load_config(path)
     clips = load_collection([collection / "data"], collection / "cache", 12, (64, 64))
     batch = torch.from_numpy(ChainSampler(clips, 8, 32, seed=99).sample(4))
@@ -203,8 +221,7 @@ def test_loss_goes_down(tmp_path: Path, collection: Path) -> None:
 
 
 def test_resume_is_exact_and_reads_old_checkpoints(tmp_path: Path, collection: Path) -> None:
-    whole = run_training(load_config(write_config(tmp_path / "whole.toml", collection, "whole",
-                                                  optim={"steps": 6})))
+    whole = run_training(load_config(write_config(tmp_path / "whole.toml", collection, "whole", optim={"steps": 6})))
     half = tmp_path / "half.toml"
     write_config(half, collection, "half", optim={"steps": 3}, run={"export": str(tmp_path / "weights")})
     first = run_training(load_config(half))
@@ -212,8 +229,18 @@ def test_resume_is_exact_and_reads_old_checkpoints(tmp_path: Path, collection: P
     # Rewrite the checkpoint as the first loop wrote it (format 1): a resume must still read it exactly.
     ckpt = tmp_path / "half" / CHECKPOINT
     state = torch.load(ckpt, weights_only=False)
-    old = ("model", "optimizer", "scheduler", "step", "wall", "samples_seen", "sampler", "torch_rng", "config",
-           "model_config")
+    old = (
+        "model",
+        "optimizer",
+        "scheduler",
+        "step",
+        "wall",
+        "samples_seen",
+        "sampler",
+        "torch_rng",
+        "config",
+        "model_config",
+    )
     torch.save({k: state[k] for k in old}, ckpt)
     resumed = run_training(load_config(half, ["optim.steps=6"]), resume=True)
     assert (resumed.step, resumed.samples_seen) == (whole.step, whole.samples_seen) == (6, 12)
@@ -232,12 +259,19 @@ def test_resume_is_exact_and_reads_old_checkpoints(tmp_path: Path, collection: P
 
 
 def test_sigterm_checkpoints_and_resume_continues_exactly(tmp_path: Path, collection: Path) -> None:
-    path = write_config(tmp_path / "long.toml", collection, "killed",
-                        optim={"steps": 100000}, run={"checkpoint_every": 100000, "validate_every": 100000})
+    path = write_config(
+        tmp_path / "long.toml",
+        collection,
+        "killed",
+        optim={"steps": 100000},
+        run={"checkpoint_every": 100000, "validate_every": 100000},
+    )
     log = tmp_path / "killed" / LOG
     proc = subprocess.Popen(
         [sys.executable, "-c", "from vcscodec.cli import main; main()", "train", "--config", str(path), "-q"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 90
@@ -301,9 +335,21 @@ def test_torchrun_two_processes_agree(tmp_path: Path, collection: Path) -> None:
     config = write_config(tmp_path / "ddp.toml", collection, "unused", data={"batch": 4})
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
-         str(config), str(tmp_path)],
-        capture_output=True, text=True, timeout=240, env=env,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(script),
+            str(config),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = [(tmp_path / f"rank{r}.txt").read_text().split() for r in range(2)]
