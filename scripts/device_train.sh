@@ -4,7 +4,7 @@
 #
 # Prepare on the development machine (no GPU needed), once:
 #   echo /packs/ >> .git/info/exclude
-#   .venv/bin/vcs train --config configs/hitvcsnet-tr-n0.1.toml --pack packs/luma.npz \
+#   .venv/bin/vcs train --config configs/hitvcsnet-mh-n0.1.toml --pack packs/luma.npz \
 #       --set data.pack_scale=3 --set data.pack_max_mb=14
 # (the whole tree travels too, ≈ 17 MB with weights/, or ≈ 47 MB once fp32 masters are committed: keep the tree
 # plus the pack under the device tool's 64 MiB; `du -sh --exclude=.git --exclude=.venv .` tells what travels)
@@ -25,8 +25,8 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || ec
 for ratio in $ratios; do
   config=configs/gpu-pack-n$ratio.toml
   # fp32 master weights to continue from, once a run has produced a model worth continuing (docs/training.md);
-  # without them the config's KLT start is used, which is what the shipped models are today.
-  master=weights/master/hitvcsnet-tr-n$ratio.pt
+  # without them the config starts from the shipped model of its ratio (model.resume_weights).
+  master=weights/master/hitvcsnet-mh-n$ratio.pt
   start=()
   [ -f "$master" ] && start=(--set "model.resume_weights=\"$PWD/$master\"")
   run=$out/run-n$ratio

@@ -209,3 +209,22 @@ def test_registry_round_trip_hash_and_names(tmp_path: pytest.TempPathFactory) ->
         card.load()
     with pytest.raises(VcsError, match="not in"):
         find_model("nothing", tmp_path)
+
+
+def test_two_manifests_can_share_one_weights_file(tmp_path: pytest.TempPathFactory) -> None:
+    """The -mh models name the -tr weights file: both load the same tensors, and both refuse it once damaged."""
+    card = save_model(tiny("hitvcsnet-tr", alpha_n=0.1), tmp_path)
+    manifest = json.loads((tmp_path / f"{card.name}.json").read_text())
+    config = {**manifest["config"], "arch": "hitvcsnet-mh", "motion_radius": 16}
+    shared = {**manifest, "name": card.name.replace("-tr-", "-mh-"), "arch": "hitvcsnet-mh", "config": config}
+    (tmp_path / f"{shared['name']}.json").write_text(json.dumps(shared))
+    mh = find_model(shared["name"], tmp_path)
+    assert mh.path == card.path and mh.model_config().motion_radius == 16
+    for k, v in card.load().state_dict().items():
+        torch.testing.assert_close(mh.load().state_dict()[k], v)
+    data = bytearray(card.path.read_bytes())
+    data[-10] ^= 0xFF
+    card.path.write_bytes(bytes(data))
+    for c in (card, mh):
+        with pytest.raises(VcsError, match="does not match its manifest"):
+            c.load()
