@@ -85,10 +85,11 @@ def test_mh_variant_beats_tr_on_motion_and_chunks_do_not_change_it(monkeypatch: 
         init_linear(models[arch], phi, phi)
     scene = textured(128, 192 + 9 * 4)
     frames = torch.cat([scene[..., 4 * i : 4 * i + 192] for i in range(9)], 1)  # a 4-pixel-per-frame pan
-    frames = torch.cat([frames, frames.flip(-1)])  # two chains: 2·7 non-keyframes, more than one chunk
+    frames = torch.cat([frames, frames.flip(-1)])  # two chains: 2·7 non-keyframes
+    monkeypatch.setattr(hitvcsnet_module, "_MOTION_CHUNK_PIXELS", 3 * 128 * 192)  # chunks of 3 frames
     with torch.no_grad():
         tr, mh = models["hitvcsnet-tr"](frames), models["hitvcsnet-mh"](frames)
-        monkeypatch.setattr(hitvcsnet_module, "_MOTION_CHUNK", 1000)
+        monkeypatch.setattr(hitvcsnet_module, "_MOTION_CHUNK_PIXELS", 1 << 30)
         whole = models["hitvcsnet-mh"](frames)
     truth = torch.stack([frames[:, 1:8]], 1).unsqueeze(3)
     mse_tr = (tr.non - truth).pow(2).mean().item()

@@ -22,8 +22,9 @@ from . import motion
 from .config import ModelConfig
 from .layers import FusionUpStep, ResidualBlock, conv3x3, scale_path
 
-# Non-keyframes predicted at once by the motion search: bounds its memory (≈ 17 frame-sized tensors each).
-_MOTION_CHUNK = 8
+# Pixels of non-keyframes predicted at once by the motion search: bounds its memory, which holds about
+# 2·motion_candidates + 1 frame-sized tensors per frame (≈ 70 MB per 2^20 pixels at 8 candidates).
+_MOTION_CHUNK_PIXELS = 1 << 20
 
 
 @dataclass
@@ -278,8 +279,9 @@ class HITVCSNet(nn.Module):
             t = positions.to(key1).view(1, 1, k).expand(n, g, k).reshape(-1, 1, 1, 1)
             flat_keys, flat_energy = keys.flatten(0, 1), energies.flatten(0, 1)
             parts = []
-            for start in range(0, len(before), _MOTION_CHUNK):
-                sl = slice(start, start + _MOTION_CHUNK)
+            chunk = max(1, _MOTION_CHUNK_PIXELS // (key1.shape[-1] * key1.shape[-2]))
+            for start in range(0, len(before), chunk):
+                sl = slice(start, start + chunk)
                 idx = before[sl]
                 parts.append(
                     motion.multihypothesis_prediction(

@@ -108,4 +108,4 @@ def multihypothesis_prediction(
     # Floor for exact fits (a still scene without quantization): a tiny share of the block's own energy.
     scale = torch.maximum(distance.min(-1, keepdim=True).values, 1e-6 * y_energy.mean() + 1e-12)
     weights = torch.softmax(-distance / (temperature * scale), -1)
-    return from_block_grid((hypotheses * weights[..., None, None]).sum(3))
+    return from_block_grid(torch.einsum("nhwkab,nhwk->nhwab", hypotheses, weights))
