@@ -45,6 +45,20 @@ def chains(ratio: str, per_clip: int, size: tuple[int, int] = (288, 352)) -> lis
     return out
 
 
+def non_keyframes(model: HITVCSNet, frames: torch.Tensor) -> torch.Tensor:
+    """The rebuilt non-keyframes (N, G, K, 1, H, W). While the non-keyframe deep path is still at its zero start
+    (the shipped models) it adds nothing, so only the initial reconstruction is computed: 20× faster."""
+    if model.msfm_non.out.weight.any() or model.msfm_non.out.bias.any():
+        return model(frames).non
+    n, t, h, w = frames.shape
+    g, k = (t - 1) // 8, 7
+    y_key = model.measure_key(frames[:, ::8])
+    y_non = model.measure_non(frames[:, : g * 8].reshape(n, g, 8, h, w)[:, :, 1:])
+    key = model.initial_key(y_key.flatten(0, 1))[0]
+    initial = model._temporal_prior(key, y_non.flatten(0, 2), n, g, k, model.default_positions(k))[0]
+    return initial.view(n, g, k, 1, h, w)
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = ((a.clamp(0, 1) * 255).round() - b * 255).pow(2).mean().item()
     return 10 * math.log10(255**2 / mse)
@@ -77,7 +91,7 @@ def main() -> None:
         with torch.no_grad():
             for name, kind, frames in data:
                 _, non = chain_targets(frames, 8)
-                scores.setdefault((name, kind), []).append(psnr(model(frames).non, non))
+                scores.setdefault((name, kind), []).append(psnr(non_keyframes(model, frames), non))
         kinds = {k: np.mean([np.mean(v) for (_, kk), v in scores.items() if kk == k]) for k in ("moving", "still")}
         clips = " ".join(f"{n.split('_')[0]}:{k[0]} {np.mean(v):.2f}" for (n, k), v in scores.items())
         print(
