@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=9, help="frames per size (9 = one GOP and its closing key)")
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--ratio", type=float, default=0.1, help="non-keyframe ratio αn of the model")
-    parser.add_argument("--arch", default="hitvcsnet-tr", help="architecture built when no weights are shipped")
+    parser.add_argument("--model", default=None, help="a shipped model by name (default: the ratio's default)")
+    parser.add_argument("--arch", default="hitvcsnet-mh", help="architecture built when no weights are shipped")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--batch-gops", type=int, default=4)
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from vcscodec.errors import VcsError
     from vcscodec.hardware import pick_device
     from vcscodec.models import HITVCSNet, architecture, parameter_counts
-    from vcscodec.registry import default_model, save_model, weights_dir
+    from vcscodec.registry import default_model, find_model, save_model, weights_dir
     from vcscodec.samples import gray_clip
 
     if args.threads:
@@ -61,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             config = architecture(args.arch, alpha_n=args.ratio)
             card = save_model(HITVCSNet(config), folder / "weights")
             source = f"freshly built {args.arch} (untrained; no shipped model for αn {args.ratio:g})"
+        if args.model:  # asked for by name: no fallback
+            card, source = find_model(args.model), f"shipped weights in {weights_dir()}"
         model = card.load(device)
         encoder = FrameEncoder(card)
         params = parameter_counts(model)["total"]
