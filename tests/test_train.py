@@ -119,6 +119,7 @@ def test_shipped_configs_parse() -> None:
         ({"data": {"train": ["empty"]}}, "holds no video or photo"),
         ({"data": {"train": ["cif"]}}, "never train on the test set"),
         ({"data": {"crop": 40}}, "multiples of the block"),
+        ({"optim": {"parts": "decoder"}}, "optim.parts"),
     ],
 )
 def test_bad_config_is_one_line_error(tmp_path: Path, collection: Path, change: dict, message: str) -> None:
@@ -218,6 +219,34 @@ def test_loss_goes_down(tmp_path: Path, collection: Path) -> None:
     assert after < 0.7 * before
     losses = [r["loss"] for r in steps_of(tmp_path / "run") if "loss" in r]
     assert len(losses) == 24 and np.mean(losses[-5:]) < np.mean(losses[:5])
+
+
+def test_keyframe_training_changes_the_keyframe_branch_alone(tmp_path: Path, collection: Path) -> None:
+    from vcscodec.train.loop import build_model, keyframe_loss
+
+    path = write_config(
+        tmp_path / "key.toml",
+        collection,
+        "run",
+        model={"arch": "hitvcsnet-mh", "init": "random"},
+        optim={"steps": 12, "lr": 2e-3, "parts": "keyframes"},
+        run={"validate_every": 12, "checkpoint_every": 100},
+    )
+    config = load_config(path)
+    clips = load_collection([collection / "data"], collection / "cache", 12, (64, 64))
+    torch.manual_seed(config.run.seed)
+    start = build_model(config, clips).state_dict()
+    trainer = run_training(config)
+    end = trainer.model.state_dict()
+    key_branch = ("sampling.key.", "initial_key.", "msem_key.", "msfm_key.")
+    changed = {k for k in start if not torch.equal(start[k], end[k])}
+    assert changed and all(k.startswith(key_branch) for k in changed)
+    assert any(k.startswith("msfm_key.") for k in changed)
+    batch = torch.from_numpy(ChainSampler(clips, 8, 32, seed=99).sample(4))
+    fresh = build_model(config, clips)
+    fresh.load_state_dict(start)
+    with torch.no_grad():
+        assert keyframe_loss(trainer.model, batch).item() < keyframe_loss(fresh, batch).item()
 
 
 def test_resume_is_exact_and_reads_old_checkpoints(tmp_path: Path, collection: Path) -> None:

@@ -206,7 +206,10 @@ class HITVCSNet(nn.Module):
         if cfg.temporal_prior:
             if positions is None:
                 positions = self.default_positions(k)
-            init_non = self._temporal_prior(init_key[0], flat_non, n, g, k, positions.to(y_non))
+            # -mh searches the keyframes as the decoder outputs them (so a trained keyframe branch helps the
+            # non-keyframes too); -tr interpolates the initial reconstructions. Untrained, the two are equal.
+            references = key_deep if cfg.motion_radius else init_key[0]
+            init_non = self._temporal_prior(references, flat_non, n, g, k, positions.to(y_non))
         else:
             init_non = self.initial_non(flat_non)
 

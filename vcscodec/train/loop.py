@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import VcsError
@@ -192,10 +193,17 @@ def build_model(config: TrainConfig, train_clips: list[Clip], initialise: bool =
     return model
 
 
+# optim.parts = "keyframes": the parameters that rebuild a keyframe from its own measurements (nothing else
+# reads a keyframe's measurements, so the keyframe branch can be trained alone on single frames).
+KEYFRAME_BRANCH = ("sampling.key.", "initial_key.", "msem_key.", "msfm_key.")
+
+
 def parameter_groups(model: HITVCSNet, config: TrainConfig) -> list[dict[str, Any]]:
     linear = ("sampling.", "initial_key.", "initial_non.")
     named = list(model.named_parameters())
     o = config.optim
+    if o.parts == "keyframes":
+        named = [(n, p) for n, p in named if n.startswith(KEYFRAME_BRANCH)]
     return [
         {"params": [p for n, p in named if n.startswith(linear)], "lr": o.lr * o.sampling_lr_scale},
         {"params": [p for n, p in named if not n.startswith(linear)], "lr": o.lr},
@@ -264,6 +272,8 @@ def build_trainer(
     """Model, optimizer, schedule and sampler for clips already loaded (the benchmark calls this directly)."""
     dist = dist or Dist()
     run = config.run
+    if config.optim.parts == "keyframes" and dist.world > 1:
+        raise VcsError("optim.parts = keyframes trains in one process (it is cheap); run it without torchrun")
     if config.data.batch % dist.world:
         raise VcsError(f"data.batch {config.data.batch} does not split evenly over {dist.world} processes")
     torch.manual_seed(run.seed)
@@ -486,13 +496,27 @@ def validate(trainer: Trainer) -> dict[str, float]:
     return result
 
 
+def keyframe_loss(model: HITVCSNet, batch: torch.Tensor, bf16: bool = False) -> torch.Tensor:
+    """The keyframe terms of the paper's loss, ‖I_k − X‖² + ‖D_k − X‖², on the chains' keyframes as single frames."""
+    frames = batch[:, :: model.config.gop]
+    y = model.measure_key(frames.flatten(0, 1))
+    with torch.autocast(batch.device.type, torch.bfloat16, enabled=bf16):
+        initial = model.initial_key(y)[0]
+        deep = model.reconstruct_keyframes(y)
+    target = frames.flatten(0, 1).unsqueeze(1)
+    return F.mse_loss(initial.float(), target) + F.mse_loss(deep.float(), target)
+
+
 def train_step(trainer: Trainer) -> torch.Tensor:
     """One optimizer step on a fresh batch; returns this rank's loss (detached, not synchronised)."""
     batch = trainer.sampler.batch(trainer.rank_batch, trainer.device)
     net = trainer.ddp or trainer.model
-    with torch.autocast(trainer.device.type, torch.bfloat16, enabled=trainer.bf16):
-        rec = net(batch)
-    loss = hitvcsnet_loss(rec, batch, trainer.model.config.gop)  # the loss in fp32
+    if trainer.config.optim.parts == "keyframes":
+        loss = keyframe_loss(trainer.model, batch, trainer.bf16)
+    else:
+        with torch.autocast(trainer.device.type, torch.bfloat16, enabled=trainer.bf16):
+            rec = net(batch)
+        loss = hitvcsnet_loss(rec, batch, trainer.model.config.gop)  # the loss in fp32
     trainer.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if trainer.config.optim.grad_clip > 0:
