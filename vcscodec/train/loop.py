@@ -607,7 +607,7 @@ def run_training(
             record: dict[str, Any] = {
                 "step": trainer.step,
                 "loss": loss,
-                "lr": trainer.scheduler.get_last_lr()[0],
+                "lr": trainer.scheduler.get_last_lr()[-1],  # the network's rate (group 0 is the sampling group)
                 "samples": trainer.samples_seen,
                 "wall": round(trainer.wall, 2),
             }
