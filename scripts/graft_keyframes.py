@@ -1,0 +1,57 @@
+"""Put a trained keyframe branch into another model with the same keyframe sampling Φk.
+
+    python scripts/graft_keyframes.py --branch-from runs/hitvcsnet-mh-keyframes/checkpoint.pt \
+        --into hitvcsnet-mh-k0.5-n0.01 --export weights [--default]
+
+A keyframe is rebuilt from its own measurements alone (Sk, the initial reconstruction, MSEM and MSFM of the
+keyframe branch), so a branch trained with ``optim.parts = "keyframes"`` on one model fits any model whose Φk and
+initial reconstruction are the same: the two shipped ratios share them. The rest of ``--into`` is kept. The
+export's manifest names both sources, with their sha256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+from pathlib import Path
+
+import torch
+
+from vcscodec.registry import find_model, save_model
+from vcscodec.train.loop import KEYFRAME_BRANCH
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--branch-from", type=Path, required=True, help="a vcs train checkpoint.pt")
+    parser.add_argument("--into", required=True, help="a model name in the weights folder")
+    parser.add_argument("--export", type=Path, required=True, help="weights folder to write the new model to")
+    parser.add_argument("--default", action="store_true", help="mark it the default model of its ratio")
+    args = parser.parse_args()
+
+    checkpoint = torch.load(args.branch_from, map_location="cpu", weights_only=False)
+    branch = {k: v for k, v in checkpoint["model"].items() if k.startswith(KEYFRAME_BRANCH)}
+    card = find_model(args.into)
+    model = card.load()
+    state = model.state_dict()
+    fixed = [k for k in branch if k.startswith(("sampling.key.", "initial_key.")) and k in state]
+    for k in fixed:  # Φk and its inverse must be the ones the branch was trained on
+        if not torch.allclose(branch[k].float(), state[k], atol=1e-3, rtol=0):
+            raise SystemExit(f"graft_keyframes: {k} differs between the branch and {card.name}: not the same Φk")
+    state.update(branch)
+    model.load_state_dict(state)
+    info = copy.deepcopy({k: v for k, v in card.manifest.items() if k in ("training", "data")})
+    info["grafted"] = {
+        "keyframe_branch_from": str(args.branch_from),
+        "keyframe_branch_sha256": hashlib.sha256(args.branch_from.read_bytes()).hexdigest(),
+        "keyframe_branch_steps": int(checkpoint.get("step", 0)),
+        "rest_from": card.name,
+        "rest_sha256": card.sha256,
+    }
+    out = save_model(model, args.export, info, default=args.default)
+    print(f"wrote {out.name} ({out.path})")
+
+
+if __name__ == "__main__":
+    main()
