@@ -6,7 +6,7 @@
 #   echo /packs/ >> .git/info/exclude
 #   .venv/bin/vcs train --config configs/hitvcsnet-mh-n0.1.toml --pack packs/luma.npz \
 #       --set data.pack_scale=3 --set data.pack_max_mb=14
-# (the whole tree travels too, ≈ 17 MB with weights/, or ≈ 47 MB once fp32 masters are committed: keep the tree
+# (the whole tree travels too, ≈ 47 MB with weights/ and its one fp32 master, 2026-11-26: keep the tree
 # plus the pack under the device tool's 64 MiB; `du -sh --exclude=.git --exclude=.venv .` tells what travels)
 # Check it here with a tiny budget:  OUT=/tmp/devout bash scripts/device_train.sh 20 0.1
 # Then, with the device tool:  run(command="bash scripts/device_train.sh 240 0.1 0.01", carry=["packs"],
