@@ -107,6 +107,21 @@ def test_shipped_configs_parse() -> None:
         assert 0 < config.model.alpha_n <= 1
 
 
+def test_shipped_configs_start_from_shipped_models() -> None:
+    """A config that continues a model names exactly one model in weights/, of its own ratio and architecture."""
+    from vcscodec.registry import find_model
+
+    root = Path(__file__).parent.parent
+    starts = 0
+    for path in sorted(root.joinpath("configs").glob("*.toml")):
+        config = load_config(path, check_data=False)
+        if config.model.resume_weights:
+            card = find_model(config.model.resume_weights, root / "weights")
+            assert (card.alpha_n, card.arch) == (config.model.alpha_n, config.model.arch), path.name
+            starts += 1
+    assert starts > 0
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
