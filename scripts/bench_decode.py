@@ -55,15 +55,15 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device(args.device)
     with tempfile.TemporaryDirectory(prefix="vcs-speed-") as tmp:
         folder = Path(tmp)
+        source = f"shipped weights in {weights_dir()}"
         try:
-            card = default_model(args.ratio)
-            source = f"shipped weights in {weights_dir()}"
-        except VcsError:
+            card = find_model(args.model) if args.model else default_model(args.ratio)
+        except VcsError as e:
+            if args.model:  # asked for by name: no fallback
+                raise SystemExit(f"bench_decode: {e}") from None
             config = architecture(args.arch, alpha_n=args.ratio)
             card = save_model(HITVCSNet(config), folder / "weights")
             source = f"freshly built {args.arch} (untrained; no shipped model for αn {args.ratio:g})"
-        if args.model:  # asked for by name: no fallback
-            card, source = find_model(args.model), f"shipped weights in {weights_dir()}"
         model = card.load(device)
         encoder = FrameEncoder(card)
         params = parameter_counts(model)["total"]

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 from pathlib import Path
 
 import torch
 
-from vcscodec.registry import find_model, save_model
+from vcscodec.registry import find_model, save_model, sha256_file
 from vcscodec.train.loop import KEYFRAME_BRANCH
 
 
@@ -35,8 +34,8 @@ def main() -> None:
     card = find_model(args.into)
     model = card.load()
     state = model.state_dict()
-    fixed = [k for k in branch if k.startswith(("sampling.key.", "initial_key.")) and k in state]
-    for k in fixed:  # Φk and its inverse must be the ones the branch was trained on
+    # Φk and its inverse must be the ones the branch was trained on.
+    for k in (k for k in branch if k.startswith(("sampling.key.", "initial_key."))):
         if not torch.allclose(branch[k].float(), state[k], atol=1e-3, rtol=0):
             raise SystemExit(f"graft_keyframes: {k} differs between the branch and {card.name}: not the same Φk")
     state.update(branch)
@@ -44,7 +43,7 @@ def main() -> None:
     info = copy.deepcopy({k: v for k, v in card.manifest.items() if k in ("training", "data")})
     info["grafted"] = {
         "keyframe_branch_from": str(args.branch_from),
-        "keyframe_branch_sha256": hashlib.sha256(args.branch_from.read_bytes()).hexdigest(),
+        "keyframe_branch_sha256": sha256_file(args.branch_from),
         "keyframe_branch_steps": int(checkpoint.get("step", 0)),
         "rest_from": card.name,
         "rest_sha256": card.sha256,

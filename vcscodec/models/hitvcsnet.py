@@ -253,11 +253,11 @@ class HITVCSNet(nn.Module):
         self, key1: torch.Tensor, y_non: torch.Tensor, n: int, g: int, k: int, positions: torch.Tensor
     ) -> list[torch.Tensor]:
         """Variant hitvcsnet-tr: I_s = pool_s(x̄) + Φ_B,s(y − S_n x̄), x̄ the keyframes' linear interpolation."""
-        t = positions.view(1, 1, k, 1, 1, 1)
-        keys = key1.view(n, g + 1, 1, *key1.shape[-3:])
         if self.config.motion_radius:
             prior = self._motion_prediction(key1, y_non, n, g, k, positions)
         else:
+            t = positions.view(1, 1, k, 1, 1, 1)
+            keys = key1.view(n, g + 1, 1, *key1.shape[-3:])
             prior = ((1 - t) * keys[:, :-1] + t * keys[:, 1:]).flatten(0, 2)  # (N·G·K, 1, H, W)
         residual = y_non - self.sampling.non(prior)
         corrections = self.initial_non(residual)

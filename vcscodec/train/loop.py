@@ -469,7 +469,8 @@ def trim_log(path: Path, step: int) -> None:
 
 
 # ---- steps -------------------------------------------------------------------------------------------------------
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+def rounded_psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR of a reconstruction in [0, 1] rounded to 8 bits, as the bench scores it, against frames in [0, 1]."""
     mse = ((a.clamp(0, 1) * 255).round() - b * 255).pow(2).mean().item()
     return 10 * math.log10(255**2 / max(mse, 1e-10))
 
@@ -486,9 +487,9 @@ def validate(trainer: Trainer) -> dict[str, float]:
         chunk = chunk.to(trainer.device)
         with torch.autocast(trainer.device.type, torch.bfloat16, enabled=trainer.bf16):
             rec = model(chunk)
-        keys.append(_psnr(rec.key.float().squeeze(2), chunk[:, ::gop]))
+        keys.append(rounded_psnr(rec.key.float().squeeze(2), chunk[:, ::gop]))
         non = chunk[:, :gop][:, 1:]
-        nons.append(_psnr(rec.non.float()[:, 0].squeeze(2), non))
+        nons.append(rounded_psnr(rec.non.float()[:, 0].squeeze(2), non))
     model.train()
     k, n = float(np.mean(keys)), float(np.mean(nons))
     result = {"val_psnr_key": k, "val_psnr_non": n, "val_psnr": (k + (gop - 1) * n) / gop}
