@@ -236,6 +236,48 @@ def test_loss_goes_down(tmp_path: Path, collection: Path) -> None:
     assert len(losses) == 24 and np.mean(losses[-5:]) < np.mean(losses[:5])
 
 
+def test_loss_takes_bf16_reconstructions_in_fp32() -> None:
+    """CUDA's mse_loss backward refuses a bf16 input with an fp32 target (it failed a lent H100's first run, while
+    the CPU's accepts it): every squared error must see one dtype on both sides."""
+    from torch.overrides import TorchFunctionMode
+
+    from vcscodec.models import Reconstruction, hitvcsnet_loss
+
+    class MseDtypes(TorchFunctionMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[tuple[torch.dtype, torch.dtype]] = []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+            if func is torch.nn.functional.mse_loss:
+                self.seen.append((args[0].dtype, args[1].dtype))
+            return func(*args, **(kwargs or {}))
+
+    frames = torch.rand(2, 9, 16, 16)
+    parts = {
+        "key_initial": (2, 2, 1, 16, 16),
+        "key": (2, 2, 1, 16, 16),
+        "non_initial": (2, 1, 7, 1, 16, 16),
+        "non": (2, 1, 7, 1, 16, 16),
+    }
+    rec = Reconstruction(**{k: torch.rand(shape).bfloat16().requires_grad_() for k, shape in parts.items()})
+    with MseDtypes() as mode:
+        loss = hitvcsnet_loss(rec, frames, 8)
+    loss.backward()
+    assert len(mode.seen) == 4 and all(a == b == torch.float32 for a, b in mode.seen), mode.seen
+    assert loss.dtype == torch.float32 and all(getattr(rec, k).grad.dtype == torch.bfloat16 for k in parts)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (CI has none; a lent device has)")
+def test_bf16_training_step_on_cuda(tmp_path: Path, collection: Path) -> None:
+    path = write_config(
+        tmp_path / "cuda.toml", collection, "run", model={"arch": "hitvcsnet-mh"}, run={"device": "cuda", "bf16": "on"}
+    )
+    trainer = run_training(load_config(path))
+    losses = [r["loss"] for r in steps_of(tmp_path / "run") if "loss" in r]
+    assert trainer.step == 4 and len(losses) == 4 and all(np.isfinite(losses))
+
+
 def test_keyframe_training_changes_the_keyframe_branch_alone(tmp_path: Path, collection: Path) -> None:
     from vcscodec.train.loop import build_model, keyframe_loss
 

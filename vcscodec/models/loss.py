@@ -16,6 +16,8 @@ def hitvcsnet_loss(rec: Reconstruction, frames: torch.Tensor, gop: int) -> torch
     every keyframe of the chain, the next GOP's included.
     """
     keys, non = chain_targets(frames, gop)
-    key_term = F.mse_loss(rec.key_initial, keys) + F.mse_loss(rec.key, keys)
-    non_term = F.mse_loss(rec.non_initial, non) + F.mse_loss(rec.non, non)  # mean over K = the 1/K average
+    # In fp32: under bf16 autocast the reconstructions are bf16, and CUDA's mse_loss backward refuses mixed dtypes.
+    key_term = F.mse_loss(rec.key_initial.float(), keys) + F.mse_loss(rec.key.float(), keys)
+    # The mean over K is the 1/K average.
+    non_term = F.mse_loss(rec.non_initial.float(), non) + F.mse_loss(rec.non.float(), non)
     return key_term + non_term
