@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # One call on a lent GPU machine: continue the shipped models' training from a carried luma pack, both ratios at
-# once on the one GPU (one process each: a 32-channel network leaves a lone process short of filling an H100),
-# for a fixed time, and leave logs, fp32 masters and exported weights under $OUT (they come back with the call).
+# once on the one GPU (a process each; together they used 25 GB of an H100; whether two give more steps in all
+# than one was not measured), for a fixed time, and leave logs, fp32 masters and exported weights under $OUT (they come back with the call).
 #
 # Prepare on the development machine (no GPU needed), once:
 #   echo /packs/ >> .git/info/exclude
 #   .venv/bin/vcs train --config configs/hitvcsnet-mh-n0.1.toml --pack packs/luma.npz \
 #       --set data.pack_scale=2 --set data.pack_max_mb=33
-# What travels is the tree plus the pack, under the device tool's 64 MiB: `du -sh --exclude=.git --exclude=.venv
-# --exclude=runs --exclude=cache .` tells. With a 31 MB pack, move weights that the run does not need (the KLT
-# starts, docs/training.md) out of the tree for the call, and back after it.
+# What travels is the tree plus the pack, under the device tool's 64 MiB: `git ls-files | xargs du -cb | tail -1`
+# plus the pack. The runs start from the fp32 masters in weights/master, so the shipped .npz files are not needed
+# there: take them out of the tree for the call and put them back after it (tree 31.5 MB + pack 31.3 MB,
+# 2026-11-26):
+#   mkdir -p /tmp/held && git ls-files 'weights/*.npz' | xargs mv -t /tmp/held   # before the call
+#   git checkout -- weights                                                       # after it
 # Check it here with a tiny budget:  OUT=/tmp/devout PYTHON=.venv/bin/python \
 #   DEVICE_TRAIN_SET="--set data.batch=2 --set data.crop=64 --set data.validation_chains=1" \
 #   bash scripts/device_train.sh 120
-# Then, with the device tool:  run(command="bash scripts/device_train.sh 450", carry=["packs"], timeout_s=590)
+# Then, with the device tool:  run(command="bash scripts/device_train.sh 500", carry=["packs"], timeout_s=590)
+# (the exports took 22 s after 320 s of training; the machine's start and the transfers added 30–65 s a call to
+# the device time, 2026-11-26: 500 s fit a 15-minute budget once, with no room for a second try).
 # The device has torch but not PyAV: training from a pack needs neither PyAV nor an install.
 # Files back: at most 8, so each ratio leaves exactly log.jsonl, master.pt and its exported .npz/.json.
 set -uo pipefail
