@@ -242,7 +242,10 @@ class HITVCSNet(nn.Module):
 
     def reconstruct_keyframes(self, y_key: torch.Tensor) -> torch.Tensor:
         """Keyframes alone (a one-frame video): (N, m_k, h, w) → (N, 1, H, W)."""
-        init_key = self.initial_key(y_key)
+        return self.keyframes_from_initial(self.initial_key(y_key))
+
+    def keyframes_from_initial(self, init_key: list[torch.Tensor]) -> torch.Tensor:
+        """The keyframe network (MSEM, MSFM) on the multi-scale initial reconstructions of ``initial_key``."""
         feats = self.msem_key.extract(init_key)
         for j in range(self.config.levels):
             feats = self.msem_key.level(j, feats)

@@ -28,13 +28,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import VcsError
 from ..hardware import device_name, pick_device
 from ..models import HITVCSNet, architecture, hitvcsnet_loss
 from ..models.init import init_linear
+from ..models.loss import reconstruction_terms
 from .config import TrainConfig
 from .data import ChainSampler, Clip, DeviceChainSampler, load_collection
 
@@ -502,10 +502,9 @@ def keyframe_loss(model: HITVCSNet, batch: torch.Tensor, bf16: bool = False) -> 
     frames = batch[:, :: model.config.gop]
     y = model.measure_key(frames.flatten(0, 1))
     with torch.autocast(batch.device.type, torch.bfloat16, enabled=bf16):
-        initial = model.initial_key(y)[0]
-        deep = model.reconstruct_keyframes(y)
-    target = frames.flatten(0, 1).unsqueeze(1)
-    return F.mse_loss(initial.float(), target) + F.mse_loss(deep.float(), target)
+        initial = model.initial_key(y)
+        deep = model.keyframes_from_initial(initial)
+    return reconstruction_terms(initial[0], deep, frames.flatten(0, 1).unsqueeze(1))
 
 
 def train_step(trainer: Trainer) -> torch.Tensor:
