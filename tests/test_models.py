@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from vcscodec.errors import VcsError
 from vcscodec.models import (
@@ -145,6 +146,37 @@ def test_decoder_needs_no_ground_truth_and_takes_short_gops() -> None:
         alone = model.reconstruct_keyframes(torch.rand(3, 512, 1, 1))
     assert rec.non.shape == (1, 1, 3, 1, 32, 32)
     assert alone.shape == (3, 1, 32, 32)
+
+
+def test_projection_is_the_nearest_frame_its_measurements_allow() -> None:
+    torch.manual_seed(1)
+    phi = torch.randn(102, 1, 32, 32) / 32
+    truth, guess = torch.rand(2, 1, 64, 96), torch.rand(2, 1, 64, 96)
+    y = F.conv2d(truth, phi, stride=32)
+    projected = HITVCSNet.project(guess, y, phi)
+    torch.testing.assert_close(F.conv2d(projected, phi, stride=32), y, atol=1e-4, rtol=1e-4)
+    # An orthogonal projection onto a set that holds the truth: Pythagoras, so the error only shrinks.
+    before, after = (guess - truth).pow(2).sum(), (projected - truth).pow(2).sum()
+    moved = (projected - guess).pow(2).sum()
+    assert after < before
+    torch.testing.assert_close(before, after + moved, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(HITVCSNet.project(projected, y, phi), projected, atol=1e-5, rtol=1e-5)
+
+
+def test_consistency_variant_outputs_agree_with_their_measurements() -> None:
+    """-mhc decodes every frame onto its own measurements; -mh with the same weights does not."""
+    mhc = tiny("hitvcsnet-mhc", alpha_n=0.1).eval()
+    mh = HITVCSNet(mhc.config.replace(arch="hitvcsnet-mh", consistency=False)).eval()
+    mh.load_state_dict(mhc.state_dict())
+    frames = torch.rand(1, 9, 64, 64)
+    y_key, y_non = mhc.measure_key(frames[:, ::8]), mhc.measure_non(frames[:, 1:8])
+    with torch.no_grad():
+        rec, plain = mhc.reconstruct(y_key, y_non.unsqueeze(1)), mh.reconstruct(y_key, y_non.unsqueeze(1))
+        alone = mhc.reconstruct_keyframes(y_key[0])
+    torch.testing.assert_close(mhc.measure_key(rec.key[:, :, 0]), y_key, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(mhc.measure_non(rec.non[:, 0, :, 0]), y_non, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(mhc.measure_key(alone[:, 0]), y_key[0], atol=1e-4, rtol=1e-4)
+    assert (mh.measure_key(plain.key[:, :, 0]) - y_key).abs().max() > 1e-2
 
 
 def test_klt_start_equals_the_linear_decoder() -> None:

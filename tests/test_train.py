@@ -210,7 +210,10 @@ def test_pack_holds_the_collection_and_trains(tmp_path: Path, collection: Path) 
 
 
 # ---- training ----------------------------------------------------------------------------------------------------
-def test_loss_goes_down(tmp_path: Path, collection: Path) -> None:
+@pytest.mark.parametrize("arch", ["hitvcsnet", "hitvcsnet-mhc"])
+def test_loss_goes_down(tmp_path: Path, collection: Path, arch: str) -> None:
+    """The paper's network, and our variant whose outputs pass through the measurement projection (the loss's
+    gradient then reaches Φ through (ΦΦᵀ)⁻¹ as well)."""
     from vcscodec.models import hitvcsnet_loss
     from vcscodec.train.loop import build_model
 
@@ -218,7 +221,7 @@ def test_loss_goes_down(tmp_path: Path, collection: Path) -> None:
         tmp_path / "fit.toml",
         collection,
         "run",
-        model={"init": "random"},
+        model={"arch": arch, "init": "random"},
         optim={"steps": 24, "lr": 2e-3},
         run={"validate_every": 24, "checkpoint_every": 100},
     )
@@ -285,7 +288,7 @@ def test_keyframe_training_changes_the_keyframe_branch_alone(tmp_path: Path, col
         tmp_path / "key.toml",
         collection,
         "run",
-        model={"arch": "hitvcsnet-mh", "init": "random"},
+        model={"arch": "hitvcsnet-mhc", "init": "random"},
         optim={"steps": 12, "lr": 2e-3, "parts": "keyframes"},
         run={"validate_every": 12, "checkpoint_every": 100},
     )

@@ -39,6 +39,10 @@ class ModelConfig:
       multihypothesis motion-compensated prediction: per block, keyframe blocks shifted by up to ±R pixels,
       weighted by how well they explain the block's measurements (``models/motion.py``). ``motion_candidates``
       best shifts per keyframe enter the mix, weighted softmax(−d / (``motion_temperature``·d_min)).
+    - ``consistency``: our variant "hitvcsnet-mhc" (not in the paper). Each reconstructed block is projected onto
+      the blocks its measurements allow, x ← x + Φ⁺(y − Φx) with Φ⁺ = Φᵀ(ΦΦᵀ)⁻¹, after the network (keyframes
+      before the motion search, so it sees the projected ones). No parameters: it fixes the part of the
+      block the measurements pin down and leaves the rest to the network.
     """
 
     arch: str = "hitvcsnet"
@@ -56,6 +60,7 @@ class ModelConfig:
     motion_radius: int = 0
     motion_candidates: int = 8
     motion_temperature: float = 1.0
+    consistency: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -99,6 +104,8 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     "hitvcsnet-tr": ModelConfig(arch="hitvcsnet-tr", temporal_prior=True),
     # ±16 pixels, 8 candidates per keyframe, τ = 1: chosen on held-out training clips (docs/architecture.md).
     "hitvcsnet-mh": ModelConfig(arch="hitvcsnet-mh", temporal_prior=True, motion_radius=16),
+    # -mh plus the measurement-consistency projection: the same weights decode with either (docs/architecture.md).
+    "hitvcsnet-mhc": ModelConfig(arch="hitvcsnet-mhc", temporal_prior=True, motion_radius=16, consistency=True),
     "hitvcsnet-nohfim": ModelConfig(arch="hitvcsnet-nohfim", hfim=False),
     "hitvcsnet-nohffm": ModelConfig(arch="hitvcsnet-nohffm", hffm=False),
 }

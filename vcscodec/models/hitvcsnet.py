@@ -201,6 +201,8 @@ class HITVCSNet(nn.Module):
         key_deep = self.msfm_key(key_feats)
         if cfg.global_residual:
             key_deep = key_deep + init_key[0]
+        if cfg.consistency:
+            key_deep = self.project(key_deep, y_key.flatten(0, 1), self.sampling.key.weight)
 
         flat_non = y_non.flatten(0, 2)  # (N·G·K, m_n, h, w)
         if cfg.temporal_prior:
@@ -231,6 +233,8 @@ class HITVCSNet(nn.Module):
         non_deep = self.msfm_non(non_feats)
         if cfg.global_residual:
             non_deep = non_deep + init_non[0]
+        if cfg.consistency:
+            non_deep = self.project(non_deep, flat_non, self.sampling.non.weight)
 
         size = (1, h * cfg.block, w * cfg.block)
         return Reconstruction(
@@ -242,15 +246,34 @@ class HITVCSNet(nn.Module):
 
     def reconstruct_keyframes(self, y_key: torch.Tensor) -> torch.Tensor:
         """Keyframes alone (a one-frame video): (N, m_k, h, w) → (N, 1, H, W)."""
-        return self.keyframes_from_initial(self.initial_key(y_key))
+        return self.keyframes_from_initial(self.initial_key(y_key), y_key)
 
-    def keyframes_from_initial(self, init_key: list[torch.Tensor]) -> torch.Tensor:
-        """The keyframe network (MSEM, MSFM) on the multi-scale initial reconstructions of ``initial_key``."""
+    def keyframes_from_initial(self, init_key: list[torch.Tensor], y_key: torch.Tensor) -> torch.Tensor:
+        """The keyframe network (MSEM, MSFM, then the projection if configured) on the multi-scale initial
+        reconstructions ``initial_key(y_key)``."""
         feats = self.msem_key.extract(init_key)
         for j in range(self.config.levels):
             feats = self.msem_key.level(j, feats)
         deep = self.msfm_key(feats)
-        return deep + init_key[0] if self.config.global_residual else deep
+        if self.config.global_residual:
+            deep = deep + init_key[0]
+        return self.project(deep, y_key, self.sampling.key.weight) if self.config.consistency else deep
+
+    @staticmethod
+    def project(frames: torch.Tensor, y: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
+        """Each block's nearest block consistent with its measurements: x + Φᵀ(ΦΦᵀ)⁻¹(y − Φx), per B×B block.
+
+        frames: (N, 1, H, W); y: (N, m, h, w); phi: (m, 1, B, B). fp32 even under bf16 autocast, the Gram
+        inverse in fp64: the learned Φ is far from orthogonal, and ΦΦᵀ of 512 rows loses digits in fp32.
+        """
+        block = phi.shape[-1]
+        with torch.autocast(frames.device.type, enabled=False):
+            rows = phi.float().flatten(1)
+            gram = rows.double() @ rows.double().T
+            residual = y.float() - F.conv2d(frames.float(), phi.float(), stride=block)
+            # (ΦΦᵀ)⁻¹ r per block as one 1×1 conv, then Φᵀ as the transposed stride-B conv.
+            solved = F.conv2d(residual.double(), torch.linalg.inv(gram)[:, :, None, None]).float()
+            return frames.float() + F.conv_transpose2d(solved, phi.float(), stride=block)
 
     def _temporal_prior(
         self, key1: torch.Tensor, y_non: torch.Tensor, n: int, g: int, k: int, positions: torch.Tensor

@@ -503,7 +503,7 @@ def keyframe_loss(model: HITVCSNet, batch: torch.Tensor, bf16: bool = False) -> 
     y = model.measure_key(frames.flatten(0, 1))
     with torch.autocast(batch.device.type, torch.bfloat16, enabled=bf16):
         initial = model.initial_key(y)
-        deep = model.keyframes_from_initial(initial)
+        deep = model.keyframes_from_initial(initial, y)
     return reconstruction_terms(initial[0], deep, frames.flatten(0, 1).unsqueeze(1))
 
 
