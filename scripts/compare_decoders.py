@@ -1,0 +1,80 @@
+"""Compare models (or decoder variants of the same weights) as the codec runs them: on held-out *training* chains.
+
+    python scripts/compare_decoders.py MODEL [MODEL ...] [--threads 2] [--quant-step 1.3]
+
+Never run on ../shared/data/cif: those are the test sequences. The chains are the train loop's validation chains
+of configs/hitvcsnet-mh-n<ratio>.toml (4 clips held out of ../shared/data/train, 32 moving + 8 still chains of 17
+frames, 128×128). Unlike the trainer's validation, the measurements go through the codec's quantizer, and PSNR is
+the mean over frames of 8-bit rounded frames (the bench's protocol). Scored: the first GOP's keyframe and its
+seven non-keyframes of each chain. docs/architecture.md quotes its output for hitvcsnet-mh against -mhc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from vcscodec.models import chain_targets
+from vcscodec.quant import DEFAULT_QUANT_STEP, dequantize, quantize
+from vcscodec.registry import find_model
+from vcscodec.train.config import load_config
+from vcscodec.train.loop import load_data, split_validation, validation_chains
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def quantized(y: torch.Tensor, step: float) -> torch.Tensor:
+    return torch.from_numpy(dequantize(quantize(y.numpy(), step), step))
+
+
+def frame_psnr(rebuilt: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """PSNR of each frame (…, H, W) after rounding to 8 bits."""
+    mse = ((rebuilt.clamp(0, 1) * 255).round() / 255 - truth).pow(2).flatten(-2).mean(-1)
+    return 10 * torch.log10(1 / mse)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quant-step", type=float, default=DEFAULT_QUANT_STEP)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    chains_by_ratio: dict[str, torch.Tensor] = {}
+    for name in args.models:
+        card = find_model(name)
+        ratio = f"{card.alpha_n:g}"
+        if ratio not in chains_by_ratio:
+            cfg = load_config(ROOT / f"configs/hitvcsnet-mh-n{ratio}.toml")
+            _, held_out = split_validation(cfg, load_data(cfg))
+            chains_by_ratio[ratio] = validation_chains(held_out, cfg, card.model_config().gop)
+        chains = chains_by_ratio[ratio]
+        moving = len(chains) * 4 // 5  # validation_chains: the moving chains, then a quarter as many still ones
+        model = card.load()
+        start = time.perf_counter()
+        key_psnr, non_psnr = [], []
+        with torch.no_grad():
+            for batch in chains.split(8):
+                keys, non = chain_targets(batch, model.config.gop)
+                y_key = quantized(model.measure_key(keys[:, :, 0]), args.quant_step)
+                y_non = quantized(model.measure_non(non[:, :, :, 0]), args.quant_step)
+                rec = model.reconstruct(y_key, y_non)
+                key_psnr.append(frame_psnr(rec.key[:, 0, 0], keys[:, 0, 0]))
+                non_psnr.append(frame_psnr(rec.non[:, 0, :, 0], non[:, 0, :, 0]).mean(1))
+        key, non_key = torch.cat(key_psnr), torch.cat(non_psnr)
+        gop = model.config.gop
+        both = (key + (gop - 1) * non_key) / gop
+        print(
+            f"{card.name}: all {both.mean():.3f} (key {key.mean():.3f}, non-key {non_key.mean():.3f}) · "
+            f"moving {both[:moving].mean():.3f} (non-key {non_key[:moving].mean():.3f}) · "
+            f"still {both[moving:].mean():.3f} (non-key {non_key[moving:].mean():.3f}) · "
+            f"{time.perf_counter() - start:.0f} s",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
