@@ -274,7 +274,7 @@ def test_loss_takes_bf16_reconstructions_in_fp32() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (CI has none; a lent device has)")
 def test_bf16_training_step_on_cuda(tmp_path: Path, collection: Path) -> None:
     path = write_config(
-        tmp_path / "cuda.toml", collection, "run", model={"arch": "hitvcsnet-mh"}, run={"device": "cuda", "bf16": "on"}
+        tmp_path / "cuda.toml", collection, "run", model={"arch": "hitvcsnet-mhc"}, run={"device": "cuda", "bf16": "on"}
     )
     trainer = run_training(load_config(path))
     losses = [r["loss"] for r in steps_of(tmp_path / "run") if "loss" in r]
