@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from vcscodec.models import (
     parameter_counts,
 )
 from vcscodec.models.init import init_linear, klt_basis
-from vcscodec.registry import default_model, find_model, list_models, save_model
+from vcscodec.registry import default_model, find_model, list_models, model_name, save_model, sha256_file
 
 TINY = {"channels": 4, "levels": 1}
 
@@ -260,3 +261,21 @@ def test_two_manifests_can_share_one_weights_file(tmp_path: pytest.TempPathFacto
     for c in (card, mh):
         with pytest.raises(VcsError, match="does not match its manifest"):
             c.load()
+
+
+def test_shipped_manifests_name_their_weights_and_one_default_per_ratio() -> None:
+    """weights/ as committed: every manifest's name is its architecture, ratios and file hash; its config is its
+    architecture's; the file matches; one default per ratio, and the defaults load."""
+    shipped = Path(__file__).resolve().parent.parent / "weights"
+    cards = list_models(shipped)
+    assert cards
+    for card in cards:
+        assert card.name == model_name(card.arch, card.alpha_k, card.alpha_n, card.sha256), card.name
+        config = card.model_config()
+        assert config.arch == card.arch and (config.alpha_k, config.alpha_n) == (card.alpha_k, card.alpha_n)
+        assert architecture(card.arch, alpha_n=card.alpha_n, channels=config.channels, levels=config.levels) == config
+        assert sha256_file(card.path) == card.sha256, card.name
+    for ratio in (0.1, 0.01):
+        defaults = [c for c in cards if c.default and c.alpha_n == ratio]
+        assert len(defaults) == 1, [c.name for c in defaults]
+        assert default_model(ratio, shipped).load().config.alpha_n == ratio
