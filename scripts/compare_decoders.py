@@ -21,7 +21,7 @@ from vcscodec.models import chain_targets
 from vcscodec.quant import DEFAULT_QUANT_STEP, dequantize, quantize
 from vcscodec.registry import find_model
 from vcscodec.train.config import load_config
-from vcscodec.train.loop import load_data, split_validation, validation_chains
+from vcscodec.train.loop import load_data, rounded_psnr, split_validation, validation_chains
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,9 +31,9 @@ def quantized(y: torch.Tensor, step: float) -> torch.Tensor:
 
 
 def frame_psnr(rebuilt: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """PSNR of each frame (…, H, W) after rounding to 8 bits."""
-    mse = ((rebuilt.clamp(0, 1) * 255).round() / 255 - truth).pow(2).flatten(-2).mean(-1)
-    return 10 * torch.log10(1 / mse)
+    """``rounded_psnr`` (the bench's 8-bit rounding) of each frame of (…, H, W), shaped (…)."""
+    pairs = zip(rebuilt.flatten(0, -3), truth.flatten(0, -3), strict=True)
+    return torch.tensor([rounded_psnr(a, b) for a, b in pairs]).view(rebuilt.shape[:-2])
 
 
 def main() -> None:

@@ -192,17 +192,10 @@ class HITVCSNet(nn.Module):
             raise ValueError(f"y_key {tuple(y_key.shape)} and y_non {tuple(y_non.shape)} are not a chain")
         cfg = self.config
 
-        init_key = self.initial_key(y_key.flatten(0, 1))  # per scale: (N(G+1), 1, Hs, Ws)
-        key_feats = self.msem_key.extract(init_key)
-        key_levels = [key_feats]
-        for j in range(cfg.levels):
-            key_feats = self.msem_key.level(j, key_feats)
-            key_levels.append(key_feats)
-        key_deep = self.msfm_key(key_feats)
-        if cfg.global_residual:
-            key_deep = key_deep + init_key[0]
-        if cfg.consistency:
-            key_deep = self.project(key_deep, y_key.flatten(0, 1), self.sampling.key.weight)
+        flat_key = y_key.flatten(0, 1)
+        init_key = self.initial_key(flat_key)  # per scale: (N(G+1), 1, Hs, Ws)
+        key_levels: list[list[torch.Tensor]] = []  # MSEM's features at every level, for HFIM
+        key_deep = self.keyframes_from_initial(init_key, flat_key, key_levels)
 
         flat_non = y_non.flatten(0, 2)  # (N·G·K, m_n, h, w)
         if cfg.temporal_prior:
@@ -248,12 +241,19 @@ class HITVCSNet(nn.Module):
         """Keyframes alone (a one-frame video): (N, m_k, h, w) → (N, 1, H, W)."""
         return self.keyframes_from_initial(self.initial_key(y_key), y_key)
 
-    def keyframes_from_initial(self, init_key: list[torch.Tensor], y_key: torch.Tensor) -> torch.Tensor:
+    def keyframes_from_initial(
+        self, init_key: list[torch.Tensor], y_key: torch.Tensor, levels: list[list[torch.Tensor]] | None = None
+    ) -> torch.Tensor:
         """The keyframe network (MSEM, MSFM, then the projection if configured) on the multi-scale initial
-        reconstructions ``initial_key(y_key)``."""
+        reconstructions ``initial_key(y_key)``. ``levels``, when given, receives MSEM's features at every level
+        (HFIM reads them); otherwise each level's features are freed as the next is computed."""
         feats = self.msem_key.extract(init_key)
+        if levels is not None:
+            levels.append(feats)
         for j in range(self.config.levels):
             feats = self.msem_key.level(j, feats)
+            if levels is not None:
+                levels.append(feats)
         deep = self.msfm_key(feats)
         if self.config.global_residual:
             deep = deep + init_key[0]
@@ -268,12 +268,13 @@ class HITVCSNet(nn.Module):
         """
         block = phi.shape[-1]
         with torch.autocast(frames.device.type, enabled=False):
-            rows = phi.float().flatten(1)
-            gram = rows.double() @ rows.double().T
-            residual = y.float() - F.conv2d(frames.float(), phi.float(), stride=block)
+            phi, frames = phi.float(), frames.float()
+            rows = phi.double().flatten(1)
+            gram_inverse = torch.linalg.inv(rows @ rows.T)
+            residual = y.float() - F.conv2d(frames, phi, stride=block)
             # (ΦΦᵀ)⁻¹ r per block as one 1×1 conv, then Φᵀ as the transposed stride-B conv.
-            solved = F.conv2d(residual.double(), torch.linalg.inv(gram)[:, :, None, None]).float()
-            return frames.float() + F.conv_transpose2d(solved, phi.float(), stride=block)
+            solved = F.conv2d(residual.double(), gram_inverse[:, :, None, None]).float()
+            return frames + F.conv_transpose2d(solved, phi, stride=block)
 
     def _temporal_prior(
         self, key1: torch.Tensor, y_non: torch.Tensor, n: int, g: int, k: int, positions: torch.Tensor
