@@ -58,10 +58,9 @@ def test_prediction_follows_a_translation_the_blend_misses() -> None:
     truth = scene[..., 16 + 5 : 144 + 5, 16 - 7 : 208 - 7]  # moved (−5, +7) pixels, in both keyframes' terms
     phi = dct_phi(102, block)
     y = F.conv2d(truth, phi, stride=block)
-    t = torch.full((1, 1, 1, 1), 0.5)
     energy = measurement_energy(before, phi, radius)
-    pred = multihypothesis_prediction(before, after, energy, energy, y, phi, t, radius, 8, 1.0)
     blend = 0.5 * before + 0.5 * after
+    pred = multihypothesis_prediction([(before, energy), (after, energy)], [blend], y, phi, radius, 8, 1.0)
     inner = (slice(None), slice(None), slice(32, 96), slice(32, 160))  # blocks whose shift stays inside the frame
     mse_pred = (pred - truth)[inner].pow(2).mean().item()
     mse_blend = (blend - truth)[inner].pow(2).mean().item()
@@ -73,7 +72,7 @@ def test_still_scene_keeps_the_keyframe() -> None:
     phi = dct_phi(10, 32)
     y = F.conv2d(frame, phi, stride=32)
     energy = measurement_energy(frame, phi, 16)
-    pred = multihypothesis_prediction(frame, frame, energy, energy, y, phi, torch.full((1, 1, 1, 1), 0.25), 16, 8, 1.0)
+    pred = multihypothesis_prediction([(frame, energy), (frame, energy)], [frame], y, phi, 16, 8, 1.0)
     torch.testing.assert_close(pred, frame, atol=1e-4, rtol=0)
 
 
@@ -98,9 +97,10 @@ def test_mh_variant_beats_tr_on_motion_and_chunks_do_not_change_it(monkeypatch: 
     torch.testing.assert_close(mh.non, whole.non, atol=1e-6, rtol=0)
 
 
-def test_mh_variant_trains() -> None:
+@pytest.mark.parametrize("arch", ["hitvcsnet-mh", "hitvcsnet-mhc2"])
+def test_mh_variant_trains(arch: str) -> None:
     torch.manual_seed(0)
-    model = HITVCSNet(architecture("hitvcsnet-mh", alpha_n=0.1, channels=4, levels=1))
+    model = HITVCSNet(architecture(arch, alpha_n=0.1, channels=4, levels=1))
     frames = torch.rand(1, 9, 64, 64)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     before = hitvcsnet_loss(model(frames), frames, 8)
@@ -113,6 +113,46 @@ def test_mh_variant_trains() -> None:
     assert after.item() < before.item()
 
 
+def panned_chain(step: int, height: int = 128, width: int = 192) -> torch.Tensor:
+    """Nine frames (1, 9, H, W) of a texture panned ``step`` pixels per frame."""
+    scene = textured(height, width + 8 * step)
+    return torch.cat([scene[..., step * i : step * i + width] for i in range(9)], 1)
+
+
+@pytest.mark.parametrize("alpha_n", [0.1, 0.01])
+def test_second_search_follows_motion_past_the_radius(alpha_n: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 5-pixel-per-frame pan puts the middle frames 15 to 25 pixels from both keyframes; the second pass finds
+    them in their first-pass neighbours, 5 pixels away. Same weights (the KLT start), only motion_passes differs."""
+    phi = dct_basis()
+    models = {}
+    for arch in ("hitvcsnet-mhc", "hitvcsnet-mhc2"):
+        models[arch] = HITVCSNet(architecture(arch, alpha_n=alpha_n, channels=4, levels=1)).eval()
+        init_linear(models[arch], phi, phi)
+    frames = panned_chain(5)
+    truth = frames[:, 1:8].view(1, 1, 7, 1, 128, 192)
+    with torch.no_grad():
+        once, twice = models["hitvcsnet-mhc"](frames), models["hitvcsnet-mhc2"](frames)
+        monkeypatch.setattr(hitvcsnet_module, "_MOTION_CHUNK_PIXELS", 2 * 128 * 192)  # chunks of 1 frame
+        chunked = models["hitvcsnet-mhc2"](frames)
+    assert (twice.non - truth).pow(2).mean() < (once.non - truth).pow(2).mean() / 2
+    # Pass 2 searches pass-1 estimates, which differ in the last bits between batch sizes; softmax amplifies it.
+    torch.testing.assert_close(chunked.non, twice.non, atol=1e-4, rtol=0)
+    # Still -mhc: every output frame agrees with its own measurements.
+    y_non = models["hitvcsnet-mhc2"].measure_non(twice.non[:, 0, :, 0])
+    torch.testing.assert_close(y_non, models["hitvcsnet-mhc2"].measure_non(truth[:, 0, :, 0]), atol=1e-4, rtol=1e-4)
+
+
+def test_second_search_keeps_a_still_scene() -> None:
+    """Nothing moves: every non-keyframe is its decoded keyframe (whose error is the KLT's, not zero)."""
+    phi = dct_basis()
+    model = HITVCSNet(architecture("hitvcsnet-mhc2", alpha_n=0.01, channels=4, levels=1)).eval()
+    init_linear(model, phi, phi)
+    frames = panned_chain(0)
+    with torch.no_grad():
+        rec = model(frames)
+    torch.testing.assert_close(rec.non[0, 0, :, 0], rec.key[0, :1, 0].expand(7, -1, -1), atol=1e-4, rtol=0)
+
+
 def test_motion_settings_are_checked() -> None:
     with pytest.raises(VcsError, match="needs temporal_prior"):
         ModelConfig(motion_radius=8)
@@ -120,3 +160,7 @@ def test_motion_settings_are_checked() -> None:
         ModelConfig(temporal_prior=True, motion_radius=-1)
     with pytest.raises(VcsError, match="motion_radius must be"):
         ModelConfig(temporal_prior=True, motion_radius=4, motion_temperature=0)
+    with pytest.raises(VcsError, match="motion_passes must be"):
+        ModelConfig(temporal_prior=True, motion_passes=2)
+    with pytest.raises(VcsError, match="motion_passes must be"):
+        ModelConfig(temporal_prior=True, motion_radius=4, motion_passes=0)

@@ -43,6 +43,10 @@ class ModelConfig:
       the blocks its measurements allow, x ← x + Φ⁺(y − Φx) with Φ⁺ = Φᵀ(ΦΦᵀ)⁻¹, after the network (keyframes
       before the motion search, so it sees the projected ones). No parameters: it fixes the part of the
       block the measurements pin down and leaves the rest to the network.
+    - ``motion_passes`` = 2: our variant "hitvcsnet-mhc2" (not in the paper). After the first search every
+      non-keyframe has an estimate (its prior corrected by its measurements, projected with ``consistency``);
+      the search runs again with each frame's neighbours in time as references too. It adds no parameters: the
+      weights of -mhc decode with it.
     """
 
     arch: str = "hitvcsnet"
@@ -61,6 +65,7 @@ class ModelConfig:
     motion_candidates: int = 8
     motion_temperature: float = 1.0
     consistency: bool = False
+    motion_passes: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -72,6 +77,8 @@ class ModelConfig:
         measurement_count(self.alpha_n, self.block)
         if self.motion_radius < 0 or self.motion_candidates < 1 or not self.motion_temperature > 0:
             raise VcsError("motion_radius must be ≥ 0, motion_candidates ≥ 1 and motion_temperature > 0")
+        if self.motion_passes < 1 or (self.motion_passes > 1 and not self.motion_radius):
+            raise VcsError("motion_passes must be ≥ 1, and more than 1 needs motion_radius > 0 (a motion search)")
         if self.motion_radius and not self.temporal_prior:
             raise VcsError("motion_radius needs temporal_prior (the motion search replaces its interpolation)")
 
@@ -106,6 +113,10 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     "hitvcsnet-mh": ModelConfig(arch="hitvcsnet-mh", temporal_prior=True, motion_radius=16),
     # -mh plus the measurement-consistency projection: the same weights decode with either (docs/architecture.md).
     "hitvcsnet-mhc": ModelConfig(arch="hitvcsnet-mhc", temporal_prior=True, motion_radius=16, consistency=True),
+    # -mhc plus a second search that also looks at the first pass's neighbouring frames (docs/architecture.md).
+    "hitvcsnet-mhc2": ModelConfig(
+        arch="hitvcsnet-mhc2", temporal_prior=True, motion_radius=16, consistency=True, motion_passes=2
+    ),
     "hitvcsnet-nohfim": ModelConfig(arch="hitvcsnet-nohfim", hfim=False),
     "hitvcsnet-nohffm": ModelConfig(arch="hitvcsnet-nohffm", hffm=False),
 }

@@ -286,48 +286,85 @@ class HITVCSNet(nn.Module):
             t = positions.view(1, 1, k, 1, 1, 1)
             keys = key1.view(n, g + 1, 1, *key1.shape[-3:])
             prior = ((1 - t) * keys[:, :-1] + t * keys[:, 1:]).flatten(0, 2)  # (N·G·K, 1, H, W)
-        residual = y_non - self.sampling.non(prior)
-        corrections = self.initial_non(residual)
+        return self._corrected_prior(prior, y_non)
+
+    def _corrected_prior(self, prior: torch.Tensor, y_non: torch.Tensor) -> list[torch.Tensor]:
+        """The prior at every scale plus the initial reconstruction of what its measurements miss."""
+        corrections = self.initial_non(y_non - self.sampling.non(prior))
         return [(F.avg_pool2d(prior, 1 << s) if s else prior) + corr for s, corr in enumerate(corrections)]
 
     def _motion_prediction(
         self, key1: torch.Tensor, y_non: torch.Tensor, n: int, g: int, k: int, positions: torch.Tensor
     ) -> torch.Tensor:
-        """Variant hitvcsnet-mh: each non-keyframe block predicted from shifted keyframe blocks (models/motion.py)."""
+        """Variant hitvcsnet-mh: each non-keyframe block predicted from shifted keyframe blocks (models/motion.py).
+
+        With ``motion_passes`` > 1 each later pass also searches the previous pass's estimates of the frame's
+        neighbours in time (its keyframe at either end of the GOP)."""
         cfg = self.config
         phi = self.sampling.non.weight
         # The search is a fit to measurements: fp32 even under bf16 autocast (differences of large sums).
         with torch.autocast(key1.device.type, enabled=False):
             key1, y_non, phi = key1.float(), y_non.float(), phi.float()
-            energy = motion.measurement_energy(key1, phi, cfg.motion_radius)
-            keys = key1.view(n, g + 1, *key1.shape[1:])
-            energies = energy.view(n, g + 1, *energy.shape[1:])
-            # Index of each non-keyframe's keyframes, in (N, G, K) order.
-            chain = torch.arange(n, device=key1.device).view(n, 1, 1)
-            gop = torch.arange(g, device=key1.device).view(1, g, 1)
-            before = (chain * (g + 1) + gop).expand(n, g, k).reshape(-1)
+            device = key1.device
+            # Index of each non-keyframe's keyframes and neighbours in [keyframes, non-keyframes], (N, G, K) order.
+            chain = torch.arange(n, device=device).view(n, 1, 1)
+            gop = torch.arange(g, device=device).view(1, g, 1)
+            slot = torch.arange(k, device=device).view(1, 1, k)
+            key_before = (chain * (g + 1) + gop).expand(n, g, k).reshape(-1)
+            key_after = key_before + 1
             t = positions.to(key1).view(1, 1, k).expand(n, g, k).reshape(-1, 1, 1, 1)
-            flat_keys, flat_energy = keys.flatten(0, 1), energies.flatten(0, 1)
-            parts = []
-            chunk = max(1, _MOTION_CHUNK_PIXELS // (key1.shape[-1] * key1.shape[-2]))
-            for start in range(0, len(before), chunk):
-                sl = slice(start, start + chunk)
-                idx = before[sl]
-                parts.append(
-                    motion.multihypothesis_prediction(
-                        flat_keys[idx],
-                        flat_keys[idx + 1],
-                        flat_energy[idx],
-                        flat_energy[idx + 1],
-                        y_non[sl],
-                        phi,
-                        t[sl],
-                        cfg.motion_radius,
-                        cfg.motion_candidates,
-                        cfg.motion_temperature,
-                    )
+            own = n * (g + 1) + torch.arange(n * g * k, device=device)
+            first, last = (slot == 0).expand(n, g, k).reshape(-1), (slot == k - 1).expand(n, g, k).reshape(-1)
+            neighbour_before = torch.where(first, key_before, own - 1)
+            neighbour_after = torch.where(last, key_after, own + 1)
+
+            frames = key1
+            energy = motion.measurement_energy(key1, phi, cfg.motion_radius)
+            references, blends = [key_before, key_after], [(key_before, key_after, t)]
+            prior = self._search(frames, energy, references, blends, y_non, phi)
+            for _ in range(cfg.motion_passes - 1):
+                estimate = self._corrected_prior(prior, y_non)[0]
+                if cfg.consistency:
+                    estimate = self.project(estimate, y_non, phi)
+                frames = torch.cat([key1, estimate])
+                energy = torch.cat([energy[: len(key1)], motion.measurement_energy(estimate, phi, cfg.motion_radius)])
+                references = [neighbour_before, neighbour_after, key_before, key_after]
+                blends = [(key_before, key_after, t), (neighbour_before, neighbour_after, torch.full_like(t, 0.5))]
+                prior = self._search(frames, energy, references, blends, y_non, phi)
+            return prior
+
+    def _search(
+        self,
+        frames: torch.Tensor,
+        energy: torch.Tensor,
+        references: list[torch.Tensor],
+        blends: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+        y_non: torch.Tensor,
+        phi: torch.Tensor,
+    ) -> torch.Tensor:
+        """One multihypothesis search for every non-keyframe, a chunk of frames at a time.
+
+        frames, energy: the reference pool and its measurement energies; references: per reference, the pool
+        index for each non-keyframe; blends: (index before, index after, t) of each unshifted linear blend."""
+        cfg = self.config
+        pixels = frames.shape[-1] * frames.shape[-2]
+        # The chunk budget is set for two references; more references hold more hypotheses per frame.
+        chunk = max(1, _MOTION_CHUNK_PIXELS * 2 // (len(references) * pixels))
+        parts = []
+        for start in range(0, len(y_non), chunk):
+            sl = slice(start, start + chunk)
+            parts.append(
+                motion.multihypothesis_prediction(
+                    [(frames[index[sl]], energy[index[sl]]) for index in references],
+                    [(1 - t[sl]) * frames[a[sl]] + t[sl] * frames[b[sl]] for a, b, t in blends],
+                    y_non[sl],
+                    phi,
+                    cfg.motion_radius,
+                    cfg.motion_candidates,
+                    cfg.motion_temperature,
                 )
-            return torch.cat(parts)
+            )
+        return torch.cat(parts)
 
     # ---- training --------------------------------------------------------------------------------------------
     def forward(self, frames: torch.Tensor) -> Reconstruction:

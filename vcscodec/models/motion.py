@@ -5,6 +5,10 @@ pixels. The candidates are ranked by how well they explain the block's own measu
 in multihypothesis video CS (Tramel & Fowler, DCC 2011); the prediction is a softmax-weighted mix of the best
 candidates of each keyframe plus the keyframes' zero-motion linear blend (so still scenes keep the blend).
 
+With ``motion_passes`` = 2 (variant ``hitvcsnet-mhc2``) the search runs again once every non-keyframe has a
+first estimate (the first prior corrected by its measurements): then each frame's neighbours in time, one frame
+away instead of up to four, are references too, and their average is a second unshifted hypothesis.
+
 The search costs no measurements: it runs in the decoder, on what the decoder already has. Nothing here is
 learned; the distances are computed without forming Φ·shift for every shift:
 ‖y − Φs‖² = ‖y‖² − 2⟨Φᵀy, s⟩ + ‖Φs‖², the middle term a correlation of the keyframe with the block's
@@ -12,6 +16,8 @@ back-projection Φᵀy, the last a per-pixel map computed once per keyframe.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -75,35 +81,34 @@ def shifted_candidates(
 
 
 def multihypothesis_prediction(
-    key_before: torch.Tensor,
-    key_after: torch.Tensor,
-    energy_before: torch.Tensor,
-    energy_after: torch.Tensor,
+    references: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    blends: Sequence[torch.Tensor],
     y: torch.Tensor,
     phi: torch.Tensor,
-    t: torch.Tensor,
     radius: int,
     count: int,
     temperature: float,
 ) -> torch.Tensor:
-    """Predict non-keyframes from their keyframes and measurements.
+    """Predict frames from reference frames and their own measurements.
 
-    key_before/key_after: (N, 1, H, W) the keyframes around each of the N non-keyframes; energy_*: their
-    ``measurement_energy``; y: (N, m, h, w) measurements; phi: (m, 1, B, B); t: (N, 1, 1, 1) positions in (0, 1).
-    Weights are softmax(−d / (τ·d_min)) over the candidates, d = ‖y − Φs‖²: relative to the best fit, so the
-    rule does not depend on the scale of Φ or of the signal.
+    references: (frame, its ``measurement_energy``) pairs, frames (N, 1, H, W), one per predicted frame: the
+    ``count`` best shifts of each block of each reference are hypotheses; blends: (N, 1, H, W) frames whose
+    blocks enter unshifted (the keyframes' linear blend, so still scenes keep it); y: (N, m, h, w) measurements;
+    phi: (m, 1, B, B). Weights are softmax(−d / (τ·d_min)) over the hypotheses, d = ‖y − Φs‖²: relative to the
+    best fit, so the rule does not depend on the scale of Φ or of the signal.
     """
     block = phi.shape[-1]
     back_projection = F.conv_transpose2d(y, phi, stride=block)
     y_energy = y.pow(2).sum(1).unsqueeze(-1)  # (N, h, w, 1)
-    blend = (1 - t) * key_before + t * key_after
-    candidates = [block_grid(blend, block).unsqueeze(3)]
-    distances = [(y - F.conv2d(blend, phi, stride=block)).pow(2).sum(1).unsqueeze(-1)]
-    for key, energy in ((key_before, energy_before), (key_after, energy_after)):
-        blocks, distance = shifted_candidates(key, energy, back_projection, radius, block, count)
+    candidates, distances = [], []
+    for blend in blends:
+        candidates.append(block_grid(blend, block).unsqueeze(3))
+        distances.append((y - F.conv2d(blend, phi, stride=block)).pow(2).sum(1).unsqueeze(-1))
+    for frame, energy in references:
+        blocks, distance = shifted_candidates(frame, energy, back_projection, radius, block, count)
         candidates.append(blocks)
         distances.append(distance + y_energy)
-    hypotheses = torch.cat(candidates, 3)  # (N, h, w, 1 + 2·count, B, B)
+    hypotheses = torch.cat(candidates, 3)  # (N, h, w, blends + references·count, B, B)
     distance = torch.cat(distances, 3).clamp_min(0)
     # Floor for exact fits (a still scene without quantization): a tiny share of the block's own energy.
     scale = torch.maximum(distance.min(-1, keepdim=True).values, 1e-6 * y_energy.mean() + 1e-12)
