@@ -21,7 +21,7 @@ from vcscodec.models import (
     parameter_counts,
 )
 from vcscodec.models.init import init_linear, klt_basis
-from vcscodec.registry import default_model, find_model, list_models, model_name, save_model, sha256_file
+from vcscodec.registry import default_model, derive_model, find_model, list_models, model_name, save_model, sha256_file
 
 TINY = {"channels": 4, "levels": 1}
 
@@ -261,6 +261,23 @@ def test_two_manifests_can_share_one_weights_file(tmp_path: pytest.TempPathFacto
     for c in (card, mh):
         with pytest.raises(VcsError, match="does not match its manifest"):
             c.load()
+
+
+def test_derived_model_shares_the_weights_and_changes_only_the_decoder(tmp_path: pytest.TempPathFactory) -> None:
+    card = save_model(tiny("hitvcsnet-mhc", alpha_n=0.01), tmp_path)
+    derived = derive_model(card, "hitvcsnet-mhc2", "a second motion search")
+    assert derived.name == card.name.replace("-mhc-", "-mhc2-") and derived.path == card.path
+    assert find_model(derived.name, tmp_path).manifest["derived_from"]["model"] == card.name
+    config = derived.model_config()
+    assert (config.motion_passes, config.alpha_n, config.channels) == (2, 0.01, card.model_config().channels)
+    assert not derived.default
+    for k, v in card.load().state_dict().items():
+        torch.testing.assert_close(derived.load().state_dict()[k], v)
+    with pytest.raises(VcsError, match="already exists"):
+        derive_model(card, "hitvcsnet-mhc2", "again")
+    with pytest.raises(VcsError, match="do not fit"):  # the ablation has fewer HFIM blocks
+        derive_model(card, "hitvcsnet-nohfim", "not a decoder-only change")
+    assert not (tmp_path / derived.name.replace("-mhc2-", "-nohfim-")).with_suffix(".json").exists()
 
 
 def test_shipped_manifests_name_their_weights_and_one_default_per_ratio() -> None:

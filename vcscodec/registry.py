@@ -178,3 +178,45 @@ def save_model(model: HITVCSNet, folder: Path, info: dict[str, Any] | None = Non
     manifest_tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     manifest_tmp.replace(folder / f"{name}.json")
     return _read_manifest(folder / f"{name}.json")
+
+
+# Sizes and ratios: a derived model keeps its base's; every other field comes from the derived architecture (and
+# loading the weights then proves it adds no parameters).
+_SIZE_FIELDS = ("block", "alpha_k", "alpha_n", "scales", "channels", "levels", "gop")
+
+
+def derive_model(card: ModelCard, arch: str, why: str) -> ModelCard:
+    """A manifest that decodes ``card``'s weights file with another architecture that adds no parameters (the
+    motion search, the projection): same tensors, same sha256, named after the new architecture, written beside
+    the weights file (a manifest names its file without a folder)."""
+    from .models import architecture
+
+    base = card.model_config()
+    config = architecture(arch, **{f: getattr(base, f) for f in _SIZE_FIELDS})
+    folder = card.path.parent
+    name = model_name(arch, config.alpha_k, config.alpha_n, card.sha256)
+    if (folder / f"{name}.json").exists():
+        raise VcsError(f"model {name} already exists in {folder}")
+    manifest = {
+        **card.manifest,
+        "name": name,
+        "arch": arch,
+        "config": config.to_dict(),
+        "default": False,
+        "derived_from": {"model": card.name, "why": why},
+    }
+    derived = ModelCard(
+        name=name,
+        arch=arch,
+        config=manifest["config"],
+        alpha_k=card.alpha_k,
+        alpha_n=card.alpha_n,
+        sha256=card.sha256,
+        path=card.path,
+        manifest=manifest,
+    )
+    derived.load()  # refuses an architecture whose tensors differ from the file's
+    tmp = folder / f".{name}.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp.replace(folder / f"{name}.json")
+    return _read_manifest(folder / f"{name}.json")

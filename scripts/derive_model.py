@@ -1,0 +1,27 @@
+"""Write a manifest that decodes a shipped weights file with another, parameter-free architecture.
+
+    python scripts/derive_model.py BASE_MODEL ARCH --why "what the architecture adds"
+
+Example: the -mhc2 models are the -mhc weights decoded with a second motion search (docs/architecture.md). The new
+manifest is not a default; make it one by editing `default` in both manifests of that ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from vcscodec.registry import derive_model, find_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("base", help="the model whose weights file is reused (name or unambiguous prefix)")
+    parser.add_argument("arch", help="the architecture to decode it with, e.g. hitvcsnet-mhc2")
+    parser.add_argument("--why", required=True, help="recorded in the manifest's derived_from")
+    args = parser.parse_args()
+    card = derive_model(find_model(args.base), args.arch, args.why)
+    print(f"wrote {card.name} ({card.path.parent / (card.name + '.json')})")
+
+
+if __name__ == "__main__":
+    main()
