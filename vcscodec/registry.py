@@ -175,7 +175,7 @@ def save_model(model: HITVCSNet, folder: Path, info: dict[str, Any] | None = Non
         **(info or {}),
     }
     manifest_tmp = folder / f".{name}.json.tmp"
-    manifest_tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    manifest_tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     manifest_tmp.replace(folder / f"{name}.json")
     return _read_manifest(folder / f"{name}.json")
 
@@ -217,6 +217,6 @@ def derive_model(card: ModelCard, arch: str, why: str) -> ModelCard:
     )
     derived.load()  # refuses an architecture whose tensors differ from the file's
     tmp = folder / f".{name}.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     tmp.replace(folder / f"{name}.json")
     return _read_manifest(folder / f"{name}.json")
