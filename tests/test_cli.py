@@ -283,6 +283,15 @@ def test_unknown_output_extension(tmp_path, clip):
     assert files_in(out) == []
 
 
+def test_decode_with_a_model_of_other_weights_is_refused(tmp_path, clip):
+    other = next(p.stem for p in clip["weights"].glob("*-n0.01-*.json"))
+    out = tmp_path / "out"
+    out.mkdir()
+    done = run_vcs("decode", clip["vcs"], out / "a.y4m", "--model", other, weights=clip["weights"])
+    assert_error(done, other, "other weights", read_header(clip["vcs"]).model_name)
+    assert files_in(out) == []
+
+
 def test_file_made_with_other_weights_names_its_model(tmp_path, clip):
     model_name = read_header(clip["vcs"]).model_name
     other = tmp_path / "other_weights"  # a weights folder with only the other (αn = 0.01) model

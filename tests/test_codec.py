@@ -13,9 +13,10 @@ import pytest
 
 from vcscodec.codec import decode_file, decode_records, encode_file, pick_device
 from vcscodec.container import ContainerReader, GopRecord, read_header
+from vcscodec.errors import VcsError
 from vcscodec.io import Frame, open_video
 from vcscodec.metrics import psnr
-from vcscodec.registry import default_model
+from vcscodec.registry import default_model, derive_model
 from vcscodec.samples import gray_clip, write_clip
 
 NTSC = Fraction(30000, 1001)
@@ -233,6 +234,28 @@ def test_two_decodes_give_identical_bytes(tmp_path, use_tiny_weights, pan_clip):
     decode_file(vcs, two, device="cpu", force=True)  # --force replaces an existing output
     assert one.read_bytes() == two.read_bytes()
     assert only_files(tmp_path, "a.y4m", "a.vcs", "one.y4m", "two.y4m")
+
+
+def test_decode_with_another_decoder_of_the_same_weights(tmp_path, tiny_weights, pan_clip, monkeypatch):
+    """--model on decode: a derived decoder of the file's weights decodes it exactly as a file made with that
+    decoder; a model with other weights is refused."""
+    weights = tmp_path / "weights"
+    shutil.copytree(tiny_weights, weights)  # derive_model writes beside the weights: keep the session's folder
+    monkeypatch.setenv("VCS_WEIGHTS", str(weights))
+    derived = derive_model(default_model(0.1), "hitvcsnet-mhc2", "test")
+    src, plain, direct = tmp_path / "a.y4m", tmp_path / "plain.vcs", tmp_path / "direct.vcs"
+    write_clip(src, pan_clip(9, 96, 64), fps=25)
+    encode_file(src, plain)
+    encode_file(src, direct, model=derived.name)
+    outputs = {}
+    for name, vcs, decoder in (("plain", plain, None), ("override", plain, derived.name), ("direct", direct, None)):
+        outputs[name] = tmp_path / f"{name}.y4m"
+        decode_file(vcs, outputs[name], device="cpu", decoder=decoder)
+    assert outputs["override"].read_bytes() == outputs["direct"].read_bytes()
+    assert outputs["override"].read_bytes() != outputs["plain"].read_bytes()
+    with pytest.raises(VcsError, match="other weights"):
+        decode_file(plain, tmp_path / "x.y4m", device="cpu", decoder=default_model(0.01).name)
+    assert not (tmp_path / "x.y4m").exists()
 
 
 def test_encoding_is_repeatable(tmp_path, use_tiny_weights, noise_clip):

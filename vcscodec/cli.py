@@ -169,6 +169,14 @@ def decode(
     ] = 0,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary")] = False,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Decode with another model of the file's weights, e.g. the faster one-pass hitvcsnet-mhc-…",
+        ),
+    ] = None,
 ) -> None:
     """Rebuild the video from its measurements with HIT-VCSNet (on the GPU when there is one)."""
     from .codec import decode_file
@@ -176,7 +184,7 @@ def decode(
     with _progress(quiet or not err.is_terminal, "decode") as progress:
         rate = _FrameRate(progress, "decode")
         report = decode_file(
-            input, output, device, batch_gops, precision, force, rate, lambda h: rate.total(h.frame_count)
+            input, output, device, batch_gops, precision, force, rate, lambda h: rate.total(h.frame_count), model
         )
     if not quiet:
         out.print(

@@ -224,8 +224,19 @@ def _count_frames(path: Path, size: tuple[int, int] | None, fps: Fraction | None
 # ---------------------------------------------------------------------------------------------- decoding
 
 
-def model_for(header: StreamHeader) -> ModelCard:
-    """The model a file was made with, found by name and checked by hash."""
+def model_for(header: StreamHeader, decoder: str | None = None) -> ModelCard:
+    """The model a file was made with, found by name and checked by hash; or ``decoder``, another model of the
+    same weights file (a decoder variant such as the one-pass ``hitvcsnet-mhc``), checked by the same hash."""
+    if decoder is not None:
+        card = find_model(decoder)
+        if card.sha256 != header.weights_sha256:
+            raise VcsError(
+                f"model {card.name} has other weights than this file's {header.model_name} "
+                f"(sha256 {card.sha256[:16]}… ≠ {header.weights_sha256[:16]}…): only a decoder of the same weights "
+                "can decode it"
+            )
+        card.verify()
+        return card
     try:
         card = find_model(header.model_name)
     except VcsError:
@@ -356,12 +367,14 @@ def decode_file(
     force: bool = False,
     progress: Progress | None = None,
     on_start: Callable[[StreamHeader], None] | None = None,
+    decoder: str | None = None,
 ) -> DecodeReport:
-    """Decode a ``.vcs`` file into a video file (by extension: .y4m, .yuv, .mp4, …)."""
+    """Decode a ``.vcs`` file into a video file (by extension: .y4m, .yuv, .mp4, …), with the model the file
+    names or with ``decoder``, another model of the same weights (``model_for``)."""
     started = time.perf_counter()
     with ContainerReader(input) as reader:
         header = reader.header
-        card = model_for(header)
+        card = model_for(header, decoder)
         fps = Fraction(header.fps_num, header.fps_den)
         # The output is checked (and its temporary file made) before torch and the model are loaded, so that a
         # bad output path fails at once; leaving the block by an error deletes the temporary file.
