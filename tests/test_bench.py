@@ -12,7 +12,7 @@ import pytest
 from skimage.metrics import structural_similarity
 from typer.testing import CliRunner, Result
 
-from vcscodec.bench import paper_results, paper_sequence, scored_frames
+from vcscodec.bench import implied_keyframe_psnr, paper_results, paper_sequence, scored_frames
 from vcscodec.cli import app
 from vcscodec.errors import VcsError
 from vcscodec.samples import camera_pan, write_clip
@@ -99,14 +99,16 @@ def test_bench_json_matches_decoded_frames(use_tiny_weights: Path, sequences, tm
             assert s["psnr"] == np.mean(psnrs[:16])
             assert s["psnr_nonkey"] == np.mean([psnrs[i] for i in nonkey_frames])
             assert s["ssim_nonkey"] == np.mean([s["per_frame"][i]["ssim"] for i in nonkey_frames])
+            assert s["psnr_key"] == np.mean([psnrs[0], psnrs[8]])  # keyframes 1 and 9; 17 is not scored
+            assert s["ssim_key"] == np.mean([s["per_frame"][i]["ssim"] for i in (0, 8)])
             assert s["bytes"] == Path(s["vcs"]).stat().st_size
             assert s["bpp"] == s["bytes"] * 8 / (W * H * N)
             assert s["encode_fps"] > 0 and s["decode_fps"] > 0
-        for key in ("psnr", "ssim", "psnr_nonkey", "ssim_nonkey"):
+        for key in ("psnr", "ssim", "psnr_nonkey", "ssim_nonkey", "psnr_key", "ssim_key"):
             assert run["average"][key] == np.mean([s[key] for s in run["sequences"]])
         # Only Foreman maps to the paper: its average is the paper's Foreman row, and Table 4 needs all six.
         paper = run["average"]["paper"]
-        assert not paper["complete"] and paper["table4"] == {}
+        assert not paper["complete"] and paper["table4"] == {} and paper["keyframes"] == {}
         assert paper["table1"]["HIT-VCSNet"]["over"] == ["Foreman"]
         assert run["floor"]["psnr"] == {0.01: 34.04, 0.1: 35.52}[run["ratio"]]
 
@@ -177,6 +179,11 @@ def test_paper_results_are_consistent() -> None:
     assert paper["table5"]["methods"]["w/o HFIM"]["0.01"] == {"psnr": 33.96, "ssim": 0.8917}
 
 
+def test_implied_keyframe_psnr_inverts_the_frame_average() -> None:
+    key, non = 45.0, 36.0
+    assert implied_keyframe_psnr((2 * key + 14 * non) / 16, non) == pytest.approx(key)
+
+
 def test_bench_errors(use_tiny_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def error(*args: str) -> str:
         result = runner.invoke(app, ["bench", *args])
@@ -227,6 +234,9 @@ def test_paper_figures_for_a_full_test_set() -> None:
     assert average["table1"]["VCSNet2"] == {"psnr": 33.00, "ssim": 0.8749}
     assert average["table4"] == {"HIT-VCSNet": {"psnr": 33.95}, "VCSNet2": {"psnr": 31.95}}
     assert average["table5"] == {"w/o HFIM": {"psnr": 33.96, "ssim": 0.8917}}
+    # 16 scored frames = 2 keyframes + 14 non-keyframes: (16·35.21 − 14·33.95) / 2 = 44.03 dB.
+    assert average["keyframes"]["HIT-VCSNet"]["psnr"] == pytest.approx(44.03)
+    assert average["keyframes"]["VCSNet2"]["psnr"] == pytest.approx((16 * 33.00 - 14 * 31.95) / 2)
     assert seqs[-1]["paper"]["HIT-VCSNet"] == {"psnr": 41.59, "ssim": 0.9842}  # Akiyo
     seqs.append({"paper_name": None})  # an extra sequence: the averages are no longer the paper's
     assert not _paper_for_run(card, seqs, paper)["complete"]

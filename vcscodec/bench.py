@@ -392,6 +392,7 @@ def _bench_sequence(
 
     counted = [f for f in per_frame if f["scored"]]
     nonkey = [f for f in counted if not f["key"]]
+    key = [f for f in counted if f["key"]]
     return {
         "name": seq.name,
         "paper_name": paper_sequence(seq.name),
@@ -405,6 +406,8 @@ def _bench_sequence(
         "ssim": _mean([f["ssim"] for f in counted]),
         "psnr_nonkey": _mean([f["psnr"] for f in nonkey]),
         "ssim_nonkey": _mean([f["ssim"] for f in nonkey]),
+        "psnr_key": _mean([f["psnr"] for f in key]),
+        "ssim_key": _mean([f["ssim"] for f in key]),
         "bytes": size,
         "bpp": size * 8 / (seq.width * seq.height * count),  # file bits per luma pixel, headers included
         "encode_seconds": encode_seconds,
@@ -417,6 +420,14 @@ def _bench_sequence(
     }
 
 
+def implied_keyframe_psnr(all_frames: float, non_keyframes: float) -> float:
+    """The keyframes' mean PSNR that a paper's averages imply: Table 1 averages frames 1–16 (keyframes 1 and 9
+    among them), Table 4 the 14 non-keyframes, so the two keyframes average (16·T1 − 14·T4) / 2. The paper gives
+    no keyframe figure of its own; this is arithmetic on its tables, exact if both average the same frames."""
+    scored, key = PAPER_FRAMES - 1, 2
+    return (scored * all_frames - (scored - key) * non_keyframes) / key
+
+
 def _paper_for_run(card: ModelCard, sequences: list[dict[str, Any]], paper: dict[str, Any]) -> dict[str, Any]:
     """The paper's figures for this run: per sequence (Table 1), averages (Tables 1, 4) and the ablation (5)."""
     rk = ratio_key(card.alpha_n)
@@ -425,7 +436,7 @@ def _paper_for_run(card: ModelCard, sequences: list[dict[str, Any]], paper: dict
     complete = sorted(set(present)) == sorted(paper["sequences"]) and len(present) == len(sequences)
     for s in sequences:
         s["paper"] = {m: rows[s["paper_name"]] for m, rows in table1.items() if rows and s["paper_name"]} or None
-    average: dict[str, Any] = {"complete": complete, "table1": {}, "table4": {}, "table5": {}}
+    average: dict[str, Any] = {"complete": complete, "table1": {}, "table4": {}, "table5": {}, "keyframes": {}}
     for m, rows in table1.items():
         if not rows or not present:
             continue
@@ -441,6 +452,9 @@ def _paper_for_run(card: ModelCard, sequences: list[dict[str, Any]], paper: dict
         for m in PAPER_METHODS:
             if rk in paper["table4"]["methods"][m]:
                 average["table4"][m] = paper["table4"]["methods"][m][rk]
+                if table1[m]:
+                    implied = implied_keyframe_psnr(table1[m]["Average"]["psnr"], average["table4"][m]["psnr"])
+                    average["keyframes"][m] = {"psnr": implied, "implied": "by Tables 1 and 4"}
         method = ABLATIONS.get(card.arch)  # the full model's Table 5 row repeats Table 1's average
         if method and rk in paper["table5"]["methods"][method]:
             average["table5"][method] = paper["table5"]["methods"][method][rk]
@@ -492,7 +506,7 @@ def run_bench(
             pixels = sum(r["width"] * r["height"] * r["frames"] for r in results)
             average = {
                 key: _mean([r[key] for r in results if r[key] is not None])
-                for key in ("psnr", "ssim", "psnr_nonkey", "ssim_nonkey")
+                for key in ("psnr", "ssim", "psnr_nonkey", "ssim_nonkey", "psnr_key", "ssim_key")
             }
             # Rate and speed pooled over all frames (equal to the mean when the sequences are the same size).
             average["bpp"] = sum(r["bytes"] for r in results) * 8 / pixels
@@ -619,11 +633,12 @@ def _pair(p: float | None, s: float | None) -> str:
     return f"{p:.2f}" if s is None else f"{p:.2f}/{s:.4f}"
 
 
-def _delta(ours: dict[str, Any], ref: dict[str, Any] | None, nonkey: bool = False) -> str:
+def _delta(ours: dict[str, Any], ref: dict[str, Any] | None, field: str = "psnr") -> str:
+    """ours[field] − ref's PSNR, and the SSIM difference too for the all-frames average."""
     if not ref:
         return ""
-    p = ours["psnr_nonkey" if nonkey else "psnr"]
-    s = None if nonkey or "ssim" not in ref else ours["ssim"]
+    p = ours[field]
+    s = ours["ssim"] if field == "psnr" and "ssim" in ref else None
     if p is None:
         return ""
     text = f"{p - ref['psnr']:+.2f}"
@@ -690,7 +705,26 @@ def render(report: dict[str, Any], console: Console) -> None:
             *(
                 cell
                 for method in PAPER_METHODS
-                for cell in (_pair(t4[method]["psnr"], None) if method in t4 else "", _delta(avg, t4.get(method), True))
+                for cell in (
+                    _pair(t4[method]["psnr"], None) if method in t4 else "",
+                    _delta(avg, t4.get(method), "psnr_nonkey"),
+                )
+            ),
+            "",
+            "",
+            "",
+        )
+        implied = paper["keyframes"]
+        table.add_row(
+            "keyframe average",
+            _pair(avg["psnr_key"], avg["ssim_key"]),
+            *(
+                cell
+                for method in PAPER_METHODS
+                for cell in (
+                    _pair(implied[method]["psnr"], None) + "†" if method in implied else "",
+                    _delta(avg, implied.get(method), "psnr_key"),
+                )
             ),
             "",
             "",
@@ -698,6 +732,8 @@ def render(report: dict[str, Any], console: Console) -> None:
         )
         console.print(table)
         notes = []
+        if implied:
+            notes.append("† implied by the paper's Tables 1 and 4: (16·frames 1–16 − 14·non-key) / 2")
         if not paper["complete"] and t1:
             notes.append("* the paper's mean over the sequences present (its averages cover all six)")
         for method, ref in paper["table5"].items():
