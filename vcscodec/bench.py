@@ -751,7 +751,7 @@ def render(report: dict[str, Any], console: Console) -> None:
             console.print(f"  {note}", highlight=False)
     if len(report["runs"]) > 1:
         summary = Table(title="all runs", title_justify="left")
-        for col in ("αn", "model", "parameters", "PSNR/SSIM", "non-key PSNR", "bpp", "enc fps", "dec fps"):
+        for col in ("αn", "model", "parameters", "PSNR/SSIM", "non-key PSNR", "key PSNR", "bpp", "enc fps", "dec fps"):
             summary.add_column(col, justify="left" if col == "model" else "right")
         for run in report["runs"]:
             avg = run["average"]
@@ -761,6 +761,7 @@ def render(report: dict[str, Any], console: Console) -> None:
                 f"{run['model']['parameters']:,}",
                 _pair(avg["psnr"], avg["ssim"]),
                 _pair(avg["psnr_nonkey"], None),
+                _pair(avg["psnr_key"], None),
                 f"{avg['bpp']:.4f}",
                 f"{avg['encode_fps']:.1f}",
                 f"{avg['decode_fps']:.2f}",
