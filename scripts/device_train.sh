@@ -16,9 +16,14 @@
 # Check it here with a tiny budget:  OUT=/tmp/devout PYTHON=.venv/bin/python \
 #   DEVICE_TRAIN_SET="--set data.batch=2 --set data.crop=64 --set data.validation_chains=1" \
 #   bash scripts/device_train.sh 120
-# Then, with the device tool:  run(command="bash scripts/device_train.sh 500", carry=["packs"], timeout_s=590)
+# Then, with the device tool:  run(command="KEYFRAME_SECONDS=200 bash scripts/device_train.sh 500", carry=["packs"],
+# timeout_s=590)  (checked here, 2026-11-27: KEYFRAME_SECONDS=60 … device_train.sh 150 0.1 with the tiny settings above)
 # (the exports took 22 s after 320 s of training; the machine's start and the transfers added 30–65 s a call to
 # the device time, 2026-11-26: 500 s fit a 15-minute budget once, with no room for a second try).
+# KEYFRAME_SECONDS=N spends the first N of those seconds on the keyframe branch alone (optim.parts = keyframes,
+# single frames: about six times the keyframes a second of whole chains gives), then the rest on whole chains from
+# there, so the non-keyframe network adapts to the new keyframe features (HFIM reads them). The keyframes are
+# where the paper is furthest ahead (docs/training.md, sixth session): e.g. KEYFRAME_SECONDS=200 with 500.
 # The device has torch but not PyAV: training from a pack needs neither PyAV nor an install.
 # Files back: at most 8, so each ratio leaves exactly log.jsonl, master.pt and its exported .npz/.json.
 set -uo pipefail
@@ -31,6 +36,7 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 py=${PYTHON:-python3}  # the device's python3 has torch, numpy, typer and rich
 # Extra `--set key=value` words for both runs (a local check uses a tiny batch and crop).
 read -ra extra <<<"${DEVICE_TRAIN_SET:-}"
+keyframe_seconds=${KEYFRAME_SECONDS:-0}
 
 train_ratio() {
   local ratio=$1 config=configs/gpu-pack-n$1.toml run=$out/run-n$1
@@ -38,8 +44,19 @@ train_ratio() {
   # model of its ratio (model.resume_weights).
   local master=weights/master/hitvcsnet-mh-n$ratio.pt start=()
   [ -f "$master" ] && start=(--set "model.resume_weights=\"$PWD/$master\"")
-  # SIGTERM stops training cleanly after the current step, with a checkpoint (exit 143).
-  timeout --signal=TERM "$seconds" "$py" -m vcscodec.cli train --config "$config" --quiet "${start[@]}" \
+  local whole=$seconds
+  if [ "$keyframe_seconds" -gt 0 ]; then
+    local keys=$out/keys-n$ratio
+    # SIGTERM stops training cleanly after the current step, with a checkpoint (exit 143). The rate halves every
+    # 1 500 steps here: single frames run many more steps a second than chains.
+    timeout --signal=TERM "$keyframe_seconds" "$py" -m vcscodec.cli train --config "$config" --quiet "${start[@]}" \
+      --set 'optim.parts="keyframes"' --set optim.epoch_steps=1500 --set "run.dir=\"$keys\"" "${extra[@]}" 2>&1 |
+      tail -3
+    [ -f "$keys/checkpoint.pt" ] || { echo "αn $ratio: no keyframe checkpoint"; return 1; }
+    start=(--set "model.resume_weights=\"$keys/checkpoint.pt\"")
+    whole=$((seconds - keyframe_seconds))
+  fi
+  timeout --signal=TERM "$whole" "$py" -m vcscodec.cli train --config "$config" --quiet "${start[@]}" \
     --set "run.dir=\"$run\"" --set "run.export=\"$out/weights\"" "${extra[@]}" 2>&1 | tail -5
   [ -f "$run/checkpoint.pt" ] || { echo "αn $ratio: no checkpoint"; return 1; }
   local step
@@ -53,6 +70,11 @@ state = torch.load(f"{sys.argv[1]}/checkpoint.pt", map_location="cpu", weights_o
 torch.save(state["model"], f"{sys.argv[1]}/master.pt")  # fp32 weights alone: what the next run resumes from
 PY
   rm -f "$run/checkpoint.pt"  # over the device tool's 16 MiB per file; master.pt and the log are what matter
+  if [ "$keyframe_seconds" -gt 0 ]; then  # at most 8 files come back: the keyframe phase's log goes first in the run's
+    { sed 's/^{/{"phase": "keyframes", /' "$out/keys-n$ratio/log.jsonl"; cat "$run/log.jsonl"; } >"$run/log.both"
+    mv "$run/log.both" "$run/log.jsonl"
+    rm -rf "$out/keys-n$ratio"
+  fi
   { grep val_psnr "$run/log.jsonl"; tail -1 "$run/log.jsonl"; } | sed "s/^/αn $ratio: /"
 }
 
