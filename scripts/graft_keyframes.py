@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from vcscodec.registry import find_model, save_model, sha256_file
-from vcscodec.train.loop import KEYFRAME_BRANCH
+from vcscodec.train.loop import TRAINED_PARTS
 
 
 def main() -> None:
@@ -30,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
 
     checkpoint = torch.load(args.branch_from, map_location="cpu", weights_only=False)
-    branch = {k: v for k, v in checkpoint["model"].items() if k.startswith(KEYFRAME_BRANCH)}
+    branch = {k: v for k, v in checkpoint["model"].items() if k.startswith(TRAINED_PARTS["keyframes"])}
     card = find_model(args.into)
     model = card.load()
     state = model.state_dict()

@@ -281,7 +281,16 @@ def test_bf16_training_step_on_cuda(tmp_path: Path, collection: Path) -> None:
     assert trainer.step == 4 and len(losses) == 4 and all(np.isfinite(losses))
 
 
-def test_keyframe_training_changes_the_keyframe_branch_alone(tmp_path: Path, collection: Path) -> None:
+@pytest.mark.parametrize(
+    ("parts", "trained"),
+    [
+        ("keyframes", ("sampling.key.", "initial_key.", "msem_key.", "msfm_key.")),
+        ("keyframe-head", ("msfm_key.",)),  # leaves the MSEM features HFIM reads untouched
+    ],
+)
+def test_keyframe_training_changes_the_keyframe_branch_alone(
+    tmp_path: Path, collection: Path, parts: str, trained: tuple[str, ...]
+) -> None:
     from vcscodec.train.loop import build_model, keyframe_loss
 
     path = write_config(
@@ -289,7 +298,7 @@ def test_keyframe_training_changes_the_keyframe_branch_alone(tmp_path: Path, col
         collection,
         "run",
         model={"arch": "hitvcsnet-mhc", "init": "random"},
-        optim={"steps": 12, "lr": 2e-3, "parts": "keyframes"},
+        optim={"steps": 12, "lr": 2e-3, "parts": parts},
         run={"validate_every": 12, "checkpoint_every": 100},
     )
     config = load_config(path)
@@ -298,10 +307,9 @@ def test_keyframe_training_changes_the_keyframe_branch_alone(tmp_path: Path, col
     start = build_model(config, clips).state_dict()
     trainer = run_training(config)
     end = trainer.model.state_dict()
-    key_branch = ("sampling.key.", "initial_key.", "msem_key.", "msfm_key.")
     changed = {k for k in start if not torch.equal(start[k], end[k])}
-    assert changed and all(k.startswith(key_branch) for k in changed)
-    assert any(k.startswith("msfm_key.") for k in changed)
+    assert changed and all(k.startswith(trained) for k in changed)
+    assert all(any(k.startswith(part) for k in changed) for part in trained)
     batch = torch.from_numpy(ChainSampler(clips, 8, 32, seed=99).sample(4))
     fresh = build_model(config, clips)
     fresh.load_state_dict(start)

@@ -69,7 +69,8 @@ class OptimSection:
     grad_clip: float = 0.0  # max gradient norm, 0 = off
     warmup_steps: int = 0  # linear learning-rate warm-up: Adam's first steps would otherwise jolt a KLT start
     sampling_lr_scale: float = 1.0  # learning-rate factor for the sampling matrices and initial reconstruction
-    parts: str = "all"  # all | keyframes (the keyframe branch alone, on single frames: no non-keyframe work)
+    # all | keyframes (the keyframe branch alone, on single frames: no non-keyframe work) | keyframe-head (its MSFM)
+    parts: str = "all"
 
 
 @dataclass
@@ -199,8 +200,8 @@ def validate(config: TrainConfig, check_data: bool = True) -> None:
         raise VcsError("config data.max_frames must be ≥ 0, photo_frames ≥ 2, the photo size at least one block")
     if d.pack_scale < 1 or d.pack_max_mb < 0:
         raise VcsError("config data.pack_scale must be ≥ 1 and data.pack_max_mb ≥ 0")
-    if o.parts not in ("all", "keyframes"):
-        raise VcsError(f"config optim.parts: {o.parts!r} is not all or keyframes")
+    if o.parts not in ("all", "keyframes", "keyframe-head"):
+        raise VcsError(f"config optim.parts: {o.parts!r} is not all, keyframes or keyframe-head")
     if r.device not in ("auto", "cpu", "cuda"):
         raise VcsError(f"config run.device: {r.device!r} is not auto, cpu or cuda")
     for key in ("bf16", "channels_last"):

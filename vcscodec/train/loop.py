@@ -195,15 +195,20 @@ def build_model(config: TrainConfig, train_clips: list[Clip], initialise: bool =
 
 # optim.parts = "keyframes": the parameters that rebuild a keyframe from its own measurements (nothing else
 # reads a keyframe's measurements, so the keyframe branch can be trained alone on single frames).
-KEYFRAME_BRANCH = ("sampling.key.", "initial_key.", "msem_key.", "msfm_key.")
+# "keyframe-head": only the keyframe MSFM, which nothing but the keyframe output reads: HFIM takes the keyframe
+# MSEM's features into the non-keyframe network, so training MSEM alone moves what that network was trained on.
+TRAINED_PARTS = {
+    "keyframes": ("sampling.key.", "initial_key.", "msem_key.", "msfm_key."),
+    "keyframe-head": ("msfm_key.",),
+}
 
 
 def parameter_groups(model: HITVCSNet, config: TrainConfig) -> list[dict[str, Any]]:
     linear = ("sampling.", "initial_key.", "initial_non.")
     named = list(model.named_parameters())
     o = config.optim
-    if o.parts == "keyframes":
-        named = [(n, p) for n, p in named if n.startswith(KEYFRAME_BRANCH)]
+    if o.parts in TRAINED_PARTS:
+        named = [(n, p) for n, p in named if n.startswith(TRAINED_PARTS[o.parts])]
     return [
         {"params": [p for n, p in named if n.startswith(linear)], "lr": o.lr * o.sampling_lr_scale},
         {"params": [p for n, p in named if not n.startswith(linear)], "lr": o.lr},
@@ -272,8 +277,8 @@ def build_trainer(
     """Model, optimizer, schedule and sampler for clips already loaded (the benchmark calls this directly)."""
     dist = dist or Dist()
     run = config.run
-    if config.optim.parts == "keyframes" and dist.world > 1:
-        raise VcsError("optim.parts = keyframes trains in one process (it is cheap); run it without torchrun")
+    if config.optim.parts != "all" and dist.world > 1:
+        raise VcsError(f"optim.parts = {config.optim.parts} trains in one process (it is cheap); run without torchrun")
     if config.data.batch % dist.world:
         raise VcsError(f"data.batch {config.data.batch} does not split evenly over {dist.world} processes")
     torch.manual_seed(run.seed)
@@ -511,7 +516,7 @@ def train_step(trainer: Trainer) -> torch.Tensor:
     """One optimizer step on a fresh batch; returns this rank's loss (detached, not synchronised)."""
     batch = trainer.sampler.batch(trainer.rank_batch, trainer.device)
     net = trainer.ddp or trainer.model
-    if trainer.config.optim.parts == "keyframes":
+    if trainer.config.optim.parts != "all":
         loss = keyframe_loss(trainer.model, batch, trainer.bf16)
     else:
         with torch.autocast(trainer.device.type, torch.bfloat16, enabled=trainer.bf16):
