@@ -645,6 +645,15 @@ def _delta(ours: dict[str, Any], ref: dict[str, Any] | None, field: str = "psnr"
     return text if s is None else f"{text}/{s - ref['ssim']:+.4f}"
 
 
+def _subset_cells(avg: dict[str, Any], kind: str, refs: dict[str, Any], mark: str) -> list[str]:
+    """Our PSNR/SSIM over one kind of frame (``nonkey`` or ``key``), then each paper method's PSNR and our Δ."""
+    cells = [_pair(avg[f"psnr_{kind}"], avg[f"ssim_{kind}"])]
+    for method in PAPER_METHODS:
+        ref = refs.get(method)
+        cells += [_pair(ref["psnr"], None) + mark if ref else "", _delta(avg, ref, f"psnr_{kind}")]
+    return cells
+
+
 def render(report: dict[str, Any], console: Console) -> None:
     """The paper's Table 1 per run, with Table 4's non-keyframe row, the linear floor, rate and speed."""
     from rich.console import Console
@@ -698,38 +707,12 @@ def render(report: dict[str, Any], console: Console) -> None:
             f"{avg['decode_fps']:.2f}",
             end_section=True,
         )
-        t4 = paper["table4"]
-        table.add_row(
-            "non-key average",
-            _pair(avg["psnr_nonkey"], avg["ssim_nonkey"]),
-            *(
-                cell
-                for method in PAPER_METHODS
-                for cell in (
-                    _pair(t4[method]["psnr"], None) if method in t4 else "",
-                    _delta(avg, t4.get(method), "psnr_nonkey"),
-                )
-            ),
-            "",
-            "",
-            "",
-        )
         implied = paper["keyframes"]
-        table.add_row(
-            "keyframe average",
-            _pair(avg["psnr_key"], avg["ssim_key"]),
-            *(
-                cell
-                for method in PAPER_METHODS
-                for cell in (
-                    _pair(implied[method]["psnr"], None) + "†" if method in implied else "",
-                    _delta(avg, implied.get(method), "psnr_key"),
-                )
-            ),
-            "",
-            "",
-            "",
-        )
+        for label, kind, refs, mark in (
+            ("non-key average", "nonkey", paper["table4"], ""),
+            ("keyframe average", "key", implied, "†"),
+        ):
+            table.add_row(label, *_subset_cells(avg, kind, refs, mark), "", "", "")
         console.print(table)
         notes = []
         if implied:
