@@ -153,6 +153,30 @@ def test_second_search_keeps_a_still_scene() -> None:
     torch.testing.assert_close(rec.non[0, 0, :, 0], rec.key[0, :1, 0].expand(7, -1, -1), atol=1e-4, rtol=0)
 
 
+def test_linear_decoder_outputs_the_projected_prior_without_the_non_keyframe_network(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """-mhc2-lin: same weights as -mhc2, same keyframes and initial non-keyframes; its non-keyframes are the
+    initial ones projected onto their measurements, and the non-keyframe network never runs."""
+    torch.manual_seed(0)
+    full = HITVCSNet(architecture("hitvcsnet-mhc2", alpha_n=0.1, channels=4, levels=1)).eval()
+    for p in full.msfm_non.parameters():  # a non-zero last conv, so the two decoders differ
+        torch.nn.init.normal_(p, std=0.01)
+    lin = HITVCSNet(architecture("hitvcsnet-mhc2-lin", alpha_n=0.1, channels=4, levels=1)).eval()
+    lin.load_state_dict(full.state_dict())
+    frames = panned_chain(3, 64, 96)
+    with torch.no_grad():
+        a = full(frames)
+        monkeypatch.setattr(lin.msem_non, "extract", lambda *_: pytest.fail("the non-keyframe network ran"))
+        b = lin(frames)
+    torch.testing.assert_close(b.key, a.key, atol=0, rtol=0)
+    torch.testing.assert_close(b.non_initial, a.non_initial, atol=0, rtol=0)
+    y_non = lin.measure_non(frames[:, 1:8])  # (1, 7, m, h, w)
+    expected = HITVCSNet.project(b.non_initial[0, 0], y_non[0], lin.sampling.non.weight)
+    torch.testing.assert_close(b.non[0, 0], expected, atol=1e-6, rtol=0)
+    assert (a.non - b.non).abs().max() > 1e-4
+
+
 def test_motion_settings_are_checked() -> None:
     with pytest.raises(VcsError, match="needs temporal_prior"):
         ModelConfig(motion_radius=8)
@@ -164,3 +188,5 @@ def test_motion_settings_are_checked() -> None:
         ModelConfig(temporal_prior=True, motion_passes=2)
     with pytest.raises(VcsError, match="motion_passes must be"):
         ModelConfig(temporal_prior=True, motion_radius=4, motion_passes=0)
+    with pytest.raises(VcsError, match="non_key_network off needs temporal_prior"):
+        ModelConfig(non_key_network=False)

@@ -135,6 +135,7 @@ def test_shipped_configs_start_from_shipped_models() -> None:
         ({"data": {"train": ["cif"]}}, "never train on the test set"),
         ({"data": {"crop": 40}}, "multiples of the block"),
         ({"optim": {"parts": "decoder"}}, "optim.parts"),
+        ({"model": {"arch": "hitvcsnet-mhc2-lin"}}, "skips the non-keyframe network"),
     ],
 )
 def test_bad_config_is_one_line_error(tmp_path: Path, collection: Path, change: dict, message: str) -> None:

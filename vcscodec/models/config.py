@@ -47,6 +47,10 @@ class ModelConfig:
       non-keyframe has an estimate (its prior corrected by its measurements, projected with ``consistency``);
       the search runs again with each frame's neighbours in time as references too. It adds no parameters: the
       weights of -mhc decode with it.
+    - ``non_key_network`` off: our variant "hitvcsnet-mhc2-lin" (not in the paper), a decoder, not a model to
+      train. The non-keyframes are their corrected prior, projected: MSEM, HFIM and MSFM of the non-keyframe
+      branch do not run (the keyframe network does). With today's weights those add nothing on held-out clips
+      (docs/architecture.md), and skipping them makes the decoder several times faster.
     """
 
     arch: str = "hitvcsnet"
@@ -66,6 +70,7 @@ class ModelConfig:
     motion_temperature: float = 1.0
     consistency: bool = False
     motion_passes: int = 1
+    non_key_network: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -79,6 +84,8 @@ class ModelConfig:
             raise VcsError("motion_radius must be ≥ 0, motion_candidates ≥ 1 and motion_temperature > 0")
         if self.motion_passes < 1 or (self.motion_passes > 1 and not self.motion_radius):
             raise VcsError("motion_passes must be ≥ 1, and more than 1 needs motion_radius > 0 (a motion search)")
+        if not self.non_key_network and not self.temporal_prior:
+            raise VcsError("non_key_network off needs temporal_prior (without a prior there is nothing to output)")
         if self.motion_radius and not self.temporal_prior:
             raise VcsError("motion_radius needs temporal_prior (the motion search replaces its interpolation)")
 
@@ -116,6 +123,15 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     # -mhc plus a second search that also looks at the first pass's neighbouring frames (docs/architecture.md).
     "hitvcsnet-mhc2": ModelConfig(
         arch="hitvcsnet-mhc2", temporal_prior=True, motion_radius=16, consistency=True, motion_passes=2
+    ),
+    # -mhc2 without the non-keyframe network: the same weights, a fast decoder (docs/architecture.md).
+    "hitvcsnet-mhc2-lin": ModelConfig(
+        arch="hitvcsnet-mhc2-lin",
+        temporal_prior=True,
+        motion_radius=16,
+        consistency=True,
+        motion_passes=2,
+        non_key_network=False,
     ),
     "hitvcsnet-nohfim": ModelConfig(arch="hitvcsnet-nohfim", hfim=False),
     "hitvcsnet-nohffm": ModelConfig(arch="hitvcsnet-nohffm", hffm=False),

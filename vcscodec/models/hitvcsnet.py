@@ -194,7 +194,8 @@ class HITVCSNet(nn.Module):
 
         flat_key = y_key.flatten(0, 1)
         init_key = self.initial_key(flat_key)  # per scale: (N(G+1), 1, Hs, Ws)
-        key_levels: list[list[torch.Tensor]] = []  # MSEM's features at every level, for HFIM
+        # MSEM's features at every level, for HFIM (not kept when the non-keyframe network does not run)
+        key_levels: list[list[torch.Tensor]] | None = [] if cfg.non_key_network else None
         key_deep = self.keyframes_from_initial(init_key, flat_key, key_levels)
 
         flat_non = y_non.flatten(0, 2)  # (N·G·K, m_n, h, w)
@@ -207,6 +208,28 @@ class HITVCSNet(nn.Module):
             init_non = self._temporal_prior(references, flat_non, n, g, k, positions.to(y_non))
         else:
             init_non = self.initial_non(flat_non)
+
+        if cfg.non_key_network:
+            assert key_levels is not None
+            non_deep = self._non_keyframe_network(init_non, key_levels, n, g, k)
+        else:  # variant -lin: the corrected prior is the output
+            non_deep = init_non[0]
+        if cfg.consistency:
+            non_deep = self.project(non_deep, flat_non, self.sampling.non.weight)
+
+        size = (1, h * cfg.block, w * cfg.block)
+        return Reconstruction(
+            key_initial=init_key[0].view(n, g1, *size),
+            key=key_deep.view(n, g1, *size),
+            non_initial=init_non[0].view(n, g, k, *size),
+            non=non_deep.view(n, g, k, *size),
+        )
+
+    def _non_keyframe_network(
+        self, init_non: list[torch.Tensor], key_levels: list[list[torch.Tensor]], n: int, g: int, k: int
+    ) -> torch.Tensor:
+        """MSEM with HFIM (eq. 6: both keyframes' features enter at every level) and MSFM for the non-keyframes."""
+        cfg = self.config
 
         def interaction(level: int) -> list[torch.Tensor] | None:
             feats = self.hfim.keyframe_features(level, key_levels[level])
@@ -224,18 +247,7 @@ class HITVCSNet(nn.Module):
             if extra is not None:
                 non_feats = [f + e for f, e in zip(non_feats, extra, strict=True)]
         non_deep = self.msfm_non(non_feats)
-        if cfg.global_residual:
-            non_deep = non_deep + init_non[0]
-        if cfg.consistency:
-            non_deep = self.project(non_deep, flat_non, self.sampling.non.weight)
-
-        size = (1, h * cfg.block, w * cfg.block)
-        return Reconstruction(
-            key_initial=init_key[0].view(n, g1, *size),
-            key=key_deep.view(n, g1, *size),
-            non_initial=init_non[0].view(n, g, k, *size),
-            non=non_deep.view(n, g, k, *size),
-        )
+        return non_deep + init_non[0] if cfg.global_residual else non_deep
 
     def reconstruct_keyframes(self, y_key: torch.Tensor) -> torch.Tensor:
         """Keyframes alone (a one-frame video): (N, m_k, h, w) → (N, 1, H, W)."""

@@ -177,6 +177,11 @@ def validate(config: TrainConfig, check_data: bool = True) -> None:
     m, d, o, r = config.model, config.data, config.optim, config.run
     if m.arch not in ARCHITECTURES:
         raise VcsError(f"config model.arch: unknown architecture {m.arch!r} (known: {', '.join(ARCHITECTURES)})")
+    if not ARCHITECTURES[m.arch].non_key_network and o.parts == "all":
+        raise VcsError(
+            f"config model.arch: {m.arch} is a decoder that skips the non-keyframe network; train the architecture "
+            "it is derived from (e.g. hitvcsnet-mhc2) and decode with it"
+        )
     for name, a in (("alpha_k", m.alpha_k), ("alpha_n", m.alpha_n)):
         if not 0 < a <= 1:
             raise VcsError(f"config model.{name}: {a} is outside (0, 1]")
