@@ -87,6 +87,11 @@ def test_ablations_remove_exactly_their_modules() -> None:
     assert no_hfim["total"] == full["total"] - (full["HFIM"] - no_hfim["HFIM"])
     for part in ("sampling", "initial reconstruction", "MSEM (FEM + RBs)", "MSFM"):
         assert no_hffm[part] == no_hfim[part] == full[part]
+    assert full["run in decoding"] == full["total"]
+    lin = tiny("hitvcsnet-mhc2-lin")
+    skipped = sum(p.numel() for m in (lin.msem_non, lin.hfim, lin.msfm_non) for p in m.parameters())
+    counts = parameter_counts(lin)
+    assert counts["total"] == full["total"] and counts["run in decoding"] == full["total"] - skipped > 0
     frames = torch.rand(2, 9, 64, 64)
     for arch in ("hitvcsnet-nohffm", "hitvcsnet-nohfim"):
         rec = tiny(arch)(frames)

@@ -14,15 +14,22 @@ PART_PREFIXES = {
 }
 
 
+# What a decoder without the non-keyframe network (ModelConfig.non_key_network off) holds but never runs.
+NON_KEY_NETWORK_PREFIXES = ("msem_non.", "hfim.", "msfm_non.")
+
+
 def parameter_counts(model: HITVCSNet) -> dict[str, int]:
-    """Parameters per part of the network, in the paper's terms, plus the total."""
+    """Parameters per part of the network, in the paper's terms, the total, and how many of them decoding runs."""
     counts = dict.fromkeys(PART_PREFIXES, 0)
-    total = 0
+    total = skipped = 0
     for name, p in model.named_parameters():
         total += p.numel()
         part = next(part for part, prefixes in PART_PREFIXES.items() if name.startswith(prefixes))
         counts[part] += p.numel()
+        if not model.config.non_key_network and name.startswith(NON_KEY_NETWORK_PREFIXES):
+            skipped += p.numel()
     counts["total"] = total
+    counts["run in decoding"] = total - skipped
     return counts
 
 
