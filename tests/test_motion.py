@@ -153,16 +153,17 @@ def test_second_search_keeps_a_still_scene() -> None:
     torch.testing.assert_close(rec.non[0, 0, :, 0], rec.key[0, :1, 0].expand(7, -1, -1), atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize("whole", ["hitvcsnet-mhc", "hitvcsnet-mhc2"])
 def test_linear_decoder_outputs_the_projected_prior_without_the_non_keyframe_network(
-    monkeypatch: pytest.MonkeyPatch,
+    whole: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """-mhc2-lin: same weights as -mhc2, same keyframes and initial non-keyframes; its non-keyframes are the
-    initial ones projected onto their measurements, and the non-keyframe network never runs."""
+    """-mhc-lin / -mhc2-lin: same weights as -mhc / -mhc2, same keyframes and initial non-keyframes; the
+    non-keyframes are the initial ones projected onto their measurements, and the non-keyframe network never runs."""
     torch.manual_seed(0)
-    full = HITVCSNet(architecture("hitvcsnet-mhc2", alpha_n=0.1, channels=4, levels=1)).eval()
+    full = HITVCSNet(architecture(whole, alpha_n=0.1, channels=4, levels=1)).eval()
     for p in full.msfm_non.parameters():  # a non-zero last conv, so the two decoders differ
         torch.nn.init.normal_(p, std=0.01)
-    lin = HITVCSNet(architecture("hitvcsnet-mhc2-lin", alpha_n=0.1, channels=4, levels=1)).eval()
+    lin = HITVCSNet(architecture(f"{whole}-lin", alpha_n=0.1, channels=4, levels=1)).eval()
     lin.load_state_dict(full.state_dict())
     frames = panned_chain(3, 64, 96)
     with torch.no_grad():
