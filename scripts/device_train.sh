@@ -9,8 +9,8 @@
 #       --set data.pack_scale=2 --set data.pack_max_mb=33
 # What travels is the tree plus the pack, under the device tool's 64 MiB: `git ls-files | xargs du -cb | tail -1`
 # plus the pack. The runs start from the fp32 masters in weights/master, so the shipped .npz files are not needed
-# there: take them out of the tree for the call and put them back after it (tree 31.5 MB + pack 31.3 MB,
-# 2026-11-26):
+# there: take them out of the tree for the call and put them back after it (tree 32.1 MB + pack 31.3 MB,
+# 2026-11-27):
 #   mkdir -p /tmp/held && git ls-files 'weights/*.npz' | xargs mv -t /tmp/held   # before the call
 #   git checkout -- weights                                                       # after it
 # Check it here with a tiny budget:  OUT=/tmp/devout PYTHON=.venv/bin/python \
