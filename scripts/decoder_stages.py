@@ -5,7 +5,7 @@
 Stages: the motion-compensated prior; + the initial reconstruction's correction; + the non-keyframe network
 (MSEM, HFIM, MSFM); each also projected onto the frame's measurements. The chains and the quantizer are
 scripts/compare_decoders.py's (moving and still chains reported apart). docs/architecture.md quotes it: with
-today's weights the network adds nothing, which is why hitvcsnet-mhc2-lin ships.
+today's weights the network adds nothing, which is why hitvcsnet-mhc-lin ships.
 """
 
 from __future__ import annotations

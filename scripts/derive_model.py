@@ -2,8 +2,8 @@
 
     python scripts/derive_model.py BASE_MODEL ARCH --why "what the architecture adds"
 
-Example: the -mhc2 models are the -mhc weights decoded with a second motion search (docs/architecture.md). The new
-manifest is not a default; make it one by editing `default` in both manifests of that ratio.
+Example: the -mhc-lin models are the -mhc weights decoded without the non-keyframe network (docs/architecture.md).
+The new manifest is not a default; make it one by editing `default` in both manifests of that ratio.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from vcscodec.registry import derive_model, find_model
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("base", help="the model whose weights file is reused (name or unambiguous prefix)")
-    parser.add_argument("arch", help="the architecture to decode it with, e.g. hitvcsnet-mhc2")
+    parser.add_argument("arch", help="the architecture to decode it with, e.g. hitvcsnet-mhc-lin")
     parser.add_argument("--why", required=True, help="recorded in the manifest's derived_from")
     args = parser.parse_args()
     card = derive_model(find_model(args.base), args.arch, args.why)

@@ -174,7 +174,7 @@ def decode(
         typer.Option(
             "--model",
             "-m",
-            help="Decode with another model of the file's weights, e.g. the faster one-pass hitvcsnet-mhc-…",
+            help="Decode with another model of the file's weights, e.g. the whole network hitvcsnet-mhc-…",
         ),
     ] = None,
 ) -> None:

@@ -226,7 +226,8 @@ def _count_frames(path: Path, size: tuple[int, int] | None, fps: Fraction | None
 
 def model_for(header: StreamHeader, decoder: str | None = None) -> ModelCard:
     """The model a file was made with, found by name and checked by hash; or ``decoder``, another model of the
-    same weights file (a decoder variant such as the one-pass ``hitvcsnet-mhc``), checked by the same hash."""
+    same weights file, checked by the same hash (``hitvcsnet-mhc`` runs the whole network ``-mhc-lin`` skips part of).
+    """
     if decoder is not None:
         card = find_model(decoder)
         if card.sha256 != header.weights_sha256:

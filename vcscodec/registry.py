@@ -205,18 +205,12 @@ def derive_model(card: ModelCard, arch: str, why: str) -> ModelCard:
         "default": False,
         "derived_from": {"model": card.name, "why": why},
     }
-    derived = ModelCard(
-        name=name,
-        arch=arch,
-        config=manifest["config"],
-        alpha_k=card.alpha_k,
-        alpha_n=card.alpha_n,
-        sha256=card.sha256,
-        path=card.path,
-        manifest=manifest,
-    )
-    derived.load()  # refuses an architecture whose tensors differ from the file's
     tmp = folder / f".{name}.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    try:
+        _read_manifest(tmp).load()  # refuses an architecture whose tensors differ from the file's
+    except BaseException:
+        tmp.unlink()
+        raise
     tmp.replace(folder / f"{name}.json")
     return _read_manifest(folder / f"{name}.json")

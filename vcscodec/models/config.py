@@ -124,7 +124,7 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     "hitvcsnet-mhc2": ModelConfig(
         arch="hitvcsnet-mhc2", temporal_prior=True, motion_radius=16, consistency=True, motion_passes=2
     ),
-    # -mhc and -mhc2 without the non-keyframe network: decoders of the same weights, 3–4× faster on a CPU
+    # -mhc and -mhc2 without the non-keyframe network: decoders of the same weights, 3–6× faster on a CPU
     # (docs/architecture.md).
     "hitvcsnet-mhc-lin": ModelConfig(
         arch="hitvcsnet-mhc-lin", temporal_prior=True, motion_radius=16, consistency=True, non_key_network=False

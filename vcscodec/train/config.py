@@ -180,7 +180,7 @@ def validate(config: TrainConfig, check_data: bool = True) -> None:
     if not ARCHITECTURES[m.arch].non_key_network and o.parts == "all":
         raise VcsError(
             f"config model.arch: {m.arch} is a decoder that skips the non-keyframe network; train the architecture "
-            "it is derived from (e.g. hitvcsnet-mhc2) and decode with it"
+            "it is derived from (e.g. hitvcsnet-mhc) and decode with it"
         )
     for name, a in (("alpha_k", m.alpha_k), ("alpha_n", m.alpha_n)):
         if not 0 < a <= 1:
