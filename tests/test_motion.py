@@ -178,6 +178,35 @@ def test_linear_decoder_outputs_the_projected_prior_without_the_non_keyframe_net
     assert (a.non - b.non).abs().max() > 1e-4
 
 
+def test_keyframe_mirrors_average_the_keyframe_network_over_mirror_images() -> None:
+    """-mhc-lin-flip4: a keyframe is the projected mean of the keyframe network run on the four mirror images of its
+    initial reconstructions, each output mirrored back. Same weights as -mhc-lin; with the network's last conv at
+    zero (it returns its input) the mirrors must cancel exactly."""
+    torch.manual_seed(0)
+    plain = HITVCSNet(architecture("hitvcsnet-mhc-lin", alpha_n=0.1, channels=4, levels=1)).eval()
+    flip4 = HITVCSNet(architecture("hitvcsnet-mhc-lin-flip4", alpha_n=0.1, channels=4, levels=1)).eval()
+    flip4.load_state_dict(plain.state_dict())
+    frames = panned_chain(3, 64, 96)
+    y = plain.measure_key(frames[0, :1])  # (1, m, h, w)
+    with torch.no_grad():
+        torch.testing.assert_close(flip4.reconstruct_keyframes(y), plain.reconstruct_keyframes(y), atol=1e-6, rtol=0)
+        for p in plain.msfm_key.parameters():  # now the network changes its input, differently per mirror image
+            torch.nn.init.normal_(p, std=0.01)
+        flip4.load_state_dict(plain.state_dict())
+        init = plain.initial_key(y)
+        outputs = [
+            plain._keyframe_network([x.flip(dims) for x in init]).flip(dims) for dims in [(-1,), (-2,), (-1, -2)]
+        ]
+        mean = (plain._keyframe_network(init) + sum(outputs)) / 4
+        expected = HITVCSNet.project(mean, y, plain.sampling.key.weight)
+        got = flip4.reconstruct_keyframes(y)
+        torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+        assert (got - plain.reconstruct_keyframes(y)).abs().max() > 1e-4
+        torch.testing.assert_close(flip4(frames).key[0, 0], got[0], atol=1e-6, rtol=0)  # chains decode the same
+    with pytest.raises(VcsError, match="keyframe_mirrors must be 1, 2 or 4"):
+        architecture("hitvcsnet-mhc-lin", keyframe_mirrors=3)
+
+
 def test_motion_settings_are_checked() -> None:
     with pytest.raises(VcsError, match="needs temporal_prior"):
         ModelConfig(motion_radius=8)

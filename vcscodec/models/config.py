@@ -47,6 +47,10 @@ class ModelConfig:
       non-keyframe has an estimate (its prior corrected by its measurements, projected with ``consistency``);
       the search runs again with each frame's neighbours in time as references too. It adds no parameters: the
       weights of -mhc decode with it.
+    - ``keyframe_mirrors`` = 2 or 4: a self-ensemble of the keyframe network (not in the paper; EDSR's "+"
+      models do it). The network also runs on the left-right (2) and up-down and both (4) mirror images of the
+      keyframe's initial reconstructions; the outputs, mirrored back, are averaged before the projection. No
+      parameters: the keyframe network costs 2 or 4 times as much, and the rest of the decoder is unchanged.
     - ``non_key_network`` off: our variants "hitvcsnet-mhc-lin" and "-mhc2-lin" (not in the paper), decoders, not
       models to train. The non-keyframes are their corrected prior, projected: MSEM, HFIM and MSFM of the non-keyframe
       branch do not run (the keyframe network does). With today's weights those add nothing on held-out clips
@@ -71,6 +75,7 @@ class ModelConfig:
     consistency: bool = False
     motion_passes: int = 1
     non_key_network: bool = True
+    keyframe_mirrors: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -84,6 +89,8 @@ class ModelConfig:
             raise VcsError("motion_radius must be ≥ 0, motion_candidates ≥ 1 and motion_temperature > 0")
         if self.motion_passes < 1 or (self.motion_passes > 1 and not self.motion_radius):
             raise VcsError("motion_passes must be ≥ 1, and more than 1 needs motion_radius > 0 (a motion search)")
+        if self.keyframe_mirrors not in (1, 2, 4):
+            raise VcsError(f"keyframe_mirrors must be 1, 2 or 4, not {self.keyframe_mirrors}")
         if not self.non_key_network and not self.temporal_prior:
             raise VcsError("non_key_network off needs temporal_prior (without a prior there is nothing to output)")
         if self.motion_radius and not self.temporal_prior:
@@ -136,6 +143,15 @@ ARCHITECTURES: dict[str, ModelConfig] = {
         consistency=True,
         motion_passes=2,
         non_key_network=False,
+    ),
+    # -mhc-lin with the keyframe network averaged over 4 mirror images: slower, a little better (docs/architecture.md).
+    "hitvcsnet-mhc-lin-flip4": ModelConfig(
+        arch="hitvcsnet-mhc-lin-flip4",
+        temporal_prior=True,
+        motion_radius=16,
+        consistency=True,
+        non_key_network=False,
+        keyframe_mirrors=4,
     ),
     "hitvcsnet-nohfim": ModelConfig(arch="hitvcsnet-nohfim", hfim=False),
     "hitvcsnet-nohffm": ModelConfig(arch="hitvcsnet-nohffm", hffm=False),

@@ -259,6 +259,19 @@ class HITVCSNet(nn.Module):
         """The keyframe network (MSEM, MSFM, then the projection if configured) on the multi-scale initial
         reconstructions ``initial_key(y_key)``. ``levels``, when given, receives MSEM's features at every level
         (HFIM reads them); otherwise each level's features are freed as the next is computed."""
+        views = _MIRRORS[: self.config.keyframe_mirrors]
+        # With keyframe_mirrors > 1 the network also runs on mirror images of its input; the outputs, mirrored
+        # back, are averaged (a self-ensemble). HFIM reads the features of the unmirrored view.
+        deep = sum(
+            _mirror(self._keyframe_network([_mirror(x, dims) for x in init_key], None if dims else levels), dims)
+            for dims in views
+        ) / len(views)
+        return self.project(deep, y_key, self.sampling.key.weight) if self.config.consistency else deep
+
+    def _keyframe_network(
+        self, init_key: list[torch.Tensor], levels: list[list[torch.Tensor]] | None = None
+    ) -> torch.Tensor:
+        """MSEM and MSFM of the keyframe branch (plus the global residual), before any projection."""
         feats = self.msem_key.extract(init_key)
         if levels is not None:
             levels.append(feats)
@@ -267,9 +280,7 @@ class HITVCSNet(nn.Module):
             if levels is not None:
                 levels.append(feats)
         deep = self.msfm_key(feats)
-        if self.config.global_residual:
-            deep = deep + init_key[0]
-        return self.project(deep, y_key, self.sampling.key.weight) if self.config.consistency else deep
+        return deep + init_key[0] if self.config.global_residual else deep
 
     @staticmethod
     def project(frames: torch.Tensor, y: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
@@ -398,6 +409,16 @@ def chain_targets(frames: torch.Tensor, gop: int) -> tuple[torch.Tensor, torch.T
     keys = frames[:, ::gop].unsqueeze(2)
     non = frames[:, : g * gop].reshape(n, g, gop, h, w)[:, :, 1:].unsqueeze(3)
     return keys, non
+
+
+# The mirror images of ModelConfig.keyframe_mirrors, in order: as is, left-right, upside down, both. Transposes are
+# left out: Φ's rows are not symmetric under them, and the network rebuilds transposed frames 0.13 dB worse
+# (held-out keyframes, docs/architecture.md), where the mirrors lose at most 0.02.
+_MIRRORS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-1, -2))
+
+
+def _mirror(frames: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    return frames.flip(dims) if dims else frames
 
 
 def _apply_2d(conv: nn.Module, frames: torch.Tensor) -> torch.Tensor:
