@@ -119,6 +119,10 @@ class ModelConfig:
         return dataclasses.replace(self, **changes)
 
 
+# The base of the shipped decoders: the motion search (±16 pixels, 8 candidates per keyframe, τ = 1, chosen on
+# held-out training clips, docs/architecture.md) and the measurement projection.
+_MHC = ModelConfig(arch="hitvcsnet-mhc", temporal_prior=True, motion_radius=16, consistency=True)
+
 # Named architectures: the registry builds models from these (plus αn), weights are named after them.
 ARCHITECTURES: dict[str, ModelConfig] = {
     "hitvcsnet": ModelConfig(),
@@ -126,33 +130,15 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     # ±16 pixels, 8 candidates per keyframe, τ = 1: chosen on held-out training clips (docs/architecture.md).
     "hitvcsnet-mh": ModelConfig(arch="hitvcsnet-mh", temporal_prior=True, motion_radius=16),
     # -mh plus the measurement-consistency projection: the same weights decode with either (docs/architecture.md).
-    "hitvcsnet-mhc": ModelConfig(arch="hitvcsnet-mhc", temporal_prior=True, motion_radius=16, consistency=True),
+    "hitvcsnet-mhc": _MHC,
     # -mhc plus a second search that also looks at the first pass's neighbouring frames (docs/architecture.md).
-    "hitvcsnet-mhc2": ModelConfig(
-        arch="hitvcsnet-mhc2", temporal_prior=True, motion_radius=16, consistency=True, motion_passes=2
-    ),
+    "hitvcsnet-mhc2": _MHC.replace(arch="hitvcsnet-mhc2", motion_passes=2),
     # -mhc and -mhc2 without the non-keyframe network: decoders of the same weights, 3–6× faster on a CPU
     # (docs/architecture.md).
-    "hitvcsnet-mhc-lin": ModelConfig(
-        arch="hitvcsnet-mhc-lin", temporal_prior=True, motion_radius=16, consistency=True, non_key_network=False
-    ),
-    "hitvcsnet-mhc2-lin": ModelConfig(
-        arch="hitvcsnet-mhc2-lin",
-        temporal_prior=True,
-        motion_radius=16,
-        consistency=True,
-        motion_passes=2,
-        non_key_network=False,
-    ),
+    "hitvcsnet-mhc-lin": _MHC.replace(arch="hitvcsnet-mhc-lin", non_key_network=False),
+    "hitvcsnet-mhc2-lin": _MHC.replace(arch="hitvcsnet-mhc2-lin", motion_passes=2, non_key_network=False),
     # -mhc-lin with the keyframe network averaged over 4 mirror images: slower, a little better (docs/architecture.md).
-    "hitvcsnet-mhc-lin-flip4": ModelConfig(
-        arch="hitvcsnet-mhc-lin-flip4",
-        temporal_prior=True,
-        motion_radius=16,
-        consistency=True,
-        non_key_network=False,
-        keyframe_mirrors=4,
-    ),
+    "hitvcsnet-mhc-lin-flip4": _MHC.replace(arch="hitvcsnet-mhc-lin-flip4", non_key_network=False, keyframe_mirrors=4),
     "hitvcsnet-nohfim": ModelConfig(arch="hitvcsnet-nohfim", hfim=False),
     "hitvcsnet-nohffm": ModelConfig(arch="hitvcsnet-nohffm", hffm=False),
 }

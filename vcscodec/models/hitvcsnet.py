@@ -259,13 +259,14 @@ class HITVCSNet(nn.Module):
         """The keyframe network (MSEM, MSFM, then the projection if configured) on the multi-scale initial
         reconstructions ``initial_key(y_key)``. ``levels``, when given, receives MSEM's features at every level
         (HFIM reads them); otherwise each level's features are freed as the next is computed."""
-        views = _MIRRORS[: self.config.keyframe_mirrors]
+        deep = self._keyframe_network(init_key, levels)
         # With keyframe_mirrors > 1 the network also runs on mirror images of its input; the outputs, mirrored
-        # back, are averaged (a self-ensemble). HFIM reads the features of the unmirrored view.
-        deep = sum(
-            _mirror(self._keyframe_network([_mirror(x, dims) for x in init_key], None if dims else levels), dims)
-            for dims in views
-        ) / len(views)
+        # back, are averaged (a self-ensemble). HFIM reads the features of the unmirrored view only.
+        mirrors = self.config.keyframe_mirrors
+        for dims in _MIRRORS[1:mirrors]:
+            deep = deep + self._keyframe_network([x.flip(dims) for x in init_key]).flip(dims)
+        if mirrors > 1:
+            deep = deep / mirrors
         return self.project(deep, y_key, self.sampling.key.weight) if self.config.consistency else deep
 
     def _keyframe_network(
@@ -411,14 +412,10 @@ def chain_targets(frames: torch.Tensor, gop: int) -> tuple[torch.Tensor, torch.T
     return keys, non
 
 
-# The mirror images of ModelConfig.keyframe_mirrors, in order: as is, left-right, upside down, both. Transposes are
-# left out: Φ's rows are not symmetric under them, and the network rebuilds transposed frames 0.13 dB worse
-# (held-out keyframes, docs/architecture.md), where the mirrors lose at most 0.02.
+# The mirror images of ModelConfig.keyframe_mirrors, as the dims flipped, in order: as is, left-right, upside down,
+# both. Transposes are left out: Φ's rows are not symmetric under them, and the network rebuilds transposed frames
+# 0.13 dB worse (held-out keyframes, docs/architecture.md), where the mirrors lose at most 0.02.
 _MIRRORS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-1, -2))
-
-
-def _mirror(frames: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
-    return frames.flip(dims) if dims else frames
 
 
 def _apply_2d(conv: nn.Module, frames: torch.Tensor) -> torch.Tensor:
