@@ -12,6 +12,7 @@ from vcscodec.models import HITVCSNet, ModelConfig, architecture, hitvcsnet_loss
 from vcscodec.models import hitvcsnet as hitvcsnet_module
 from vcscodec.models.init import dct_basis, init_linear
 from vcscodec.models.motion import measurement_energy, multihypothesis_prediction, shifted_candidates
+from vcscodec.samples import camera_pan
 
 
 def textured(height: int, width: int, seed: int = 0) -> torch.Tensor:
@@ -23,6 +24,20 @@ def textured(height: int, width: int, seed: int = 0) -> torch.Tensor:
 
 def dct_phi(m: int, block: int) -> torch.Tensor:
     return torch.as_tensor(dct_basis(block)[:m], dtype=torch.float32).view(m, 1, block, block)
+
+
+@pytest.mark.parametrize(("height", "width", "radius"), [(24, 32, 3), (40, 61, 3), (32, 32, 0)])
+def test_measurement_energy_equals_its_definition(height: int, width: int, radius: int) -> None:
+    """The FFT map equals ‖Φs‖² computed as a convolution, also where the padded width (67, a prime) is not an
+    FFT-friendly length, and without padding."""
+    block, m = 8, 6
+    key = textured(height, width + (-width) % 4)[..., :width]
+    phi = torch.randn(m, 1, block, block, generator=torch.Generator().manual_seed(3))
+    padded = F.pad(key, (radius,) * 4, mode="replicate")
+    expected = F.conv2d(padded, phi).pow(2).sum(1, keepdim=True)
+    energy = measurement_energy(key, phi, radius)
+    assert energy.shape == expected.shape
+    torch.testing.assert_close(energy, expected, atol=1e-5, rtol=1e-5)
 
 
 def test_search_distances_equal_brute_force() -> None:
@@ -119,33 +134,62 @@ def panned_chain(step: int, height: int = 128, width: int = 192) -> torch.Tensor
     return torch.cat([scene[..., step * i : step * i + width] for i in range(9)], 1)
 
 
+@pytest.mark.parametrize("arch", ["hitvcsnet-mhc2", "hitvcsnet-mhc2s"])
 @pytest.mark.parametrize("alpha_n", [0.1, 0.01])
-def test_second_search_follows_motion_past_the_radius(alpha_n: float, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_second_search_follows_motion_past_the_radius(
+    alpha_n: float, arch: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A 5-pixel-per-frame pan puts the middle frames 15 to 25 pixels from both keyframes; the second pass finds
     them in their first-pass neighbours, 5 pixels away. Same weights (the KLT start), only motion_passes differs."""
     phi = dct_basis()
     models = {}
-    for arch in ("hitvcsnet-mhc", "hitvcsnet-mhc2"):
-        models[arch] = HITVCSNet(architecture(arch, alpha_n=alpha_n, channels=4, levels=1)).eval()
-        init_linear(models[arch], phi, phi)
+    for name in ("hitvcsnet-mhc", arch):
+        models[name] = HITVCSNet(architecture(name, alpha_n=alpha_n, channels=4, levels=1)).eval()
+        init_linear(models[name], phi, phi)
     frames = panned_chain(5)
     truth = frames[:, 1:8].view(1, 1, 7, 1, 128, 192)
     with torch.no_grad():
-        once, twice = models["hitvcsnet-mhc"](frames), models["hitvcsnet-mhc2"](frames)
+        once, twice = models["hitvcsnet-mhc"](frames), models[arch](frames)
         monkeypatch.setattr(hitvcsnet_module, "_MOTION_CHUNK_PIXELS", 2 * 128 * 192)  # chunks of 1 frame
-        chunked = models["hitvcsnet-mhc2"](frames)
+        chunked = models[arch](frames)
     assert (twice.non - truth).pow(2).mean() < (once.non - truth).pow(2).mean() / 2
     # Pass 2 searches pass-1 estimates, which differ in the last bits between batch sizes; softmax amplifies it.
     torch.testing.assert_close(chunked.non, twice.non, atol=1e-4, rtol=0)
     # Still -mhc: every output frame agrees with its own measurements.
-    y_non = models["hitvcsnet-mhc2"].measure_non(twice.non[:, 0, :, 0])
-    torch.testing.assert_close(y_non, models["hitvcsnet-mhc2"].measure_non(truth[:, 0, :, 0]), atol=1e-4, rtol=1e-4)
+    y_non = models[arch].measure_non(twice.non[:, 0, :, 0])
+    torch.testing.assert_close(y_non, models[arch].measure_non(truth[:, 0, :, 0]), atol=1e-4, rtol=1e-4)
 
 
-def test_second_search_keeps_a_still_scene() -> None:
+def test_second_search_without_the_neighbour_blend_keeps_a_rigid_pan() -> None:
+    """The demo's kind of clip (a camera pan over a scikit-image photo, 0.5–2.5 pixels a frame), αn 0.01: -mhc2
+    takes the unshifted average of two first-pass neighbours, a blurred copy that fits 10 measurements a block,
+    and falls below -mhc; -mhc2s, without that hypothesis, does not. Same weights (the DCT start)."""
+    frames = torch.from_numpy(np.stack([f.y for f in camera_pan(9, 192, 128, seed=0)]).astype(np.float32) / 255)
+    frames = frames[None]
+    truth = frames[:, 1:8].view(1, 1, 7, 1, 128, 192)
+    phi = dct_basis()
+    psnr = {}
+    for arch in ("hitvcsnet-mhc-lin", "hitvcsnet-mhc2-lin", "hitvcsnet-mhc2s-lin"):
+        model = HITVCSNet(architecture(arch, alpha_n=0.01, channels=4, levels=1)).eval()
+        init_linear(model, phi, phi)
+        with torch.no_grad():
+            psnr[arch] = -10 * torch.log10((model(frames).non - truth).pow(2).mean()).item()
+    assert psnr["hitvcsnet-mhc2-lin"] < psnr["hitvcsnet-mhc-lin"] - 0.3  # the failure -mhc2s fixes
+    assert psnr["hitvcsnet-mhc2s-lin"] > psnr["hitvcsnet-mhc2-lin"] + 0.3
+    assert psnr["hitvcsnet-mhc2s-lin"] > psnr["hitvcsnet-mhc-lin"] - 0.1
+
+
+def test_neighbour_blend_needs_a_second_search() -> None:
+    with pytest.raises(VcsError, match="neighbour_blend off needs motion_passes"):
+        architecture("hitvcsnet-mhc", neighbour_blend=False)
+    assert not architecture("hitvcsnet-mhc2s").neighbour_blend and architecture("hitvcsnet-mhc2").neighbour_blend
+
+
+@pytest.mark.parametrize("arch", ["hitvcsnet-mhc2", "hitvcsnet-mhc2s"])
+def test_second_search_keeps_a_still_scene(arch: str) -> None:
     """Nothing moves: every non-keyframe is its decoded keyframe (whose error is the KLT's, not zero)."""
     phi = dct_basis()
-    model = HITVCSNet(architecture("hitvcsnet-mhc2", alpha_n=0.01, channels=4, levels=1)).eval()
+    model = HITVCSNet(architecture(arch, alpha_n=0.01, channels=4, levels=1)).eval()
     init_linear(model, phi, phi)
     frames = panned_chain(0)
     with torch.no_grad():
@@ -153,12 +197,13 @@ def test_second_search_keeps_a_still_scene() -> None:
     torch.testing.assert_close(rec.non[0, 0, :, 0], rec.key[0, :1, 0].expand(7, -1, -1), atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("whole", ["hitvcsnet-mhc", "hitvcsnet-mhc2"])
+@pytest.mark.parametrize("whole", ["hitvcsnet-mhc", "hitvcsnet-mhc2", "hitvcsnet-mhc2s"])
 def test_linear_decoder_outputs_the_projected_prior_without_the_non_keyframe_network(
     whole: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """-mhc-lin / -mhc2-lin: same weights as -mhc / -mhc2, same keyframes and initial non-keyframes; the
-    non-keyframes are the initial ones projected onto their measurements, and the non-keyframe network never runs."""
+    """-mhc-lin / -mhc2-lin / -mhc2s-lin: same weights as -mhc / -mhc2 / -mhc2s, same keyframes and initial
+    non-keyframes; the non-keyframes are the initial ones projected onto their measurements, and the non-keyframe
+    network never runs."""
     torch.manual_seed(0)
     full = HITVCSNet(architecture(whole, alpha_n=0.1, channels=4, levels=1)).eval()
     for p in full.msfm_non.parameters():  # a non-zero last conv, so the two decoders differ

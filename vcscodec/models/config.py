@@ -47,6 +47,10 @@ class ModelConfig:
       non-keyframe has an estimate (its prior corrected by its measurements, projected with ``consistency``);
       the search runs again with each frame's neighbours in time as references too. It adds no parameters: the
       weights of -mhc decode with it.
+    - ``neighbour_blend`` off: our variant "hitvcsnet-mhc2s" (not in the paper). The second search keeps the
+      neighbours' shifted blocks but drops their unshifted average as a hypothesis: on a rigid pan that average of
+      two first-pass estimates is a blurred copy of the frame that still fits its few measurements, and -mhc2
+      lost 0.3–1.2 dB there by choosing it (docs/architecture.md).
     - ``keyframe_mirrors`` = 2 or 4: a self-ensemble of the keyframe network (not in the paper; EDSR's "+"
       models do it). The network also runs on the left-right (2) and up-down and both (4) mirror images of the
       keyframe's initial reconstructions; the outputs, mirrored back, are averaged before the projection. No
@@ -74,6 +78,7 @@ class ModelConfig:
     motion_temperature: float = 1.0
     consistency: bool = False
     motion_passes: int = 1
+    neighbour_blend: bool = True
     non_key_network: bool = True
     keyframe_mirrors: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
@@ -89,6 +94,8 @@ class ModelConfig:
             raise VcsError("motion_radius must be ≥ 0, motion_candidates ≥ 1 and motion_temperature > 0")
         if self.motion_passes < 1 or (self.motion_passes > 1 and not self.motion_radius):
             raise VcsError("motion_passes must be ≥ 1, and more than 1 needs motion_radius > 0 (a motion search)")
+        if not self.neighbour_blend and self.motion_passes < 2:
+            raise VcsError("neighbour_blend off needs motion_passes ≥ 2 (only the second search has neighbours)")
         if self.keyframe_mirrors not in (1, 2, 4):
             raise VcsError(f"keyframe_mirrors must be 1, 2 or 4, not {self.keyframe_mirrors}")
         if not self.non_key_network and not self.temporal_prior:
@@ -133,10 +140,15 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     "hitvcsnet-mhc": _MHC,
     # -mhc plus a second search that also looks at the first pass's neighbouring frames (docs/architecture.md).
     "hitvcsnet-mhc2": _MHC.replace(arch="hitvcsnet-mhc2", motion_passes=2),
-    # -mhc and -mhc2 without the non-keyframe network: decoders of the same weights, 3–6× faster on a CPU
+    # -mhc2 without the neighbours' unshifted average among the second search's hypotheses (docs/architecture.md).
+    "hitvcsnet-mhc2s": _MHC.replace(arch="hitvcsnet-mhc2s", motion_passes=2, neighbour_blend=False),
+    # -mhc, -mhc2 and -mhc2s without the non-keyframe network: decoders of the same weights, 3–6× faster on a CPU
     # (docs/architecture.md).
     "hitvcsnet-mhc-lin": _MHC.replace(arch="hitvcsnet-mhc-lin", non_key_network=False),
     "hitvcsnet-mhc2-lin": _MHC.replace(arch="hitvcsnet-mhc2-lin", motion_passes=2, non_key_network=False),
+    "hitvcsnet-mhc2s-lin": _MHC.replace(
+        arch="hitvcsnet-mhc2s-lin", motion_passes=2, neighbour_blend=False, non_key_network=False
+    ),
     # -mhc-lin with the keyframe network averaged over 4 mirror images: slower, a little better (docs/architecture.md).
     "hitvcsnet-mhc-lin-flip4": _MHC.replace(arch="hitvcsnet-mhc-lin-flip4", non_key_network=False, keyframe_mirrors=4),
     "hitvcsnet-nohfim": ModelConfig(arch="hitvcsnet-nohfim", hfim=False),

@@ -353,7 +353,9 @@ class HITVCSNet(nn.Module):
                 frames = torch.cat([key1, estimate])
                 energy = torch.cat([energy[: len(key1)], motion.measurement_energy(estimate, phi, cfg.motion_radius)])
                 references = [neighbour_before, neighbour_after, key_before, key_after]
-                blends = [(key_before, key_after, t), (neighbour_before, neighbour_after, torch.full_like(t, 0.5))]
+                blends = [(key_before, key_after, t)]
+                if cfg.neighbour_blend:
+                    blends.append((neighbour_before, neighbour_after, torch.full_like(t, 0.5)))
                 prior = self._search(frames, energy, references, blends, y_non, phi)
             return prior
 

@@ -22,20 +22,44 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-# Filters of Φ convolved at once when mapping ‖Φs‖²: bounds the memory of a keyframe's map to this many planes.
-_ENERGY_CHUNK = 32
+# Elements of the inverse FFTs held at once when mapping ‖Φs‖² (16 MB in fp32): larger batches were slower on
+# a 2-core CPU, the planes fall out of cache (docs/performance.md).
+_ENERGY_BUDGET = 1 << 22
+
+
+def _smooth_length(n: int) -> int:
+    """The least n' ≥ n with no prime factor above 5: FFTs of such lengths are fast (752 = 16·47 is not)."""
+    while True:
+        rest = n
+        for p in (2, 3, 5):
+            while rest % p == 0:
+                rest //= p
+        if rest == 1:
+            return n
+        n += 1
 
 
 def measurement_energy(key: torch.Tensor, phi: torch.Tensor, radius: int) -> torch.Tensor:
     """‖Φ·s‖² for the block s at every top-left position of the keyframe padded by ``radius`` (edge values).
 
     key: (N, 1, H, W); phi: (m, 1, B, B) → (N, 1, H + 2R − B + 1, W + 2R − B + 1).
+
+    Each row of Φ is correlated with the frame through the FFT: m·B² multiply-adds a position as a convolution,
+    about 4× slower on a CPU at m = 102 (docs/architecture.md). The FFT is at least the padded frame's size, so
+    its circular wrap never reaches the positions kept.
     """
     padded = F.pad(key, (radius,) * 4, mode="replicate")
+    height, width = padded.shape[-2:]
+    block = phi.shape[-1]
+    size = (_smooth_length(height), _smooth_length(width))
+    frames = torch.fft.rfft2(padded, s=size)  # (N, 1, h, w/2 + 1)
+    filters = torch.fft.rfft2(phi[:, 0], s=size).conj()  # (m, h, w/2 + 1): correlation, not convolution
+    chunk = max(1, _ENERGY_BUDGET // (len(key) * size[0] * size[1]))
     energy = None
-    for chunk in phi.split(_ENERGY_CHUNK):
-        part = F.conv2d(padded, chunk).pow(2).sum(1, keepdim=True)
-        energy = part if energy is None else energy + part
+    for part in filters.split(chunk):
+        responses = torch.fft.irfft2(frames * part, s=size)[..., : height - block + 1, : width - block + 1]
+        part_energy = responses.pow(2).sum(1, keepdim=True)
+        energy = part_energy if energy is None else energy + part_energy
     return energy
 
 
