@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 # Elements of the inverse FFTs held at once when mapping ‖Φs‖² (16 MB in fp32): larger batches were slower on
-# a 2-core CPU, the planes fall out of cache (docs/performance.md).
+# a 2-core CPU, the planes fall out of cache (docs/architecture.md, -mhc2s).
 _ENERGY_BUDGET = 1 << 22
 
 
