@@ -343,7 +343,8 @@ class HITVCSNet(nn.Module):
             neighbour_after = torch.where(last, key_after, own + 1)
 
             frames = key1
-            energy = motion.measurement_energy(key1, phi, cfg.motion_radius)
+            energy_of = motion.MeasurementEnergy(phi, cfg.motion_radius, *key1.shape[-2:])
+            energy = energy_of(key1)
             references, blends = [key_before, key_after], [(key_before, key_after, t)]
             prior = self._search(frames, energy, references, blends, y_non, phi)
             for _ in range(cfg.motion_passes - 1):
@@ -351,7 +352,7 @@ class HITVCSNet(nn.Module):
                 if cfg.consistency:
                     estimate = self.project(estimate, y_non, phi)
                 frames = torch.cat([key1, estimate])
-                energy = torch.cat([energy[: len(key1)], motion.measurement_energy(estimate, phi, cfg.motion_radius)])
+                energy = torch.cat([energy[: len(key1)], energy_of(estimate)])
                 references = [neighbour_before, neighbour_after, key_before, key_after]
                 blends = [(key_before, key_after, t)]
                 if cfg.neighbour_blend:

@@ -39,28 +39,41 @@ def _smooth_length(n: int) -> int:
         n += 1
 
 
-def measurement_energy(key: torch.Tensor, phi: torch.Tensor, radius: int) -> torch.Tensor:
-    """‖Φ·s‖² for the block s at every top-left position of the keyframe padded by ``radius`` (edge values).
-
-    key: (N, 1, H, W); phi: (m, 1, B, B) → (N, 1, H + 2R − B + 1, W + 2R − B + 1).
+class MeasurementEnergy:
+    """‖Φ·s‖² for the block s at every top-left position of frames of one size, padded by ``radius`` (edge values).
 
     Each row of Φ is correlated with the frame through the FFT: m·B² multiply-adds a position as a convolution,
-    about 4× slower on a CPU at m = 102 (docs/architecture.md). The FFT is at least the padded frame's size, so
-    its circular wrap never reaches the positions kept.
+    about 4× slower on a CPU at m = 102 (docs/architecture.md). The rows' spectra are computed once here and serve
+    every frame of that size (the keyframes, then the first-pass estimates of a second search). The FFT is at least
+    the padded frame's size, so its circular wrap never reaches the positions kept.
     """
-    padded = F.pad(key, (radius,) * 4, mode="replicate")
-    height, width = padded.shape[-2:]
-    block = phi.shape[-1]
-    size = (_smooth_length(height), _smooth_length(width))
-    frames = torch.fft.rfft2(padded, s=size)  # (N, 1, h, w/2 + 1)
-    filters = torch.fft.rfft2(phi[:, 0], s=size).conj()  # (m, h, w/2 + 1): correlation, not convolution
-    chunk = max(1, _ENERGY_BUDGET // (len(key) * size[0] * size[1]))
-    energy = None
-    for part in filters.split(chunk):
-        responses = torch.fft.irfft2(frames * part, s=size)[..., : height - block + 1, : width - block + 1]
-        part_energy = responses.pow(2).sum(1, keepdim=True)
-        energy = part_energy if energy is None else energy + part_energy
-    return energy
+
+    def __init__(self, phi: torch.Tensor, radius: int, height: int, width: int) -> None:
+        self.radius, self.block = radius, phi.shape[-1]
+        self.padded = (height + 2 * radius, width + 2 * radius)
+        self.size = (_smooth_length(self.padded[0]), _smooth_length(self.padded[1]))
+        # (m, h, w/2 + 1), conjugated: correlation, not convolution.
+        self.filters = torch.fft.rfft2(phi[:, 0], s=self.size).conj()
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        """(N, 1, H, W) → (N, 1, H + 2R − B + 1, W + 2R − B + 1)."""
+        padded = F.pad(frames, (self.radius,) * 4, mode="replicate")
+        if padded.shape[-2:] != self.padded:
+            raise ValueError(f"frames of {tuple(frames.shape[-2:])}, energy maps set up for another size")
+        spectra = torch.fft.rfft2(padded, s=self.size)  # (N, 1, h, w/2 + 1)
+        rows, cols = self.padded[0] - self.block + 1, self.padded[1] - self.block + 1
+        chunk = max(1, _ENERGY_BUDGET // (len(frames) * self.size[0] * self.size[1]))
+        energy = None
+        for part in self.filters.split(chunk):
+            responses = torch.fft.irfft2(spectra * part, s=self.size)[..., :rows, :cols]
+            part_energy = responses.pow(2).sum(1, keepdim=True)
+            energy = part_energy if energy is None else energy + part_energy
+        return energy
+
+
+def measurement_energy(key: torch.Tensor, phi: torch.Tensor, radius: int) -> torch.Tensor:
+    """``MeasurementEnergy`` of one batch of frames: key (N, 1, H, W), phi (m, 1, B, B)."""
+    return MeasurementEnergy(phi, radius, *key.shape[-2:])(key)
 
 
 def block_grid(frame: torch.Tensor, block: int) -> torch.Tensor:
