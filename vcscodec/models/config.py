@@ -51,6 +51,11 @@ class ModelConfig:
       neighbours' shifted blocks but drops their unshifted average as a hypothesis: on a rigid pan that average of
       two first-pass estimates is a blurred copy of the frame that still fits its few measurements, and -mhc2
       lost 0.3–1.2 dB there by choosing it (docs/architecture.md).
+    - ``motion_overlap`` > 0: our variant "-obmc" (not in the paper). Overlapped block motion compensation: each
+      block's mix of hypotheses also covers ``motion_overlap`` pixels around the block, and neighbouring blocks'
+      mixes are blended across their common edge with linear ramps, weighted 1 / (r + ``motion_overlap_floor``·
+      median r) by the residual r of each block's fit to its measurements. The prior loses its block seams.
+      No parameters (docs/architecture.md).
     - ``keyframe_mirrors`` = 2 or 4: a self-ensemble of the keyframe network (not in the paper; EDSR's "+"
       models do it). The network also runs on the left-right (2) and up-down and both (4) mirror images of the
       keyframe's initial reconstructions; the outputs, mirrored back, are averaged before the projection. No
@@ -79,6 +84,8 @@ class ModelConfig:
     consistency: bool = False
     motion_passes: int = 1
     neighbour_blend: bool = True
+    motion_overlap: int = 0
+    motion_overlap_floor: float = 4.0
     non_key_network: bool = True
     keyframe_mirrors: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
@@ -96,6 +103,13 @@ class ModelConfig:
             raise VcsError("motion_passes must be ≥ 1, and more than 1 needs motion_radius > 0 (a motion search)")
         if not self.neighbour_blend and self.motion_passes < 2:
             raise VcsError("neighbour_blend off needs motion_passes ≥ 2 (only the second search has neighbours)")
+        if not 0 <= self.motion_overlap <= self.block // 2 or not self.motion_overlap_floor > 0:
+            raise VcsError(
+                f"motion_overlap must be in [0, block/2 = {self.block // 2}] (a pixel is blended from at most two "
+                f"blocks a direction), not {self.motion_overlap}, and motion_overlap_floor > 0"
+            )
+        if self.motion_overlap and not self.motion_radius:
+            raise VcsError("motion_overlap needs motion_radius > 0 (it blends the motion search's predictions)")
         if self.keyframe_mirrors not in (1, 2, 4):
             raise VcsError(f"keyframe_mirrors must be 1, 2 or 4, not {self.keyframe_mirrors}")
         if not self.non_key_network and not self.temporal_prior:
@@ -148,6 +162,13 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     "hitvcsnet-mhc2-lin": _MHC.replace(arch="hitvcsnet-mhc2-lin", motion_passes=2, non_key_network=False),
     "hitvcsnet-mhc2s-lin": _MHC.replace(
         arch="hitvcsnet-mhc2s-lin", motion_passes=2, neighbour_blend=False, non_key_network=False
+    ),
+    # -mhc2s(-lin) with overlapped block motion compensation, 8 pixels past each edge (docs/architecture.md).
+    "hitvcsnet-mhc2s-obmc": _MHC.replace(
+        arch="hitvcsnet-mhc2s-obmc", motion_passes=2, neighbour_blend=False, motion_overlap=8
+    ),
+    "hitvcsnet-mhc2s-obmc-lin": _MHC.replace(
+        arch="hitvcsnet-mhc2s-obmc-lin", motion_passes=2, neighbour_blend=False, motion_overlap=8, non_key_network=False
     ),
     # -mhc-lin with the keyframe network averaged over 4 mirror images: slower, a little better (docs/architecture.md).
     "hitvcsnet-mhc-lin-flip4": _MHC.replace(arch="hitvcsnet-mhc-lin-flip4", non_key_network=False, keyframe_mirrors=4),

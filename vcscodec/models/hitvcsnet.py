@@ -375,8 +375,10 @@ class HITVCSNet(nn.Module):
         index for each non-keyframe; blends: (index before, index after, t) of each unshifted linear blend."""
         cfg = self.config
         pixels = frames.shape[-1] * frames.shape[-2]
-        # The chunk budget is set for two references; more references hold more hypotheses per frame.
-        chunk = max(1, _MOTION_CHUNK_PIXELS * 2 // (len(references) * pixels))
+        # The chunk budget is set for two references of B×B blocks; more references, or blocks extended by an
+        # overlap, hold more hypothesis pixels per frame.
+        extension = ((cfg.block + 2 * cfg.motion_overlap) / cfg.block) ** 2
+        chunk = max(1, int(_MOTION_CHUNK_PIXELS * 2 / (len(references) * pixels * extension)))
         parts = []
         for start in range(0, len(y_non), chunk):
             sl = slice(start, start + chunk)
@@ -389,6 +391,8 @@ class HITVCSNet(nn.Module):
                     cfg.motion_radius,
                     cfg.motion_candidates,
                     cfg.motion_temperature,
+                    cfg.motion_overlap,
+                    cfg.motion_overlap_floor,
                 )
             )
         return torch.cat(parts)

@@ -9,6 +9,10 @@ With ``motion_passes`` = 2 (variant ``hitvcsnet-mhc2``) the search runs again on
 first estimate (the first prior corrected by its measurements): then each frame's neighbours in time, one frame
 away instead of up to four, are references too, and their average is a second unshifted hypothesis.
 
+With ``overlap`` > 0 (variant ``-obmc``) each block's mix of hypotheses is also formed ``overlap`` pixels beyond
+the block's edges, and neighbouring blocks' predictions are blended across their common edge with linear ramps
+(overlapped block motion compensation), weighted by how well each block's prediction fits its own measurements.
+
 The search costs no measurements: it runs in the decoder, on what the decoder already has. Nothing here is
 learned; the distances are computed without forming Φ·shift for every shift:
 ‖y − Φs‖² = ‖y‖² − 2⟨Φᵀy, s⟩ + ‖Φs‖², the middle term a correlation of the keyframe with the block's
@@ -88,14 +92,55 @@ def from_block_grid(blocks: torch.Tensor) -> torch.Tensor:
     return blocks.permute(0, 1, 3, 2, 4).reshape(n, 1, h * b, w * b)
 
 
+def extended_block_grid(frame: torch.Tensor, block: int, overlap: int) -> torch.Tensor:
+    """(N, 1, H, W) → (N, h, w, B + 2·overlap, B + 2·overlap): each block with ``overlap`` pixels of its
+    surroundings on every side (edge values beyond the frame). ``block_grid`` when overlap is 0."""
+    if not overlap:
+        return block_grid(frame, block)
+    span = block + 2 * overlap
+    return F.pad(frame, (overlap,) * 4, mode="replicate").unfold(2, span, block).unfold(3, span, block)[:, 0]
+
+
+def overlap_window(block: int, overlap: int) -> torch.Tensor:
+    """The 1-D weights of an extended block, (B + 2·overlap,): a linear ramp over the 2·overlap pixels centred on
+    each edge, 1 inside. A block's falling ramp and its neighbour's rising one sum to 1 everywhere."""
+    ramp = (torch.arange(block + 2 * overlap) + 0.5) / (2 * overlap)
+    return torch.minimum(ramp, ramp.flip(0)).clamp(max=1)
+
+
+def overlapped_blocks(blocks: torch.Tensor, confidence: torch.Tensor, block: int, overlap: int) -> torch.Tensor:
+    """Blend extended blocks (N, h, w, E, E), E = B + 2·overlap, into frames (N, 1, h·B, w·B).
+
+    Each pixel is the mean of the blocks that cover it, weighted by ``overlap_window`` times the block's
+    confidence (N, h, w): inside a block, away from its edges, it is the block's own prediction."""
+    n, h, w, span, _ = blocks.shape
+    if span != block + 2 * overlap:
+        raise ValueError(f"blocks of {span} pixels, expected {block} + 2·{overlap}")
+    ramp = overlap_window(block, overlap).to(blocks)
+    weights = (ramp[:, None] * ramp[None, :]).view(1, 1, span * span) * confidence.reshape(n, h * w, 1)
+    size = (h * block, w * block)
+    numerator = F.fold(
+        (blocks.reshape(n, h * w, span * span) * weights).transpose(1, 2), size, span, stride=block, padding=overlap
+    )
+    denominator = F.fold(weights.transpose(1, 2).contiguous(), size, span, stride=block, padding=overlap)
+    return numerator / denominator
+
+
 def shifted_candidates(
-    key: torch.Tensor, energy: torch.Tensor, back_projection: torch.Tensor, radius: int, block: int, count: int
+    key: torch.Tensor,
+    energy: torch.Tensor,
+    back_projection: torch.Tensor,
+    radius: int,
+    block: int,
+    count: int,
+    overlap: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``count`` shifts of each block that best explain its measurements.
 
     key: (N, 1, H, W) keyframes, one per non-keyframe; energy: their ``measurement_energy``; back_projection:
-    Φᵀy of each block, (N, 1, H, W). Returns the candidate blocks (N, h, w, count, B, B) and their distances
-    ‖y − Φs‖² minus ‖y‖² (N, h, w, count).
+    Φᵀy of each block, (N, 1, H, W). Returns the candidate blocks (N, h, w, count, E, E), each with ``overlap``
+    pixels of its surroundings (E = B + 2·overlap), and their distances ‖y − Φs‖² minus ‖y‖² (N, h, w, count),
+    measured on the B×B block alone.
     """
     n, _, height, width = key.shape
     h, w = height // block, width // block
@@ -109,7 +154,10 @@ def shifted_candidates(
     distance = energy_windows.reshape(n, h, w, win * win) - 2 * cross.view(n, h, w, win * win)
     best = distance.topk(min(count, win * win), dim=-1, largest=False)
     dy, dx = best.indices // win, best.indices % win
-    offsets = torch.arange(block, device=key.device)
+    if overlap:
+        # Padded by R + overlap, the extended candidate starts where the block itself starts in the R-padded frame.
+        padded = F.pad(key, (radius + overlap,) * 4, mode="replicate")
+    offsets = torch.arange(block + 2 * overlap, device=key.device)
     rows = (torch.arange(h, device=key.device) * block).view(1, h, 1, 1, 1) + dy.unsqueeze(-1) + offsets
     cols = (torch.arange(w, device=key.device) * block).view(1, 1, w, 1, 1) + dx.unsqueeze(-1) + offsets
     batch = torch.arange(n, device=key.device).view(n, 1, 1, 1, 1, 1)
@@ -125,6 +173,8 @@ def multihypothesis_prediction(
     radius: int,
     count: int,
     temperature: float,
+    overlap: int = 0,
+    overlap_floor: float = 4.0,
 ) -> torch.Tensor:
     """Predict frames from reference frames and their own measurements.
 
@@ -133,16 +183,21 @@ def multihypothesis_prediction(
     blocks enter unshifted (the keyframes' linear blend, so still scenes keep it); y: (N, m, h, w) measurements;
     phi: (m, 1, B, B). Weights are softmax(−d / (τ·d_min)) over the hypotheses, d = ‖y − Φs‖²: relative to the
     best fit, so the rule does not depend on the scale of Φ or of the signal.
+
+    overlap > 0: each block's mix also covers ``overlap`` pixels around it, and neighbouring mixes are blended
+    (``overlapped_blocks``) with confidence 1 / (r + overlap_floor·median r), r the residual ‖y − Φx̄‖² of the
+    block's own mix: a block whose motion fits badly spreads less into its neighbours. The floor keeps blocks
+    that fit their measurements almost exactly from taking over their neighbours' edges.
     """
     block = phi.shape[-1]
     back_projection = F.conv_transpose2d(y, phi, stride=block)
     y_energy = y.pow(2).sum(1).unsqueeze(-1)  # (N, h, w, 1)
     candidates, distances = [], []
     for blend in blends:
-        candidates.append(block_grid(blend, block).unsqueeze(3))
+        candidates.append(extended_block_grid(blend, block, overlap).unsqueeze(3))
         distances.append((y - F.conv2d(blend, phi, stride=block)).pow(2).sum(1).unsqueeze(-1))
     for frame, energy in references:
-        blocks, distance = shifted_candidates(frame, energy, back_projection, radius, block, count)
+        blocks, distance = shifted_candidates(frame, energy, back_projection, radius, block, count, overlap)
         candidates.append(blocks)
         distances.append(distance + y_energy)
     hypotheses = torch.cat(candidates, 3)  # (N, h, w, blends + references·count, B, B)
@@ -150,4 +205,12 @@ def multihypothesis_prediction(
     # Floor for exact fits (a still scene without quantization): a tiny share of the block's own energy.
     scale = torch.maximum(distance.min(-1, keepdim=True).values, 1e-6 * y_energy.mean() + 1e-12)
     weights = torch.softmax(-distance / (temperature * scale), -1)
-    return from_block_grid(torch.einsum("nhwkab,nhwk->nhwab", hypotheses, weights))
+    mixed = torch.einsum("nhwkab,nhwk->nhwab", hypotheses, weights)
+    if not overlap:
+        return from_block_grid(mixed)
+    inner = mixed[..., overlap : overlap + block, overlap : overlap + block]
+    residual = (y - F.conv2d(from_block_grid(inner), phi, stride=block)).pow(2).mean(1)  # (N, h, w)
+    # Plus a millionth of the frame's measurement energy: noiseless exact fits would leave rounding to decide.
+    floor = overlap_floor * residual.flatten(1).median(1).values + 1e-6 * y.pow(2).mean((1, 2, 3)) + 1e-12
+    floor = floor.view(-1, 1, 1)
+    return overlapped_blocks(mixed, 1 / (residual + floor), block, overlap)
