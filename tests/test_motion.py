@@ -158,9 +158,10 @@ def test_second_search_follows_motion_past_the_radius(
         monkeypatch.setattr(hitvcsnet_module, "_MOTION_CHUNK_PIXELS", 2 * 128 * 192)  # chunks of 1 frame
         chunked = models[arch](frames)
     assert (twice.non - truth).pow(2).mean() < (once.non - truth).pow(2).mean() / 2
-    # Pass 2 searches pass-1 estimates, which differ in the last bits between batch sizes; softmax amplifies it,
-    # and more so with an overlap: near-tied hypotheses fit the block alike but differ in the margins it blends.
-    torch.testing.assert_close(chunked.non, twice.non, atol=3e-4 if "obmc" in arch else 1e-4, rtol=0)
+    # Every floor of the search is per frame, so chunks may change only the last bits of a convolution (here they
+    # change nothing; the tolerance is for other CPUs' kernels). A floor shared by a chunk's frames made this
+    # noiseless pan differ by 1e-3 with a ±24-pixel search, where exact fits tie.
+    torch.testing.assert_close(chunked.non, twice.non, atol=1e-4, rtol=0)
     # Still -mhc: every output frame agrees with its own measurements.
     y_non = models[arch].measure_non(twice.non[:, 0, :, 0])
     torch.testing.assert_close(y_non, models[arch].measure_non(truth[:, 0, :, 0]), atol=1e-4, rtol=1e-4)

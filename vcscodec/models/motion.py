@@ -203,8 +203,10 @@ def multihypothesis_prediction(
         candidates.append(blocks)
         distances.append(distance + y_energy)
     distance = torch.cat(distances, 3).clamp_min(0)  # (N, h, w, blends + references·count)
-    # Floor for exact fits (a still scene without quantization): a tiny share of the block's own energy.
-    scale = torch.maximum(distance.min(-1, keepdim=True).values, 1e-6 * y_energy.mean() + 1e-12)
+    # Floor for exact fits (a still scene without quantization): a tiny share of the frame's measurement energy,
+    # per frame, so that how many frames are searched together cannot change the result.
+    floor = 1e-6 * y_energy.mean((1, 2, 3), keepdim=True) + 1e-12
+    scale = torch.maximum(distance.min(-1, keepdim=True).values, floor)
     weights = torch.softmax(-distance / (temperature * scale), -1)
     # Mixed group by group: concatenating the hypotheses first would copy all of them once more.
     group_weights = weights.split([c.shape[3] for c in candidates], -1)
