@@ -4,9 +4,10 @@
 
 Never run on ../shared/data/cif: those are the test sequences. The chains are the train loop's validation chains
 of configs/hitvcsnet-mh-n<ratio>.toml (4 clips held out of ../shared/data/train, 32 moving + 8 still chains of 17
-frames, 128×128). Unlike the trainer's validation, the measurements go through the codec's quantizer, and PSNR is
-the mean over frames of 8-bit rounded frames (the bench's protocol). Scored: the first GOP's keyframe and its
-seven non-keyframes of each chain. docs/architecture.md quotes its output for hitvcsnet-mh against -mhc.
+frames, 128×128). Unlike the trainer's validation, the measurements go through the codec's quantizer, and PSNR and
+SSIM are means over frames of 8-bit rounded frames (the bench's protocol; SSIM as `vcscodec.metrics.ssim`).
+Scored: the first GOP's keyframe and its seven non-keyframes of each chain. docs/architecture.md quotes its output
+for hitvcsnet-mh against -mhc.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from vcscodec.metrics import ssim
 from vcscodec.models import chain_targets
 from vcscodec.quant import DEFAULT_QUANT_STEP, dequantize, quantize
 from vcscodec.registry import find_model
@@ -34,6 +37,13 @@ def frame_psnr(rebuilt: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     """``rounded_psnr`` (the bench's 8-bit rounding) of each frame of (…, H, W), shaped (…)."""
     pairs = zip(rebuilt.flatten(0, -3), truth.flatten(0, -3), strict=True)
     return torch.tensor([rounded_psnr(a, b) for a, b in pairs]).view(rebuilt.shape[:-2])
+
+
+def frame_ssim(rebuilt: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """SSIM of each frame of (…, H, W) in [0, 1], scored as the bench scores it, shaped (…)."""
+    pairs = zip(rebuilt.flatten(0, -3), truth.flatten(0, -3), strict=True)
+    scores = [ssim(np.asarray(b.numpy() * 255), np.asarray(a.clamp(0, 1).numpy() * 255)) for a, b in pairs]
+    return torch.tensor(scores).view(rebuilt.shape[:-2])
 
 
 def main() -> None:
@@ -55,7 +65,7 @@ def main() -> None:
         moving = len(chains) * 4 // 5  # validation_chains: the moving chains, then a quarter as many still ones
         model = card.load()
         start = time.perf_counter()
-        key_psnr, non_psnr = [], []
+        key_psnr, non_psnr, all_ssim = [], [], []
         with torch.no_grad():
             for batch in chains.split(8):
                 keys, non = chain_targets(batch, model.config.gop)
@@ -64,11 +74,16 @@ def main() -> None:
                 rec = model.reconstruct(y_key, y_non)
                 key_psnr.append(frame_psnr(rec.key[:, 0, 0], keys[:, 0, 0]))
                 non_psnr.append(frame_psnr(rec.non[:, 0, :, 0], non[:, 0, :, 0]).mean(1))
+                key_ssim = frame_ssim(rec.key[:, 0, 0], keys[:, 0, 0])
+                non_ssim = frame_ssim(rec.non[:, 0, :, 0], non[:, 0, :, 0])
+                all_ssim.append((key_ssim + non_ssim.sum(1)) / (1 + non_ssim.shape[1]))
         key, non_key = torch.cat(key_psnr), torch.cat(non_psnr)
         gop = model.config.gop
         both = (key + (gop - 1) * non_key) / gop
+        structure = torch.cat(all_ssim)
         print(
-            f"{card.name}: all {both.mean():.3f} (key {key.mean():.3f}, non-key {non_key.mean():.3f}) · "
+            f"{card.name}: all {both.mean():.3f} / SSIM {structure.mean():.4f} "
+            f"(key {key.mean():.3f}, non-key {non_key.mean():.3f}) · "
             f"moving {both[:moving].mean():.3f} (non-key {non_key[:moving].mean():.3f}) · "
             f"still {both[moving:].mean():.3f} (non-key {non_key[moving:].mean():.3f}) · "
             f"{time.perf_counter() - start:.0f} s",
