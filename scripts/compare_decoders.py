@@ -16,7 +16,6 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from vcscodec.metrics import ssim
@@ -42,7 +41,7 @@ def frame_psnr(rebuilt: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
 def frame_ssim(rebuilt: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     """SSIM of each frame of (…, H, W) in [0, 1], scored as the bench scores it, shaped (…)."""
     pairs = zip(rebuilt.flatten(0, -3), truth.flatten(0, -3), strict=True)
-    scores = [ssim(np.asarray(b.numpy() * 255), np.asarray(a.clamp(0, 1).numpy() * 255)) for a, b in pairs]
+    scores = [ssim(b.numpy() * 255, a.clamp(0, 1).numpy() * 255) for a, b in pairs]
     return torch.tensor(scores).view(rebuilt.shape[:-2])
 
 

@@ -143,6 +143,8 @@ class ModelConfig:
 # The base of the shipped decoders: the motion search (±16 pixels, 8 candidates per keyframe, τ = 1, chosen on
 # held-out training clips, docs/architecture.md) and the measurement projection.
 _MHC = ModelConfig(arch="hitvcsnet-mhc", temporal_prior=True, motion_radius=16, consistency=True)
+_MHC2S = _MHC.replace(arch="hitvcsnet-mhc2s", motion_passes=2, neighbour_blend=False)
+_OBMC = _MHC2S.replace(arch="hitvcsnet-mhc2s-obmc", motion_overlap=8, motion_radius=24)
 
 # Named architectures: the registry builds models from these (plus αn), weights are named after them.
 ARCHITECTURES: dict[str, ModelConfig] = {
@@ -155,27 +157,16 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     # -mhc plus a second search that also looks at the first pass's neighbouring frames (docs/architecture.md).
     "hitvcsnet-mhc2": _MHC.replace(arch="hitvcsnet-mhc2", motion_passes=2),
     # -mhc2 without the neighbours' unshifted average among the second search's hypotheses (docs/architecture.md).
-    "hitvcsnet-mhc2s": _MHC.replace(arch="hitvcsnet-mhc2s", motion_passes=2, neighbour_blend=False),
+    "hitvcsnet-mhc2s": _MHC2S,
     # -mhc, -mhc2 and -mhc2s without the non-keyframe network: decoders of the same weights, 3–6× faster on a CPU
     # (docs/architecture.md).
     "hitvcsnet-mhc-lin": _MHC.replace(arch="hitvcsnet-mhc-lin", non_key_network=False),
     "hitvcsnet-mhc2-lin": _MHC.replace(arch="hitvcsnet-mhc2-lin", motion_passes=2, non_key_network=False),
-    "hitvcsnet-mhc2s-lin": _MHC.replace(
-        arch="hitvcsnet-mhc2s-lin", motion_passes=2, neighbour_blend=False, non_key_network=False
-    ),
+    "hitvcsnet-mhc2s-lin": _MHC2S.replace(arch="hitvcsnet-mhc2s-lin", non_key_network=False),
     # -mhc2s(-lin) with overlapped block motion compensation, 8 pixels past each edge, and a ±24-pixel search
     # (docs/architecture.md: the wider search paid once the candidate gather was cheap).
-    "hitvcsnet-mhc2s-obmc": _MHC.replace(
-        arch="hitvcsnet-mhc2s-obmc", motion_passes=2, neighbour_blend=False, motion_overlap=8, motion_radius=24
-    ),
-    "hitvcsnet-mhc2s-obmc-lin": _MHC.replace(
-        arch="hitvcsnet-mhc2s-obmc-lin",
-        motion_passes=2,
-        neighbour_blend=False,
-        motion_overlap=8,
-        motion_radius=24,
-        non_key_network=False,
-    ),
+    "hitvcsnet-mhc2s-obmc": _OBMC,
+    "hitvcsnet-mhc2s-obmc-lin": _OBMC.replace(arch="hitvcsnet-mhc2s-obmc-lin", non_key_network=False),
     # -mhc-lin with the keyframe network averaged over 4 mirror images: slower, a little better (docs/architecture.md).
     "hitvcsnet-mhc-lin-flip4": _MHC.replace(arch="hitvcsnet-mhc-lin-flip4", non_key_network=False, keyframe_mirrors=4),
     "hitvcsnet-nohfim": ModelConfig(arch="hitvcsnet-nohfim", hfim=False),

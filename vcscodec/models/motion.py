@@ -145,7 +145,9 @@ def shifted_candidates(
     n, _, height, width = key.shape
     h, w = height // block, width // block
     win, span = 2 * radius + 1, block + 2 * radius
-    padded = F.pad(key, (radius,) * 4, mode="replicate")
+    # Padded once, by R plus the overlap the candidates carry; the search regions read the R-padded frame inside.
+    wide = F.pad(key, (radius + overlap,) * 4, mode="replicate")
+    padded = wide[..., overlap : wide.shape[-2] - overlap, overlap : wide.shape[-1] - overlap]
     # Each block's search region, (N, h·w, span, span), correlated with its own back-projection (one group each).
     regions = padded.unfold(2, span, block).unfold(3, span, block).reshape(n * h * w, 1, span, span)
     templates = block_grid(back_projection, block).reshape(n * h * w, 1, block, block)
@@ -154,13 +156,10 @@ def shifted_candidates(
     distance = energy_windows.reshape(n, h, w, win * win) - 2 * cross.view(n, h, w, win * win)
     best = distance.topk(min(count, win * win), dim=-1, largest=False)
     dy, dx = best.indices // win, best.indices % win
-    if overlap:
-        # Padded by R + overlap, the extended candidate starts where the block itself starts in the R-padded frame.
-        padded = F.pad(key, (radius + overlap,) * 4, mode="replicate")
-    # Every E×E window of the padded frame as a view, picked by its top-left corner: indexing with corners alone
-    # copies whole windows, 2–3× faster than indexing every pixel.
+    # Every E×E window of the wide frame as a view, picked by its top-left corner (where the block itself starts in
+    # the R-padded frame): indexing with corners alone copies whole windows, 2–3× faster than indexing every pixel.
     extent = block + 2 * overlap
-    windows = padded[:, 0].unfold(1, extent, 1).unfold(2, extent, 1)  # (N, rows, cols, E, E)
+    windows = wide[:, 0].unfold(1, extent, 1).unfold(2, extent, 1)  # (N, rows, cols, E, E)
     top = (torch.arange(h, device=key.device) * block).view(1, h, 1, 1) + dy
     left = (torch.arange(w, device=key.device) * block).view(1, 1, w, 1) + dx
     blocks = windows[torch.arange(n, device=key.device).view(n, 1, 1, 1), top, left]
@@ -203,10 +202,10 @@ def multihypothesis_prediction(
         candidates.append(blocks)
         distances.append(distance + y_energy)
     distance = torch.cat(distances, 3).clamp_min(0)  # (N, h, w, blends + references·count)
-    # Floor for exact fits (a still scene without quantization): a tiny share of the frame's measurement energy,
-    # per frame, so that how many frames are searched together cannot change the result.
-    floor = 1e-6 * y_energy.mean((1, 2, 3), keepdim=True) + 1e-12
-    scale = torch.maximum(distance.min(-1, keepdim=True).values, floor)
+    # Floor for exact fits (a still scene without quantization): a millionth of the frame's measurement energy per
+    # block, per frame, so that how many frames are searched together cannot change the result.
+    exact_fit = 1e-6 * y_energy.mean((1, 2, 3)) + 1e-12  # (N,)
+    scale = torch.maximum(distance.min(-1, keepdim=True).values, exact_fit.view(-1, 1, 1, 1))
     weights = torch.softmax(-distance / (temperature * scale), -1)
     # Mixed group by group: concatenating the hypotheses first would copy all of them once more.
     group_weights = weights.split([c.shape[3] for c in candidates], -1)
@@ -214,8 +213,7 @@ def multihypothesis_prediction(
     if not overlap:
         return from_block_grid(mixed)
     inner = mixed[..., overlap : overlap + block, overlap : overlap + block]
-    residual = (y - F.conv2d(from_block_grid(inner), phi, stride=block)).pow(2).mean(1)  # (N, h, w)
-    # Plus a millionth of the frame's measurement energy: noiseless exact fits would leave rounding to decide.
-    floor = overlap_floor * residual.flatten(1).median(1).values + 1e-6 * y.pow(2).mean((1, 2, 3)) + 1e-12
-    floor = floor.view(-1, 1, 1)
-    return overlapped_blocks(mixed, 1 / (residual + floor), block, overlap)
+    residual = (y - F.conv2d(from_block_grid(inner), phi, stride=block)).pow(2).mean(1)  # (N, h, w), per measurement
+    # Plus the exact-fit floor, per measurement: noiseless exact fits would leave rounding to decide.
+    floor = overlap_floor * residual.flatten(1).median(1).values + exact_fit / y.shape[1]
+    return overlapped_blocks(mixed, 1 / (residual + floor.view(-1, 1, 1)), block, overlap)
