@@ -19,6 +19,7 @@ import pytest
 from vcscodec.container import ContainerReader, read_header
 from vcscodec.io import open_video
 from vcscodec.metrics import psnr
+from vcscodec.quality import score_videos
 from vcscodec.samples import camera_pan, gray_clip, write_clip
 
 PARTS = ("sampling", "initial reconstruction", "MSEM (FEM + RBs)", "HFFM", "HFIM", "MSFM")
@@ -225,6 +226,49 @@ def test_damaged_files_fail_decode_and_leave_nothing(tmp_path, clip, what):
     out.parent.mkdir()
     assert_error(run_vcs("decode", path, out, "--device", "cpu", weights=clip["weights"]), message)
     assert files_in(out.parent) == [], what
+
+
+def test_compare_and_decode_reference_report_the_same_quality(tmp_path, clip):
+    """`vcs compare` prints the means that `score_videos` computes and writes them all as JSON; `vcs decode
+    --reference` prints the same means for the file it wrote."""
+    rebuilt, report = tmp_path / "rebuilt.y4m", tmp_path / "q.json"
+    w = clip["weights"]
+    done = run_vcs("decode", clip["vcs"], rebuilt, "--device", "cpu", "--reference", clip["y4m"], weights=w)
+    assert_ok(done)
+    scores = score_videos(clip["y4m"], rebuilt)
+    mean = scores.means()
+    assert 15 < mean["psnr_y"] < 60 and 0 < mean["ssim_y"] < 1
+    line = done.stdout.splitlines()[-1]
+    assert line.startswith(f"quality against {clip['y4m']} (mean of 9 frames): PSNR Y {mean['psnr_y']:.2f} dB, ")
+    assert f"U {mean['psnr_u']:.2f}, V {mean['psnr_v']:.2f}; SSIM Y {mean['ssim_y']:.4f}" in line
+    done = run_vcs("compare", clip["y4m"], rebuilt, "--per-frame", "--json", report, weights=w)
+    assert_ok(done)
+    rows = [r for r in done.stdout.splitlines() if re.match(r"^│\s+(\d+|mean) │", r)]
+    assert len(rows) == 10  # nine frames and the mean
+    assert rows[-1].split("│")[2].strip() == f"{mean['psnr_y']:.2f}"
+    written = json.loads(report.read_text())
+    assert written["frame_count"] == 9 and len(written["frames"]) == 9
+    assert written["mean"]["psnr_y"] == pytest.approx(mean["psnr_y"])
+    assert [f["psnr_y"] for f in written["frames"]] == pytest.approx([f.psnr_y for f in scores.frames])
+
+
+def test_compare_and_reference_errors(tmp_path, clip):
+    w = clip["weights"]
+    short = tmp_path / "short.y4m"
+    write_clip(short, clip["frames"][:4], fps=25)
+    assert_error(run_vcs("compare", clip["y4m"], short, weights=w), "ends after 4 frames", "--frames 4")
+    assert_ok(run_vcs("compare", clip["y4m"], short, "--frames", "4", weights=w))
+    small = tmp_path / "small.y4m"
+    write_clip(small, camera_pan(9, 64, 60), fps=25)
+    assert_error(run_vcs("compare", clip["y4m"], small, weights=w), "64x60", "100x60")
+    assert_error(run_vcs("compare", clip["y4m"], tmp_path / "gone.y4m", weights=w), "gone.y4m", "no such file")
+    # a reference that cannot serve is refused before decoding: nothing is written
+    out = tmp_path / "out"
+    out.mkdir()
+    for reference, fragment in ((short, "has 4 frames, fewer than the 9"), (small, "is 64x60")):
+        done = run_vcs("decode", clip["vcs"], out / "a.y4m", "--reference", reference, weights=w)
+        assert_error(done, "--reference", fragment)
+    assert files_in(out) == []
 
 
 # --------------------------------------------------------------------------------------------- bad input

@@ -13,7 +13,7 @@ import sys  # noqa: E402
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -22,6 +22,9 @@ from rich.table import Table
 
 from .errors import VcsError
 from .quant import DEFAULT_QUANT_STEP
+
+if TYPE_CHECKING:
+    from .quality import QualityReport
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="vcscodec: video compressive sensing with HIT-VCSNet."
@@ -177,10 +180,18 @@ def decode(
             help="Decode with another model of the file's weights, e.g. the whole network hitvcsnet-mhc-…",
         ),
     ] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            "--reference", help="The original video: print the quality of what was written against it (as vcs compare)"
+        ),
+    ] = None,
 ) -> None:
     """Rebuild the video from its measurements with HIT-VCSNet (on the GPU when there is one)."""
     from .codec import decode_file
 
+    if reference is not None:
+        size, fps = _check_reference(reference, input)
     with _progress(quiet or not err.is_terminal, "decode") as progress:
         rate = _FrameRate(progress, "decode")
         report = decode_file(
@@ -193,6 +204,78 @@ def decode(
             highlight=False,
             soft_wrap=True,
         )
+    if reference is not None:
+        from .quality import score_videos
+
+        scores = score_videos(reference, output, size, fps, report.frames)
+        out.print(_quality_line(scores), highlight=False, soft_wrap=True)
+
+
+def _check_reference(reference: Path, vcs: Path) -> tuple[tuple[int, int], Fraction]:
+    """Open ``--reference`` before decoding, so that a wrong one fails at once: same size, enough frames.
+    Returns the size and rate a raw .yuv reference is read with (the .vcs file's)."""
+    from .container import read_header
+    from .io import open_video
+
+    header = read_header(vcs)
+    size, fps = (header.width, header.height), Fraction(header.fps_num, header.fps_den)
+    with open_video(reference, size, fps) as reader:
+        info = reader.info
+    if (info.width, info.height) != size:
+        raise VcsError(f"--reference {reference} is {info.width}x{info.height}, but {vcs} holds {size[0]}x{size[1]}")
+    if info.frame_count is not None and info.frame_count < header.frame_count:
+        raise VcsError(
+            f"--reference {reference} has {info.frame_count} frames, fewer than the {header.frame_count} of {vcs}"
+        )
+    return size, fps
+
+
+def _quality_line(scores: QualityReport) -> str:
+    from .quality import format_db
+
+    mean = scores.means()
+    return (
+        f"quality against {scores.reference} (mean of {len(scores.frames)} frames): "
+        f"PSNR Y {format_db(mean['psnr_y'])} dB, U {format_db(mean['psnr_u'])}, V {format_db(mean['psnr_v'])}; "
+        f"SSIM Y {mean['ssim_y']:.4f}"
+    )
+
+
+@app.command()
+def compare(
+    reference: Annotated[Path, typer.Argument(help="The original video")],
+    test: Annotated[Path, typer.Argument(help="The video to score against it, e.g. a decoded one")],
+    frames: Annotated[
+        int | None, typer.Option("--frames", "-n", help="Score only the first N frames (else counts must match)")
+    ] = None,
+    size: Annotated[str | None, typer.Option("--size", help="WxH of raw .yuv inputs (else from their names)")] = None,
+    fps: Annotated[str | None, typer.Option("--fps", help="Frame rate of raw .yuv inputs")] = None,
+    per_frame: Annotated[bool, typer.Option("--per-frame", help="A row for every frame")] = False,
+    json_file: Annotated[Path | None, typer.Option("--json", help="Write every score to this JSON file")] = None,
+) -> None:
+    """PSNR (Y, U, V) and SSIM (Y) of one video against another, by the paper's protocol: the mean of per-frame
+    scores of the 8-bit pictures, no border cropped."""
+    from .bench import write_json
+    from .quality import FrameQuality, format_db, score_videos
+
+    scores = score_videos(reference, test, _parse_size(size), _parse_fps(fps), frames)
+    if json_file is not None:
+        write_json(scores.as_dict(), json_file)
+    table = Table(title=f"{test} against {reference}: {len(scores.frames)} frames {scores.width}×{scores.height}")
+    for col in ("frame", "PSNR Y", "PSNR U", "PSNR V", "SSIM Y"):
+        table.add_column(col, justify="right")
+
+    def row(label: str, q: FrameQuality) -> None:
+        table.add_row(label, format_db(q.psnr_y), format_db(q.psnr_u), format_db(q.psnr_v), f"{q.ssim_y:.4f}")
+
+    if per_frame:
+        for i, q in enumerate(scores.frames):
+            row(str(i), q)
+        table.add_section()
+    row("mean", FrameQuality(**scores.means()))
+    out.print(table)
+    if json_file is not None:
+        out.print(f"wrote {json_file}", highlight=False)
 
 
 @app.command()

@@ -6,11 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from .codec import decode_file, encode_file
-from .io import open_video
-from .metrics import psnr, ssim
+from .quality import score_videos
 from .samples import camera_pan, write_clip
 
 
@@ -44,16 +41,13 @@ def run_demo(
     clip = camera_pan(frames, width, height, image=image)
     if force or not source.exists():
         write_clip(source, clip, 30, force=True)
-    with open_video(source) as reader:  # score against the file itself (what a user would compare with)
-        clip = list(reader)
     results = []
     for ratio in ratios:
         tag = f"{ratio:g}".replace(".", "p")
         vcs, decoded = folder / f"{source.stem}_r{tag}.vcs", folder / f"{source.stem}_r{tag}_decoded.y4m"
         enc = encode_file(source, vcs, ratio=ratio, force=True)
         dec = decode_file(vcs, decoded, device=device, force=True)
-        with open_video(decoded) as reader:
-            rebuilt = list(reader)
+        scores = score_videos(source, decoded)  # against the file itself: what a user would compare with
         results.append(
             DemoResult(
                 ratio=ratio,
@@ -61,13 +55,9 @@ def run_demo(
                 source_bytes=source.stat().st_size,
                 vcs_bytes=enc.bytes,
                 bits_per_pixel=enc.bits_per_pixel,
-                psnr_y=float(np.mean([psnr(a.y, b.y) for a, b in zip(clip, rebuilt, strict=True)])),
-                ssim_y=float(np.mean([ssim(a.y, b.y) for a, b in zip(clip, rebuilt, strict=True)])),
-                psnr_uv=float(
-                    np.mean(
-                        [psnr(np.stack([a.u, a.v]), np.stack([b.u, b.v])) for a, b in zip(clip, rebuilt, strict=True)]
-                    )
-                ),
+                psnr_y=scores.mean("psnr_y"),
+                ssim_y=scores.mean("ssim_y"),
+                psnr_uv=scores.mean("psnr_uv"),
                 encode_fps=enc.frames / enc.seconds,
                 decode_fps=dec.frames / dec.seconds,
                 decoded=decoded,
