@@ -44,7 +44,8 @@ def assert_ok(done: subprocess.CompletedProcess) -> None:
 def assert_error(done: subprocess.CompletedProcess, *fragments: str) -> str:
     """Exit code 1, exactly one line on stderr, "vcs: error: …" naming the problem, no traceback."""
     assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
-    assert "Traceback" not in done.stderr + done.stdout
+    stdout = done.stdout if isinstance(done.stdout, str) else done.stdout.decode(errors="replace")  # piped runs
+    assert "Traceback" not in done.stderr + stdout
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("vcs: error: "), lines[0]
@@ -268,6 +269,58 @@ def test_compare_and_reference_errors(tmp_path, clip):
     for reference, fragment in ((short, "has 4 frames, fewer than the 9"), (small, "is 64x60")):
         done = run_vcs("decode", clip["vcs"], out / "a.y4m", "--reference", reference, weights=w)
         assert_error(done, "--reference", fragment)
+    assert files_in(out) == []
+
+
+def run_vcs_piped(*args: object, weights: Path, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    """`run_vcs` with bytes on standard input and standard output kept as bytes (stderr decoded)."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env |= {"VCS_WEIGHTS": str(weights), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "vcscodec.cli", *map(str, args)], input=stdin, capture_output=True, env=env, timeout=180
+    )
+    done.stderr = done.stderr.decode()
+    return done
+
+
+def test_pipes_carry_the_same_bytes_as_files(tmp_path, clip):
+    """`-` is standard input for `vcs encode` and `vcs decode`, and standard output (Y4M) for `vcs decode`: the
+    same bytes as through files, and a decode's summary goes to stderr, leaving stdout to the video."""
+    w = clip["weights"]
+    done = run_vcs_piped("encode", "-", tmp_path / "a.vcs", weights=w, stdin=clip["y4m"].read_bytes())
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "a.vcs").read_bytes() == clip["bytes"]
+    raw = tmp_path / "clip.yuv"
+    write_clip(raw, clip["frames"], fps=25)
+    args = ("encode", "-", tmp_path / "b.vcs", "--size", "100x60", "--fps", "25")
+    done = run_vcs_piped(*args, weights=w, stdin=raw.read_bytes())
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "b.vcs").read_bytes() == clip["bytes"]
+    file_out = tmp_path / "file.y4m"
+    assert_ok(run_vcs("decode", clip["vcs"], file_out, "--device", "cpu", "-q", weights=w))
+    done = run_vcs_piped("decode", clip["vcs"], "-", "--device", "cpu", weights=w)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == file_out.read_bytes()
+    assert "9 frames" in done.stderr and "Traceback" not in done.stderr
+    done = run_vcs_piped("decode", "-", "-", "--device", "cpu", "-q", weights=w, stdin=clip["bytes"])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == file_out.read_bytes() and done.stderr == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.vcs", "b.vcs", "clip.yuv", "file.y4m"]
+
+
+def test_pipe_errors_name_standard_input(tmp_path, clip):
+    w = clip["weights"]
+    out = tmp_path / "out"
+    out.mkdir()
+    assert_error(run_vcs_piped("encode", "-", out / "a.vcs", weights=w), "standard input is empty")
+    done = run_vcs_piped("encode", "-", out / "a.vcs", weights=w, stdin=b"not a video at all" * 100)
+    line = assert_error(done, "standard input: not a video FFmpeg can decode")
+    assert "/tmp" not in line and "stdin" not in line  # the temporary copy is not what the user gave
+    done = run_vcs_piped("decode", "-", out / "a.y4m", weights=w, stdin=b"junk")
+    assert_error(done, "not a .vcs file")
+    done = run_vcs_piped("decode", clip["vcs"], "-", "--reference", clip["y4m"], weights=w)
+    assert_error(done, "--reference", "not -")
+    assert done.stdout == b""
     assert files_in(out) == []
 
 

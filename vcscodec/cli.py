@@ -11,6 +11,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import json  # noqa: E402
 import sys  # noqa: E402
 import time
+from contextlib import nullcontext
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -103,7 +104,9 @@ class _FrameRate:
 
 @app.command()
 def encode(
-    input: Annotated[Path, typer.Argument(help="Video to encode: .y4m, .yuv (raw I420), .mp4, .mkv, …")],
+    input: Annotated[
+        Path, typer.Argument(help="Video to encode: .y4m, .yuv (raw I420), .mp4, .mkv, …; - reads standard input")
+    ],
     output: Annotated[Path, typer.Argument(help="The .vcs file to write")],
     ratio: Annotated[
         float | None, typer.Option("--ratio", "-r", help="Non-keyframe ratio αn of the default model: 0.1 or 0.01")
@@ -127,16 +130,23 @@ def encode(
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary")] = False,
 ) -> None:
-    """Measure a video block by block (the light, sensor-side half) into a .vcs file."""
+    """Measure a video block by block (the light, sensor-side half) into a .vcs file.
+
+    INPUT - reads the video from standard input, e.g. ffmpeg -i clip.mkv -f yuv4mpegpipe - | vcs encode - clip.vcs
+    (with --size and --fps, raw I420)."""
     from .codec import encode_file
+    from .io import STDIO, spooled_stdin
 
     if output.suffix.lower() != ".vcs":  # e.g. swapped arguments: never write a .vcs file under a video's name
         raise VcsError(f"{output}: the encoder writes .vcs files; give an output name ending in .vcs")
     # No bar on a pipe or in a log: it would only add a stale line before the summary or the error.
-    with _progress(quiet or not err.is_terminal, "encode") as progress:
+    with (
+        spooled_stdin(raw=size is not None) if str(input) == STDIO else nullcontext(input) as source,
+        _progress(quiet or not err.is_terminal, "encode") as progress,
+    ):
         rate = _FrameRate(progress, "encode")
         report = encode_file(
-            input,
+            source,
             output,
             ratio,
             model,
@@ -163,8 +173,10 @@ def encode(
 
 @app.command()
 def decode(
-    input: Annotated[Path, typer.Argument(help="The .vcs file")],
-    output: Annotated[Path, typer.Argument(help="Video to write: .y4m, .yuv, .mp4, .mkv or .avi")],
+    input: Annotated[Path, typer.Argument(help="The .vcs file; - reads standard input")],
+    output: Annotated[
+        Path, typer.Argument(help="Video to write: .y4m, .yuv, .mp4, .mkv or .avi; - streams Y4M to standard output")
+    ],
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
     precision: Annotated[str, typer.Option("--precision", help="fp32 | bf16 (2x faster, ~0.06 dB lower)")] = "fp32",
     batch_gops: Annotated[
@@ -187,18 +199,26 @@ def decode(
         ),
     ] = None,
 ) -> None:
-    """Rebuild the video from its measurements with HIT-VCSNet (on the GPU when there is one)."""
-    from .codec import decode_file
+    """Rebuild the video from its measurements with HIT-VCSNet (on the GPU when there is one).
 
-    if reference is not None:
-        size, fps = _check_reference(reference, input)
-    with _progress(quiet or not err.is_terminal, "decode") as progress:
-        rate = _FrameRate(progress, "decode")
-        report = decode_file(
-            input, output, device, batch_gops, precision, force, rate, lambda h: rate.total(h.frame_count), model
-        )
+    INPUT - reads the .vcs file from standard input; OUTPUT - streams Y4M to standard output (e.g. into a player:
+    vcs decode clip.vcs - | ffplay -)."""
+    from .codec import decode_file
+    from .io import STDIO, spooled_stdin
+
+    to_stdout = str(output) == STDIO
+    if reference is not None and to_stdout:
+        raise VcsError("--reference scores the file written: give an output file, not -")
+    with spooled_stdin() if str(input) == STDIO else nullcontext(input) as source:
+        if reference is not None:
+            size, fps = _check_reference(reference, source)
+        with _progress(quiet or not err.is_terminal, "decode") as progress:
+            rate = _FrameRate(progress, "decode")
+            report = decode_file(
+                source, output, device, batch_gops, precision, force, rate, lambda h: rate.total(h.frame_count), model
+            )
     if not quiet:
-        out.print(
+        (err if to_stdout else out).print(  # standard output carries the video
             f"{output}: {report.frames} frames, {report.frames / report.seconds:.2f} fps on {report.device} "
             f"({report.precision}), video codec {report.codec}",
             highlight=False,

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import sys
+import tempfile
 import weakref
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -27,7 +31,12 @@ __all__ = [
     "open_writer",
     "parse_fps",
     "parse_raw_name",
+    "spooled_stdin",
+    "STDIO",
 ]
+
+STDIO = "-"
+"""The path that means standard input (`vcs encode - out.vcs`) or standard output (`vcs decode in.vcs -`)."""
 
 # Extensions open_writer knows, with their muxers; the codec is picked by _choose_codec.
 WRITE_EXTENSIONS = (".y4m", ".yuv", ".mp4", ".mkv", ".avi")
@@ -329,22 +338,48 @@ def _choose_codec(ext: str, width: int, height: int) -> tuple[str, dict[str, str
     return "mpeg4", dict(_MPEG4_OPTIONS)
 
 
-def _discard(container: av.container.OutputContainer | None, temp: Path) -> None:
-    """Close a half-written container without caring about errors and delete its file."""
+def _discard(container: av.container.OutputContainer | None, temp: Path | None) -> None:
+    """Close a half-written container without caring about errors and delete its file (if it has one)."""
     if container is not None:
         try:
             container.close()
         except Exception:  # noqa: BLE001 - already failing or aborting; the file goes away anyway
             pass
     try:
-        temp.unlink(missing_ok=True)
+        if temp is not None:
+            temp.unlink(missing_ok=True)
     except OSError:
         pass
 
 
+@contextmanager
+def spooled_stdin(raw: bool = False) -> Iterator[Path]:
+    """All of standard input in a temporary file, deleted afterwards: the encoder must know the frame count
+    before it writes the header, so a piped video is read to its end first. ``raw``: the bytes are raw I420
+    (named .yuv so that `open_video` reads them as such); otherwise FFmpeg tells the format from the content."""
+    if sys.stdin is None or sys.stdin.isatty():
+        raise VcsError("standard input is a terminal: pipe a video into it (e.g. ffmpeg … -f yuv4mpegpipe - | vcs …)")
+    with tempfile.TemporaryDirectory(prefix="vcs-stdin-") as folder:
+        path = Path(folder) / ("stdin.yuv" if raw else "stdin")
+        try:
+            with path.open("wb") as f:
+                shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
+        except OSError as e:
+            raise VcsError(f"cannot keep standard input in {folder}: {_why(e)}") from e
+        if path.stat().st_size == 0:
+            raise VcsError("standard input is empty")
+        try:
+            yield path
+        except VcsError as e:  # name what the user gave, not the temporary file
+            raise VcsError(str(e).replace(str(path), "standard input")) from None
+
+
 class VideoWriter:
     """Writes `Frame`s to a temporary file beside `path`; `close()` renames it onto `path`, `abort()`
-    (or an exception leaving the `with` block) deletes it. `codec` is the encoder chosen."""
+    (or an exception leaving the `with` block) deletes it. `codec` is the encoder chosen.
+
+    `path` "-" streams Y4M to standard output instead, frame by frame (for a player or another tool on a pipe):
+    there is no file to withhold, so an error stops the stream where it is."""
 
     def __init__(
         self,
@@ -355,16 +390,40 @@ class VideoWriter:
         force: bool = False,
     ) -> None:
         self.path = Path(path)
-        ext = self.path.suffix.lower()
+        to_stdout = str(path) == STDIO
+        self._name = "standard output" if to_stdout else str(self.path)  # in messages
+        ext = ".y4m" if to_stdout else self.path.suffix.lower()
         if ext not in _MUXERS:
             raise VcsError(
                 f"{self.path}: cannot write {ext or 'files without an extension'}; "
-                f"supported: {', '.join(WRITE_EXTENSIONS)}"
+                f"supported: {', '.join(WRITE_EXTENSIONS)}, or - for Y4M on standard output"
             )
         if int(width) != width or int(height) != height or width < 1 or height < 1:
             raise VcsError(f"{self.path}: bad frame size {width}x{height}")
         self.width, self.height = int(width), int(height)
         self.fps = parse_fps(fps)
+        self.force = force
+        self.temp: Path | None = None if to_stdout else self._make_temp(ext, force)
+        self.codec, options = _choose_codec(ext, self.width, self.height)
+        self.frames_written = 0
+        self._done = False
+        container = None
+        target = sys.stdout.buffer if self.temp is None else str(self.temp)
+        try:
+            container = av.open(target, mode="w", format=_MUXERS[ext])
+            self._stream = container.add_stream(self.codec, rate=self.fps, options=options)
+            self._stream.width, self._stream.height = self.width, self.height
+            self._stream.pix_fmt = "yuv420p"
+            self._stream.codec_context.time_base = 1 / self.fps
+        except (av.FFmpegError, OSError, ValueError) as e:
+            _discard(container, self.temp)
+            raise VcsError(f"cannot write {self._name}: {_why(e)}") from e
+        self._container = container
+        # Also on garbage collection or interpreter exit: never leave the temporary file behind.
+        self._finalizer = weakref.finalize(self, _discard, container, self.temp)
+
+    def _make_temp(self, ext: str, force: bool) -> Path:
+        """Check the output's folder and claim the temporary file the output is written under."""
         folder = self.path.parent
         if not folder.exists():
             raise VcsError(f"output folder {folder} does not exist")
@@ -376,41 +435,25 @@ class VideoWriter:
             raise VcsError(f"{self.path} is a folder")
         if self.path.exists() and not force:
             raise VcsError(f"{self.path} already exists (use --force to overwrite)")
-        self.force = force
         # Keep the extension last so anything that guesses the format from the name still works.
-        self.temp = folder / f"{self.path.name}.tmp-{os.getpid()}{ext}"
+        temp = folder / f"{self.path.name}.tmp-{os.getpid()}{ext}"
         try:
             # Create it now: some muxers open their file only at the first packet, too late to report.
-            self.temp.open("wb").close()
+            temp.open("wb").close()
         except OSError as e:
             raise VcsError(f"cannot write in output folder {folder}: {_why(e)}") from e
-        self.codec, options = _choose_codec(ext, self.width, self.height)
-        self.frames_written = 0
-        self._done = False
-        container = None
-        try:
-            container = av.open(str(self.temp), mode="w", format=_MUXERS[ext])
-            self._stream = container.add_stream(self.codec, rate=self.fps, options=options)
-            self._stream.width, self._stream.height = self.width, self.height
-            self._stream.pix_fmt = "yuv420p"
-            self._stream.codec_context.time_base = 1 / self.fps
-        except (av.FFmpegError, OSError, ValueError) as e:
-            _discard(container, self.temp)
-            raise VcsError(f"cannot write {self.path} in folder {folder}: {_why(e)}") from e
-        self._container = container
-        # Also on garbage collection or interpreter exit: never leave the temporary file behind.
-        self._finalizer = weakref.finalize(self, _discard, container, self.temp)
+        return temp
 
     def write(self, frame: Frame) -> None:
         """Encode one frame (shapes must match the writer's size)."""
         if self._done:
-            raise VcsError(f"{self.path}: writer is already closed")
+            raise VcsError(f"{self._name}: writer is already closed")
         ch = chroma_shape(self.width, self.height)
         shapes = (np.shape(frame.y), np.shape(frame.u), np.shape(frame.v))
         if shapes != ((self.height, self.width), ch, ch):
             self.abort()
             raise VcsError(
-                f"{self.path}: frame planes {shapes} do not fit the writer's {self.width}x{self.height} 4:2:0"
+                f"{self._name}: frame planes {shapes} do not fit the writer's {self.width}x{self.height} 4:2:0"
             )
         av_frame = av.VideoFrame(self.width, self.height, "yuv420p")
         for plane, data in zip(av_frame.planes[:3], (frame.y, frame.u, frame.v), strict=True):
@@ -423,7 +466,7 @@ class VideoWriter:
                 self._container.mux(packet)
         except (av.FFmpegError, OSError) as e:
             self.abort()
-            raise VcsError(f"{self.path}: writing frame {self.frames_written} failed ({_why(e)})") from e
+            raise VcsError(f"{self._name}: writing frame {self.frames_written} failed ({_why(e)})") from e
         self.frames_written += 1
 
     def close(self) -> None:
@@ -432,17 +475,20 @@ class VideoWriter:
             return
         if self.frames_written == 0:
             self.abort()
-            raise VcsError(f"{self.path}: no frames to write")
+            raise VcsError(f"{self._name}: no frames to write")
         try:
             for packet in self._stream.encode():
                 self._container.mux(packet)
             self._container.close()
-            if self.path.exists() and not self.force:
-                raise VcsError(f"{self.path} appeared while writing; not overwritten (use --force)")
-            os.replace(self.temp, self.path)
+            if self.temp is None:
+                sys.stdout.buffer.flush()
+            else:
+                if self.path.exists() and not self.force:
+                    raise VcsError(f"{self.path} appeared while writing; not overwritten (use --force)")
+                os.replace(self.temp, self.path)
         except (av.FFmpegError, OSError) as e:
             self.abort()
-            raise VcsError(f"{self.path}: finishing the file failed ({_why(e)})") from e
+            raise VcsError(f"{self._name}: finishing the file failed ({_why(e)})") from e
         except VcsError:
             self.abort()
             raise
