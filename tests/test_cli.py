@@ -253,6 +253,23 @@ def test_compare_and_decode_reference_report_the_same_quality(tmp_path, clip):
     assert [f["psnr_y"] for f in written["frames"]] == pytest.approx([f.psnr_y for f in scores.frames])
 
 
+def test_decode_a_range_with_its_reference(tmp_path, clip):
+    """`--start 4 --frames 3` writes frames 4-6, and `--reference` scores them against the reference's 4-6."""
+    w, part = clip["weights"], tmp_path / "part.y4m"
+    done = run_vcs("decode", clip["vcs"], part, "--start", 4, "-n", 3, "--reference", clip["y4m"], weights=w)
+    assert_ok(done)
+    with open_video(part) as reader:
+        back = list(reader)
+    with open_video(clip["y4m"]) as reader:
+        original = list(reader)[4:7]
+    assert len(back) == 3
+    expected = np.mean([psnr(a.y, b.y) for a, b in zip(original, back, strict=True)])
+    assert f"(mean of 3 frames): PSNR Y {expected:.2f} dB" in done.stdout
+    assert_error(run_vcs("decode", clip["vcs"], tmp_path / "x.y4m", "--start", 9, weights=w), "--start 9 is outside")
+    assert_error(run_vcs("decode", clip["vcs"], tmp_path / "x.y4m", "--start", 7, "-n", 3, weights=w), "has 2 frames")
+    assert not (tmp_path / "x.y4m").exists()
+
+
 def test_compare_and_reference_errors(tmp_path, clip):
     w = clip["weights"]
     short = tmp_path / "short.y4m"

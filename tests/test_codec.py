@@ -222,6 +222,40 @@ def test_decode_holds_a_bounded_number_of_records(tmp_path, use_tiny_weights, no
     assert counting.peak == batch_gops + 1, counting.peak
 
 
+def test_a_range_of_frames_decodes_as_in_a_whole_decode(tmp_path, use_tiny_weights, pan_clip):
+    """--start/--frames rebuild only the GOPs that hold the range, and their frames are exactly the whole
+    decode's: a GOP depends on its own measurements and its two keyframes alone. 20 frames: GOPs 0-7, 8-15,
+    16-18 (a short one), then the final keyframe 19."""
+    src, vcs = tmp_path / "a.y4m", tmp_path / "a.vcs"
+    write_clip(src, pan_clip(20, 70, 40), fps=25)
+    encode_file(src, vcs)
+    model, device = default_model(0.1).load("cpu"), pick_device("cpu")
+    with ContainerReader(vcs) as reader:
+        whole = list(decode_records(reader, model, device))
+    assert len(whole) == 20
+    for start, count, batch in ((5, 7, 1), (5, 7, 2), (8, 1, 2), (19, 1, 1), (17, None, 2), (0, 3, 2), (15, 2, 1)):
+        with ContainerReader(vcs) as reader:
+            counting = CountingReader(reader)
+            part = list(decode_records(counting, model, device, batch, start=start, count=count))
+        expected = whole[start : None if count is None else start + count]
+        assert len(part) == len(expected), (start, count)
+        for a, b in zip(part, expected, strict=True):
+            assert np.array_equal(a.y, b.y) and np.array_equal(a.u, b.u) and np.array_equal(a.v, b.v), (start, count)
+        # records after the one that closes the range's last GOP are not read
+        last = (start + len(expected) - 1) // 8
+        assert counting.read == min(last + 2, 4), (start, count, counting.read)
+    with ContainerReader(vcs) as reader:
+        for start, count, message in ((20, None, "--start 20 is outside"), (-1, None, "outside"), (15, 6, "has 5")):
+            with pytest.raises(VcsError, match=message):
+                list(decode_records(reader, model, device, start=start, count=count))
+        with pytest.raises(VcsError, match="--frames 0"):
+            list(decode_records(reader, model, device, start=0, count=0))
+    out = tmp_path / "part.y4m"
+    assert decode_file(vcs, out, device="cpu", start=5, count=7).frames == 7
+    _, back = read(out)
+    assert all(np.array_equal(a.y, b.y) for a, b in zip(back, whole[5:12], strict=True))
+
+
 def test_two_decodes_give_identical_bytes(tmp_path, use_tiny_weights, pan_clip):
     src, vcs = tmp_path / "a.y4m", tmp_path / "a.vcs"
     write_clip(src, pan_clip(10, 99, 61), fps=25)

@@ -198,6 +198,10 @@ def decode(
             "--reference", help="The original video: print the quality of what was written against it (as vcs compare)"
         ),
     ] = None,
+    start: Annotated[int, typer.Option("--start", help="First frame to decode (0-based)")] = 0,
+    frames: Annotated[
+        int | None, typer.Option("--frames", "-n", help="Decode only N frames (only their GOPs are rebuilt)")
+    ] = None,
 ) -> None:
     """Rebuild the video from its measurements with HIT-VCSNet (on the GPU when there is one).
 
@@ -211,11 +215,11 @@ def decode(
         raise VcsError("--reference scores the file written: give an output file, not -")
     with spooled_stdin() if str(input) == STDIO else nullcontext(input) as source:
         if reference is not None:
-            size, fps = _check_reference(reference, source)
+            size, fps = _check_reference(reference, source, start, frames)
         with _progress(quiet or not err.is_terminal, "decode") as progress:
             rate = _FrameRate(progress, "decode")
             report = decode_file(
-                source, output, device, batch_gops, precision, force, rate, lambda h: rate.total(h.frame_count), model
+                source, output, device, batch_gops, precision, force, rate, rate.total, model, start, frames
             )
     if not quiet:
         (err if to_stdout else out).print(  # standard output carries the video
@@ -227,26 +231,26 @@ def decode(
     if reference is not None:
         from .quality import score_videos
 
-        scores = score_videos(reference, output, size, fps, report.frames)
+        scores = score_videos(reference, output, size, fps, report.frames, reference_start=start)
         out.print(_quality_line(scores), highlight=False, soft_wrap=True)
 
 
-def _check_reference(reference: Path, vcs: Path) -> tuple[tuple[int, int], Fraction]:
+def _check_reference(reference: Path, vcs: Path, start: int, count: int | None) -> tuple[tuple[int, int], Fraction]:
     """Open ``--reference`` before decoding, so that a wrong one fails at once: same size, enough frames.
     Returns the size and rate a raw .yuv reference is read with (the .vcs file's)."""
+    from .codec import check_frame_range
     from .container import read_header
     from .io import open_video
 
     header = read_header(vcs)
+    end = check_frame_range(header, start, count)
     size, fps = (header.width, header.height), Fraction(header.fps_num, header.fps_den)
     with open_video(reference, size, fps) as reader:
         info = reader.info
     if (info.width, info.height) != size:
         raise VcsError(f"--reference {reference} is {info.width}x{info.height}, but {vcs} holds {size[0]}x{size[1]}")
-    if info.frame_count is not None and info.frame_count < header.frame_count:
-        raise VcsError(
-            f"--reference {reference} has {info.frame_count} frames, fewer than the {header.frame_count} of {vcs}"
-        )
+    if info.frame_count is not None and info.frame_count < end:
+        raise VcsError(f"--reference {reference} has {info.frame_count} frames; frames up to {end - 1} are decoded")
     return size, fps
 
 

@@ -9,7 +9,7 @@ of the video.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -339,24 +339,54 @@ def decode_records(
     device: torch.device,
     batch_gops: int = 0,
     precision: str = "fp32",
+    start: int = 0,
+    count: int | None = None,
 ) -> Iterator[Frame]:
-    """Frames in order, holding at most ``batch_gops`` + 1 records in memory (0: ``auto_batch_gops``)."""
+    """Frames ``start`` … ``start + count − 1`` (all by default) in order, holding at most ``batch_gops`` + 1
+    records in memory (0: ``auto_batch_gops``).
+
+    Only the GOPs that hold those frames are rebuilt, each with the keyframe that closes it, and the records
+    after the last of them are not read: a GOP's frames depend on its own measurements and its two keyframes
+    alone, so they come out exactly as in a whole decode."""
     if batch_gops < 0:
         raise VcsError("--batch-gops must be 0 (auto) or more")
+    end = check_frame_range(reader.header, start, count)
     batch_gops = batch_gops or auto_batch_gops(reader.header)
     decoder = GopDecoder(model, reader.header, device, precision)
-    pending: list[GopRecord] = []
+
+    def in_range(frames: Iterable[Frame], first: int) -> Iterator[Frame]:
+        for index, frame in enumerate(frames, first):
+            if start <= index < end:
+                yield frame
+
+    pending: list[tuple[int, GopRecord]] = []  # (index of its first frame, record)
+    position = 0
     for record in reader:
-        if pending and (len(pending) == batch_gops or len(record.frames) != len(pending[0].frames)):
+        first, position = position, position + len(record.frames)
+        if position <= start:  # wholly before the range
+            continue
+        if pending and (first >= end or len(pending) == batch_gops or len(record.frames) != len(pending[0][1].frames)):
             # ``record`` opens the next GOP, so its keyframe closes the chain held in ``pending``
-            yield from decoder.decode_chain(pending, record)
+            yield from in_range(decoder.decode_chain([r for _, r in pending], record), pending[0][0])
             pending = []
-        pending.append(record)
+        if first >= end:
+            return
+        pending.append((first, record))
     # the last record is the final keyframe; any GOPs before it end on it
-    last = pending.pop()
+    last_first, last = pending.pop()
     if pending:  # flushed on every change of GOP length, so these all have the same length
-        yield from decoder.decode_chain(pending, last)
-    yield decoder.decode_last_key(last)
+        yield from in_range(decoder.decode_chain([r for _, r in pending], last), pending[0][0])
+    yield from in_range([decoder.decode_last_key(last)], last_first)
+
+
+def check_frame_range(header: StreamHeader, start: int, count: int | None) -> int:
+    """The end (exclusive) of frames ``start`` … ``start + count − 1`` of a file, checked against its length."""
+    total = header.frame_count
+    if not 0 <= start < total:
+        raise VcsError(f"--start {start} is outside the file's {total} frames (0 … {total - 1})")
+    if count is not None and not 1 <= count <= total - start:
+        raise VcsError(f"--frames {count}: the file has {total - start} frames from frame {start}")
+    return total if count is None else start + count
 
 
 def decode_file(
@@ -367,14 +397,18 @@ def decode_file(
     precision: str = "fp32",
     force: bool = False,
     progress: Progress | None = None,
-    on_start: Callable[[StreamHeader], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
     decoder: str | None = None,
+    start: int = 0,
+    count: int | None = None,
 ) -> DecodeReport:
     """Decode a ``.vcs`` file into a video file (by extension: .y4m, .yuv, .mp4, …), with the model the file
-    names or with ``decoder``, another model of the same weights (``model_for``)."""
+    names or with ``decoder``, another model of the same weights (``model_for``): all its frames, or ``count``
+    from ``start`` (``decode_records``). ``on_start`` receives the number of frames to come."""
     started = time.perf_counter()
     with ContainerReader(input) as reader:
         header = reader.header
+        end = check_frame_range(header, start, count)
         card = model_for(header, decoder)
         fps = Fraction(header.fps_num, header.fps_den)
         # The output is checked (and its temporary file made) before torch and the model are loaded, so that a
@@ -383,14 +417,14 @@ def decode_file(
             dev = pick_device(device)
             model = card.load(dev)
             if on_start:
-                on_start(header)
-            count = 0
-            for frame in decode_records(reader, model, dev, batch_gops, precision):
+                on_start(end - start)
+            written = 0
+            for frame in decode_records(reader, model, dev, batch_gops, precision, start, count):
                 writer.write(frame)
-                count += 1
+                written += 1
                 if progress:
                     progress(1)
             codec = writer.codec
     return DecodeReport(
-        frames=count, seconds=time.perf_counter() - started, device=str(dev), precision=precision, codec=codec
+        frames=written, seconds=time.perf_counter() - started, device=str(dev), precision=precision, codec=codec
     )

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from fractions import Fraction
-from itertools import zip_longest
+from itertools import islice, zip_longest
 
 import numpy as np
 
@@ -105,17 +105,19 @@ def score_videos(
     size: tuple[int, int] | None = None,
     fps: Fraction | None = None,
     frames: int | None = None,
+    reference_start: int = 0,
 ) -> QualityReport:
     """Read both videos (any format ``io.open_video`` reads; ``size``/``fps`` for raw .yuv) and score them.
 
-    ``frames``: compare only the first N; otherwise both must have the same number of frames."""
+    ``frames``: compare only the first N; otherwise both must have the same number of frames.
+    ``reference_start``: the test video begins at that frame of the reference (a partial decode)."""
     if frames is not None and frames < 1:
         raise VcsError(f"--frames must be at least 1, not {frames}")
     with open_video(reference, size, fps) as ref_reader, open_video(test, size, fps) as test_reader:
         a, b = ref_reader.info, test_reader.info
         if (a.width, a.height) != (b.width, b.height):
             raise VcsError(f"{test} is {b.width}x{b.height} but {reference} is {a.width}x{a.height}")
-        scores = score_frames(ref_reader, test_reader, frames)
+        scores = score_frames(islice(ref_reader, reference_start, None), test_reader, frames)
     return QualityReport(str(reference), str(test), a.width, a.height, scores)
 
 
