@@ -44,7 +44,7 @@ def assert_ok(done: subprocess.CompletedProcess) -> None:
 def assert_error(done: subprocess.CompletedProcess, *fragments: str) -> str:
     """Exit code 1, exactly one line on stderr, "vcs: error: …" naming the problem, no traceback."""
     assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
-    stdout = done.stdout if isinstance(done.stdout, str) else done.stdout.decode(errors="replace")  # piped runs
+    stdout = done.stdout if isinstance(done.stdout, str) else (done.stdout or b"").decode(errors="replace")  # pipes
     assert "Traceback" not in done.stderr + stdout
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
@@ -338,6 +338,15 @@ def test_pipe_errors_name_standard_input(tmp_path, clip):
     done = run_vcs_piped("decode", clip["vcs"], "-", "--reference", clip["y4m"], weights=w)
     assert_error(done, "--reference", "not -")
     assert done.stdout == b""
+    # a video is never written onto a terminal
+    import pty
+
+    controller, terminal = pty.openpty()
+    env = os.environ | {"VCS_WEIGHTS": str(w)}
+    with os.fdopen(controller, "rb"), os.fdopen(terminal, "wb") as tty:
+        cmd = [sys.executable, "-m", "vcscodec.cli", "decode", clip["vcs"], "-"]
+        done = subprocess.run(cmd, stdout=tty, stderr=subprocess.PIPE, text=True, env=env, timeout=120)
+    assert_error(done, "standard output is a terminal")
     assert files_in(out) == []
 
 

@@ -403,6 +403,8 @@ class VideoWriter:
         self.width, self.height = int(width), int(height)
         self.fps = parse_fps(fps)
         self.force = force
+        if to_stdout and sys.stdout.isatty():
+            raise VcsError("standard output is a terminal: pipe it into a player or a file (… - | ffplay -)")
         self.temp: Path | None = None if to_stdout else self._make_temp(ext, force)
         self.codec, options = _choose_codec(ext, self.width, self.height)
         self.frames_written = 0
