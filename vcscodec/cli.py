@@ -255,13 +255,10 @@ def _check_reference(reference: Path, vcs: Path, start: int, count: int | None) 
 
 
 def _quality_line(scores: QualityReport) -> str:
-    from .quality import format_db
-
-    mean = scores.means()
+    mean = scores.means()  # an identical picture's PSNR, inf, prints as "inf"
     return (
         f"quality against {scores.reference} (mean of {len(scores.frames)} frames): "
-        f"PSNR Y {format_db(mean['psnr_y'])} dB, U {format_db(mean['psnr_u'])}, V {format_db(mean['psnr_v'])}; "
-        f"SSIM Y {mean['ssim_y']:.4f}"
+        f"PSNR Y {mean['psnr_y']:.2f} dB, U {mean['psnr_u']:.2f}, V {mean['psnr_v']:.2f}; SSIM Y {mean['ssim_y']:.4f}"
     )
 
 
@@ -280,7 +277,7 @@ def compare(
     """PSNR (Y, U, V) and SSIM (Y) of one video against another, by the paper's protocol: the mean of per-frame
     scores of the 8-bit pictures, no border cropped."""
     from .bench import write_json
-    from .quality import FrameQuality, format_db, score_videos
+    from .quality import FrameQuality, score_videos
 
     scores = score_videos(reference, test, _parse_size(size), _parse_fps(fps), frames)
     if json_file is not None:
@@ -290,7 +287,7 @@ def compare(
         table.add_column(col, justify="right")
 
     def row(label: str, q: FrameQuality) -> None:
-        table.add_row(label, format_db(q.psnr_y), format_db(q.psnr_u), format_db(q.psnr_v), f"{q.ssim_y:.4f}")
+        table.add_row(label, f"{q.psnr_y:.2f}", f"{q.psnr_u:.2f}", f"{q.psnr_v:.2f}", f"{q.ssim_y:.4f}")
 
     if per_frame:
         for i, q in enumerate(scores.frames):

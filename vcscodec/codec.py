@@ -359,24 +359,26 @@ def decode_records(
             if start <= index < end:
                 yield frame
 
-    pending: list[tuple[int, GopRecord]] = []  # (index of its first frame, record)
-    position = 0
+    pending: list[GopRecord] = []
+    pending_first = position = 0  # index of the first frame of pending[0]; of the record after the one read
     for record in reader:
         first, position = position, position + len(record.frames)
         if position <= start:  # wholly before the range
             continue
-        if pending and (first >= end or len(pending) == batch_gops or len(record.frames) != len(pending[0][1].frames)):
+        if pending and (first >= end or len(pending) == batch_gops or len(record.frames) != len(pending[0].frames)):
             # ``record`` opens the next GOP, so its keyframe closes the chain held in ``pending``
-            yield from in_range(decoder.decode_chain([r for _, r in pending], record), pending[0][0])
+            yield from in_range(decoder.decode_chain(pending, record), pending_first)
             pending = []
         if first >= end:
             return
-        pending.append((first, record))
-    # the last record is the final keyframe; any GOPs before it end on it
-    last_first, last = pending.pop()
+        if not pending:
+            pending_first = first
+        pending.append(record)
+    # the last record is the final keyframe (its frame is ``first``); any GOPs before it end on it
+    last = pending.pop()
     if pending:  # flushed on every change of GOP length, so these all have the same length
-        yield from in_range(decoder.decode_chain([r for _, r in pending], last), pending[0][0])
-    yield from in_range([decoder.decode_last_key(last)], last_first)
+        yield from in_range(decoder.decode_chain(pending, last), pending_first)
+    yield from in_range([decoder.decode_last_key(last)], first)
 
 
 def check_frame_range(header: StreamHeader, start: int, count: int | None) -> int:

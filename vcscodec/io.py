@@ -405,7 +405,7 @@ class VideoWriter:
         self.force = force
         if to_stdout and sys.stdout.isatty():
             raise VcsError("standard output is a terminal: pipe it into a player or a file (… - | ffplay -)")
-        self.temp: Path | None = None if to_stdout else self._make_temp(ext, force)
+        self.temp: Path | None = None if to_stdout else self._make_temp(ext)
         self.codec, options = _choose_codec(ext, self.width, self.height)
         self.frames_written = 0
         self._done = False
@@ -424,7 +424,7 @@ class VideoWriter:
         # Also on garbage collection or interpreter exit: never leave the temporary file behind.
         self._finalizer = weakref.finalize(self, _discard, container, self.temp)
 
-    def _make_temp(self, ext: str, force: bool) -> Path:
+    def _make_temp(self, ext: str) -> Path:
         """Check the output's folder and claim the temporary file the output is written under."""
         folder = self.path.parent
         if not folder.exists():
@@ -435,7 +435,7 @@ class VideoWriter:
             raise VcsError(f"output folder {folder} is not writable")
         if self.path.is_dir():
             raise VcsError(f"{self.path} is a folder")
-        if self.path.exists() and not force:
+        if self.path.exists() and not self.force:
             raise VcsError(f"{self.path} already exists (use --force to overwrite)")
         # Keep the extension last so anything that guesses the format from the name still works.
         temp = folder / f"{self.path.name}.tmp-{os.getpid()}{ext}"

@@ -7,10 +7,9 @@ filter reports, and which a few bad frames pull down less).
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from fractions import Fraction
 from itertools import islice, zip_longest
 
@@ -62,7 +61,7 @@ class QualityReport:
         return float(np.mean([getattr(f, field) for f in self.frames]))
 
     def means(self) -> dict[str, float]:
-        return {name: self.mean(name) for name in FrameQuality.__dataclass_fields__}
+        return {f.name: self.mean(f.name) for f in fields(FrameQuality)}
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -119,8 +118,3 @@ def score_videos(
             raise VcsError(f"{test} is {b.width}x{b.height} but {reference} is {a.width}x{a.height}")
         scores = score_frames(islice(ref_reader, reference_start, None), test_reader, frames)
     return QualityReport(str(reference), str(test), a.width, a.height, scores)
-
-
-def format_db(value: float) -> str:
-    """A PSNR for a table: two decimals, or "inf" for identical pictures."""
-    return "inf" if math.isinf(value) else f"{value:.2f}"
