@@ -240,3 +240,76 @@ def test_paper_figures_for_a_full_test_set() -> None:
     assert seqs[-1]["paper"]["HIT-VCSNet"] == {"psnr": 41.59, "ssim": 0.9842}  # Akiyo
     seqs.append({"paper_name": None})  # an extra sequence: the averages are no longer the paper's
     assert not _paper_for_run(card, seqs, paper)["complete"]
+
+
+def test_bench_rate_sweep_with_anchors(use_tiny_weights: Path, tmp_path: Path) -> None:
+    """--quant-step with several steps and --anchor: a run per step, an anchor run per QP, Bjøntegaard deltas."""
+    try:
+        import matplotlib  # noqa: F401
+
+        plots = ["--plot", str(tmp_path / "plots")]
+    except ImportError:
+        plots = []  # the rest is checked all the same
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    write_clip(folder / "a.y4m", camera_pan(N, W, H, seed=5))
+    write_clip(folder / "b.y4m", camera_pan(N, W, H, image="coffee", seed=6))
+    report_path = tmp_path / "rd.json"
+    result = _invoke(
+        "-s", str(folder), "-r", "0.1", "--quant-step", "1.3,4,12", "--anchor", "x264-intra",
+        "--anchor-qp", "10,30,50", "--json", str(report_path), *plots,
+    )  # fmt: skip
+    report = json.loads(report_path.read_text())
+    assert report["protocol"]["quant_steps"] == [1.3, 4.0, 12.0]
+    runs = report["runs"]
+    assert [r["quant_step"] for r in runs] == [1.3, 4.0, 12.0]
+    assert len({r["model"]["name"] for r in runs}) == 1
+    bpp = [r["average"]["bpp"] for r in runs]
+    assert bpp[0] > bpp[1] > bpp[2]  # coarser steps, fewer bits
+    anchors = report["anchors"]
+    assert [(a["anchor"], a["qp"]) for a in anchors] == [("x264-intra", 10), ("x264-intra", 30), ("x264-intra", 50)]
+    assert anchors[0]["average"]["bpp"] > anchors[2]["average"]["bpp"]
+    assert anchors[0]["average"]["psnr"] > anchors[2]["average"]["psnr"]
+    # Anchors are scored on the same frames as our runs: frames 1–16 of 17.
+    assert all(s["scored_frames"] == list(range(16)) for s in anchors[0]["sequences"])
+    (rd,) = report["rd"]
+    assert (rd["model"], rd["anchor"]) == (runs[0]["model"]["name"], "x264-intra")
+    assert set(rd["per_sequence"]) == {"a", "b"}
+    # The average is the mean of the sequences' deltas that exist, recomputed here from the report's own points.
+    from vcscodec.rd import bd_rate
+
+    for name, deltas in rd["per_sequence"].items():
+        ours = [next(s for s in r["sequences"] if s["name"] == name) for r in runs]
+        theirs = [next(s for s in a["sequences"] if s["name"] == name) for a in anchors]
+        expected = bd_rate([s["bpp"] for s in theirs], [s["psnr"] for s in theirs],
+                           [s["bpp"] for s in ours], [s["psnr"] for s in ours])  # fmt: skip
+        assert deltas["bd_rate"] == (pytest.approx(expected) if expected is not None else None)
+    defined = [d["bd_rate"] for d in rd["per_sequence"].values() if d["bd_rate"] is not None]
+    assert rd["bd_rate"]["sequences"] == len(defined)
+    assert defined  # the anchor's QPs 10–50 span the tiny models' PSNRs
+    assert rd["bd_rate"]["mean"] == pytest.approx(np.mean(defined))
+    assert "BD-rate" in result.output
+    assert "x264-intra" in result.output and "anchors" in result.output
+    if plots:
+        assert (tmp_path / "plots" / "rd.png").is_file()
+        assert len(list((tmp_path / "plots").glob("psnr-n0.1-*-q*.png"))) == 3
+
+
+def test_bench_rate_sweep_errors(use_tiny_weights: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    write_clip(folder / "a.y4m", camera_pan(N, W, H))
+
+    def error(*args: str) -> str:
+        result = runner.invoke(app, ["bench", "-s", str(folder), *args])
+        assert isinstance(result.exception, VcsError), result.output
+        assert "\n" not in str(result.exception)
+        return str(result.exception)
+
+    assert "--quant-step" in error("--quant-step", "1.3,big")
+    assert "out of range" in error("--quant-step", "1.3,0")
+    assert "twice" in error("--quant-step", "2,2")
+    assert "unknown anchor 'x265'" in error("--anchor", "x265")
+    assert "outside 0–51" in error("--anchor", "x264", "--anchor-qp", "30,60")
+    assert "--anchor-qp" in error("--anchor", "x264", "--anchor-qp", "30.5")
+    assert "--anchor-qp is empty" in error("--anchor", "x264", "--anchor-qp", ",")

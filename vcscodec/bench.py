@@ -39,7 +39,8 @@ from .errors import VcsError
 from .hardware import cpu_name, pick_device
 from .io import Frame, frame_from_gray, open_video, open_writer
 from .metrics import psnr, ssim
-from .quant import DEFAULT_QUANT_STEP
+from .quant import DEFAULT_QUANT_STEP, check_step
+from .rd import ANCHORS, DEFAULT_ANCHOR_QPS, bd_psnr, bd_rate, check_anchor, code_with_anchor, summarize
 from .registry import ModelCard, find_model
 
 if TYPE_CHECKING:
@@ -298,9 +299,11 @@ class BenchConfig:
     device: str = "auto"
     precision: str = "fp32"
     chroma: str = "gray"  # the paper codes and scores Y only
-    quant_step: float = DEFAULT_QUANT_STEP
+    quant_steps: tuple[float, ...] = (DEFAULT_QUANT_STEP,)  # several: a rate sweep, one run per model and step
     batch_gops: int = 0
     keep: Path | None = None  # keep each .vcs and decoded .y4m here
+    anchors: tuple[str, ...] = ()  # conventional codecs coded on the same frames (`rd.ANCHORS`)
+    anchor_qps: tuple[int, ...] = DEFAULT_ANCHOR_QPS
 
 
 def _cards(config: BenchConfig) -> list[ModelCard]:
@@ -320,6 +323,19 @@ def _check(config: BenchConfig) -> None:
         raise VcsError(f"--chroma must be one of {', '.join(CHROMA_CHOICES)}")
     if config.batch_gops < 0:
         raise VcsError("--batch-gops must be 0 (auto) or more")
+    if not config.quant_steps:
+        raise VcsError("--quant-step needs at least one step")
+    for step in config.quant_steps:
+        check_step(step)
+    if len(set(config.quant_steps)) != len(config.quant_steps):
+        raise VcsError("--quant-step lists a step twice")
+    for anchor in config.anchors:
+        check_anchor(anchor)
+    if config.anchors and not config.anchor_qps:
+        raise VcsError("--anchor-qp needs at least one QP")
+    for qp in config.anchor_qps:
+        if not 0 <= qp <= 51:
+            raise VcsError(f"anchor QP {qp} is outside 0–51")
     if config.ratios is not None:
         for r in config.ratios:
             if not 0 < r <= 1:
@@ -341,6 +357,8 @@ def _bench_sequence(
 ) -> dict[str, Any]:
     count = seq.frame_count if config.frames is None else config.frames
     stem = f"{seq.name}-{card.name}"  # the model's name carries its ratio
+    if len(config.quant_steps) > 1:
+        stem += f"-q{encoder.quant_step:g}"
     vcs = folder / f"{stem}.vcs"
 
     # Encode: measure, quantize and write the container; reading the source is timed apart and left out.
@@ -461,6 +479,142 @@ def _paper_for_run(card: ModelCard, sequences: list[dict[str, Any]], paper: dict
     return average
 
 
+def _average(results: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, Any]:
+    """Means over sequences of ``keys``; rate and speed pooled over all frames (equal to the mean when the
+    sequences are the same size)."""
+    frames = sum(r["frames"] for r in results)
+    pixels = sum(r["width"] * r["height"] * r["frames"] for r in results)
+    average: dict[str, Any] = {key: _mean([r[key] for r in results if r[key] is not None]) for key in keys}
+    average["bpp"] = sum(r["bytes"] for r in results) * 8 / pixels
+    average["encode_fps"] = frames / max(sum(r["encode_seconds"] for r in results), 1e-9)
+    average["decode_fps"] = frames / max(sum(r["decode_seconds"] for r in results), 1e-9)
+    return average
+
+
+def _bench_run(
+    card: ModelCard,
+    encoder: FrameEncoder,
+    model: HITVCSNet,
+    device: torch.device,
+    config: BenchConfig,
+    sequences: list[Sequence],
+    folder: Path,
+    paper: dict[str, Any],
+    progress: Callable[[str], None] | None,
+) -> dict[str, Any]:
+    """One model at one quantizer step over every sequence."""
+    from .models import parameter_counts
+
+    results = []
+    for seq in sequences:
+        results.append(_bench_sequence(seq, card, encoder, model, device, config, folder))
+        if progress:
+            progress(f"{seq.name} n{ratio_key(card.alpha_n)} q{encoder.quant_step:g}")
+    average = _average(results, ("psnr", "ssim", "psnr_nonkey", "ssim_nonkey", "psnr_key", "ssim_key"))
+    average["paper"] = _paper_for_run(card, results, paper)
+    return {
+        "ratio": card.alpha_n,
+        "alpha_k": card.alpha_k,
+        "quant_step": encoder.quant_step,
+        "model": {
+            "name": card.name,
+            "arch": card.arch,
+            "sha256": card.sha256,
+            "parameters": parameter_counts(model)["total"],
+            "config": card.config,
+            "training": card.manifest.get("training"),
+        },
+        "sequences": results,
+        "average": average,
+        "floor": {**LINEAR_FLOORS[ratio_key(card.alpha_n)], "source": FLOOR_SOURCE}
+        if ratio_key(card.alpha_n) in LINEAR_FLOORS
+        else None,
+    }
+
+
+def _anchor_run(
+    anchor: str,
+    qp: int,
+    sequences: list[Sequence],
+    config: BenchConfig,
+    gop: int,
+    progress: Callable[[str], None] | None,
+) -> dict[str, Any]:
+    """One anchor codec at one QP over every sequence, scored like our runs (`rd.code_with_anchor`)."""
+    results = []
+    for seq in sequences:
+        count = seq.frame_count if config.frames is None else config.frames
+        coded = code_with_anchor(_take(seq.frames(), count), anchor, qp, gray=config.chroma == "gray")
+        scored = scored_frames(count, gop)
+        results.append(
+            {
+                "name": seq.name,
+                "paper_name": paper_sequence(seq.name),
+                "width": seq.width,
+                "height": seq.height,
+                "frames": count,
+                "scored_frames": scored,
+                "psnr": _mean([coded.psnr[i] for i in scored]),
+                "ssim": _mean([coded.ssim[i] for i in scored]),
+                "bytes": coded.bytes,
+                "bpp": coded.bytes * 8 / (seq.width * seq.height * count),
+                "encode_seconds": coded.encode_seconds,
+                "decode_seconds": coded.decode_seconds,
+                "per_frame": [
+                    {"index": i, "frame": i + 1, "scored": i in scored, "psnr": p, "ssim": q}
+                    for i, (p, q) in enumerate(zip(coded.psnr, coded.ssim, strict=True))
+                ],
+            }
+        )
+        if progress:
+            progress(f"{seq.name} {anchor} QP {qp}")
+    return {
+        "anchor": anchor,
+        "qp": qp,
+        "options": ANCHORS[anchor],
+        "sequences": results,
+        "average": _average(results, ("psnr", "ssim")),
+    }
+
+
+def _sequence_curve(runs: list[dict[str, Any]], name: str) -> tuple[list[float], list[float]]:
+    """One sequence's (bpp, PSNR) points across runs of one codec at several settings."""
+    rows = [next(s for s in run["sequences"] if s["name"] == name) for run in runs]
+    return [s["bpp"] for s in rows], [s["psnr"] for s in rows]
+
+
+def rd_comparisons(runs: list[dict[str, Any]], anchors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Bjøntegaard deltas of each model's rate sweep (its runs at several steps) against each anchor's QP sweep,
+    per sequence and averaged over the sequences where both curves overlap (the JVET practice)."""
+    sweeps: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        sweeps.setdefault(run["model"]["name"], []).append(run)
+    anchor_sweeps: dict[str, list[dict[str, Any]]] = {}
+    for run in anchors:
+        anchor_sweeps.setdefault(run["anchor"], []).append(run)
+    comparisons = []
+    for model, model_runs in sweeps.items():
+        for anchor, anchor_runs in anchor_sweeps.items():
+            per_sequence = {}
+            for seq in model_runs[0]["sequences"]:
+                rd_anchor = _sequence_curve(anchor_runs, seq["name"])
+                rd_model = _sequence_curve(model_runs, seq["name"])
+                per_sequence[seq["name"]] = {
+                    "bd_rate": bd_rate(*rd_anchor, *rd_model),
+                    "bd_psnr": bd_psnr(*rd_anchor, *rd_model),
+                }
+            comparisons.append(
+                {
+                    "model": model,
+                    "anchor": anchor,
+                    "bd_rate": summarize(v["bd_rate"] for v in per_sequence.values()),
+                    "bd_psnr": summarize(v["bd_psnr"] for v in per_sequence.values()),
+                    "per_sequence": per_sequence,
+                }
+            )
+    return comparisons
+
+
 def run_bench(
     config: BenchConfig,
     command: str = "",
@@ -471,8 +625,6 @@ def run_bench(
 
     ``on_start`` gets the number of (model, sequence) items; ``progress`` is called after each with its label.
     """
-    from .models import parameter_counts
-
     _check(config)
     cards = _cards(config)  # option and model errors first, before any sequence is read
     sequences, warnings = find_sequences(config.sequences)
@@ -486,7 +638,8 @@ def run_bench(
     device = pick_device(config.device)
     paper = paper_results()
     if on_start:
-        on_start(len(cards) * len(sequences))
+        codings = len(cards) * len(config.quant_steps) + len(config.anchors) * len(config.anchor_qps)
+        on_start(codings * len(sequences))
     if config.keep:
         config.keep.mkdir(parents=True, exist_ok=True)
 
@@ -494,45 +647,20 @@ def run_bench(
     with tempfile.TemporaryDirectory(prefix="vcs-bench-") as tmp:
         folder = config.keep or Path(tmp)
         for card in cards:
-            encoder = FrameEncoder(card, config.quant_step)
             model = card.load(device)
-            _warm_up(encoder, model, device, config.precision, (sequences[0].width, sequences[0].height), Path(tmp))
-            results = []
-            for seq in sequences:
-                results.append(_bench_sequence(seq, card, encoder, model, device, config, folder))
-                if progress:
-                    progress(f"{seq.name} n{ratio_key(card.alpha_n)}")
-            frames = sum(r["frames"] for r in results)
-            pixels = sum(r["width"] * r["height"] * r["frames"] for r in results)
-            average = {
-                key: _mean([r[key] for r in results if r[key] is not None])
-                for key in ("psnr", "ssim", "psnr_nonkey", "ssim_nonkey", "psnr_key", "ssim_key")
-            }
-            # Rate and speed pooled over all frames (equal to the mean when the sequences are the same size).
-            average["bpp"] = sum(r["bytes"] for r in results) * 8 / pixels
-            average["encode_fps"] = frames / max(sum(r["encode_seconds"] for r in results), 1e-9)
-            average["decode_fps"] = frames / max(sum(r["decode_seconds"] for r in results), 1e-9)
-            average["paper"] = _paper_for_run(card, results, paper)
-            runs.append(
-                {
-                    "ratio": card.alpha_n,
-                    "alpha_k": card.alpha_k,
-                    "model": {
-                        "name": card.name,
-                        "arch": card.arch,
-                        "sha256": card.sha256,
-                        "parameters": parameter_counts(model)["total"],
-                        "config": card.config,
-                        "training": card.manifest.get("training"),
-                    },
-                    "sequences": results,
-                    "average": average,
-                    "floor": {**LINEAR_FLOORS[ratio_key(card.alpha_n)], "source": FLOOR_SOURCE}
-                    if ratio_key(card.alpha_n) in LINEAR_FLOORS
-                    else None,
-                }
-            )
+            for step_index, step in enumerate(config.quant_steps):
+                encoder = FrameEncoder(card, step)
+                if step_index == 0:
+                    size = (sequences[0].width, sequences[0].height)
+                    _warm_up(encoder, model, device, config.precision, size, Path(tmp))
+                runs.append(_bench_run(card, encoder, model, device, config, sequences, folder, paper, progress))
             del model
+    gop = int(cards[0].config["gop"])  # anchors are scored on the frames our runs score
+    anchors = [
+        _anchor_run(anchor, qp, sequences, config, gop, progress)
+        for anchor in config.anchors
+        for qp in config.anchor_qps
+    ]
     return {
         "vcscodec_version": __version__,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -547,7 +675,8 @@ def run_bench(
             "metrics": "Y plane, 8-bit, PSNR peak 255 without border crop; SSIM Wang et al. 2004 (Gaussian 11x11, "
             "sigma 1.5); averages are means over sequences of per-sequence means",
             "chroma": config.chroma,
-            "quant_step": config.quant_step,
+            "quant_steps": list(config.quant_steps),
+            "anchor_qps": list(config.anchor_qps) if config.anchors else [],
         },
         "device": device_info(device),
         "precision": config.precision,
@@ -555,6 +684,8 @@ def run_bench(
         "paper": paper["source"],
         "warnings": warnings,
         "runs": runs,
+        "anchors": anchors,
+        "rd": rd_comparisons(runs, anchors),
     }
 
 
@@ -619,12 +750,36 @@ def write_plots(report: dict[str, Any], folder: Path) -> list[Path]:
         ax.set_title(f"αn {run['ratio']:g} · {run['model']['name']}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        path = folder / f"psnr-n{ratio_key(run['ratio'])}-{run['model']['name']}.png"
+        step = f"-q{run['quant_step']:g}" if len(report["protocol"]["quant_steps"]) > 1 else ""
+        path = folder / f"psnr-n{ratio_key(run['ratio'])}-{run['model']['name']}{step}.png"
         fig.tight_layout()
         fig.savefig(path, dpi=120)
         plt.close(fig)
         written.append(path)
+    if len(report["runs"]) + len(report["anchors"]) > 1:
+        written.append(_plot_rd(report, folder / "rd.png", plt))
     return written
+
+
+def _plot_rd(report: dict[str, Any], path: Path, plt: Any) -> Path:
+    """Average PSNR against average bpp: one curve per model (its steps) and per anchor (its QPs)."""
+    curves: dict[str, list[tuple[float, float]]] = {}
+    for run in report["runs"]:
+        curves.setdefault(run["model"]["name"], []).append((run["average"]["bpp"], run["average"]["psnr"]))
+    for run in report["anchors"]:
+        curves.setdefault(run["anchor"], []).append((run["average"]["bpp"], run["average"]["psnr"]))
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, points in curves.items():
+        ax.plot(*zip(*sorted(points), strict=True), marker="o", label=name)
+    ax.set_xlabel("bits per luma pixel (whole file)")
+    ax.set_ylabel("PSNR Y (dB), mean over sequences")
+    ax.set_title(f"rate–distortion · {report['protocol']['frames']} frames · chroma {report['protocol']['chroma']}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def _pair(p: float | None, s: float | None) -> str:
@@ -654,6 +809,49 @@ def _subset_cells(avg: dict[str, Any], kind: str, refs: dict[str, Any], mark: st
     return cells
 
 
+def _render_rd(report: dict[str, Any], console: Console) -> None:
+    """The anchors' averages, then each model's Bjøntegaard deltas against each anchor."""
+    from rich.table import Table
+
+    if not report["anchors"]:
+        return
+    table = Table(title="anchors (the same frames, scored the same way)", title_justify="left")
+    for col in ("anchor", "QP", "PSNR/SSIM", "bpp", "enc fps", "dec fps"):
+        table.add_column(col, justify="left" if col == "anchor" else "right")
+    for run in report["anchors"]:
+        avg = run["average"]
+        table.add_row(
+            run["anchor"],
+            str(run["qp"]),
+            _pair(avg["psnr"], avg["ssim"]),
+            f"{avg['bpp']:.4f}",
+            f"{avg['encode_fps']:.1f}",
+            f"{avg['decode_fps']:.1f}",
+        )
+    console.print(table)
+    for c in report["rd"]:
+        rate, gain = c["bd_rate"], c["bd_psnr"]
+        if rate["mean"] is None and gain["mean"] is None:
+            console.print(
+                f"  {c['model']} against {c['anchor']}: no Bjøntegaard delta (it needs two or more points on each "
+                "curve, overlapping in PSNR or rate: give several --quant-step values or widen --anchor-qp)",
+                highlight=False,
+            )
+            continue
+        total = len(c["per_sequence"])
+        parts = []
+        if rate["mean"] is not None:
+            parts.append(f"BD-rate {rate['mean']:+.1f} % ({rate['sequences']} of {total} sequences)")
+        if gain["mean"] is not None:
+            parts.append(f"BD-PSNR {gain['mean']:+.2f} dB ({gain['sequences']} of {total})")
+        console.print(f"  {c['model']} against {c['anchor']}: {', '.join(parts)}", highlight=False)
+    console.print(
+        "  Bjøntegaard deltas, per sequence where the curves overlap, then averaged; a negative BD-rate means "
+        "fewer bits than the anchor for the same PSNR",
+        highlight=False,
+    )
+
+
 def render(report: dict[str, Any], console: Console) -> None:
     """The paper's Table 1 per run, with Table 4's non-keyframe row, the linear floor, rate and speed."""
     from rich.console import Console
@@ -663,11 +861,15 @@ def render(report: dict[str, Any], console: Console) -> None:
     if not console.is_terminal:
         # Piped into a file, rich would assume 80 columns and cut the figures to "…"; a table is read whole.
         console = Console(file=console.file, width=max(console.width, 150))
+    steps = report["protocol"]["quant_steps"]
     for run in report["runs"]:
+        if run["quant_step"] != steps[0]:
+            continue  # a rate sweep: the paper's tables at the first step, the others in the summaries below
         m, avg, paper = run["model"], run["average"], run["average"]["paper"]
+        step = f" · step {run['quant_step']:g}" if len(steps) > 1 else ""
         table = Table(
             title=f"αn {run['ratio']:g} · {m['name']} ({m['arch']}, {m['parameters']:,} parameters) · "
-            f"{report['protocol']['frames']} frames · {dev['name']} · {report['precision']}",
+            f"{report['protocol']['frames']} frames{step} · {dev['name']} · {report['precision']}",
             title_justify="left",
         )
         for col in ("sequence", "PSNR/SSIM", "HIT-VCSNet", "Δ", "VCSNet2", "Δ", "bpp", "enc fps", "dec fps"):
@@ -734,13 +936,15 @@ def render(report: dict[str, Any], console: Console) -> None:
             console.print(f"  {note}", highlight=False)
     if len(report["runs"]) > 1:
         summary = Table(title="all runs", title_justify="left")
-        for col in ("αn", "model", "parameters", "PSNR/SSIM", "non-key PSNR", "key PSNR", "bpp", "enc fps", "dec fps"):
+        columns = ("αn", "model", "step", "parameters", "PSNR/SSIM", "non-key PSNR", "key PSNR", "bpp", "enc fps")
+        for col in (*columns, "dec fps"):
             summary.add_column(col, justify="left" if col == "model" else "right")
         for run in report["runs"]:
             avg = run["average"]
             summary.add_row(
                 f"{run['ratio']:g}",
                 run["model"]["name"],
+                f"{run['quant_step']:g}",
                 f"{run['model']['parameters']:,}",
                 _pair(avg["psnr"], avg["ssim"]),
                 _pair(avg["psnr_nonkey"], None),
@@ -750,6 +954,7 @@ def render(report: dict[str, Any], console: Console) -> None:
                 f"{avg['decode_fps']:.2f}",
             )
         console.print(summary)
+    _render_rd(report, console)
     console.print(
         f"device {dev['name']} ({dev['type']}, {dev['threads']} threads, {dev['logical_cores']} logical cores, "
         f"torch {dev['torch']}), "

@@ -14,7 +14,7 @@ import time
 from contextlib import nullcontext
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -23,6 +23,7 @@ from rich.table import Table
 
 from .errors import VcsError
 from .quant import DEFAULT_QUANT_STEP
+from .rd import DEFAULT_ANCHOR_QPS
 
 if TYPE_CHECKING:
     from .quality import QualityReport
@@ -68,6 +69,18 @@ def _parse_fps(fps: str | None) -> Fraction | None:
     from .io import parse_fps
 
     return None if fps is None else parse_fps(fps)
+
+
+def _number_list(text: str, option: str, kind: type[float] | type[int], example: str) -> list[Any]:
+    """A comma-separated option value ("0.01,0.1") as numbers of ``kind``; a one-line error otherwise."""
+    try:
+        values = [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        noun = "integers" if kind is int else "numbers"
+        raise VcsError(f"{option} {text!r} is not a comma-separated list of {noun} (e.g. {example})") from None
+    if not values:
+        raise VcsError(f"{option} is empty")
+    return values
 
 
 def _progress(quiet: bool, label: str) -> Progress:
@@ -438,8 +451,24 @@ def bench(
         str, typer.Option("--chroma", help="gray (Y only, as the paper) | yuv420 | auto (affects bpp and speed)")
     ] = "gray",
     quant_step: Annotated[
-        float, typer.Option("--quant-step", help="Quantizer step in grey levels (see docs/format.md)")
-    ] = DEFAULT_QUANT_STEP,
+        str,
+        typer.Option(
+            "--quant-step",
+            help="Quantizer step in grey levels (see docs/format.md); a comma-separated list sweeps the rate, "
+            "e.g. 1.3,2.6,5.2,10.4",
+        ),
+    ] = f"{DEFAULT_QUANT_STEP:g}",
+    anchor: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--anchor",
+            help="Also code the sequences with a conventional codec: x264 (with motion search) or x264-intra "
+            "(repeatable); prints Bjøntegaard deltas against a --quant-step sweep",
+        ),
+    ] = None,
+    anchor_qp: Annotated[str, typer.Option("--anchor-qp", help="Comma-separated QPs of the anchors")] = ",".join(
+        str(q) for q in DEFAULT_ANCHOR_QPS
+    ),
     batch_gops: Annotated[
         int, typer.Option("--batch-gops", help="GOPs rebuilt together (memory vs speed); 0 = by frame size")
     ] = 0,
@@ -466,16 +495,22 @@ def bench(
             count = int(frames)
         except ValueError:
             raise VcsError(f"--frames {frames!r} is not a number or 'all'") from None
-    try:
-        ratio_list = [float(r) for r in ratios.split(",") if r.strip()] if ratios is not None else None
-    except ValueError:
-        raise VcsError(f"--ratios {ratios!r} is not a comma-separated list of numbers (e.g. 0.01,0.1)") from None
-    if ratio_list is not None and not ratio_list:
-        raise VcsError("--ratios is empty")
+    ratio_list = _number_list(ratios, "--ratios", float, "0.01,0.1") if ratios is not None else None
     if plot is not None:
         require_matplotlib()
     config = BenchConfig(
-        sequences, ratio_list, model or None, count, device, precision, chroma, quant_step, batch_gops, keep
+        sequences,
+        ratio_list,
+        model or None,
+        count,
+        device,
+        precision,
+        chroma,
+        tuple(_number_list(quant_step, "--quant-step", float, "1.3,2.6")),
+        batch_gops,
+        keep,
+        tuple(anchor or ()),
+        tuple(_number_list(anchor_qp, "--anchor-qp", int, "22,27,32,37")),
     )
     command = shlex.join(["vcs", *sys.argv[1:]])
     with _progress(quiet, "bench") as progress:

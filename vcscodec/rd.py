@@ -1,0 +1,176 @@
+"""Rate–distortion comparisons: conventional anchor codecs and Bjøntegaard deltas.
+
+A CS codec is judged by its quality per bit as well as by the paper's fixed-ratio tables, and the honest yardstick
+is a conventional encoder on the same frames. `vcs bench --anchor x264 --anchor x264-intra` codes each test
+sequence with libx264 (through PyAV's FFmpeg, so no extra dependency) at a sweep of fixed QPs, scores its
+reconstructions by the same protocol as ours (`bench.scored_frames`, `metrics`), and `bd_rate` / `bd_psnr` sum
+the comparison up in the usual way (G. Bjøntegaard, VCEG-M33, 2001, with the piecewise cubic interpolation that
+the JVET common test conditions use instead of its cubic polynomial, since a fit through four points can swing).
+
+Anchors code what the bench codes: luma alone (x264's ``gray`` format) when the bench's chroma is ``gray``, as
+the paper's protocol, else 4:2:0. Their rate is every byte of the raw H.264 stream (parameter sets included) per
+luma pixel, like the bench's `.vcs` rate that counts every byte of the file.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import VcsError
+from .metrics import psnr, ssim
+
+if TYPE_CHECKING:
+    import av
+
+    from .io import Frame
+
+__all__ = ["ANCHORS", "DEFAULT_ANCHOR_QPS", "AnchorCoding", "bd_psnr", "bd_rate", "code_with_anchor"]
+
+# x264 settings of each anchor. "medium" is x264's default preset; tune=psnr turns off the psychovisual
+# optimisations that trade PSNR for looks, since PSNR is what is compared. "x264-intra" codes every frame alone
+# (keyint 1), the fair peer of an encoder without motion search; "x264" is the full encoder with motion search.
+ANCHORS: dict[str, dict[str, str]] = {
+    "x264": {"preset": "medium", "tune": "psnr"},
+    "x264-intra": {"preset": "medium", "tune": "psnr", "x264-params": "keyint=1"},
+}
+# The JCT-VC / JVET common test conditions' four QPs and one more, since our rates reach lower.
+DEFAULT_ANCHOR_QPS = (22, 27, 32, 37, 42)
+
+
+@dataclass
+class AnchorCoding:
+    """One sequence coded by an anchor at one QP: the stream's size, the reconstructions' scores, the time."""
+
+    bytes: int
+    psnr: list[float]  # per frame, Y
+    ssim: list[float]  # per frame, Y
+    encode_seconds: float
+    decode_seconds: float
+
+
+def check_anchor(name: str) -> None:
+    """Refuse an unknown anchor, or one this FFmpeg build cannot encode, before any sequence is coded."""
+    import av  # here, not at the top: the CLI reads DEFAULT_ANCHOR_QPS without loading FFmpeg
+
+    if name not in ANCHORS:
+        raise VcsError(f"unknown anchor {name!r}: choose from {', '.join(ANCHORS)}")
+    if "libx264" not in av.codecs_available:
+        raise VcsError(f"anchor {name} needs libx264, which this PyAV's FFmpeg does not have")
+
+
+def code_with_anchor(frames: Iterable[Frame], anchor: str, qp: int, gray: bool) -> AnchorCoding:
+    """Code ``frames`` with ``anchor`` at a fixed ``qp`` (0–51) and score every reconstruction against its source.
+
+    ``gray`` codes the Y plane alone; else Y, U and V (4:2:0, even sizes only, as x264 requires)."""
+    import av
+
+    check_anchor(anchor)
+    if not 0 <= qp <= 51:
+        raise VcsError(f"anchor QP {qp} is outside 0–51")
+    sources = list(frames)
+    if not sources:
+        raise VcsError("no frames to code with the anchor")
+    width, height = sources[0].width, sources[0].height
+    if not gray and (width % 2 or height % 2):
+        raise VcsError(f"anchor {anchor} codes 4:2:0 only at even sizes, not {width}x{height}")
+    pix_fmt = "gray" if gray else "yuv420p"
+
+    encoder = av.CodecContext.create("libx264", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = width, height, pix_fmt
+    encoder.time_base = Fraction(1, 25)
+    encoder.options = {**ANCHORS[anchor], "qp": str(qp)}
+    start = time.perf_counter()
+    packets: list[av.Packet] = []
+    try:
+        encoder.open()
+        for i, source in enumerate(sources):
+            picture = av.VideoFrame(width, height, pix_fmt)
+            planes = (source.y,) if gray else (source.y, source.u, source.v)
+            for plane, data in zip(picture.planes, planes, strict=True):
+                view = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+                view[: data.shape[0], : data.shape[1]] = data
+            picture.pts = i
+            packets += encoder.encode(picture)
+        packets += encoder.encode(None)
+    except av.FFmpegError as e:
+        raise VcsError(f"anchor {anchor} failed to encode {width}x{height}: {e.strerror or e}") from None
+    encode_seconds = time.perf_counter() - start
+    size = sum(p.size for p in packets)
+
+    decoder = av.CodecContext.create("h264", "r")
+    start = time.perf_counter()
+    decoded: list[np.ndarray] = []
+    for packet in [*packets, None]:
+        for picture in decoder.decode(packet):
+            plane = picture.planes[0]
+            decoded.append(np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :width].copy())
+    decode_seconds = time.perf_counter() - start
+    if len(decoded) != len(sources):
+        raise VcsError(f"anchor {anchor} returned {len(decoded)} frames for {len(sources)}")
+    return AnchorCoding(
+        size,
+        [psnr(s.y, d) for s, d in zip(sources, decoded, strict=True)],
+        [ssim(s.y, d) for s, d in zip(sources, decoded, strict=True)],
+        encode_seconds,
+        decode_seconds,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- Bjøntegaard
+
+
+def _curve(x: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Points (x, y) sorted by x, or None when fewer than two are finite or two share an x (then y is no
+    function of x to interpolate)."""
+    points = sorted((float(a), float(b)) for a, b in zip(x, y, strict=True) if np.isfinite(a) and np.isfinite(b))
+    if len(points) < 2 or len({a for a, _ in points}) != len(points):
+        return None
+    return np.array([a for a, _ in points]), np.array([b for _, b in points])
+
+
+def _mean_difference(a: tuple[np.ndarray, np.ndarray] | None, b: tuple[np.ndarray, np.ndarray] | None) -> float | None:
+    """Mean of curve b minus curve a over the x range both cover, each a piecewise cubic through its points
+    (monotone, PCHIP); None without two curves or an overlap."""
+    from scipy.interpolate import PchipInterpolator
+
+    if a is None or b is None:
+        return None
+    low, high = max(a[0][0], b[0][0]), min(a[0][-1], b[0][-1])
+    if high <= low:
+        return None
+    area = PchipInterpolator(*b).integrate(low, high) - PchipInterpolator(*a).integrate(low, high)
+    return float(area / (high - low))
+
+
+def _log_rates(rates: Sequence[float]) -> list[float]:
+    return [float(np.log10(r)) if r > 0 else float("nan") for r in rates]
+
+
+def bd_rate(
+    rates_a: Sequence[float], psnrs_a: Sequence[float], rates_b: Sequence[float], psnrs_b: Sequence[float]
+) -> float | None:
+    """Bjøntegaard delta rate of B against A, in percent: the mean rate difference at equal PSNR over the PSNR
+    range both curves cover (negative: B needs fewer bits). None when either curve has fewer than two points
+    or the ranges do not overlap."""
+    diff = _mean_difference(_curve(psnrs_a, _log_rates(rates_a)), _curve(psnrs_b, _log_rates(rates_b)))
+    return None if diff is None else float((10.0**diff - 1.0) * 100.0)
+
+
+def bd_psnr(
+    rates_a: Sequence[float], psnrs_a: Sequence[float], rates_b: Sequence[float], psnrs_b: Sequence[float]
+) -> float | None:
+    """Bjøntegaard delta PSNR of B against A, in dB: the mean PSNR difference at equal rate over the log-rate
+    range both curves cover (positive: B is better). None as for `bd_rate`."""
+    return _mean_difference(_curve(_log_rates(rates_a), psnrs_a), _curve(_log_rates(rates_b), psnrs_b))
+
+
+def summarize(values: Iterable[float | None]) -> dict[str, Any]:
+    """Mean of the defined per-sequence deltas and how many were defined."""
+    defined = [v for v in values if v is not None]
+    return {"mean": float(np.mean(defined)) if defined else None, "sequences": len(defined)}
