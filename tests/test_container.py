@@ -78,9 +78,19 @@ def write(path: Path, h: StreamHeader, recs: list[GopRecord]) -> Path:
     return path
 
 
+def without_file_name(path: Path, error: VcsError) -> VcsError:
+    """Every reading error starts with the file's name; the tests below check the rest of the message."""
+    prefix = f"{path}: "
+    assert str(error).startswith(prefix), f"the error does not name the file: {error}"
+    return VcsError(str(error)[len(prefix) :])
+
+
 def read_all(path: Path) -> tuple[StreamHeader, list[GopRecord]]:
-    with ContainerReader(path) as r:
-        return r.header, list(r)
+    try:
+        with ContainerReader(path) as r:
+            return r.header, list(r)
+    except VcsError as e:
+        raise without_file_name(path, e) from None
 
 
 def assert_records_equal(a: list[GopRecord], b: list[GopRecord]) -> None:
@@ -368,8 +378,9 @@ def reread(path: Path, data: bytes) -> list[GopRecord]:
             for rec in r:
                 got.append(rec)
     except VcsError as e:
-        e.records = got  # type: ignore[attr-defined]
-        raise
+        error = without_file_name(path, e)
+        error.records = got  # type: ignore[attr-defined]
+        raise error from None
     return got
 
 

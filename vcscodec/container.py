@@ -612,9 +612,16 @@ class ContainerReader:
         self._f, self.file_size = _open_for_reading(self.path)
         try:
             self.header, self._records_offset = _read_header(self._f, self.file_size)
+        except VcsError as e:
+            self._f.close()
+            raise self._named(e) from None
         except BaseException:
             self._f.close()
             raise
+
+    def _named(self, error: VcsError) -> VcsError:
+        """The error with the file's name in front: one who decodes many files must learn which is damaged."""
+        return VcsError(f"{self.path}: {error}")
 
     def close(self) -> None:
         self._f.close()
@@ -631,6 +638,12 @@ class ContainerReader:
         return "after the header" if g == 0 else f"after GOP {g - 1}"
 
     def __iter__(self) -> Iterator[GopRecord]:
+        try:
+            yield from self._records()
+        except VcsError as e:
+            raise self._named(e) from None
+
+    def _records(self) -> Iterator[GopRecord]:
         f, size, h = self._f, self.file_size, self.header
         n = h.num_records
         pos = self._records_offset
