@@ -215,6 +215,14 @@ def decode(
     frames: Annotated[
         int | None, typer.Option("--frames", "-n", help="Decode only N frames (only their GOPs are rebuilt)")
     ] = None,
+    conceal: Annotated[
+        bool,
+        typer.Option(
+            "--conceal",
+            help="Decode a damaged or truncated file anyway: a GOP whose record is lost repeats the frame before "
+            "it (with a warning for each) instead of stopping with an error",
+        ),
+    ] = False,
 ) -> None:
     """Rebuild the video from its measurements with HIT-VCSNet (on the GPU when there is one).
 
@@ -232,12 +240,16 @@ def decode(
         with _progress(quiet or not err.is_terminal, "decode") as progress:
             rate = _FrameRate(progress, "decode")
             report = decode_file(
-                source, output, device, batch_gops, precision, force, rate, rate.total, model, start, frames
+                source, output, device, batch_gops, precision, force, rate, rate.total, model, start, frames, conceal
             )
+    name = "standard input" if str(input) == STDIO else str(input)
+    for lost in report.concealed:
+        err.print(f"vcs: warning: {name}: {lost.describe()}", highlight=False, markup=False, soft_wrap=True)
     if not quiet:
         (err if to_stdout else out).print(  # standard output carries the video
             f"{output}: {report.frames} frames, {report.frames / report.seconds:.2f} fps on {report.device} "
-            f"({report.precision}), video codec {report.codec}",
+            f"({report.precision}), video codec {report.codec}"
+            + (f", lost GOPs concealed: {len(report.concealed)}" if report.concealed else ""),
             highlight=False,
             soft_wrap=True,
         )

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .container import ContainerReader, ContainerWriter, FrameMeasurements, GopRecord, StreamHeader
+from .container import ContainerReader, ContainerWriter, FrameMeasurements, GopRecord, LostGop, StreamHeader
 from .errors import VcsError
 from .hardware import pick_device
-from .io import Frame, open_video, open_writer
+from .io import Frame, frame_from_gray, open_video, open_writer
 from .quant import DEFAULT_QUANT_STEP, dequantize, quantize
 from .registry import ModelCard, default_model, find_model
 from .sampling import measure_plane
@@ -55,6 +55,7 @@ class DecodeReport:
     device: str
     precision: str
     codec: str  # the video encoder used for the output
+    concealed: list[Concealed] = field(default_factory=list)  # lost GOPs (``conceal``), in order
 
 
 def is_neutral(frame: Frame) -> bool:
@@ -308,6 +309,11 @@ class GopDecoder:
                 planes.append(_to_uint8(self.model.reconstruct_keyframes(keys)[0, 0]))
         return self._frame(planes)
 
+    def grey_frame(self) -> Frame:
+        """A mid-grey frame of the file's size: what stands in for lost frames with nothing before them."""
+        y = np.full((self.header.height, self.header.width), NEUTRAL, np.uint8)
+        return frame_from_gray(y)
+
     def _frame(self, planes: list[np.ndarray]) -> Frame:
         sizes = self.header.plane_sizes()
         cropped = [p[: s[0], : s[1]] for p, s in zip(planes, sizes, strict=True)]
@@ -341,44 +347,92 @@ def decode_records(
     precision: str = "fp32",
     start: int = 0,
     count: int | None = None,
+    on_lost: Callable[[Concealed], None] | None = None,
 ) -> Iterator[Frame]:
     """Frames ``start`` … ``start + count − 1`` (all by default) in order, holding at most ``batch_gops`` + 1
     records in memory (0: ``auto_batch_gops``).
 
     Only the GOPs that hold those frames are rebuilt, each with the keyframe that closes it, and the records
     after the last of them are not read: a GOP's frames depend on its own measurements and its two keyframes
-    alone, so they come out exactly as in a whole decode."""
+    alone, so they come out as in a whole decode (bit for bit when the GOPs are batched alike, e.g.
+    ``batch_gops`` = 1; other batches can move a pixel by one grey level through floating-point rounding).
+
+    With ``on_lost`` the file is read with `ContainerReader.salvage` and damaged or missing GOP records are
+    concealed instead of stopping the decode: the lost GOP's frames repeat the last frame rebuilt before them
+    (mid-grey when there is none), and the GOP before a lost one, whose closing keyframe is gone, is rebuilt
+    with its own opening keyframe at both ends. ``on_lost`` hears of each lost GOP, in order."""
     if batch_gops < 0:
         raise VcsError("--batch-gops must be 0 (auto) or more")
-    end = check_frame_range(reader.header, start, count)
-    batch_gops = batch_gops or auto_batch_gops(reader.header)
-    decoder = GopDecoder(model, reader.header, device, precision)
+    header = reader.header
+    end = check_frame_range(header, start, count)
+    batch_gops = batch_gops or auto_batch_gops(header)
+    decoder = GopDecoder(model, header, device, precision)
+    last_rebuilt: tuple[int, Frame] | None = None  # the latest frame rebuilt, in range or not: what a lost GOP repeats
 
-    def in_range(frames: Iterable[Frame], first: int) -> Iterator[Frame]:
+    def emit(frames: Iterable[Frame], first: int) -> Iterator[Frame]:
+        nonlocal last_rebuilt
         for index, frame in enumerate(frames, first):
+            last_rebuilt = index, frame
             if start <= index < end:
                 yield frame
 
     pending: list[GopRecord] = []
-    pending_first = position = 0  # index of the first frame of pending[0]; of the record after the one read
-    for record in reader:
-        first, position = position, position + len(record.frames)
+    skipped: GopRecord | None = None  # concealing: the last intact GOP before the range, not rebuilt (yet)
+    for record in reader.salvage() if on_lost else reader:
+        first, position = header.record_range(record.index)
         if position <= start:  # wholly before the range
+            if on_lost and isinstance(record, GopRecord):
+                skipped = record
+            continue
+        if isinstance(record, LostGop):
+            if pending:  # its closing keyframe is lost: close the chain on the last GOP's opening keyframe
+                yield from emit(decoder.decode_chain(pending, pending[-1]), header.record_range(pending[0].index)[0])
+                pending = []
+            if first >= end:
+                return
+            if last_rebuilt is None and skipped is not None:
+                # The range starts in (or just after) lost GOPs: rebuild the intact GOP before them, as a whole
+                # decode did, to repeat its last frame. Every record between it and this one is lost, so it too
+                # is closed on its own opening keyframe.
+                rebuilt = decoder.decode_chain([skipped], skipped)
+                last_rebuilt = header.record_range(skipped.index)[1] - 1, rebuilt[-1]
+            source, held = last_rebuilt if last_rebuilt else (None, decoder.grey_frame())
+            if on_lost:
+                on_lost(Concealed(record.index, first, position, record.reason, source))
+            yield from (held for index in range(first, position) if start <= index < end)
             continue
         if pending and (first >= end or len(pending) == batch_gops or len(record.frames) != len(pending[0].frames)):
             # ``record`` opens the next GOP, so its keyframe closes the chain held in ``pending``
-            yield from in_range(decoder.decode_chain(pending, record), pending_first)
+            yield from emit(decoder.decode_chain(pending, record), header.record_range(pending[0].index)[0])
             pending = []
         if first >= end:
             return
-        if not pending:
-            pending_first = first
         pending.append(record)
-    # the last record is the final keyframe (its frame is ``first``); any GOPs before it end on it
+    if not pending:  # the final keyframe's record was lost (and concealed)
+        return
+    # the last record is the final keyframe; any GOPs before it end on it
     last = pending.pop()
     if pending:  # flushed on every change of GOP length, so these all have the same length
-        yield from in_range(decoder.decode_chain(pending, last), pending_first)
-    yield from in_range([decoder.decode_last_key(last)], first)
+        yield from emit(decoder.decode_chain(pending, last), header.record_range(pending[0].index)[0])
+    yield from emit([decoder.decode_last_key(last)], header.record_range(last.index)[0])
+
+
+@dataclass
+class Concealed:
+    """A GOP record lost in a damaged file and the frames that stand in for it (`decode_records`)."""
+
+    gop: int
+    first: int  # its frames: first … end − 1
+    end: int
+    reason: str
+    repeats: int | None  # the rebuilt frame that stands in for them; None: mid-grey (none was rebuilt before)
+
+    def describe(self) -> str:
+        one = self.end - self.first == 1
+        frames = f"frame {self.first}" if one else f"frames {self.first}–{self.end - 1}"
+        if self.repeats is None:
+            return f"{self.reason}: {frames} {'is' if one else 'are'} mid-grey"
+        return f"{self.reason}: {frames} {'repeats' if one else 'repeat'} frame {self.repeats}"
 
 
 def check_frame_range(header: StreamHeader, start: int, count: int | None) -> int:
@@ -403,10 +457,12 @@ def decode_file(
     decoder: str | None = None,
     start: int = 0,
     count: int | None = None,
+    conceal: bool = False,
 ) -> DecodeReport:
     """Decode a ``.vcs`` file into a video file (by extension: .y4m, .yuv, .mp4, …), with the model the file
     names or with ``decoder``, another model of the same weights (``model_for``): all its frames, or ``count``
-    from ``start`` (``decode_records``). ``on_start`` receives the number of frames to come."""
+    from ``start`` (``decode_records``). ``on_start`` receives the number of frames to come. ``conceal``: damaged or
+    missing GOP records are concealed (``decode_records``) and listed in the report instead of stopping."""
     started = time.perf_counter()
     with ContainerReader(input) as reader:
         header = reader.header
@@ -421,12 +477,21 @@ def decode_file(
             if on_start:
                 on_start(end - start)
             written = 0
-            for frame in decode_records(reader, model, dev, batch_gops, precision, start, count):
+            concealed: list[Concealed] = []
+            frames = decode_records(
+                reader, model, dev, batch_gops, precision, start, count, concealed.append if conceal else None
+            )
+            for frame in frames:
                 writer.write(frame)
                 written += 1
                 if progress:
                     progress(1)
             codec = writer.codec
     return DecodeReport(
-        frames=written, seconds=time.perf_counter() - started, device=str(dev), precision=precision, codec=codec
+        frames=written,
+        seconds=time.perf_counter() - started,
+        device=str(dev),
+        precision=precision,
+        codec=codec,
+        concealed=concealed,
     )

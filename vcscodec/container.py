@@ -58,6 +58,7 @@ _FRAME = struct.Struct("<IB")  # frame index, key flag
 _PLANE = struct.Struct("<BBIHH")  # predictor, byte width, M, hb, wb
 TYPE_GOP = 0x47  # 'G'
 TYPE_END = 0x45  # 'E'
+_RECORD_TYPE = re.compile(b"[GE]")  # the first byte of a record prefix, for resynchronising
 PRED_SPATIAL = 1
 PRED_TEMPORAL = 2
 XZ_PRESET = 6  # 9|extreme saved 0.1-0.5 % at 2-3x the time; 1 cost 4-9 % (docs/format.md §6).
@@ -304,6 +305,14 @@ class FrameMeasurements:
     index: int
     key: bool
     planes: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass
+class LostGop:
+    """A GOP record that `ContainerReader.salvage` could not read: its frames have to be concealed."""
+
+    index: int
+    reason: str  # one line: what was wrong with it
 
 
 @dataclass
@@ -639,48 +648,99 @@ class ContainerReader:
 
     def __iter__(self) -> Iterator[GopRecord]:
         try:
-            yield from self._records()
+            pos = self._records_offset
+            for g in range(self.header.num_records + 1):
+                record, pos = self._read_record(pos, g)
+                if record is None:
+                    return
+                yield record
         except VcsError as e:
             raise self._named(e) from None
 
-    def _records(self) -> Iterator[GopRecord]:
+    def salvage(self) -> Iterator[GopRecord | LostGop]:
+        """The GOP records in order, like iterating, but a record that cannot be read comes out as a `LostGop`
+        and reading goes on at the next record whose prefix CRC holds (docs/format.md §2.3: that CRC makes a
+        record's length trustworthy, so the records after a damaged one can be found again). Records that a
+        resynchronisation jumps over are lost too, and so is every record after a truncation. What follows the
+        last GOP record (the end record, or trailing bytes) is not checked: it holds no frames. The header must
+        be intact (the reader checked it on opening)."""
+        n = self.header.num_records
+        pos, g = self._records_offset, 0
+        while g < n:
+            try:
+                record, after = self._read_record(pos, g)
+            except VcsError as e:
+                found = self._next_record(pos + 1, g + 1)
+                resume = found[1] if found else n
+                for lost in range(g, resume):
+                    yield LostGop(lost, str(e) if lost == g else f"GOP {lost} is missing (lost with GOP {g})")
+                if found is None:
+                    return
+                pos, g = found
+                continue
+            assert record is not None  # g < n: a GOP record, never the end record
+            yield record
+            pos, g = after, g + 1
+
+    def _next_record(self, start: int, first_index: int) -> tuple[int, int] | None:
+        """(position, index) of the first record prefix at or after ``start`` whose CRC holds, whose index is
+        ``first_index`` or later and whose length fits the file; None when there is none."""
+        import mmap
+
+        n, size, prefix_size = self.header.num_records, self.file_size, _PREFIX.size + 4
+        with mmap.mmap(self._f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            for match in _RECORD_TYPE.finditer(data, start):
+                pos = match.start()
+                if pos + prefix_size > size:
+                    return None
+                head = data[pos : pos + prefix_size]
+                if _U32.unpack_from(head, _PREFIX.size)[0] != _crc(head[: _PREFIX.size]):
+                    continue
+                rtype, index, length = _PREFIX.unpack_from(head)
+                if rtype == TYPE_GOP and first_index <= index < n and pos + prefix_size + length + 4 <= size:
+                    return pos, index
+                if rtype == TYPE_END and index == n and first_index <= n:
+                    return pos, index
+        return None
+
+    def _read_record(self, pos: int, g: int) -> tuple[GopRecord | None, int]:
+        """Record ``g`` read and checked at ``pos``: GOP record g, or None for the end record when g is the
+        number of GOP records; and the position after it."""
         f, size, h = self._f, self.file_size, self.header
         n = h.num_records
-        pos = self._records_offset
+        what = f"GOP {g}" if g < n else "end record"
+        prefix_size = _PREFIX.size + 4
+        if pos == size:
+            raise VcsError(f"file is truncated {self._after(g)}")
+        if pos + prefix_size > size:
+            raise VcsError(f"file is truncated in {'the ' if g == n else ''}{what}")
         f.seek(pos)
-        for g in range(n + 1):
-            what = f"GOP {g}" if g < n else "end record"
-            prefix_size = _PREFIX.size + 4
-            if pos == size:
-                raise VcsError(f"file is truncated {self._after(g)}")
-            if pos + prefix_size > size:
-                raise VcsError(f"file is truncated in {'the ' if g == n else ''}{what}")
-            head = f.read(prefix_size)
-            if _U32.unpack_from(head, _PREFIX.size)[0] != _crc(head[: _PREFIX.size]):
-                raise VcsError(f"{what} is damaged (CRC mismatch)")
-            rtype, index, length = _PREFIX.unpack_from(head)
-            if rtype == TYPE_END and g < n:
-                raise VcsError(f"end record after {g} GOP records, the header's layout needs {n}")
-            if rtype == TYPE_GOP and g == n:
-                raise VcsError(f"GOP record {index} after the last one (the header's layout has {n})")
-            if rtype not in (TYPE_GOP, TYPE_END):
-                raise VcsError(f"record {g} has unknown type 0x{rtype:02x}")
-            if index != g:
-                raise VcsError(f"{what} has index {index}, expected {g}")
-            if pos + prefix_size + length + 4 > size:
-                raise VcsError(f"file is truncated in {'the ' if g == n else ''}{what}")
-            payload = f.read(length)
-            (crc,) = _U32.unpack(f.read(4))
-            if crc != _crc(payload):
-                raise VcsError(f"{what} is damaged (CRC mismatch)")
-            pos += prefix_size + length + 4
-            if g == n:
-                if length:
-                    raise VcsError(f"end record has a {length}-byte payload, must be empty")
-                if pos != size:
-                    raise VcsError(f"{size - pos} bytes of unexpected data after the end record")
-                return
-            yield _decode_payload(h, g, payload)
+        head = f.read(prefix_size)
+        if _U32.unpack_from(head, _PREFIX.size)[0] != _crc(head[: _PREFIX.size]):
+            raise VcsError(f"{what} is damaged (CRC mismatch)")
+        rtype, index, length = _PREFIX.unpack_from(head)
+        if rtype == TYPE_END and g < n:
+            raise VcsError(f"end record after {g} GOP records, the header's layout needs {n}")
+        if rtype == TYPE_GOP and g == n:
+            raise VcsError(f"GOP record {index} after the last one (the header's layout has {n})")
+        if rtype not in (TYPE_GOP, TYPE_END):
+            raise VcsError(f"record {g} has unknown type 0x{rtype:02x}")
+        if index != g:
+            raise VcsError(f"{what} has index {index}, expected {g}")
+        if pos + prefix_size + length + 4 > size:
+            raise VcsError(f"file is truncated in {'the ' if g == n else ''}{what}")
+        payload = f.read(length)
+        (crc,) = _U32.unpack(f.read(4))
+        if crc != _crc(payload):
+            raise VcsError(f"{what} is damaged (CRC mismatch)")
+        pos += prefix_size + length + 4
+        if g == n:
+            if length:
+                raise VcsError(f"end record has a {length}-byte payload, must be empty")
+            if pos != size:
+                raise VcsError(f"{size - pos} bytes of unexpected data after the end record")
+            return None, pos
+        return _decode_payload(h, g, payload), pos
 
 
 def read_header(path: str | os.PathLike[str]) -> StreamHeader:

@@ -1,0 +1,196 @@
+"""vcs decode --conceal: a damaged or truncated file decodes anyway, with every lost GOP named and concealed.
+
+41 frames: GOP records 0-4 hold frames 0-7, 8-15, …, 32-39, and record 5 the final keyframe 40."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from vcscodec.cli import app
+from vcscodec.codec import Concealed, decode_records, encode_file, pick_device
+from vcscodec.container import ContainerReader, LostGop
+from vcscodec.errors import VcsError
+from vcscodec.io import Frame, open_video
+from vcscodec.registry import default_model
+from vcscodec.samples import write_clip
+
+FRAMES = 41
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def coded(tmp_path: Path, use_tiny_weights: Path, pan_clip, one_thread) -> tuple[Path, bytes, list[Frame]]:
+    """A clean .vcs file, its bytes and its whole decode."""
+    src, vcs = tmp_path / "a.y4m", tmp_path / "a.vcs"
+    write_clip(src, pan_clip(FRAMES, 72, 40, seed=3), fps=25)
+    encode_file(src, vcs)
+    return vcs, vcs.read_bytes(), decode(vcs)
+
+
+def decode(path: Path, lost: list[Concealed] | None = None, batch_gops: int = 1, **kw) -> list[Frame]:
+    """All frames (or a range), one GOP per network call unless told otherwise: batching GOPs differently can move
+    a pixel by one grey level (floating-point rounding), and these tests compare frames bit for bit."""
+    model, device = default_model(0.1).load("cpu"), pick_device("cpu")
+    with ContainerReader(path) as reader:
+        on_lost = None if lost is None else lost.append
+        return list(decode_records(reader, model, device, batch_gops, on_lost=on_lost, **kw))
+
+
+def records(data: bytes) -> list[tuple[int, int]]:
+    """(start, payload length) of every record, walking the length prefixes after the header."""
+    (length,) = struct.unpack_from("<I", data, 10)
+    pos, spans = 14 + length + 4, []
+    while pos < len(data):
+        _, _, size = struct.unpack_from("<BII", data, pos)
+        spans.append((pos, size))
+        pos += 13 + size + 4
+    return spans
+
+
+def flipped(data: bytes, pos: int) -> bytes:
+    return data[:pos] + bytes([data[pos] ^ 0xFF]) + data[pos + 1 :]
+
+
+def same(a: list[Frame], b: list[Frame], tolerance: int = 0) -> bool:
+    """Frame for frame equal, every plane, to within ``tolerance`` grey levels."""
+
+    def close(x: np.ndarray, y: np.ndarray) -> bool:
+        return bool(np.abs(x.astype(int) - y.astype(int)).max() <= tolerance)
+
+    return len(a) == len(b) and all(
+        close(x.y, y.y) and close(x.u, y.u) and close(x.v, y.v) for x, y in zip(a, b, strict=True)
+    )
+
+
+def test_a_damaged_payload_loses_one_gop(coded, tmp_path: Path) -> None:
+    vcs, data, clean = coded
+    start, size = records(data)[2]
+    bad = tmp_path / "bad.vcs"
+    bad.write_bytes(flipped(data, start + 13 + size // 2))
+    with pytest.raises(VcsError, match="GOP 2 is damaged"):
+        decode(bad)  # without concealment: the error, as before
+    lost: list[Concealed] = []
+    out = decode(bad, lost)
+    assert len(out) == FRAMES
+    assert [(c.gop, c.first, c.end, c.repeats) for c in lost] == [(2, 16, 24, 15)]
+    assert "GOP 2 is damaged (CRC mismatch)" in lost[0].reason
+    assert lost[0].describe().endswith("frames 16–23 repeat frame 15")
+    assert same(out[:9], clean[:9])  # GOP 0 and GOP 1's keyframe do not need GOP 2
+    assert all(np.array_equal(f.y, out[15].y) for f in out[16:24])
+    assert same(out[24:], clean[24:])  # the GOPs after the lost one are rebuilt as if nothing happened
+    # GOP 1 lost its closing keyframe and was rebuilt on its opening one at both ends: still a picture, not noise
+    assert not same(out[9:16], clean[9:16])
+    pairs = zip(out[9:16], clean[9:16], strict=True)
+    assert all(np.mean(np.abs(a.y.astype(int) - b.y.astype(int))) < 40 for a, b in pairs)
+    # automatic batches of GOPs conceal the same GOP, with the same frames up to floating-point rounding
+    lost = []
+    assert same(decode(bad, lost, batch_gops=0), out, tolerance=1) and [c.gop for c in lost] == [2]
+
+
+def test_a_damaged_prefix_is_passed_by_resynchronising(coded, tmp_path: Path) -> None:
+    vcs, data, clean = coded
+    start, _ = records(data)[1]
+    bad = tmp_path / "bad.vcs"
+    bad.write_bytes(flipped(data, start + 6))  # the payload length: the record's end is unknown
+    lost: list[Concealed] = []
+    out = decode(bad, lost)
+    assert [(c.gop, c.first, c.end) for c in lost] == [(1, 8, 16)]
+    assert same(out[16:], clean[16:]) and same(out[:1], clean[:1])
+    with ContainerReader(bad) as reader:
+        salvaged = list(reader.salvage())
+    assert [isinstance(r, LostGop) for r in salvaged] == [False, True, False, False, False, False]
+    assert [r.index for r in salvaged] == list(range(6))
+
+
+def test_a_truncated_file_repeats_the_last_frame_rebuilt(coded, tmp_path: Path) -> None:
+    vcs, data, clean = coded
+    start, _ = records(data)[3]
+    cut = tmp_path / "cut.vcs"
+    cut.write_bytes(data[: start + 20])
+    lost: list[Concealed] = []
+    out = decode(cut, lost)
+    assert [(c.gop, c.first, c.end, c.repeats) for c in lost] == [(3, 24, 32, 23), (4, 32, 40, 23), (5, 40, 41, 23)]
+    assert "truncated in GOP 3" in lost[0].reason and "lost with GOP 3" in lost[1].reason
+    assert lost[2].describe().endswith("frame 40 repeats frame 23")
+    assert same(out[:17], clean[:17])
+    assert all(np.array_equal(f.y, out[23].y) for f in out[24:])
+
+
+def test_the_first_gop_lost_is_grey_and_the_last_keyframe_repeats(coded, tmp_path: Path) -> None:
+    vcs, data, clean = coded
+    spans = records(data)
+    first = tmp_path / "first.vcs"
+    first.write_bytes(flipped(data, spans[0][0] + 13 + 3))
+    lost: list[Concealed] = []
+    out = decode(first, lost)
+    assert [(c.gop, c.repeats) for c in lost] == [(0, None)]
+    assert lost[0].describe().endswith("frames 0–7 are mid-grey")
+    assert all((f.y == 128).all() and (f.u == 128).all() for f in out[:8])
+    assert same(out[8:], clean[8:])
+    last = tmp_path / "last.vcs"
+    last.write_bytes(flipped(data, spans[5][0] + 13))
+    lost = []
+    out = decode(last, lost)
+    assert [(c.gop, c.first, c.end, c.repeats) for c in lost] == [(5, 40, 41, 39)]
+    assert same(out[:33], clean[:33]) and np.array_equal(out[40].y, out[39].y)
+
+
+def test_a_range_around_a_lost_gop(coded, tmp_path: Path) -> None:
+    vcs, data, _ = coded
+    start, size = records(data)[2]
+    bad = tmp_path / "bad.vcs"
+    bad.write_bytes(flipped(data, start + 13 + size // 2))
+    whole = decode(bad, [])
+    for first, count in ((10, 20), (20, 2), (16, 1), (24, 3), (30, 11)):
+        lost: list[Concealed] = []
+        part = decode(bad, lost, start=first, count=count)
+        assert same(part, whole[first : first + count]), (first, count)
+        assert [c.gop for c in lost] == ([2] if first < 24 else [])
+    # GOPs 2 and 3 lost, the range starting in GOP 3: GOP 1, before the range, is rebuilt to give frame 15
+    start3, size3 = records(data)[3]
+    worse = tmp_path / "worse.vcs"
+    worse.write_bytes(flipped(flipped(data, start + 13 + size // 2), start3 + 13 + size3 // 2))
+    whole = decode(worse, [])
+    lost = []
+    assert same(decode(worse, lost, start=26, count=10), whole[26:36])
+    assert [(c.gop, c.repeats) for c in lost] == [(3, 15)] and np.array_equal(whole[26].y, whole[15].y)
+
+
+def test_salvage_of_an_intact_file_is_plain_reading(coded) -> None:
+    vcs, _, _ = coded
+    with ContainerReader(vcs) as reader:
+        plain = list(reader)
+        salvaged = list(reader.salvage())
+    assert not any(isinstance(r, LostGop) for r in salvaged)
+    assert [r.index for r in salvaged] == [r.index for r in plain]
+
+
+def test_cli_conceal(coded, tmp_path: Path) -> None:
+    vcs, data, _ = coded
+    start, size = records(data)[2]
+    bad = tmp_path / "bad.vcs"
+    bad.write_bytes(flipped(data, start + 13 + size // 2))
+    out = tmp_path / "out.y4m"
+    failed = runner.invoke(app, ["decode", str(bad), str(out)])
+    assert failed.exit_code == 1 and not out.exists()
+    result = runner.invoke(app, ["decode", str(bad), str(out), "--conceal"])
+    assert result.exit_code == 0, result.output
+    assert f"vcs: warning: {bad}: GOP 2 is damaged (CRC mismatch): frames 16–23 repeat frame 15" in result.output
+    assert "lost GOPs concealed: 1" in result.output
+    with open_video(out) as reader:
+        assert sum(1 for _ in reader) == FRAMES
