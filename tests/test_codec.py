@@ -262,7 +262,7 @@ def test_two_decodes_give_identical_bytes(tmp_path, use_tiny_weights, pan_clip):
     encode_file(src, vcs)
     one, two = tmp_path / "one.y4m", tmp_path / "two.y4m"
     decode_file(vcs, one, device="cpu")
-    decode_file(vcs, two, device="cpu", batch_gops=1)  # batching changes nothing either
+    decode_file(vcs, two, device="cpu", batch_gops=1)  # 10 frames: one GOP and the final keyframe, batched alike
     assert one.read_bytes() == two.read_bytes()
     two.write_bytes(b"old")
     decode_file(vcs, two, device="cpu", force=True)  # --force replaces an existing output
