@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 from pathlib import Path
 
@@ -194,3 +195,37 @@ def test_cli_conceal(coded, tmp_path: Path) -> None:
     assert "lost GOPs concealed: 1" in result.output
     with open_video(out) as reader:
         assert sum(1 for _ in reader) == FRAMES
+
+
+def test_info_lists_what_is_damaged(coded, tmp_path: Path) -> None:
+    vcs, data, _ = coded
+    intact = runner.invoke(app, ["info", str(vcs), "--json"])
+    assert intact.exit_code == 0 and json.loads(intact.output)["damaged"] == []
+    start, size = records(data)[2]
+    bad = tmp_path / "bad.vcs"
+    bad.write_bytes(flipped(data, start + 13 + size // 2) + b"xyz")
+    result = runner.invoke(app, ["info", str(bad)])
+    assert result.exit_code == 1
+    assert "frames" in result.output and "GOP 2 is damaged (CRC mismatch)" in result.output  # described all the same
+    message = str(result.exception)
+    assert message == (
+        f"{bad} is damaged: GOP 2 is damaged (CRC mismatch) and 1 more (vcs decode --conceal decodes what is left)"
+    )
+    described = json.loads(runner.invoke(app, ["info", str(bad), "--json"]).stdout)
+    assert described["damaged"] == [
+        "GOP 2 is damaged (CRC mismatch)",
+        "3 bytes of unexpected data after the end record",
+    ]
+
+
+def test_trailing_bytes_are_ignored_with_a_warning(coded, tmp_path: Path) -> None:
+    vcs, data, clean = coded
+    bad = tmp_path / "tail.vcs"
+    bad.write_bytes(data + b"\x00" * 5)
+    out = tmp_path / "out.y4m"
+    result = runner.invoke(app, ["decode", str(bad), str(out), "--conceal", "--batch-gops", "1"])
+    assert result.exit_code == 0, result.output
+    assert "5 bytes of unexpected data after the end record (ignored)" in result.output
+    assert "concealed" not in result.output
+    with open_video(out) as reader:
+        assert same(list(reader), clean)

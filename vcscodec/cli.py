@@ -245,6 +245,8 @@ def decode(
     name = "standard input" if str(input) == STDIO else str(input)
     for lost in report.concealed:
         err.print(f"vcs: warning: {name}: {lost.describe()}", highlight=False, markup=False, soft_wrap=True)
+    if report.ignored:
+        err.print(f"vcs: warning: {name}: {report.ignored} (ignored)", highlight=False, markup=False, soft_wrap=True)
     if not quiet:
         (err if to_stdout else out).print(  # standard output carries the video
             f"{output}: {report.frames} frames, {report.frames / report.seconds:.2f} fps on {report.device} "
@@ -332,12 +334,15 @@ def info(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
-    """Describe a .vcs file (header, GOPs, bits per pixel) or a model (parameters per part)."""
+    """Describe a .vcs file (header, GOPs, bits per pixel) or a model (parameters per part).
+
+    A damaged file is described all the same, with what is damaged; the exit code is then 1."""
     from .inspect import describe_file, describe_model
 
     if (file is None) == (model is None):
         raise VcsError("give a .vcs file or --model NAME")
     described = describe_file(file) if file is not None else describe_model(model)
+    damaged = described.get("damaged")
     if json_out:
         out.print_json(json.dumps(described))
     else:
@@ -345,13 +350,18 @@ def info(
         table.add_column(no_wrap=True)
         table.add_column(overflow="fold")  # wrap long values (hashes, paths) rather than cut them with "…"
         for key, value in described.items():
-            table.add_row(f"[bold]{key}", _format_value(value))
+            table.add_row(f"[bold]{key}", _format_value(value) if value != [] else "none")
         out.print(table)
+    if damaged:
+        more = f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
+        raise VcsError(f"{file} is damaged: {damaged[0]}{more} (vcs decode --conceal decodes what is left)")
 
 
 def _format_value(value: object) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}: {_format_value(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "; ".join(_format_value(v) for v in value)
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, int):

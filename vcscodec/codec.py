@@ -56,6 +56,7 @@ class DecodeReport:
     precision: str
     codec: str  # the video encoder used for the output
     concealed: list[Concealed] = field(default_factory=list)  # lost GOPs (``conceal``), in order
+    ignored: str | None = None  # ``conceal``: what was wrong after the last GOP record (no frames lost)
 
 
 def is_neutral(frame: Frame) -> bool:
@@ -487,6 +488,7 @@ def decode_file(
                 if progress:
                     progress(1)
             codec = writer.codec
+        ignored = reader.tail_error
     return DecodeReport(
         frames=written,
         seconds=time.perf_counter() - started,
@@ -494,4 +496,5 @@ def decode_file(
         precision=precision,
         codec=codec,
         concealed=concealed,
+        ignored=ignored,
     )

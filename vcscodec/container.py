@@ -618,6 +618,7 @@ class ContainerReader:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
+        self.tail_error: str | None = None  # what `salvage` found wrong after the last GOP record
         self._f, self.file_size = _open_for_reading(self.path)
         try:
             self.header, self._records_offset = _read_header(self._f, self.file_size)
@@ -662,10 +663,11 @@ class ContainerReader:
         and reading goes on at the next record whose prefix CRC holds (docs/format.md §2.3: that CRC makes a
         record's length trustworthy, so the records after a damaged one can be found again). Records that a
         resynchronisation jumps over are lost too, and so is every record after a truncation. What follows the
-        last GOP record (the end record, or trailing bytes) is not checked: it holds no frames. The header must
-        be intact (the reader checked it on opening)."""
+        last GOP record holds no frames: a problem there (a damaged end record, trailing bytes) is kept in
+        ``tail_error`` rather than raised. The header must be intact (the reader checked it on opening)."""
         n = self.header.num_records
         pos, g = self._records_offset, 0
+        self.tail_error = None
         while g < n:
             try:
                 record, after = self._read_record(pos, g)
@@ -681,6 +683,10 @@ class ContainerReader:
             assert record is not None  # g < n: a GOP record, never the end record
             yield record
             pos, g = after, g + 1
+        try:
+            self._read_record(pos, n)
+        except VcsError as e:
+            self.tail_error = str(e)
 
     def _next_record(self, start: int, first_index: int) -> tuple[int, int] | None:
         """(position, index) of the first record prefix at or after ``start`` whose CRC holds, whose index is

@@ -7,16 +7,19 @@ from typing import Any
 
 import numpy as np
 
-from .container import FORMAT_VERSION, ContainerReader
+from .container import FORMAT_VERSION, ContainerReader, LostGop
 from .errors import VcsError
 from .registry import ModelCard, find_model
 
 
 def describe_file(path: Path) -> dict[str, Any]:
-    """Header fields, per-GOP sizes and bits per pixel; reading every record also checks every CRC."""
+    """Header fields, rate, and what is damaged: every record is read (`ContainerReader.salvage`), so every
+    CRC is checked, and a damaged record is listed under "damaged" instead of ending the description."""
     with ContainerReader(path) as reader:
         h = reader.header
-        gop_bytes = [sum(p.nbytes for f in rec.frames for p in f.planes) for rec in reader]  # decoded sizes
+        damaged = [r.reason for r in reader.salvage() if isinstance(r, LostGop)]
+        if reader.tail_error:
+            damaged.append(reader.tail_error)
         size = reader.file_size
     pixels = h.width * h.height * h.frame_count
     return {
@@ -31,7 +34,7 @@ def describe_file(path: Path) -> dict[str, Any]:
         "alpha_n": h.alpha_n,
         "measurements per block": {"key": h.m_k, "non-key": h.m_n},
         "keyframes": len(h.key_frames()),
-        "records": len(gop_bytes),
+        "records": h.num_records,
         "quantizer step": h.quant_step,
         "chroma": h.chroma,
         "model": h.model_name,
@@ -39,6 +42,7 @@ def describe_file(path: Path) -> dict[str, Any]:
         "bytes": size,
         "bits per pixel": size * 8 / pixels,
         "compression vs 8-bit 4:2:0": pixels * 1.5 / size,
+        "damaged": damaged,
     }
 
 
