@@ -81,6 +81,8 @@ def test_anchor_errors() -> None:
         code_with_anchor(frames, "x264", 52, gray=True)
     with pytest.raises(VcsError, match="no frames"):
         code_with_anchor([], "x264", 30, gray=True)
+    with pytest.raises(VcsError, match="frame 1 is 64x48, the first was 64x64"):
+        code_with_anchor([*camera_pan(1, 64, 64), *camera_pan(1, 64, 48)], "x264", 30, gray=True)
     odd = camera_pan(2, 63, 64)
     with pytest.raises(VcsError, match="even sizes"):
         code_with_anchor(odd, "x264", 30, gray=False)

@@ -14,7 +14,9 @@ luma pixel, like the bench's `.vcs` rate that counts every byte of the file.
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -67,16 +69,18 @@ def check_anchor(name: str) -> None:
 def code_with_anchor(frames: Iterable[Frame], anchor: str, qp: int, gray: bool) -> AnchorCoding:
     """Code ``frames`` with ``anchor`` at a fixed ``qp`` (0–51) and score every reconstruction against its source.
 
-    ``gray`` codes the Y plane alone; else Y, U and V (4:2:0, even sizes only, as x264 requires)."""
+    ``gray`` codes the Y plane alone; else Y, U and V (4:2:0, even sizes only, as x264 requires). Frames stream
+    through: only those inside the encoder's and decoder's delay are held."""
     import av
 
     check_anchor(anchor)
     if not 0 <= qp <= 51:
         raise VcsError(f"anchor QP {qp} is outside 0–51")
-    sources = list(frames)
-    if not sources:
+    sources = iter(frames)
+    first = next(sources, None)
+    if first is None:
         raise VcsError("no frames to code with the anchor")
-    width, height = sources[0].width, sources[0].height
+    width, height = first.width, first.height
     if not gray and (width % 2 or height % 2):
         raise VcsError(f"anchor {anchor} codes 4:2:0 only at even sizes, not {width}x{height}")
     pix_fmt = "gray" if gray else "yuv420p"
@@ -85,41 +89,49 @@ def code_with_anchor(frames: Iterable[Frame], anchor: str, qp: int, gray: bool) 
     encoder.width, encoder.height, encoder.pix_fmt = width, height, pix_fmt
     encoder.time_base = Fraction(1, 25)
     encoder.options = {**ANCHORS[anchor], "qp": str(qp)}
-    start = time.perf_counter()
-    packets: list[av.Packet] = []
-    try:
-        encoder.open()
-        for i, source in enumerate(sources):
-            picture = av.VideoFrame(width, height, pix_fmt)
-            planes = (source.y,) if gray else (source.y, source.u, source.v)
-            for plane, data in zip(picture.planes, planes, strict=True):
-                view = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
-                view[: data.shape[0], : data.shape[1]] = data
-            picture.pts = i
-            packets += encoder.encode(picture)
-        packets += encoder.encode(None)
-    except av.FFmpegError as e:
-        raise VcsError(f"anchor {anchor} failed to encode {width}x{height}: {e.strerror or e}") from None
-    encode_seconds = time.perf_counter() - start
-    size = sum(p.size for p in packets)
-
     decoder = av.CodecContext.create("h264", "r")
-    start = time.perf_counter()
-    decoded: list[np.ndarray] = []
-    for packet in [*packets, None]:
-        for picture in decoder.decode(packet):
-            plane = picture.planes[0]
-            decoded.append(np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :width].copy())
-    decode_seconds = time.perf_counter() - start
-    if len(decoded) != len(sources):
-        raise VcsError(f"anchor {anchor} returned {len(decoded)} frames for {len(sources)}")
-    return AnchorCoding(
-        size,
-        [psnr(s.y, d) for s, d in zip(sources, decoded, strict=True)],
-        [ssim(s.y, d) for s, d in zip(sources, decoded, strict=True)],
-        encode_seconds,
-        decode_seconds,
-    )
+    coding = AnchorCoding(0, [], [], 0.0, 0.0)
+    waiting: deque[np.ndarray] = deque()  # source lumas whose reconstruction has not come out yet
+
+    def decode(packets: list[av.Packet | None]) -> None:
+        for packet in packets:
+            coding.bytes += packet.size if packet is not None else 0
+            start = time.perf_counter()
+            pictures = decoder.decode(packet)
+            coding.decode_seconds += time.perf_counter() - start
+            for picture in pictures:  # in display order, as the sources came
+                plane = picture.planes[0]
+                y = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :width]
+                source = waiting.popleft()
+                coding.psnr.append(psnr(source, y))
+                coding.ssim.append(ssim(source, y))
+
+    def encode(frame: Frame | None, index: int) -> list[av.Packet]:
+        start = time.perf_counter()
+        try:
+            if frame is None:
+                return encoder.encode(None)
+            picture = av.VideoFrame(width, height, pix_fmt)
+            for plane, data in zip(picture.planes, (frame.y,) if gray else (frame.y, frame.u, frame.v), strict=True):
+                np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: data.shape[0], : data.shape[1]] = data
+            picture.pts = index
+            return encoder.encode(picture)
+        except av.FFmpegError as e:
+            raise VcsError(f"anchor {anchor} failed to encode {width}x{height}: {e.strerror or e}") from None
+        finally:
+            coding.encode_seconds += time.perf_counter() - start
+
+    count = 0
+    for index, frame in enumerate(itertools.chain([first], sources)):
+        if (frame.width, frame.height) != (width, height):
+            raise VcsError(f"frame {index} is {frame.width}x{frame.height}, the first was {width}x{height}")
+        waiting.append(frame.y)
+        decode(encode(frame, index))
+        count += 1
+    decode([*encode(None, count), None])
+    if waiting:
+        raise VcsError(f"anchor {anchor} returned {count - len(waiting)} frames for {count}")
+    return coding
 
 
 # ---------------------------------------------------------------------------------------------- Bjøntegaard
