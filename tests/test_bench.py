@@ -273,7 +273,7 @@ def test_bench_rate_sweep_with_anchors(use_tiny_weights: Path, tmp_path: Path) -
     # Anchors are scored on the same frames as our runs: frames 1–16 of 17.
     assert all(s["scored_frames"] == list(range(16)) for s in anchors[0]["sequences"])
     (rd,) = report["rd"]
-    assert (rd["model"], rd["anchor"]) == (runs[0]["model"]["name"], "x264-intra")
+    assert (rd["model"], rd["reference"]) == (runs[0]["model"]["name"], "x264-intra")
     assert set(rd["per_sequence"]) == {"a", "b"}
     # The average is the mean of the sequences' deltas that exist, recomputed here from the report's own points.
     from vcscodec.rd import bd_rate
@@ -313,3 +313,29 @@ def test_bench_rate_sweep_errors(use_tiny_weights: Path, tmp_path: Path) -> None
     assert "outside 0–51" in error("--anchor", "x264", "--anchor-qp", "30,60")
     assert "--anchor-qp" in error("--anchor", "x264", "--anchor-qp", "30.5")
     assert "--anchor-qp is empty" in error("--anchor", "x264", "--anchor-qp", ",")
+
+
+def test_bench_rate_sweeps_of_two_models_are_compared(use_tiny_weights: Path, tmp_path: Path) -> None:
+    """Both ratios swept: the second model's curve gets Bjøntegaard deltas against the first's; one step gets none."""
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    write_clip(folder / "a.y4m", camera_pan(N, W, H, seed=7))
+    report_path = tmp_path / "rd.json"
+    _invoke("-s", str(folder), "--quant-step", "1,4,16", "--json", str(report_path), "-q")
+    report = json.loads(report_path.read_text())
+    first, second = dict.fromkeys(r["model"]["name"] for r in report["runs"])
+    (rd,) = report["rd"]
+    assert (rd["model"], rd["reference"]) == (second, first)
+    curves = {
+        name: ([r["average"]["bpp"] for r in report["runs"] if r["model"]["name"] == name],
+               [r["average"]["psnr"] for r in report["runs"] if r["model"]["name"] == name])
+        for name in (first, second)
+    }  # fmt: skip
+    from vcscodec.rd import bd_psnr
+
+    expected = bd_psnr(*curves[first], *curves[second])  # one sequence: its delta is the average's
+    assert rd["bd_psnr"]["mean"] == (pytest.approx(expected) if expected is not None else None)
+    assert expected is not None  # the tiny models' curves overlap in rate
+    one_step = tmp_path / "one.json"
+    _invoke("-s", str(folder), "--json", str(one_step), "-q")
+    assert json.loads(one_step.read_text())["rd"] == []

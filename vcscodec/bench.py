@@ -585,28 +585,32 @@ def _sequence_curve(runs: list[dict[str, Any]], name: str) -> tuple[list[float],
 
 def rd_comparisons(runs: list[dict[str, Any]], anchors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Bjøntegaard deltas of each model's rate sweep (its runs at several steps) against each anchor's QP sweep,
-    per sequence and averaged over the sequences where both curves overlap (the JVET practice)."""
+    and of every other model's against the first model's; per sequence, and averaged over the sequences where
+    both curves overlap (the JVET practice)."""
     sweeps: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
         sweeps.setdefault(run["model"]["name"], []).append(run)
-    anchor_sweeps: dict[str, list[dict[str, Any]]] = {}
+    references: dict[str, list[dict[str, Any]]] = {}
     for run in anchors:
-        anchor_sweeps.setdefault(run["anchor"], []).append(run)
+        references.setdefault(run["anchor"], []).append(run)
+    first_model = next(iter(sweeps), None)
+    swept = first_model is not None and len(sweeps[first_model]) > 1  # one step: no curve to compare with
     comparisons = []
     for model, model_runs in sweeps.items():
-        for anchor, anchor_runs in anchor_sweeps.items():
+        against = {**references, **({first_model: sweeps[first_model]} if swept and model != first_model else {})}
+        for reference, reference_runs in against.items():
             per_sequence = {}
             for seq in model_runs[0]["sequences"]:
-                rd_anchor = _sequence_curve(anchor_runs, seq["name"])
+                rd_reference = _sequence_curve(reference_runs, seq["name"])
                 rd_model = _sequence_curve(model_runs, seq["name"])
                 per_sequence[seq["name"]] = {
-                    "bd_rate": bd_rate(*rd_anchor, *rd_model),
-                    "bd_psnr": bd_psnr(*rd_anchor, *rd_model),
+                    "bd_rate": bd_rate(*rd_reference, *rd_model),
+                    "bd_psnr": bd_psnr(*rd_reference, *rd_model),
                 }
             comparisons.append(
                 {
                     "model": model,
-                    "anchor": anchor,
+                    "reference": reference,
                     "bd_rate": summarize(v["bd_rate"] for v in per_sequence.values()),
                     "bd_psnr": summarize(v["bd_psnr"] for v in per_sequence.values()),
                     "per_sequence": per_sequence,
@@ -810,15 +814,42 @@ def _subset_cells(avg: dict[str, Any], kind: str, refs: dict[str, Any], mark: st
 
 
 def _render_rd(report: dict[str, Any], console: Console) -> None:
-    """The anchors' averages, then each model's Bjøntegaard deltas against each anchor."""
+    """The anchors' averages, then the Bjøntegaard deltas of each model against each anchor and the first model."""
+
+    if report["anchors"]:
+        _render_anchors(report["anchors"], console)
+    if not report["rd"]:
+        return
+    for c in report["rd"]:
+        rate, gain = c["bd_rate"], c["bd_psnr"]
+        if rate["mean"] is None and gain["mean"] is None:
+            console.print(
+                f"  {c['model']} against {c['reference']}: no Bjøntegaard delta (it needs two or more points on "
+                "each curve, overlapping in PSNR or rate: give several --quant-step values or widen --anchor-qp)",
+                highlight=False,
+            )
+            continue
+        total = len(c["per_sequence"])
+        parts = []
+        if rate["mean"] is not None:
+            parts.append(f"BD-rate {rate['mean']:+.1f} % ({rate['sequences']} of {total} sequences)")
+        if gain["mean"] is not None:
+            parts.append(f"BD-PSNR {gain['mean']:+.2f} dB ({gain['sequences']} of {total})")
+        console.print(f"  {c['model']} against {c['reference']}: {', '.join(parts)}", highlight=False)
+    console.print(
+        "  Bjøntegaard deltas, per sequence where the curves overlap, then averaged; a negative BD-rate means "
+        "fewer bits than the reference for the same PSNR",
+        highlight=False,
+    )
+
+
+def _render_anchors(anchors: list[dict[str, Any]], console: Console) -> None:
     from rich.table import Table
 
-    if not report["anchors"]:
-        return
     table = Table(title="anchors (the same frames, scored the same way)", title_justify="left")
     for col in ("anchor", "QP", "PSNR/SSIM", "bpp", "enc fps", "dec fps"):
         table.add_column(col, justify="left" if col == "anchor" else "right")
-    for run in report["anchors"]:
+    for run in anchors:
         avg = run["average"]
         table.add_row(
             run["anchor"],
@@ -829,27 +860,6 @@ def _render_rd(report: dict[str, Any], console: Console) -> None:
             f"{avg['decode_fps']:.1f}",
         )
     console.print(table)
-    for c in report["rd"]:
-        rate, gain = c["bd_rate"], c["bd_psnr"]
-        if rate["mean"] is None and gain["mean"] is None:
-            console.print(
-                f"  {c['model']} against {c['anchor']}: no Bjøntegaard delta (it needs two or more points on each "
-                "curve, overlapping in PSNR or rate: give several --quant-step values or widen --anchor-qp)",
-                highlight=False,
-            )
-            continue
-        total = len(c["per_sequence"])
-        parts = []
-        if rate["mean"] is not None:
-            parts.append(f"BD-rate {rate['mean']:+.1f} % ({rate['sequences']} of {total} sequences)")
-        if gain["mean"] is not None:
-            parts.append(f"BD-PSNR {gain['mean']:+.2f} dB ({gain['sequences']} of {total})")
-        console.print(f"  {c['model']} against {c['anchor']}: {', '.join(parts)}", highlight=False)
-    console.print(
-        "  Bjøntegaard deltas, per sequence where the curves overlap, then averaged; a negative BD-rate means "
-        "fewer bits than the anchor for the same PSNR",
-        highlight=False,
-    )
 
 
 def render(report: dict[str, Any], console: Console) -> None:
