@@ -223,15 +223,17 @@ def test_decode_holds_a_bounded_number_of_records(tmp_path, use_tiny_weights, no
 
 
 def test_a_range_of_frames_decodes_as_in_a_whole_decode(tmp_path, use_tiny_weights, pan_clip):
-    """--start/--frames rebuild only the GOPs that hold the range, and their frames are exactly the whole
-    decode's: a GOP depends on its own measurements and its two keyframes alone. 20 frames: GOPs 0-7, 8-15,
-    16-18 (a short one), then the final keyframe 19."""
+    """--start/--frames rebuild only the GOPs that hold the range, and their frames are the whole decode's: a GOP
+    depends on its own measurements and its two keyframes alone. Bit for bit when both rebuild one GOP per network
+    call; batched differently, floating-point rounding may move a pixel by a grey level or so
+    (docs/performance.md), never a frame. 20 frames: GOPs 0-7, 8-15, 16-18 (a short one), then the final
+    keyframe 19."""
     src, vcs = tmp_path / "a.y4m", tmp_path / "a.vcs"
     write_clip(src, pan_clip(20, 70, 40), fps=25)
     encode_file(src, vcs)
     model, device = default_model(0.1).load("cpu"), pick_device("cpu")
     with ContainerReader(vcs) as reader:
-        whole = list(decode_records(reader, model, device))
+        whole = list(decode_records(reader, model, device, batch_gops=1))
     assert len(whole) == 20
     for start, count, batch in ((5, 7, 1), (5, 7, 2), (8, 1, 2), (19, 1, 1), (17, None, 2), (0, 3, 2), (15, 2, 1)):
         with ContainerReader(vcs) as reader:
@@ -240,7 +242,12 @@ def test_a_range_of_frames_decodes_as_in_a_whole_decode(tmp_path, use_tiny_weigh
         expected = whole[start : None if count is None else start + count]
         assert len(part) == len(expected), (start, count)
         for a, b in zip(part, expected, strict=True):
-            assert np.array_equal(a.y, b.y) and np.array_equal(a.u, b.u) and np.array_equal(a.v, b.v), (start, count)
+            for x, y in ((a.y, b.y), (a.u, b.u), (a.v, b.v)):
+                diff = np.abs(x.astype(int) - y.astype(int))
+                if batch == 1:
+                    assert not diff.any(), (start, count)
+                else:  # rounding at most, on few pixels: a wrong frame or GOP would differ everywhere
+                    assert diff.max() <= 4 and diff.mean() < 0.05, (start, count, diff.max(), diff.mean())
         # records after the one that closes the range's last GOP are not read
         last = (start + len(expected) - 1) // 8
         assert counting.read == min(last + 2, 4), (start, count, counting.read)
@@ -251,7 +258,7 @@ def test_a_range_of_frames_decodes_as_in_a_whole_decode(tmp_path, use_tiny_weigh
         with pytest.raises(VcsError, match="--frames 0"):
             list(decode_records(reader, model, device, start=0, count=0))
     out = tmp_path / "part.y4m"
-    assert decode_file(vcs, out, device="cpu", start=5, count=7).frames == 7
+    assert decode_file(vcs, out, device="cpu", batch_gops=1, start=5, count=7).frames == 7
     _, back = read(out)
     assert all(np.array_equal(a.y, b.y) for a, b in zip(back, whole[5:12], strict=True))
 
