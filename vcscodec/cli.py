@@ -498,7 +498,10 @@ def bench(
         Path | None, typer.Option("--json", help="Write every number (per frame too) to this JSON file")
     ] = None,
     plot: Annotated[
-        Path | None, typer.Option("--plot", help="Write PNGs of PSNR per frame here (needs matplotlib)")
+        Path | None,
+        typer.Option(
+            "--plot", help="Write PNGs here: PSNR per frame, and rd.png (PSNR against bpp) (needs matplotlib)"
+        ),
     ] = None,
     keep: Annotated[
         Path | None, typer.Option("--keep", help="Keep each .vcs file and decoded .y4m in this folder")
