@@ -3,6 +3,7 @@ picture quality, grey and colour, streaming decode and repeatability."""
 
 from __future__ import annotations
 
+import math
 import shutil
 import weakref
 from fractions import Fraction
@@ -317,3 +318,37 @@ def test_automatic_batch_bounds_pixels_per_call(width, height, gops):
     assert auto_batch_gops(header) == gops
     hp, wp = header.padded_shapes()[0]
     assert gops == 1 or gops * 8 * hp * wp <= PIXELS_PER_CALL
+
+
+def test_fit_quant_step_finds_the_finest_step_within_the_rate() -> None:
+    from vcscodec.codec import FIT_STEPS, fit_quant_step
+
+    calls: list[float] = []
+
+    def rate(step: float) -> float:  # one bit per measurement per doubling, a floor at coarse steps
+        calls.append(step)
+        return max(10.0 - math.log2(step), 0.5)
+
+    step, count = fit_quant_step(rate, 6.0)
+    assert count == len(calls) and count <= 12
+    assert rate(step) <= 6.0 and 16.0 <= step <= 16.0 * 1.01  # 10 − log2(16) = 6
+    assert fit_quant_step(rate, 50.0) == (FIT_STEPS[0], 1)  # every step fits: the finest searched
+    with pytest.raises(VcsError, match="below what this model reaches"):
+        fit_quant_step(rate, 0.4)
+    with pytest.raises(VcsError, match="positive"):
+        fit_quant_step(rate, 0.0)
+
+
+def test_encode_to_a_target_rate(tmp_path, use_tiny_weights, pan_clip):
+    src, vcs = tmp_path / "a.y4m", tmp_path / "a.vcs"
+    write_clip(src, pan_clip(9, 64, 64), fps=25)
+    report = encode_file(src, vcs, target_bpp=0.8)
+    assert report.bits_per_pixel <= 0.8 and report.passes > 2
+    assert read_header(vcs).quant_step == report.quant_step
+    assert vcs.stat().st_size * 8 / (64 * 64 * 9) == pytest.approx(report.bits_per_pixel)
+    # the finest such step: a step 2 % finer no longer fits
+    finer = encode_file(src, tmp_path / "finer.vcs", quant_step=report.quant_step / 1.02)
+    assert finer.bits_per_pixel > 0.8
+    assert only_files(tmp_path, "a.y4m", "a.vcs", "finer.vcs")  # no trial file left behind
+    with pytest.raises(VcsError, match="exists"):
+        encode_file(src, vcs, target_bpp=0.8)

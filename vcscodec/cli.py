@@ -135,8 +135,19 @@ def encode(
     ] = None,
     frames: Annotated[int | None, typer.Option("--frames", "-n", help="Encode only the first N frames")] = None,
     quant_step: Annotated[
-        float, typer.Option("--quant-step", help="Quantizer step in grey levels (see docs/format.md)")
-    ] = DEFAULT_QUANT_STEP,
+        float | None,
+        typer.Option(
+            "--quant-step", help=f"Quantizer step in grey levels (see docs/format.md) [default: {DEFAULT_QUANT_STEP}]"
+        ),
+    ] = None,
+    bpp: Annotated[
+        float | None,
+        typer.Option(
+            "--bpp",
+            help="Target rate in bits per luma pixel, whole file: the finest quantizer step that stays within it "
+            "(the input is encoded several times to find it)",
+        ),
+    ] = None,
     chroma: Annotated[
         str, typer.Option("--chroma", help="auto | yuv420 | gray (auto: gray when the first frame has U=V=128)")
     ] = "auto",
@@ -152,6 +163,8 @@ def encode(
 
     if output.suffix.lower() != ".vcs":  # e.g. swapped arguments: never write a .vcs file under a video's name
         raise VcsError(f"{output}: the encoder writes .vcs files; give an output name ending in .vcs")
+    if bpp is not None and quant_step is not None:
+        raise VcsError("give --quant-step or --bpp, not both (--bpp chooses the step)")
     # No bar on a pipe or in a log: it would only add a stale line before the summary or the error.
     with (
         spooled_stdin(raw=size is not None) if str(input) == STDIO else nullcontext(input) as source,
@@ -165,12 +178,13 @@ def encode(
             model,
             _parse_size(size),
             _parse_fps(fps),
-            quant_step,
+            DEFAULT_QUANT_STEP if quant_step is None else quant_step,
             chroma,
             frames,
             force,
             rate,
             rate.total,
+            bpp,
         )
     for w in report.warnings:
         err.print(f"vcs: warning: {w}", highlight=False, markup=False, soft_wrap=True)
@@ -178,7 +192,8 @@ def encode(
         out.print(
             f"{output}: {report.frames} frames {report.width}×{report.height}, {report.bytes:,} bytes, "
             f"{report.bits_per_pixel:.4f} bpp, chroma {report.chroma}, model {report.model}, "
-            f"{report.frames / report.seconds:.1f} fps",
+            + (f"quantizer step {report.quant_step:g} ({report.passes} passes), " if bpp is not None else "")
+            + f"{report.frames / report.seconds:.1f} fps",
             highlight=False,
             soft_wrap=True,
         )

@@ -8,6 +8,8 @@ of the video.
 
 from __future__ import annotations
 
+import math
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -46,6 +48,8 @@ class EncodeReport:
     model: str
     chroma: str
     warnings: list[str]
+    quant_step: float = DEFAULT_QUANT_STEP
+    passes: int = 1  # encodes of the whole input: more than one when the step was fitted to a rate
 
 
 @dataclass
@@ -167,14 +171,30 @@ def encode_file(
     force: bool = False,
     progress: Progress | None = None,
     on_start: Callable[[int], None] | None = None,
+    target_bpp: float | None = None,
 ) -> EncodeReport:
-    """Encode a video file (anything ``vcscodec.io`` reads) into a ``.vcs`` file."""
+    """Encode a video file (anything ``vcscodec.io`` reads) into a ``.vcs`` file.
+
+    ``target_bpp``: instead of ``quant_step``, the finest step whose file stays within that many bits per luma
+    pixel (`fit_quant_step`: the input is encoded several times)."""
     if chroma not in CHROMA_MODES:
         raise VcsError(f"--chroma must be one of {', '.join(CHROMA_MODES)}")
     if max_frames is not None and max_frames < 1:
         raise VcsError("--frames must be at least 1")
     started = time.perf_counter()
     card = pick_model(ratio, model)
+    passes = 1
+    if target_bpp is not None:
+        if output.exists() and not force:  # before the trial encodes, not after them
+            raise VcsError(f"{output} exists (use --force to overwrite)")
+
+        def bpp_at(step: float) -> float:
+            with tempfile.TemporaryDirectory(prefix="vcs-rate-") as folder:
+                trial = Path(folder) / "trial.vcs"
+                return encode_file(input, trial, None, card.name, size, fps, step, chroma, max_frames).bits_per_pixel
+
+        quant_step, trials = fit_quant_step(bpp_at, target_bpp)
+        passes += trials
     encoder = FrameEncoder(card, quant_step)
     with open_video(input, size=size, fps=fps) as reader:
         info = reader.info
@@ -206,7 +226,58 @@ def encode_file(
         model=card.name,
         chroma=header.chroma,
         warnings=warnings,
+        quant_step=quant_step,
+        passes=passes,
     )
+
+
+FIT_STEPS = (0.25, 4096.0)
+"""The quantizer steps `fit_quant_step` searches between: below 0.25 grey levels the measurements' own rounding
+noise dominates (the step only adds bits); above 4096 nearly every measurement quantizes to 0."""
+
+
+def fit_quant_step(bpp_at: Callable[[float], float], target_bpp: float, tolerance: float = 0.01) -> tuple[float, int]:
+    """The finest quantizer step whose rate ``bpp_at(step)`` is at most ``target_bpp``, to within ``tolerance``
+    (relative, on the step), and how many times ``bpp_at`` ran. The rate falls as the step grows, by about one bit
+    per measurement for each doubling, so the search interpolates in log(step) (regula falsi, Illinois variant:
+    a few calls), never nearer an end than the tolerance; steps are kept to 4 significant digits."""
+    if not target_bpp > 0:
+        raise VcsError(f"--bpp must be a positive number of bits per pixel, not {target_bpp:g}")
+    fine, coarse = FIT_STEPS
+    calls = 1
+    excess_fine = bpp_at(fine) - target_bpp
+    if excess_fine <= 0:
+        return fine, calls  # every step fits: the finest searched
+    calls += 1
+    excess_coarse = bpp_at(coarse) - target_bpp
+    if excess_coarse > 0:
+        raise VcsError(
+            f"--bpp {target_bpp:g} is below what this model reaches ({excess_coarse + target_bpp:.4g} bpp at "
+            f"quantizer step {coarse:g}); a smaller ratio (--ratio 0.01) measures fewer values"
+        )
+    kept = None  # which end stayed put last time (Illinois: halve its weight if it stays again)
+    while coarse / fine > 1 + tolerance:
+        a, b = math.log(fine), math.log(coarse)
+        guess = b - excess_coarse * (b - a) / (excess_coarse - excess_fine)  # where the line through both ends hits 0
+        # A guess at an end moves only that end by a hair; step a tolerance in from it instead, which either
+        # moves it usefully or ends the search there.
+        middle = min(max(math.exp(guess), fine * (1 + tolerance)), coarse / (1 + tolerance))
+        middle = float(f"{middle:.4g}")
+        if not fine < middle < coarse:
+            break  # 4 significant digits cannot split the interval further
+        calls += 1
+        excess = bpp_at(middle) - target_bpp
+        if excess <= 0:
+            coarse, excess_coarse = middle, excess
+            if kept == "fine":
+                excess_fine /= 2
+            kept = "fine"
+        else:
+            fine, excess_fine = middle, excess
+            if kept == "coarse":
+                excess_coarse /= 2
+            kept = "coarse"
+    return coarse, calls
 
 
 def _take(frames: Iterator[Frame], count: int) -> Iterator[Frame]:
