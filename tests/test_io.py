@@ -423,3 +423,45 @@ def test_parse_fps(value, rate):
 def test_parse_fps_rejects(value):
     with expect("frame rate"):
         parse_fps(value)
+
+
+def _write_png(path: Path, y: np.ndarray) -> None:
+    """A grey PNG through PyAV directly (FFmpeg reads grey PNGs back as luma, unchanged)."""
+    with av.open(str(path), "w", format="image2") as out:
+        stream = out.add_stream("png")
+        stream.width, stream.height, stream.pix_fmt = y.shape[1], y.shape[0], "gray"
+        for packet in [*stream.encode(av.VideoFrame.from_ndarray(y, format="gray")), *stream.encode()]:
+            out.mux(packet)
+
+
+def test_numbered_pictures_read_as_a_video(tmp_path):
+    frames = gray_clip(6, 40, 24, seed=3)
+    for number, frame in zip((7, 8, 9, 10, 12, 13), frames, strict=True):  # 11 is missing: the run ends at 10
+        _write_png(tmp_path / f"shot_{number:03d}.png", frame.y)
+    (tmp_path / "shot_0011.png").write_bytes(b"")  # "%03d" prints 11 as 011: not the missing picture
+    pattern = tmp_path / "shot_%03d.png"
+    assert io.image_sequence(pattern) == (7, 4)
+    with open_video(pattern) as reader:
+        assert (reader.info.frame_count, reader.info.fps) == (4, Fraction(25))
+        back = list(reader)
+    assert len(back) == 4 and all(np.array_equal(a.y, b.y) for a, b in zip(back, frames[:4], strict=True))
+    with open_video(pattern, fps="30000/1001") as reader:
+        assert reader.info.fps == Fraction(30000, 1001)
+    assert io.image_sequence(tmp_path / "shot_%d.png") is None  # %d prints 7, not 007: no file matches
+    with pytest.raises(VcsError, match="no numbered picture matches it"):
+        open_video(tmp_path / "shot_%d.png")
+    assert io.image_sequence(tmp_path / "shot_%03d_%03d.png") is None  # two counters: not a sequence
+
+
+def test_encode_numbered_pictures(tmp_path, use_tiny_weights):
+    from typer.testing import CliRunner
+
+    from vcscodec.cli import app
+    from vcscodec.container import read_header
+
+    for number, frame in enumerate(gray_clip(9, 64, 32, seed=4)):
+        _write_png(tmp_path / f"f{number}.png", frame.y)
+    result = CliRunner().invoke(app, ["encode", str(tmp_path / "f%d.png"), str(tmp_path / "s.vcs"), "--fps", "12"])
+    assert result.exit_code == 0, result.output
+    header = read_header(tmp_path / "s.vcs")
+    assert (header.frame_count, header.width, header.height, header.fps_num, header.fps_den) == (9, 64, 32, 12, 1)

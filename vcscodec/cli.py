@@ -118,7 +118,11 @@ class _FrameRate:
 @app.command()
 def encode(
     input: Annotated[
-        Path, typer.Argument(help="Video to encode: .y4m, .yuv (raw I420), .mp4, .mkv, …; - reads standard input")
+        Path,
+        typer.Argument(
+            help="Video to encode: .y4m, .yuv (raw I420), .mp4, .mkv, …, numbered pictures (frames/f_%04d.png); "
+            "- reads standard input"
+        ),
     ],
     output: Annotated[Path, typer.Argument(help="The .vcs file to write")],
     ratio: Annotated[
@@ -131,7 +135,10 @@ def encode(
         str | None, typer.Option("--size", help="WxH of a raw .yuv input (else taken from its name)")
     ] = None,
     fps: Annotated[
-        str | None, typer.Option("--fps", help="Frame rate of a raw .yuv input, e.g. 30 or 30000/1001")
+        str | None,
+        typer.Option(
+            "--fps", help="Frame rate of a raw .yuv input or of numbered pictures (default 25), e.g. 30 or 30000/1001"
+        ),
     ] = None,
     frames: Annotated[int | None, typer.Option("--frames", "-n", help="Encode only the first N frames")] = None,
     quant_step: Annotated[

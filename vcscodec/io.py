@@ -224,14 +224,21 @@ class VideoReader:
         fps: Fraction | int | float | str | None = None,
     ) -> None:
         self.path = Path(path)
-        if not self.path.exists():
-            raise VcsError(f"{self.path}: no such file")
+        sequence = None if self.path.exists() else image_sequence(self.path)
+        if not self.path.exists() and sequence is None:
+            pattern = _SEQUENCE_PATTERN.search(self.path.name)
+            raise VcsError(f"{self.path}: no such file" + (" and no numbered picture matches it" if pattern else ""))
         if self.path.is_dir():
             raise VcsError(f"{self.path} is a folder, not a video file")
         fps = parse_fps(fps) if fps is not None else None
-        raw = self.path.suffix.lower() == ".yuv"
+        raw = self.path.suffix.lower() == ".yuv" and sequence is None
         frame_count: int | None = None
-        if raw:
+        if sequence is not None:
+            first, frame_count = sequence
+            fps = fps or _DEFAULT_FPS
+            options = {"start_number": str(first), "framerate": str(fps)}
+            opener = {"format": "image2", "options": options}
+        elif raw:
             name_size, name_fps = parse_raw_name(self.path)
             size = size or name_size
             fps = fps or name_fps
@@ -306,6 +313,32 @@ class VideoReader:
         self.close()
 
 
+_SEQUENCE_PATTERN = re.compile(r"%(0(\d+))?d")
+
+
+def image_sequence(path: Path) -> tuple[int, int] | None:
+    """(first number, count) of the numbered pictures a printf-style name like ``frames/f_%04d.png`` stands for, as
+    FFmpeg's image2 demuxer reads them: from the lowest number present, while the numbers follow each other. None
+    when the name has no single ``%d`` / ``%0Nd`` or no file matches it."""
+    matches = list(_SEQUENCE_PATTERN.finditer(path.name))
+    if len(matches) != 1 or not path.parent.is_dir():
+        return None
+    match = matches[0]
+    name = re.compile(re.escape(path.name[: match.start()]) + r"(\d+)" + re.escape(path.name[match.end() :]))
+    # A number counts only if the pattern prints it that way (%03d: 007 and 1000, not 7; %d: 7, not 007).
+    numbers = {
+        int(m.group(1))
+        for f in path.parent.iterdir()
+        if (m := name.fullmatch(f.name)) and match.group(0) % int(m.group(1)) == m.group(1)
+    }
+    if not numbers:
+        return None
+    first = count = min(numbers)
+    while count in numbers:
+        count += 1
+    return first, count - first
+
+
 def open_video(
     path: str | os.PathLike[str],
     size: tuple[int, int] | None = None,
@@ -313,7 +346,8 @@ def open_video(
 ) -> VideoReader:
     """Open a video for reading. `size` is (width, height); `size` and `fps` are needed for raw .yuv
     unless its name carries them (see `parse_raw_name`); for other inputs `fps` overrides the container's
-    rate and `size` is ignored."""
+    rate and `size` is ignored. A name with ``%d`` or ``%0Nd`` reads numbered pictures (`image_sequence`) at
+    `fps` (default 25)."""
     return VideoReader(path, size=size, fps=fps)
 
 
