@@ -427,7 +427,7 @@ def decode_records(
     Only the GOPs that hold those frames are rebuilt, each with the keyframe that closes it, and the records
     after the last of them are not read: a GOP's frames depend on its own measurements and its two keyframes
     alone, so they come out as in a whole decode (bit for bit when the GOPs are batched alike, e.g.
-    ``batch_gops`` = 1; other batches can move a pixel by one grey level through floating-point rounding).
+    ``batch_gops`` = 1; other batches can move a few pixels by a few grey levels through floating-point rounding).
 
     With ``on_lost`` the file is read with `ContainerReader.salvage` and damaged or missing GOP records are
     concealed instead of stopping the decode: the lost GOP's frames repeat the last frame rebuilt before them
@@ -448,6 +448,10 @@ def decode_records(
             if start <= index < end:
                 yield frame
 
+    def rebuild(chain: list[GopRecord], closing: GopRecord) -> Iterator[Frame]:
+        """The frames of the GOPs in ``chain``, the last closed by ``closing``'s keyframe."""
+        return emit(decoder.decode_chain(chain, closing), header.record_range(chain[0].index)[0])
+
     pending: list[GopRecord] = []
     skipped: GopRecord | None = None  # concealing: the last intact GOP before the range, not rebuilt (yet)
     for record in reader.salvage() if on_lost else reader:
@@ -458,7 +462,7 @@ def decode_records(
             continue
         if isinstance(record, LostGop):
             if pending:  # its closing keyframe is lost: close the chain on the last GOP's opening keyframe
-                yield from emit(decoder.decode_chain(pending, pending[-1]), header.record_range(pending[0].index)[0])
+                yield from rebuild(pending, pending[-1])
                 pending = []
             if first >= end:
                 return
@@ -475,7 +479,7 @@ def decode_records(
             continue
         if pending and (first >= end or len(pending) == batch_gops or len(record.frames) != len(pending[0].frames)):
             # ``record`` opens the next GOP, so its keyframe closes the chain held in ``pending``
-            yield from emit(decoder.decode_chain(pending, record), header.record_range(pending[0].index)[0])
+            yield from rebuild(pending, record)
             pending = []
         if first >= end:
             return
@@ -485,7 +489,7 @@ def decode_records(
     # the last record is the final keyframe; any GOPs before it end on it
     last = pending.pop()
     if pending:  # flushed on every change of GOP length, so these all have the same length
-        yield from emit(decoder.decode_chain(pending, last), header.record_range(pending[0].index)[0])
+        yield from rebuild(pending, last)
     yield from emit([decoder.decode_last_key(last)], header.record_range(last.index)[0])
 
 
