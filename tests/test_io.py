@@ -465,3 +465,69 @@ def test_encode_numbered_pictures(tmp_path, use_tiny_weights):
     assert result.exit_code == 0, result.output
     header = read_header(tmp_path / "s.vcs")
     assert (header.frame_count, header.width, header.height, header.fps_num, header.fps_den) == (9, 64, 32, 12, 1)
+
+
+def test_numbered_png_pictures_written_and_read_back(tmp_path, pan_clip):
+    grey = gray_clip(4, 40, 24, seed=5)
+    pattern = tmp_path / "g_%03d.png"
+    with open_writer(pattern, 40, 24, 25, first_number=10) as writer:
+        assert isinstance(writer, io.PictureWriter)
+        for frame in grey:
+            writer.write(frame)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g_010.png", "g_011.png", "g_012.png", "g_013.png"]
+    with open_video(pattern) as reader:  # a grey frame is a grey PNG of its luma: bit-exact
+        assert all(np.array_equal(a.y, b.y) for a, b in zip(reader, grey, strict=True))
+    colour = pan_clip(2, 40, 24)
+    with open_writer(tmp_path / "c_%d.png", 40, 24, 25) as writer:
+        for frame in colour:
+            writer.write(frame)
+    with open_video(tmp_path / "c_%d.png") as reader:  # RGB PNGs: the colour survives, within conversion error
+        back = list(reader)
+    assert len(back) == 2
+    assert all(psnr(a.y, b.y) > 35 and psnr(a.u, b.u) > 30 for a, b in zip(back, colour, strict=True))
+
+
+def test_full_range_rgb_is_read_as_limited_range_yuv(tmp_path):
+    """An RGB picture (full range) becomes limited-range YUV: black 16, white 235, grey 128 stays neutral."""
+    rgb = np.zeros((16, 48, 3), np.uint8)
+    rgb[:, 16:32] = 255
+    rgb[:, 32:] = 128
+    with av.open(str(tmp_path / "rgb.png"), "w", format="image2") as out:
+        stream = out.add_stream("png")
+        stream.width, stream.height, stream.pix_fmt = 48, 16, "rgb24"
+        for packet in [*stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")), *stream.encode()]:
+            out.mux(packet)
+    with open_video(tmp_path / "rgb.png") as reader:
+        (frame,) = list(reader)
+    assert abs(int(frame.y[0, 0]) - 16) <= 1 and abs(int(frame.y[0, 20]) - 235) <= 1
+    assert abs(int(frame.y[0, 40]) - 126) <= 2  # 16 + 128·219/255
+    assert np.abs(frame.u.astype(int) - 128).max() <= 1 and np.abs(frame.v.astype(int) - 128).max() <= 1
+
+
+def test_numbered_png_pictures_all_or_nothing(tmp_path):
+    frames = gray_clip(3, 32, 16)
+    pattern = tmp_path / "f_%02d.png"
+    with pytest.raises(RuntimeError), open_writer(pattern, 32, 16, 25) as writer:
+        writer.write(frames[0])
+        raise RuntimeError("the decoder failed")
+    assert list(tmp_path.iterdir()) == []  # no picture, no temporary folder
+    (tmp_path / "f_00.png").write_bytes(b"old")
+    with pytest.raises(VcsError, match="f_00.png already exists"):
+        open_writer(pattern, 32, 16, 25)
+    (tmp_path / "f_01.png").write_bytes(b"old")
+    with pytest.raises(VcsError, match="f_01.png already exists"):
+        with open_writer(tmp_path / "f_%02d.png", 32, 16, 25, first_number=1) as writer:
+            writer.write(frames[0])
+            writer.write(frames[1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f_00.png", "f_01.png"]
+    with open_writer(pattern, 32, 16, 25, force=True) as writer:
+        for frame in frames:
+            writer.write(frame)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f_00.png", "f_01.png", "f_02.png"]
+    assert (tmp_path / "f_00.png").read_bytes() != b"old"
+    with pytest.raises(VcsError, match="one %d or %0Nd"):
+        open_writer(tmp_path / "f_%d_%d.png", 32, 16, 25)
+    with pytest.raises(VcsError, match="no frames to write"):
+        with open_writer(tmp_path / "e_%d.png", 32, 16, 25):
+            pass
+    assert not any(p.name.startswith(("e_", ".e_")) for p in tmp_path.iterdir())

@@ -46,6 +46,7 @@ _X264_OPTIONS = {"crf": "18"}
 _MPEG4_OPTIONS = {"flags": "+qscale", "global_quality": str(2 * 118)}  # 118 = FF_QP2LAMBDA
 _DEFAULT_FPS = Fraction(25)
 _JPEG_RANGE = 2  # AVCOL_RANGE_JPEG: full-range samples
+_MPEG_RANGE = 1  # AVCOL_RANGE_MPEG: limited range, Y in 16..235
 
 
 @dataclass(eq=False)  # arrays have no single truth value; compare planes with numpy
@@ -180,13 +181,18 @@ def _to_frame(av_frame: av.VideoFrame, width: int, height: int) -> Frame:
         # A mid-stream size change is scaled back to the size announced in `info`.
         av_frame = av_frame.reformat(width=width, height=height)
     name = av_frame.format.name
-    if name.startswith("gray") and av_frame.color_range != _JPEG_RANGE:
-        # swscale takes grey as full range and would squeeze it into 16..235; Y4M "mono" is plain luma.
+    if name.startswith("gray"):
+        # A grey picture is plain luma, whatever range it is flagged with (Y4M "mono", grey PNGs as video CS data
+        # sets ship frames): converting it would squeeze it into 16..235.
         if name != "gray":
             av_frame = av_frame.reformat(format="gray")
         return frame_from_gray(_plane_view(av_frame.planes[0]).copy())
-    if name != "yuv420p":
-        # Any other pixel format or bit depth → 8-bit 4:2:0 (full-range sources to limited range).
+    if av_frame.color_range == _JPEG_RANGE:
+        # Full-range colour (RGB and JPEG-range YUV as PNG, MJPEG and some phones give) → limited-range 4:2:0:
+        # swscale keeps the source's range unless told, which would shift every level.
+        av_frame = av_frame.reformat(format="yuv420p", dst_color_range=_MPEG_RANGE)
+    elif name != "yuv420p":
+        # Any other pixel format or bit depth → 8-bit 4:2:0.
         av_frame = av_frame.reformat(format="yuv420p")
     y, u, v = (_plane_view(p).copy() for p in av_frame.planes[:3])
     return Frame(y, u, v)
@@ -430,7 +436,8 @@ class VideoWriter:
         if ext not in _MUXERS:
             raise VcsError(
                 f"{self.path}: cannot write {ext or 'files without an extension'}; "
-                f"supported: {', '.join(WRITE_EXTENSIONS)}, or - for Y4M on standard output"
+                f"supported: {', '.join(WRITE_EXTENSIONS)}, numbered .png pictures (f_%04d.png), or - for Y4M on "
+                "standard output"
             )
         if int(width) != width or int(height) != height or width < 1 or height < 1:
             raise VcsError(f"{self.path}: bad frame size {width}x{height}")
@@ -549,9 +556,141 @@ class VideoWriter:
             self.abort()
 
 
+class PictureWriter:
+    """Writes each frame as a numbered PNG, named by a printf-style `path` (``frames/f_%04d.png``) from
+    `first_number` on, with the same contract as `VideoWriter`: the pictures go to a temporary folder beside
+    them and are moved into place by `close()`; `abort()` (or an exception in the `with` block) deletes them.
+
+    A frame whose chroma is neutral (U = V = 128, as every frame of a grey .vcs file) is written as a grey PNG of
+    its luma, bit-exact; a colour frame as 8-bit RGB (BT.601 limited range, as FFmpeg converts by default)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        width: int,
+        height: int,
+        force: bool = False,
+        first_number: int = 0,
+    ) -> None:
+        self.path = Path(path)
+        self._name = str(self.path)
+        counters = list(_SEQUENCE_PATTERN.finditer(self.path.name))
+        if len(counters) != 1:
+            raise VcsError(f"{self.path}: numbered pictures need one %d or %0Nd in the name, e.g. f_%04d.png")
+        name, counter = self.path.name, counters[0]
+        self._prefix, self._counter, self._suffix = name[: counter.start()], counter.group(0), name[counter.end() :]
+        if int(width) != width or int(height) != height or width < 1 or height < 1:
+            raise VcsError(f"{self.path}: bad frame size {width}x{height}")
+        self.width, self.height = int(width), int(height)
+        self.force, self.first_number = force, first_number
+        self.codec = "png"
+        self.frames_written = 0
+        self._done = False
+        folder = self.path.parent
+        if not folder.is_dir():
+            raise VcsError(f"output folder {folder} does not exist")
+        first = folder / self._picture_name(0)
+        if first.exists() and not force:  # the usual clash, found before any frame is decoded
+            raise VcsError(f"{first} already exists (use --force to overwrite)")
+        try:
+            self._temp = Path(tempfile.mkdtemp(prefix=f".{self.path.stem.replace('%', '')}.tmp-", dir=folder))
+        except OSError as e:
+            raise VcsError(f"cannot write in output folder {folder}: {_why(e)}") from e
+        self._finalizer = weakref.finalize(self, shutil.rmtree, self._temp, True)
+        self._encoders: dict[str, av.CodecContext] = {}
+
+    def _picture_name(self, index: int) -> str:
+        return self._prefix + self._counter % (self.first_number + index) + self._suffix
+
+    def _png(self, picture: av.VideoFrame) -> bytes:
+        encoder = self._encoders.get(picture.format.name)
+        if encoder is None:
+            encoder = av.CodecContext.create("png", "w")
+            encoder.width, encoder.height, encoder.pix_fmt = self.width, self.height, picture.format.name
+            encoder.time_base = Fraction(1, 25)
+            self._encoders[picture.format.name] = encoder
+        return b"".join(bytes(packet) for packet in encoder.encode(picture))
+
+    def write(self, frame: Frame) -> None:
+        """Write one frame as the next numbered picture (shapes must match the writer's size)."""
+        if self._done:
+            raise VcsError(f"{self._name}: writer is already closed")
+        ch = chroma_shape(self.width, self.height)
+        shapes = (np.shape(frame.y), np.shape(frame.u), np.shape(frame.v))
+        if shapes != ((self.height, self.width), ch, ch):
+            self.abort()
+            raise VcsError(
+                f"{self._name}: frame planes {shapes} do not fit the writer's {self.width}x{self.height} 4:2:0"
+            )
+        name = self._picture_name(self.frames_written)
+        if (self.path.parent / name).exists() and not self.force:
+            self.abort()
+            raise VcsError(f"{self.path.parent / name} already exists (use --force to overwrite)")
+        if np.all(frame.u == 128) and np.all(frame.v == 128):
+            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame.y), format="gray")
+        else:
+            picture = av.VideoFrame(self.width, self.height, "yuv420p")
+            for plane, data in zip(picture.planes[:3], (frame.y, frame.u, frame.v), strict=True):
+                _plane_view(plane)[...] = data
+            picture = picture.reformat(format="rgb24")
+        try:
+            (self._temp / name).write_bytes(self._png(picture))
+        except (av.FFmpegError, OSError) as e:
+            self.abort()
+            raise VcsError(f"{self._name}: writing frame {self.frames_written} failed ({_why(e)})") from e
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Move every picture into place; a writer that got no frame writes nothing."""
+        if self._done:
+            return
+        if self.frames_written == 0:
+            self.abort()
+            raise VcsError(f"{self._name}: no frames to write")
+        names = [self._picture_name(i) for i in range(self.frames_written)]
+        clash = next((n for n in names if (self.path.parent / n).exists()), None) if not self.force else None
+        if clash:
+            self.abort()
+            raise VcsError(f"{self.path.parent / clash} appeared while writing; not overwritten (use --force)")
+        try:
+            for name in names:
+                os.replace(self._temp / name, self.path.parent / name)
+        except OSError as e:
+            self.abort()
+            raise VcsError(f"{self._name}: moving the pictures into place failed ({_why(e)})") from e
+        self._done = True
+        self._finalizer()  # the temporary folder, empty now
+
+    def abort(self) -> None:
+        """Drop everything written so far: the temporary folder is deleted and the targets left untouched."""
+        if not self._done:
+            self._done = True
+            self._finalizer()
+
+    def __enter__(self) -> PictureWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
 def open_writer(
-    path: str | os.PathLike[str], width: int, height: int, fps: Fraction | int | str, force: bool = False
-) -> VideoWriter:
+    path: str | os.PathLike[str],
+    width: int,
+    height: int,
+    fps: Fraction | int | str,
+    force: bool = False,
+    first_number: int = 0,
+) -> VideoWriter | PictureWriter:
     """Open `path` for writing by extension: .y4m and .yuv (lossless, bit-exact), .mp4/.mkv (H.264 with
-    libx264 when present and the size is even, else MPEG-4 Part 2), .avi (MPEG-4 Part 2)."""
+    libx264 when present and the size is even, else MPEG-4 Part 2), .avi (MPEG-4 Part 2); a .png name with
+    ``%d`` or ``%0Nd`` writes numbered pictures from `first_number` on (`PictureWriter`)."""
+    name = Path(path).name
+    if Path(path).suffix.lower() == ".png" and _SEQUENCE_PATTERN.search(name):
+        return PictureWriter(path, width, height, force=force, first_number=first_number)
     return VideoWriter(path, width, height, fps, force=force)
