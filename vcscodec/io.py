@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import av
 import numpy as np
@@ -414,7 +415,69 @@ def spooled_stdin(raw: bool = False) -> Iterator[Path]:
             raise VcsError(str(e).replace(str(path), "standard input")) from None
 
 
-class VideoWriter:
+def _to_av_frame(frame: Frame) -> av.VideoFrame:
+    """A yuv420p FFmpeg frame of a `Frame` (float planes rounded and clipped)."""
+    av_frame = av.VideoFrame(frame.width, frame.height, "yuv420p")
+    for plane, data in zip(av_frame.planes[:3], (frame.y, frame.u, frame.v), strict=True):
+        _plane_view(plane)[...] = data if data.dtype == np.uint8 else np.clip(np.round(data), 0, 255)
+    return av_frame
+
+
+class _Output:
+    """What the writers share: frames go under a temporary name, `close()` keeps them, `abort()` (or an
+    exception leaving the `with` block) drops them. Subclasses set `_name`, `width`, `height`, `_done` and
+    `_finalizer` (which deletes what was written) and define `close()`."""
+
+    _name: str
+    width: int
+    height: int
+    _done: bool
+    _finalizer: weakref.finalize
+    frames_written: int
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _closing(self) -> bool:
+        """Whether `close()` has work to do: not when already closed; an output that got no frame is dropped."""
+        if self._done:
+            return False
+        if self.frames_written == 0:
+            self.abort()
+            raise VcsError(f"{self._name}: no frames to write")
+        return True
+
+    def _accept(self, frame: Frame) -> None:
+        """Refuse a frame after closing, or one whose planes do not fit the writer's size (dropping the output)."""
+        if self._done:
+            raise VcsError(f"{self._name}: writer is already closed")
+        ch = chroma_shape(self.width, self.height)
+        shapes = (np.shape(frame.y), np.shape(frame.u), np.shape(frame.v))
+        if shapes != ((self.height, self.width), ch, ch):
+            self.abort()
+            raise VcsError(
+                f"{self._name}: frame planes {shapes} do not fit the writer's {self.width}x{self.height} 4:2:0"
+            )
+
+    def abort(self) -> None:
+        """Drop everything written so far: the temporary output is deleted and the target left untouched."""
+        if not self._done:
+            self._done = True
+            self._finalizer()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class VideoWriter(_Output):
     """Writes `Frame`s to a temporary file beside `path`; `close()` renames it onto `path`, `abort()`
     (or an exception leaving the `with` block) deletes it. `codec` is the encoder chosen.
 
@@ -489,19 +552,8 @@ class VideoWriter:
 
     def write(self, frame: Frame) -> None:
         """Encode one frame (shapes must match the writer's size)."""
-        if self._done:
-            raise VcsError(f"{self._name}: writer is already closed")
-        ch = chroma_shape(self.width, self.height)
-        shapes = (np.shape(frame.y), np.shape(frame.u), np.shape(frame.v))
-        if shapes != ((self.height, self.width), ch, ch):
-            self.abort()
-            raise VcsError(
-                f"{self._name}: frame planes {shapes} do not fit the writer's {self.width}x{self.height} 4:2:0"
-            )
-        av_frame = av.VideoFrame(self.width, self.height, "yuv420p")
-        for plane, data in zip(av_frame.planes[:3], (frame.y, frame.u, frame.v), strict=True):
-            view = _plane_view(plane)
-            view[...] = data if data.dtype == np.uint8 else np.clip(np.round(data), 0, 255)
+        self._accept(frame)
+        av_frame = _to_av_frame(frame)
         av_frame.pts = self.frames_written
         av_frame.time_base = 1 / self.fps
         try:
@@ -514,11 +566,8 @@ class VideoWriter:
 
     def close(self) -> None:
         """Finish the file and move it onto the target; a writer that got no frame writes nothing."""
-        if self._done:
+        if not self._closing():
             return
-        if self.frames_written == 0:
-            self.abort()
-            raise VcsError(f"{self._name}: no frames to write")
         try:
             for packet in self._stream.encode():
                 self._container.mux(packet)
@@ -538,25 +587,8 @@ class VideoWriter:
         self._done = True
         self._finalizer.detach()
 
-    def abort(self) -> None:
-        """Drop everything written so far: the temporary file is deleted and the target left untouched."""
-        if not self._done:
-            self._done = True
-            self._finalizer()
 
-    def __enter__(self) -> VideoWriter:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-
-class PictureWriter:
+class PictureWriter(_Output):
     """Writes each frame as a numbered PNG, named by a printf-style `path` (``frames/f_%04d.png``) from
     `first_number` on, with the same contract as `VideoWriter`: the pictures go to a temporary folder beside
     them and are moved into place by `close()`; `abort()` (or an exception in the `with` block) deletes them.
@@ -613,15 +645,7 @@ class PictureWriter:
 
     def write(self, frame: Frame) -> None:
         """Write one frame as the next numbered picture (shapes must match the writer's size)."""
-        if self._done:
-            raise VcsError(f"{self._name}: writer is already closed")
-        ch = chroma_shape(self.width, self.height)
-        shapes = (np.shape(frame.y), np.shape(frame.u), np.shape(frame.v))
-        if shapes != ((self.height, self.width), ch, ch):
-            self.abort()
-            raise VcsError(
-                f"{self._name}: frame planes {shapes} do not fit the writer's {self.width}x{self.height} 4:2:0"
-            )
+        self._accept(frame)
         name = self._picture_name(self.frames_written)
         if (self.path.parent / name).exists() and not self.force:
             self.abort()
@@ -629,10 +653,7 @@ class PictureWriter:
         if np.all(frame.u == 128) and np.all(frame.v == 128):
             picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame.y), format="gray")
         else:
-            picture = av.VideoFrame(self.width, self.height, "yuv420p")
-            for plane, data in zip(picture.planes[:3], (frame.y, frame.u, frame.v), strict=True):
-                _plane_view(plane)[...] = data
-            picture = picture.reformat(format="rgb24")
+            picture = _to_av_frame(frame).reformat(format="rgb24")
         try:
             (self._temp / name).write_bytes(self._png(picture))
         except (av.FFmpegError, OSError) as e:
@@ -642,11 +663,8 @@ class PictureWriter:
 
     def close(self) -> None:
         """Move every picture into place; a writer that got no frame writes nothing."""
-        if self._done:
+        if not self._closing():
             return
-        if self.frames_written == 0:
-            self.abort()
-            raise VcsError(f"{self._name}: no frames to write")
         names = [self._picture_name(i) for i in range(self.frames_written)]
         clash = next((n for n in names if (self.path.parent / n).exists()), None) if not self.force else None
         if clash:
@@ -660,23 +678,6 @@ class PictureWriter:
             raise VcsError(f"{self._name}: moving the pictures into place failed ({_why(e)})") from e
         self._done = True
         self._finalizer()  # the temporary folder, empty now
-
-    def abort(self) -> None:
-        """Drop everything written so far: the temporary folder is deleted and the targets left untouched."""
-        if not self._done:
-            self._done = True
-            self._finalizer()
-
-    def __enter__(self) -> PictureWriter:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def open_writer(
