@@ -40,7 +40,7 @@ from .hardware import cpu_name, pick_device
 from .io import Frame, frame_from_gray, open_video, open_writer
 from .metrics import psnr, ssim
 from .quant import DEFAULT_QUANT_STEP, check_step
-from .rd import ANCHORS, DEFAULT_ANCHOR_QPS, bd_psnr, bd_rate, check_anchor, code_with_anchor, summarize
+from .rd import ANCHORS, DEFAULT_ANCHOR_QPS, bd_psnr, bd_rate, check_anchor, check_qp, code_with_anchor, summarize
 from .registry import ModelCard, find_model
 
 if TYPE_CHECKING:
@@ -334,8 +334,7 @@ def _check(config: BenchConfig) -> None:
     if config.anchors and not config.anchor_qps:
         raise VcsError("--anchor-qp needs at least one QP")
     for qp in config.anchor_qps:
-        if not 0 <= qp <= 51:
-            raise VcsError(f"anchor QP {qp} is outside 0–51")
+        check_qp(qp)
     if config.ratios is not None:
         for r in config.ratios:
             if not 0 < r <= 1:
@@ -583,16 +582,27 @@ def _sequence_curve(runs: list[dict[str, Any]], name: str) -> tuple[list[float],
     return [s["bpp"] for s in rows], [s["psnr"] for s in rows]
 
 
+def _sweeps(runs: list[dict[str, Any]], key: Callable[[dict[str, Any]], str]) -> dict[str, list[dict[str, Any]]]:
+    """Runs grouped by codec (a model's name, an anchor's), in order: each group is one rate sweep."""
+    sweeps: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        sweeps.setdefault(key(run), []).append(run)
+    return sweeps
+
+
+def _model_name(run: dict[str, Any]) -> str:
+    return run["model"]["name"]
+
+
+def _anchor_name(run: dict[str, Any]) -> str:
+    return run["anchor"]
+
+
 def rd_comparisons(runs: list[dict[str, Any]], anchors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Bjøntegaard deltas of each model's rate sweep (its runs at several steps) against each anchor's QP sweep,
     and of every other model's against the first model's; per sequence, and averaged over the sequences where
     both curves overlap (the JVET practice)."""
-    sweeps: dict[str, list[dict[str, Any]]] = {}
-    for run in runs:
-        sweeps.setdefault(run["model"]["name"], []).append(run)
-    references: dict[str, list[dict[str, Any]]] = {}
-    for run in anchors:
-        references.setdefault(run["anchor"], []).append(run)
+    sweeps, references = _sweeps(runs, _model_name), _sweeps(anchors, _anchor_name)
     first_model = next(iter(sweeps), None)
     swept = first_model is not None and len(sweeps[first_model]) > 1  # one step: no curve to compare with
     comparisons = []
@@ -767,14 +777,11 @@ def write_plots(report: dict[str, Any], folder: Path) -> list[Path]:
 
 def _plot_rd(report: dict[str, Any], path: Path, plt: Any) -> Path:
     """Average PSNR against average bpp: one curve per model (its steps) and per anchor (its QPs)."""
-    curves: dict[str, list[tuple[float, float]]] = {}
-    for run in report["runs"]:
-        curves.setdefault(run["model"]["name"], []).append((run["average"]["bpp"], run["average"]["psnr"]))
-    for run in report["anchors"]:
-        curves.setdefault(run["anchor"], []).append((run["average"]["bpp"], run["average"]["psnr"]))
+    sweeps = {**_sweeps(report["runs"], _model_name), **_sweeps(report["anchors"], _anchor_name)}
     fig, ax = plt.subplots(figsize=(8, 5))
-    for name, points in curves.items():
-        ax.plot(*zip(*sorted(points), strict=True), marker="o", label=name)
+    for name, sweep in sweeps.items():
+        points = sorted((run["average"]["bpp"], run["average"]["psnr"]) for run in sweep)
+        ax.plot(*zip(*points, strict=True), marker="o", label=name)
     ax.set_xlabel("bits per luma pixel (whole file)")
     ax.set_ylabel("PSNR Y (dB), mean over sequences")
     ax.set_title(f"rate–distortion · {report['protocol']['frames']} frames · chroma {report['protocol']['chroma']}")
@@ -815,7 +822,6 @@ def _subset_cells(avg: dict[str, Any], kind: str, refs: dict[str, Any], mark: st
 
 def _render_rd(report: dict[str, Any], console: Console) -> None:
     """The anchors' averages, then the Bjøntegaard deltas of each model against each anchor and the first model."""
-
     if report["anchors"]:
         _render_anchors(report["anchors"], console)
     if not report["rd"]:

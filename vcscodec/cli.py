@@ -199,7 +199,11 @@ def encode(
         out.print(
             f"{output}: {report.frames} frames {report.width}×{report.height}, {report.bytes:,} bytes, "
             f"{report.bits_per_pixel:.4f} bpp, chroma {report.chroma}, model {report.model}, "
-            + (f"quantizer step {report.quant_step:g} ({report.passes} passes), " if bpp is not None else "")
+            + (
+                f"quantizer step {report.quant_step:g} ({report.passes} pass{'es' * (report.passes > 1)}), "
+                if bpp
+                else ""
+            )
             + f"{report.frames / report.seconds:.1f} fps",
             highlight=False,
             soft_wrap=True,
@@ -372,7 +376,7 @@ def info(
         table.add_column(no_wrap=True)
         table.add_column(overflow="fold")  # wrap long values (hashes, paths) rather than cut them with "…"
         for key, value in described.items():
-            table.add_row(f"[bold]{key}", _format_value(value) if value != [] else "none")
+            table.add_row(f"[bold]{key}", _format_value(value))
         out.print(table)
     if damaged:
         more = f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
@@ -383,7 +387,7 @@ def _format_value(value: object) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}: {_format_value(v)}" for k, v in value.items())
     if isinstance(value, list):
-        return "; ".join(_format_value(v) for v in value)
+        return "; ".join(_format_value(v) for v in value) if value else "none"
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, int):

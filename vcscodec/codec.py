@@ -9,10 +9,11 @@ of the video.
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,7 +50,7 @@ class EncodeReport:
     chroma: str
     warnings: list[str]
     quant_step: float = DEFAULT_QUANT_STEP
-    passes: int = 1  # encodes of the whole input: more than one when the step was fitted to a rate
+    passes: int = 1  # encodes of the whole input: more than one when the step was fitted to a rate (--bpp)
 
 
 @dataclass
@@ -183,18 +184,8 @@ def encode_file(
         raise VcsError("--frames must be at least 1")
     started = time.perf_counter()
     card = pick_model(ratio, model)
-    passes = 1
     if target_bpp is not None:
-        if output.exists() and not force:  # before the trial encodes, not after them
-            raise VcsError(f"{output} exists (use --force to overwrite)")
-
-        def bpp_at(step: float) -> float:
-            with tempfile.TemporaryDirectory(prefix="vcs-rate-") as folder:
-                trial = Path(folder) / "trial.vcs"
-                return encode_file(input, trial, None, card.name, size, fps, step, chroma, max_frames).bits_per_pixel
-
-        quant_step, trials = fit_quant_step(bpp_at, target_bpp)
-        passes += trials
+        return _encode_to_rate(input, output, card, size, fps, chroma, max_frames, force, target_bpp)
     encoder = FrameEncoder(card, quant_step)
     with open_video(input, size=size, fps=fps) as reader:
         info = reader.info
@@ -227,8 +218,52 @@ def encode_file(
         chroma=header.chroma,
         warnings=warnings,
         quant_step=quant_step,
-        passes=passes,
     )
+
+
+def _encode_to_rate(
+    input: Path,
+    output: Path,
+    card: ModelCard,
+    size: tuple[int, int] | None,
+    fps: Fraction | None,
+    chroma: str,
+    max_frames: int | None,
+    force: bool,
+    target_bpp: float,
+) -> EncodeReport:
+    """`encode_file` with the finest quantizer step within ``target_bpp`` (`fit_quant_step`). The trials are
+    written beside the output; the one that fits with the finest step is kept and moved into place, so the answer
+    is never encoded twice."""
+    started = time.perf_counter()
+    if output.exists() and not force:  # before the trial encodes, not after them
+        raise VcsError(f"output file already exists: {output} (use force to overwrite)")
+    folder = output.parent
+    if not folder.is_dir():
+        raise VcsError(f"output folder does not exist: {folder}")
+    with tempfile.TemporaryDirectory(prefix=f".{output.name}.rate-", dir=folder) as trials:
+        fitting: list[EncodeReport] = []  # the finest step that fits so far (its file is kept)
+
+        def trial_path(step: float) -> Path:
+            return Path(trials) / f"{step:g}.vcs"
+
+        def bpp_at(step: float) -> float:
+            report = encode_file(input, trial_path(step), None, card.name, size, fps, step, chroma, max_frames)
+            if report.bits_per_pixel <= target_bpp:  # every step that fits is finer than the one before
+                for kept in fitting:
+                    trial_path(kept.quant_step).unlink()
+                fitting[:] = [report]
+            else:
+                trial_path(step).unlink()
+            return report.bits_per_pixel
+
+        step, passes = fit_quant_step(bpp_at, target_bpp)
+        (report,) = fitting
+        assert report.quant_step == step
+        if output.exists() and not force:
+            raise VcsError(f"{output} appeared while encoding; not overwritten (use --force)")
+        os.replace(trial_path(step), output)
+    return replace(report, passes=passes, seconds=time.perf_counter() - started)
 
 
 FIT_STEPS = (0.25, 4096.0)

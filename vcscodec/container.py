@@ -28,6 +28,7 @@ from types import TracebackType
 import numpy as np
 
 from vcscodec.errors import VcsError
+from vcscodec.output import AllOrNothing
 from vcscodec.quant import MAX_STEP, Q_MAX
 
 FORMAT_VERSION = 1
@@ -508,7 +509,7 @@ def _record_bytes(rtype: int, index: int, payload: bytes) -> bytes:
 # --------------------------------------------------------------------------------------------- writer
 
 
-class ContainerWriter:
+class ContainerWriter(AllOrNothing):
     """Write a ``.vcs`` file record by record; the file appears under its name only on ``close()``.
 
     Use as a context manager: leaving the block by an exception deletes the temporary file.
@@ -582,17 +583,6 @@ class ContainerWriter:
             os.remove(self.tmp_path)
         except FileNotFoundError:
             pass
-
-    def __enter__(self) -> ContainerWriter:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 # --------------------------------------------------------------------------------------------- reader

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Self
 
 import av
 import numpy as np
 
 from vcscodec.errors import VcsError
+from vcscodec.output import AllOrNothing
 
 __all__ = [
     "Frame",
@@ -231,10 +231,11 @@ class VideoReader:
         fps: Fraction | int | float | str | None = None,
     ) -> None:
         self.path = Path(path)
-        sequence = None if self.path.exists() else image_sequence(self.path)
-        if not self.path.exists() and sequence is None:
-            pattern = _SEQUENCE_PATTERN.search(self.path.name)
-            raise VcsError(f"{self.path}: no such file" + (" and no numbered picture matches it" if pattern else ""))
+        exists = self.path.exists()
+        sequence = None if exists else image_sequence(self.path)
+        if not exists and sequence is None:
+            numbered = _numbered_name(self.path.name) is not None
+            raise VcsError(f"{self.path}: no such file" + (" and no numbered picture matches it" if numbered else ""))
         if self.path.is_dir():
             raise VcsError(f"{self.path} is a folder, not a video file")
         fps = parse_fps(fps) if fps is not None else None
@@ -320,23 +321,33 @@ class VideoReader:
         self.close()
 
 
-_SEQUENCE_PATTERN = re.compile(r"%(0(\d+))?d")
+_SEQUENCE_PATTERN = re.compile(r"%(0\d+)?d")
+
+
+def _numbered_name(name: str) -> tuple[str, str, str] | None:
+    """A file name with one printf-style counter (``f_%04d.png``) split as (prefix, counter, suffix); None
+    without exactly one."""
+    counters = list(_SEQUENCE_PATTERN.finditer(name))
+    if len(counters) != 1:
+        return None
+    counter = counters[0]
+    return name[: counter.start()], counter.group(0), name[counter.end() :]
 
 
 def image_sequence(path: Path) -> tuple[int, int] | None:
     """(first number, count) of the numbered pictures a printf-style name like ``frames/f_%04d.png`` stands for, as
     FFmpeg's image2 demuxer reads them: from the lowest number present, while the numbers follow each other. None
     when the name has no single ``%d`` / ``%0Nd`` or no file matches it."""
-    matches = list(_SEQUENCE_PATTERN.finditer(path.name))
-    if len(matches) != 1 or not path.parent.is_dir():
+    parts = _numbered_name(path.name)
+    if parts is None or not path.parent.is_dir():
         return None
-    match = matches[0]
-    name = re.compile(re.escape(path.name[: match.start()]) + r"(\d+)" + re.escape(path.name[match.end() :]))
+    prefix, counter, suffix = parts
+    name = re.compile(re.escape(prefix) + r"(\d+)" + re.escape(suffix))
     # A number counts only if the pattern prints it that way (%03d: 007 and 1000, not 7; %d: 7, not 007).
     numbers = {
         int(m.group(1))
         for f in path.parent.iterdir()
-        if (m := name.fullmatch(f.name)) and match.group(0) % int(m.group(1)) == m.group(1)
+        if (m := name.fullmatch(f.name)) and counter % int(m.group(1)) == m.group(1)
     }
     if not numbers:
         return None
@@ -423,9 +434,9 @@ def _to_av_frame(frame: Frame) -> av.VideoFrame:
     return av_frame
 
 
-class _Output:
-    """What the writers share: frames go under a temporary name, `close()` keeps them, `abort()` (or an
-    exception leaving the `with` block) drops them. Subclasses set `_name`, `width`, `height`, `_done` and
+class _Output(AllOrNothing):
+    """What the frame writers share besides the contract (`output.AllOrNothing`): refusing frames that do not
+    fit, and aborting by their finalizer. Subclasses set `_name`, `width`, `height`, `_done`, `frames_written` and
     `_finalizer` (which deletes what was written) and define `close()`."""
 
     _name: str
@@ -434,9 +445,6 @@ class _Output:
     _done: bool
     _finalizer: weakref.finalize
     frames_written: int
-
-    def close(self) -> None:
-        raise NotImplementedError
 
     def _closing(self) -> bool:
         """Whether `close()` has work to do: not when already closed; an output that got no frame is dropped."""
@@ -464,17 +472,6 @@ class _Output:
         if not self._done:
             self._done = True
             self._finalizer()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 class VideoWriter(_Output):
@@ -606,11 +603,10 @@ class PictureWriter(_Output):
     ) -> None:
         self.path = Path(path)
         self._name = str(self.path)
-        counters = list(_SEQUENCE_PATTERN.finditer(self.path.name))
-        if len(counters) != 1:
+        parts = _numbered_name(self.path.name)
+        if parts is None:
             raise VcsError(f"{self.path}: numbered pictures need one %d or %0Nd in the name, e.g. f_%04d.png")
-        name, counter = self.path.name, counters[0]
-        self._prefix, self._counter, self._suffix = name[: counter.start()], counter.group(0), name[counter.end() :]
+        self._prefix, self._counter, self._suffix = parts
         if int(width) != width or int(height) != height or width < 1 or height < 1:
             raise VcsError(f"{self.path}: bad frame size {width}x{height}")
         self.width, self.height = int(width), int(height)

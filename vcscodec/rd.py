@@ -32,7 +32,17 @@ if TYPE_CHECKING:
 
     from .io import Frame
 
-__all__ = ["ANCHORS", "DEFAULT_ANCHOR_QPS", "AnchorCoding", "bd_psnr", "bd_rate", "code_with_anchor"]
+__all__ = [
+    "ANCHORS",
+    "DEFAULT_ANCHOR_QPS",
+    "AnchorCoding",
+    "bd_psnr",
+    "bd_rate",
+    "check_anchor",
+    "check_qp",
+    "code_with_anchor",
+    "summarize",
+]
 
 # x264 settings of each anchor. "medium" is x264's default preset; tune=psnr turns off the psychovisual
 # optimisations that trade PSNR for looks, since PSNR is what is compared. "x264-intra" codes every frame alone
@@ -66,6 +76,12 @@ def check_anchor(name: str) -> None:
         raise VcsError(f"anchor {name} needs libx264, which this PyAV's FFmpeg does not have")
 
 
+def check_qp(qp: int) -> None:
+    """Refuse a QP that H.264 does not have (8-bit: 0–51)."""
+    if not 0 <= qp <= 51:
+        raise VcsError(f"anchor QP {qp} is outside 0–51")
+
+
 def code_with_anchor(frames: Iterable[Frame], anchor: str, qp: int, gray: bool) -> AnchorCoding:
     """Code ``frames`` with ``anchor`` at a fixed ``qp`` (0–51) and score every reconstruction against its source.
 
@@ -74,8 +90,7 @@ def code_with_anchor(frames: Iterable[Frame], anchor: str, qp: int, gray: bool) 
     import av
 
     check_anchor(anchor)
-    if not 0 <= qp <= 51:
-        raise VcsError(f"anchor QP {qp} is outside 0–51")
+    check_qp(qp)
     sources = iter(frames)
     first = next(sources, None)
     if first is None:
