@@ -519,6 +519,20 @@ def test_grey_input_is_coded_grey(tmp_path, clip):
     assert done.stderr.startswith("vcs: warning: ") and len(done.stderr.splitlines()) == 1
 
 
+def test_deeper_or_finer_sources_are_coded_with_a_warning(tmp_path, clip, write_with_pyav):
+    # A .vcs file holds 8-bit 4:2:0 only: a 10-bit 4:2:2 source is rounded on the way in, and the user is told
+    # what was lost in one line, as FFmpeg does; the encode still succeeds.
+    rng = np.random.default_rng(3)
+    planes = [[rng.integers(64, 940, (64, w), dtype=np.uint16) for w in (96, 48, 48)] for _ in range(2)]
+    src = tmp_path / "ten.mkv"
+    write_with_pyav(src, planes, "yuv422p10le", codec="ffv1")
+    done = run_vcs("encode", src, tmp_path / "ten.vcs", weights=clip["weights"])
+    assert_ok(done)
+    assert done.stderr.splitlines() == [
+        "vcs: warning: the source is yuv422p10le: 10-bit samples rounded to 8 bits and chroma subsampled to 4:2:0"
+    ]
+
+
 def test_version_names_the_format_version() -> None:
     done = subprocess.run([sys.executable, "-m", "vcscodec.cli", "--version"], capture_output=True, text=True)
     assert done.returncode == 0

@@ -14,7 +14,7 @@ import pytest
 
 from vcscodec import io
 from vcscodec.errors import VcsError
-from vcscodec.io import Frame, frame_from_gray, open_video, open_writer, parse_fps, parse_raw_name
+from vcscodec.io import Frame, conversion_loss, frame_from_gray, open_video, open_writer, parse_fps, parse_raw_name
 from vcscodec.metrics import psnr
 from vcscodec.samples import camera_pan, gray_clip, write_clip
 
@@ -182,6 +182,25 @@ def test_10bit_y4m_is_converted_to_8bit(tmp_path, noise_clip, write_with_pyav):
     assert_same([f8], back[:1])  # v·4 in 10 bits is exactly v in 8 bits
     diff = back[1].y.astype(int) - np.round(arbitrary_y / 4.0)
     assert np.abs(diff).max() <= 1 and np.mean(diff == 0) > 0.5
+
+
+@pytest.mark.parametrize(
+    ("pix_fmt", "chroma", "lost"),
+    [
+        ("yuv420p", "yuv420", None),
+        ("gray", "gray", None),
+        ("rgb24", "yuv420", None),  # every video codec's path from pictures: not worth a warning
+        ("yuvj420p", "yuv420", None),
+        ("yuv420p10le", "yuv420", "10-bit samples rounded to 8 bits"),
+        ("gray16le", "gray", "16-bit samples rounded to 8 bits"),
+        ("yuv422p", "yuv420", "chroma subsampled to 4:2:0"),
+        ("yuv444p", "gray", None),  # coded grey: its chroma is dropped anyway (a warning of its own)
+        ("yuv444p12le", "yuv420", "12-bit samples rounded to 8 bits and chroma subsampled to 4:2:0"),
+        ("not-a-format", "yuv420", None),
+    ],
+)
+def test_conversion_loss_names_what_is_lost(pix_fmt, chroma, lost):
+    assert conversion_loss(pix_fmt, chroma) == (f"the source is {pix_fmt}: {lost}" if lost else None)
 
 
 def test_444_input_is_converted_to_420(tmp_path, noise_clip, write_with_pyav):

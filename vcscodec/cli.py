@@ -115,6 +115,10 @@ class _FrameRate:
         self.progress.update(self.task, advance=frames, fps=f"{rate:.1f} fps")
 
 
+def _frames(count: int) -> str:
+    """"1 frame", "9 frames"."""
+    return f"{count} frame{'s' * (count != 1)}"
+
 @app.command()
 def encode(
     input: Annotated[
@@ -197,7 +201,7 @@ def encode(
         err.print(f"vcs: warning: {w}", highlight=False, markup=False, soft_wrap=True)
     if not quiet:
         out.print(
-            f"{output}: {report.frames} frames {report.width}×{report.height}, {report.bytes:,} bytes, "
+            f"{output}: {_frames(report.frames)} {report.width}×{report.height}, {report.bytes:,} bytes, "
             f"{report.bits_per_pixel:.4f} bpp, chroma {report.chroma}, model {report.model}, "
             + (
                 f"quantizer step {report.quant_step:g} ({report.passes} pass{'es' * (report.passes > 1)}), "
@@ -275,7 +279,7 @@ def decode(
         err.print(f"vcs: warning: {name}: {report.ignored} (ignored)", highlight=False, markup=False, soft_wrap=True)
     if not quiet:
         (err if to_stdout else out).print(  # standard output carries the video
-            f"{output}: {report.frames} frames, {report.frames / report.seconds:.2f} fps on {report.device} "
+            f"{output}: {_frames(report.frames)}, {report.frames / report.seconds:.2f} fps on {report.device} "
             f"({report.precision}), video codec {report.codec}"
             + (f", lost GOPs concealed: {len(report.concealed)}" if report.concealed else ""),
             highlight=False,
@@ -310,7 +314,7 @@ def _check_reference(reference: Path, vcs: Path, start: int, count: int | None) 
 def _quality_line(scores: QualityReport) -> str:
     mean = scores.means()  # an identical picture's PSNR, inf, prints as "inf"
     return (
-        f"quality against {scores.reference} (mean of {len(scores.frames)} frames): "
+        f"quality against {scores.reference} (mean of {_frames(len(scores.frames))}): "
         f"PSNR Y {mean['psnr_y']:.2f} dB, U {mean['psnr_u']:.2f}, V {mean['psnr_v']:.2f}; SSIM Y {mean['ssim_y']:.4f}"
     )
 
@@ -335,7 +339,7 @@ def compare(
     scores = score_videos(reference, test, _parse_size(size), _parse_fps(fps), frames)
     if json_file is not None:
         write_json(scores.as_dict(), json_file)
-    table = Table(title=f"{test} against {reference}: {len(scores.frames)} frames {scores.width}×{scores.height}")
+    table = Table(title=f"{test} against {reference}: {_frames(len(scores.frames))} {scores.width}×{scores.height}")
     for col in ("frame", "PSNR Y", "PSNR U", "PSNR V", "SSIM Y"):
         table.add_column(col, justify="right")
 

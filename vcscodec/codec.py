@@ -23,7 +23,7 @@ import numpy as np
 from .container import ContainerReader, ContainerWriter, FrameMeasurements, GopRecord, LostGop, StreamHeader
 from .errors import VcsError
 from .hardware import pick_device
-from .io import Frame, frame_from_gray, open_video, open_writer
+from .io import Frame, conversion_loss, frame_from_gray, open_video, open_writer
 from .quant import DEFAULT_QUANT_STEP, dequantize, quantize
 from .registry import ModelCard, default_model, find_model
 from .sampling import measure_plane
@@ -206,6 +206,9 @@ def encode_file(
             force,
             progress,
         )
+    loss = conversion_loss(info.pix_fmt, header.chroma)
+    if loss:
+        warnings.insert(0, loss)
     size_bytes = output.stat().st_size
     return EncodeReport(
         frames=count,

@@ -27,6 +27,7 @@ __all__ = [
     "VideoReader",
     "VideoWriter",
     "WRITE_EXTENSIONS",
+    "conversion_loss",
     "frame_from_gray",
     "open_video",
     "open_writer",
@@ -197,6 +198,26 @@ def _to_frame(av_frame: av.VideoFrame, width: int, height: int) -> Frame:
         av_frame = av_frame.reformat(format="yuv420p")
     y, u, v = (_plane_view(p).copy() for p in av_frame.planes[:3])
     return Frame(y, u, v)
+
+
+def conversion_loss(pix_fmt: str, chroma: str) -> str | None:
+    """What coding a source of ``pix_fmt`` as 8-bit ``chroma`` ("yuv420" or "gray") loses, in words; None when
+    nothing a user would miss (8-bit 4:2:0 or grey sources, RGB pictures, unknown formats).
+
+    A .vcs file holds 8-bit samples and 4:2:0 chroma only, so deeper or finer sources are rounded on the way in,
+    as FFmpeg does when a codec lacks the source's format, and said so, as FFmpeg does too."""
+    try:
+        fmt = av.VideoFormat(pix_fmt, 64, 64)
+    except (ValueError, av.FFmpegError):
+        return None
+    lost = []
+    bits = max((c.bits for c in fmt.components), default=8)
+    if bits > 8:
+        lost.append(f"{bits}-bit samples rounded to 8 bits")
+    chroma_planes = [c for c in fmt.components if not c.is_luma and not c.is_alpha]
+    if chroma == "yuv420" and not fmt.is_rgb and any(c.width > 32 or c.height > 32 for c in chroma_planes):
+        lost.append("chroma subsampled to 4:2:0")
+    return f"the source is {pix_fmt}: {' and '.join(lost)}" if lost else None
 
 
 # ---------------------------------------------------------------------------------------------- reading
