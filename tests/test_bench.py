@@ -120,7 +120,10 @@ def test_bench_json_matches_decoded_frames(use_tiny_weights: Path, sequences, tm
 
 
 def test_bench_models_and_all_frames(use_tiny_weights: Path, tmp_path: Path) -> None:
-    """--model picks models by name (ratio from the model); --frames all scores whole sequences."""
+    """--model picks models by name (ratio from the model); --frames all scores whole sequences; --threads is
+    used and recorded."""
+    import torch
+
     from vcscodec.registry import list_models
 
     folder = tmp_path / "seq"
@@ -129,8 +132,15 @@ def test_bench_models_and_all_frames(use_tiny_weights: Path, tmp_path: Path) -> 
     name = next(c.name for c in list_models() if c.alpha_n == 0.1)
     report_path = tmp_path / "r.json"
     prefix = name[: name.rindex("-")]  # a unique prefix is enough
-    result = _invoke("-s", str(folder), "--model", prefix, "--frames", "all", "--json", str(report_path))
+    threads = torch.get_num_threads()
+    wanted = 1 if threads > 1 else 2
+    try:
+        args = ["-s", str(folder), "--model", prefix, "--frames", "all", "--json", str(report_path)]
+        result = _invoke(*args, "--threads", str(wanted))
+    finally:
+        torch.set_num_threads(threads)  # in-process: the rest of the suite keeps its own
     assert "Akiyo" in result.output and "the paper's figures are for the first 17 frames" in result.output
+    assert f"{wanted} thread" in result.output and json.loads(report_path.read_text())["device"]["threads"] == wanted
     (run,) = json.loads(report_path.read_text())["runs"]
     (s,) = run["sequences"]
     assert run["ratio"] == 0.1 and run["model"]["name"] == name

@@ -134,6 +134,27 @@ def test_two_cpu_decodes_give_identical_bytes(tmp_path, clip):
     assert len(one.read_bytes()) > 9 * 100 * 60 * 3 // 2
 
 
+def test_threads_option_sets_the_decoders_threads(tmp_path, clip):
+    # --threads wins over the environment's thread count, is reported, and gives what a decode on that many
+    # threads gives; a negative count is refused before anything is written.
+    env_one, option_one = tmp_path / "env.y4m", tmp_path / "option.y4m"
+    assert_ok(run_vcs("decode", clip["vcs"], env_one, "--device", "cpu", "-q", weights=clip["weights"], threads=1))
+    done = run_vcs(
+        "decode", clip["vcs"], option_one, "--device", "cpu", "--threads", "1", weights=clip["weights"], threads=2
+    )
+    assert_ok(done)
+    assert "on cpu (fp32, 1 thread)" in done.stdout
+    assert option_one.read_bytes() == env_one.read_bytes()
+    done = run_vcs(
+        "decode", clip["vcs"], option_one, "--device", "cpu", "--threads", "2", "-f", weights=clip["weights"], threads=1
+    )
+    assert_ok(done)
+    assert "on cpu (fp32, 2 threads)" in done.stdout
+    bad = tmp_path / "bad.y4m"
+    assert_error(run_vcs("decode", clip["vcs"], bad, "--threads", "-1", weights=clip["weights"]), "--threads", "-1")
+    assert not bad.exists()
+
+
 def test_info_shows_bits_per_pixel(clip):
     done = run_vcs("info", clip["vcs"], weights=clip["weights"])
     assert_ok(done)

@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .errors import VcsError
+from .hardware import use_threads
 from .quant import DEFAULT_QUANT_STEP
 from .rd import DEFAULT_ANCHOR_QPS
 
@@ -115,9 +116,21 @@ class _FrameRate:
         self.progress.update(self.task, advance=frames, fps=f"{rate:.1f} fps")
 
 
+_THREADS_HELP = (
+    "CPU threads for the network (0: one per core). The decoded pixels depend on it: fix it to reproduce a decode "
+    "to the bit elsewhere (docs/performance.md)"
+)
+
+
+def _cpu_threads(report: Any) -> str:
+    """The thread count after a CPU decode's precision (", 2 threads"); nothing on a GPU."""
+    return f", {report.threads} thread{'s' * (report.threads != 1)}" if report.device == "cpu" else ""
+
+
 def _frames(count: int) -> str:
-    """"1 frame", "9 frames"."""
+    """A frame count in words: 1 frame, 9 frames."""
     return f"{count} frame{'s' * (count != 1)}"
+
 
 @app.command()
 def encode(
@@ -253,6 +266,7 @@ def decode(
             "it (with a warning for each) instead of stopping with an error",
         ),
     ] = False,
+    threads: Annotated[int, typer.Option("--threads", help=_THREADS_HELP)] = 0,
 ) -> None:
     """Rebuild the video from its measurements with HIT-VCSNet (on the GPU when there is one).
 
@@ -261,6 +275,7 @@ def decode(
     from .codec import decode_file
     from .io import STDIO, spooled_stdin
 
+    use_threads(threads)
     to_stdout = str(output) == STDIO
     if reference is not None and to_stdout:
         raise VcsError("--reference scores the file written: give an output file, not -")
@@ -280,7 +295,7 @@ def decode(
     if not quiet:
         (err if to_stdout else out).print(  # standard output carries the video
             f"{output}: {_frames(report.frames)}, {report.frames / report.seconds:.2f} fps on {report.device} "
-            f"({report.precision}), video codec {report.codec}"
+            f"({report.precision}{_cpu_threads(report)}), video codec {report.codec}"
             + (f", lost GOPs concealed: {len(report.concealed)}" if report.concealed else ""),
             highlight=False,
             soft_wrap=True,
@@ -432,10 +447,12 @@ def demo(
     ),
     frames: Annotated[int, typer.Option("--frames", "-n", help="Frames of the sample clip")] = 17,
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
+    threads: Annotated[int, typer.Option("--threads", help=_THREADS_HELP)] = 0,
 ) -> None:
     """Encode and decode a sample clip (a camera pan over a scikit-image picture) at both ratios; print quality."""
     from .demo import run_demo
 
+    use_threads(threads)
     with err.status("encoding and decoding the sample clip at ratios 0.1 and 0.01 …"):
         results = run_demo(folder, frames=frames, device=device)
     source_kib = results[0].source_bytes / 1024
@@ -537,12 +554,14 @@ def bench(
         Path | None, typer.Option("--keep", help="Keep each .vcs file and decoded .y4m in this folder")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or tables (use with --json)")] = False,
+    threads: Annotated[int, typer.Option("--threads", help=_THREADS_HELP)] = 0,
 ) -> None:
     """Reproduce the paper's tables through the whole codec (encode → .vcs → decode): quality, rate and speed."""
     import shlex
 
     from .bench import BenchConfig, render, require_matplotlib, run_bench, write_json, write_plots
 
+    use_threads(threads)
     if frames.strip().lower() == "all":
         count = None
     else:

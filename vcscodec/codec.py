@@ -60,6 +60,7 @@ class DecodeReport:
     device: str
     precision: str
     codec: str  # the video encoder used for the output
+    threads: int = 1  # torch's CPU threads during the decode
     concealed: list[Concealed] = field(default_factory=list)  # lost GOPs (``conceal``), in order
     ignored: str | None = None  # ``conceal``: what was wrong after the last GOP record (no frames lost)
 
@@ -559,6 +560,12 @@ def check_frame_range(header: StreamHeader, start: int, count: int | None) -> in
     return total if count is None else start + count
 
 
+def _torch_threads() -> int:
+    import torch  # loaded by then: the model ran
+
+    return torch.get_num_threads()
+
+
 def decode_file(
     input: Path,
     output: Path,
@@ -608,6 +615,7 @@ def decode_file(
         device=str(dev),
         precision=precision,
         codec=codec,
+        threads=_torch_threads(),
         concealed=concealed,
         ignored=ignored,
     )

@@ -29,6 +29,17 @@ def pick_device(name: str, local_rank: int = 0, option: str = "--device") -> tor
     return torch.device("cuda", local_rank)
 
 
+def use_threads(count: int, option: str = "--threads") -> None:
+    """Run torch's CPU work on ``count`` threads; 0 leaves torch's default (one per core). The decoded pixels
+    depend on the thread count (docs/performance.md), so fixing it is part of reproducing a decode elsewhere."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise VcsError(f"{option} must be 0 (one per core) or a positive number of threads, not {count!r}")
+    if count:
+        import torch
+
+        torch.set_num_threads(count)
+
+
 def cpu_name() -> str:
     """The CPU's model name (e.g. 'AMD EPYC 9B14'), as /proc/cpuinfo gives it where it exists."""
     try:

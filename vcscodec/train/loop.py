@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ..errors import VcsError
-from ..hardware import device_name, pick_device
+from ..hardware import device_name, pick_device, use_threads
 from ..models import HITVCSNet, architecture, hitvcsnet_loss
 from ..models.init import init_linear
 from ..models.loss import reconstruction_terms
@@ -358,8 +358,7 @@ def prepare(config: TrainConfig, resume: bool) -> tuple[Trainer, list[Clip], lis
         raise VcsError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another run.dir")
     if resume and not (run_dir / CHECKPOINT).exists():
         raise VcsError(f"--resume: no checkpoint in {run_dir}")
-    if run.threads:
-        torch.set_num_threads(run.threads)
+    use_threads(run.threads, "run.threads")
     dist = init_distributed(run.device)
     device = pick_device(run.device, dist.local_rank, "run.device")
     train_clips, val_clips = split_validation(config, load_data(config, dist))
