@@ -463,13 +463,13 @@ def test_file_made_with_other_weights_names_its_model(tmp_path, clip):
 def test_newer_format_version_is_refused_by_name(tmp_path, clip):
     data = bytearray(clip["bytes"])
     (length,) = struct.unpack_from("<I", data, 10)
-    struct.pack_into("<H", data, 8, 2)
+    struct.pack_into("<H", data, 8, 3)
     struct.pack_into("<I", data, 14 + length, zlib.crc32(bytes(data[8 : 14 + length])))  # fix the header CRC
     newer = tmp_path / "newer.vcs"
     newer.write_bytes(bytes(data))
     out = tmp_path / "out"
     out.mkdir()
-    message = "file format version 2 is newer than this vcscodec reads (1): upgrade vcscodec"
+    message = "file format version 3 is newer than this vcscodec reads (2): upgrade vcscodec"
     assert_error(run_vcs("decode", newer, out / "a.y4m", weights=clip["weights"]), message)
     assert_error(run_vcs("info", newer, weights=clip["weights"]), message)
     # without the CRC fix the same change reads as damage
@@ -557,4 +557,4 @@ def test_deeper_or_finer_sources_are_coded_with_a_warning(tmp_path, clip, write_
 def test_version_names_the_format_version() -> None:
     done = subprocess.run([sys.executable, "-m", "vcscodec.cli", "--version"], capture_output=True, text=True)
     assert done.returncode == 0
-    assert done.stdout.strip() == "vcscodec 0.1.0 (.vcs format version 1)"
+    assert done.stdout.strip() == "vcscodec 0.2.0 (reads .vcs format versions 1 to 2)"

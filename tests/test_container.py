@@ -124,7 +124,7 @@ def record_spans(data: bytes) -> list[tuple[int, int, int]]:
     return spans
 
 
-def reseal_header(data: bytes, body: bytes, version: int = FORMAT_VERSION) -> bytes:
+def reseal_header(data: bytes, body: bytes, version: int = 1) -> bytes:
     """Rebuild the header around a new body with a correct CRC (a well-formed but edited header)."""
     pre = struct.pack("<8sHI", MAGIC, version, len(body))
     crc = zlib.crc32(pre[8:] + body)
@@ -143,6 +143,8 @@ def spec_decode(data: bytes) -> tuple[dict, list[list[tuple[int, int, list[np.nd
     hdr["sha"] = body[57:121].decode("ascii")
     (name_len,) = struct.unpack_from("<H", body, 121)
     hdr["name"] = body[123 : 123 + name_len].decode("utf-8")
+    assert version in (1, 2) and length == 123 + name_len + 2 * (version == 2)
+    hdr["key_grid_shift"] = struct.unpack_from("<H", body, 123 + name_len)[0] if version == 2 else 0
     b = hdr["block"]
     sizes = [(hdr["height"], hdr["width"])]
     if hdr["chroma"] == 1:
@@ -482,13 +484,42 @@ def test_newer_version_is_refused_by_name(sample) -> None:
     path, data, _, _ = sample
     body = data[14 : header_span(data) - 4]
     with pytest.raises(VcsError) as e:
-        reread(path, reseal_header(data, body, version=2))
-    assert str(e.value) == "file format version 2 is newer than this vcscodec reads (1): upgrade vcscodec"
+        reread(path, reseal_header(data, body, version=FORMAT_VERSION + 1))
+    newer, ours = FORMAT_VERSION + 1, FORMAT_VERSION
+    assert str(e.value) == f"file format version {newer} is newer than this vcscodec reads ({ours}): upgrade vcscodec"
     with pytest.raises(VcsError, match="^file format version 0 is not valid"):
         reread(path, reseal_header(data, body, version=0))
     # A future version may change the header layout completely: the refusal comes before parsing it.
     with pytest.raises(VcsError, match="^file format version 7 is newer"):
         reread(path, reseal_header(data, b"\x00" * 5, version=7))
+
+
+def test_version_2_carries_the_key_grid_shift(tmp_path: Path) -> None:
+    # A stream whose keyframes all share one grid is written as version 1 (readable by every vcscodec); one with a
+    # key_grid_shift needs version 2, whose header ends with it, and reads back with it.
+    plain = write(tmp_path / "v1.vcs", make_header(), make_records(make_header()))
+    assert struct.unpack_from("<H", plain.read_bytes(), 8)[0] == 1
+    h = make_header(key_grid_shift=16, frame_count=20)
+    recs = make_records(h)
+    path = write(tmp_path / "v2.vcs", h, recs)
+    data = path.read_bytes()
+    version, length = struct.unpack_from("<HI", data, 8)
+    assert (version, length) == (2, 123 + len(NAME) + 2)
+    assert struct.unpack_from("<H", data, 14 + length - 2)[0] == 16
+    header, records = spec_decode(data)
+    assert header["key_grid_shift"] == 16 and len(records) == len(recs)
+    with ContainerReader(path) as reader:
+        assert reader.header == h and [r.index for r in reader] == list(range(h.num_records))
+    assert [h.key_shift(g) for g in range(4)] == [0, 16, 0, 16]
+    body = data[14 : header_span(data) - 4]
+    for shift, rule in ((0, "must be in 1..31"), (32, "must be in 1..31")):
+        edited = body[:-2] + struct.pack("<H", shift)
+        with pytest.raises(VcsError, match=f"^header field key_grid_shift is {shift}, {rule}"):
+            reread(path, reseal_header(data, edited, version=2))
+    with pytest.raises(VcsError, match="does not match the header length"):  # a version-1 body labelled 2
+        reread(path, reseal_header(data, body[:-2], version=2))
+    with pytest.raises(VcsError, match="^header field key_grid_shift is 32, must be in 0..31"):
+        make_header(key_grid_shift=32)
 
 
 @pytest.mark.parametrize(

@@ -41,7 +41,7 @@ def _print_version(value: bool) -> None:
         from . import __version__
         from .container import FORMAT_VERSION
 
-        out.print(f"vcscodec {__version__} (.vcs format version {FORMAT_VERSION})", highlight=False)
+        out.print(f"vcscodec {__version__} (reads .vcs format versions 1 to {FORMAT_VERSION})", highlight=False)
         raise typer.Exit()
 
 

@@ -31,7 +31,7 @@ from .sampling import measure_plane
 if TYPE_CHECKING:
     import torch
 
-    from .models import HITVCSNet
+    from .models import HITVCSNet, KeyMeasurements
 
 Progress = Callable[[int], None]  # called with the number of frames just done
 CHROMA_MODES = ("auto", "yuv420", "gray")
@@ -106,12 +106,14 @@ class FrameEncoder:
             chroma=chroma,
             model_name=self.card.name,
             weights_sha256=self.card.sha256,
+            key_grid_shift=int(cfg.get("key_grid_shift", 0)),
         )
 
-    def measure(self, frame: Frame, index: int, key: bool, chroma: str) -> FrameMeasurements:
+    def measure(self, frame: Frame, index: int, key: bool, chroma: str, shift: int = 0) -> FrameMeasurements:
+        """Quantized measurements of every coded plane; ``shift`` moves a keyframe's grid (``key_shift``)."""
         phi = self.phi_k if key else self.phi_n
         planes = [frame.y] if chroma == "gray" else [frame.y, frame.u, frame.v]
-        return FrameMeasurements(index, key, [quantize(measure_plane(p, phi), self.quant_step) for p in planes])
+        return FrameMeasurements(index, key, [quantize(measure_plane(p, phi, shift), self.quant_step) for p in planes])
 
 
 def encode_frames(
@@ -143,7 +145,8 @@ def encode_frames(
             if chroma == "gray" and not warnings and not is_neutral(frame):
                 warnings.append(f"frame {index} has colour but the file is coded grey (--chroma yuv420 keeps it)")
             start, end = records[g]
-            record.frames.append(encoder.measure(frame, index, index == start, chroma))
+            key = index == start
+            record.frames.append(encoder.measure(frame, index, key, chroma, header.key_shift(g) if key else 0))
             if index == end - 1:
                 writer.write_record(record)
                 g += 1
@@ -386,23 +389,43 @@ class GopDecoder:
         stacked = np.stack([dequantize(a, self.header.quant_step) for a in arrays])
         return torch.from_numpy(stacked).to(self.device)
 
-    def decode_chain(self, records: list[GopRecord], next_key: GopRecord) -> list[Frame]:
-        """Frames of ``records`` (consecutive GOPs with the same number of non-keyframes)."""
+    def _before(self, record: GopRecord | None, plane: int) -> KeyMeasurements | None:
+        """The keyframe of ``record`` (the one before a chain) as the network's refinement takes it."""
+        if record is None or not self.header.key_grid_shift:
+            return None
+        from .models import KeyMeasurements
+
+        between = [f.planes[plane] for f in record.frames[1:]]
+        return KeyMeasurements(
+            self._tensor([record.frames[0].planes[plane]]),
+            self.header.key_shift(record.index),
+            self._tensor(between).unsqueeze(0) if between else None,
+        )
+
+    def decode_chain(
+        self, records: list[GopRecord], next_key: GopRecord, before: GopRecord | None = None
+    ) -> list[Frame]:
+        """Frames of ``records`` (consecutive GOPs with the same number of non-keyframes), closed by ``next_key``'s
+        keyframe; ``before``: the intact record before them, if any (it refines the first keyframe when the
+        stream alternates keyframe grids)."""
         import torch
 
         h = self.header
         k = len(records[0].frames) - 1
+        shifts = [h.key_shift(r.index) for r in [*records, next_key]]
         planes: list[list[np.ndarray]] = []  # per plane: frames in order
         for p in range(h.num_planes):
             keys = self._tensor([r.frames[0].planes[p] for r in records] + [next_key.frames[0].planes[p]])
             with torch.no_grad(), torch.autocast(self.device.type, torch.bfloat16, enabled=self.precision == "bf16"):
                 if k == 0:
-                    key_rec = self.model.reconstruct_keyframes(keys[:-1])
+                    key_rec = self.model.reconstruct_keyframes(keys[:-1], shifts[:-1], self._before(before, p))
                     out = [key_rec[i, 0] for i in range(len(records))]
                 else:
                     non = self._tensor([f.planes[p] for r in records for f in r.frames[1:]])
                     non = non.view(1, len(records), k, *non.shape[1:])
-                    rec = self.model.reconstruct(keys.unsqueeze(0), non, self.model.default_positions(k))
+                    rec = self.model.reconstruct(
+                        keys.unsqueeze(0), non, self.model.default_positions(k), shifts, self._before(before, p)
+                    )
                     out = []
                     for g in range(len(records)):
                         out.append(rec.key[0, g, 0])
@@ -410,14 +433,17 @@ class GopDecoder:
             planes.append([_to_uint8(t) for t in out])
         return [self._frame([plane[i] for plane in planes]) for i in range(len(planes[0]))]
 
-    def decode_last_key(self, record: GopRecord) -> Frame:
+    def decode_last_key(self, record: GopRecord, before: GopRecord | None = None) -> Frame:
+        """The final keyframe, a record of its own; ``before`` as in ``decode_chain``."""
         import torch
 
         planes = []
+        shifts = [self.header.key_shift(record.index)]
         for p in range(self.header.num_planes):
             keys = self._tensor([record.frames[0].planes[p]])
             with torch.no_grad(), torch.autocast(self.device.type, torch.bfloat16, enabled=self.precision == "bf16"):
-                planes.append(_to_uint8(self.model.reconstruct_keyframes(keys)[0, 0]))
+                key = self.model.reconstruct_keyframes(keys, shifts, self._before(before, p))
+                planes.append(_to_uint8(key[0, 0]))
         return self._frame(planes)
 
     def grey_frame(self) -> Frame:
@@ -487,17 +513,26 @@ def decode_records(
             if start <= index < end:
                 yield frame
 
+    # With alternating keyframe grids a keyframe is refined with the intact record before it (none after a lost
+    # one), so every decode, whole or of a range, however batched, rebuilds it alike: ``previous`` is the record read
+    # before the current one, ``chain_before`` the one before pending[0]. Without, nothing extra is held.
+    alternating = bool(header.key_grid_shift)
+    previous: GopRecord | None = None
+    chain_before: GopRecord | None = None
+
     def rebuild(chain: list[GopRecord], closing: GopRecord) -> Iterator[Frame]:
         """The frames of the GOPs in ``chain``, the last closed by ``closing``'s keyframe."""
-        return emit(decoder.decode_chain(chain, closing), header.record_range(chain[0].index)[0])
+        return emit(decoder.decode_chain(chain, closing, chain_before), header.record_range(chain[0].index)[0])
 
     pending: list[GopRecord] = []
     skipped: GopRecord | None = None  # concealing: the last intact GOP before the range, not rebuilt (yet)
+    skipped_before: GopRecord | None = None
     for record in reader.salvage() if on_lost else reader:
         first, position = header.record_range(record.index)
+        record_before, previous = previous, record if alternating and isinstance(record, GopRecord) else None
         if position <= start:  # wholly before the range
             if on_lost and isinstance(record, GopRecord):
-                skipped = record
+                skipped, skipped_before = record, record_before
             continue
         if isinstance(record, LostGop):
             if pending:  # its closing keyframe is lost: close the chain on the last GOP's opening keyframe
@@ -509,7 +544,7 @@ def decode_records(
                 # The range starts in (or just after) lost GOPs: rebuild the intact GOP before them, as a whole
                 # decode did, to repeat its last frame. Every record between it and this one is lost, so it too
                 # is closed on its own opening keyframe.
-                rebuilt = decoder.decode_chain([skipped], skipped)
+                rebuilt = decoder.decode_chain([skipped], skipped, skipped_before)
                 last_rebuilt = header.record_range(skipped.index)[1] - 1, rebuilt[-1]
             source, held = last_rebuilt if last_rebuilt else (None, decoder.grey_frame())
             if on_lost:
@@ -522,6 +557,8 @@ def decode_records(
             pending = []
         if first >= end:
             return
+        if not pending:
+            chain_before = record_before
         pending.append(record)
     if not pending:  # the final keyframe's record was lost (and concealed)
         return
@@ -529,7 +566,8 @@ def decode_records(
     last = pending.pop()
     if pending:  # flushed on every change of GOP length, so these all have the same length
         yield from rebuild(pending, last)
-    yield from emit([decoder.decode_last_key(last)], header.record_range(last.index)[0])
+    last_before = pending[-1] if pending else chain_before
+    yield from emit([decoder.decode_last_key(last, last_before)], header.record_range(last.index)[0])
 
 
 @dataclass

@@ -31,7 +31,9 @@ from vcscodec.errors import VcsError
 from vcscodec.output import AllOrNothing
 from vcscodec.quant import MAX_STEP, Q_MAX
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""The newest version this module reads. A writer uses the oldest version that can hold its stream: version 1 when
+every keyframe is measured on the same grid (``key_grid_shift`` 0), version 2 otherwise (docs/format.md)."""
 
 # PNG-style: 0x89 catches 7-bit transports, CR LF and the lone LF catch line-ending conversion in either
 # direction, 0x1A stops `type` on DOS/Windows from dumping binary to the console.
@@ -55,6 +57,7 @@ MAX_FRAMES = 2**31 - 1
 # Records.
 _PREFIX = struct.Struct("<BII")  # type, index, payload_length (followed by its own CRC32)
 _U32 = struct.Struct("<I")
+_U16 = struct.Struct("<H")
 _FRAME = struct.Struct("<IB")  # frame index, key flag
 _PLANE = struct.Struct("<BBIHH")  # predictor, byte width, M, hb, wb
 TYPE_GOP = 0x47  # 'G'
@@ -124,6 +127,7 @@ class StreamHeader:
     chroma: str
     model_name: str
     weights_sha256: str
+    key_grid_shift: int = 0  # keyframes of odd GOPs are measured on the block grid shifted by this many pixels
 
     def __post_init__(self) -> None:
         def put(name: str, value: object) -> None:
@@ -165,6 +169,16 @@ class StreamHeader:
         sha = self.weights_sha256
         if not isinstance(sha, str) or not _HEX64.fullmatch(sha):
             raise _field_error("weights_sha256", sha, "must be 64 lowercase hex digits")
+        put("key_grid_shift", _check_int("key_grid_shift", self.key_grid_shift, 0, self.block - 1))
+
+    @property
+    def version(self) -> int:
+        """The format version this header is written in: 2 only when it needs the key_grid_shift field."""
+        return 2 if self.key_grid_shift else 1
+
+    def key_shift(self, g: int) -> int:
+        """How far (down and right, cyclically, in every plane) GOP ``g``'s keyframe grid is shifted."""
+        return self.key_grid_shift if g % 2 else 0
 
     # -- derived layout --------------------------------------------------------------------------
 
@@ -226,28 +240,37 @@ class StreamHeader:
 
 
 def _pack_header(h: StreamHeader) -> bytes:
-    """Preamble, version-1 body and CRC of a validated header."""
+    """Preamble, body and CRC of a validated header, in the oldest version that holds it (``h.version``)."""
     name = h.model_name.encode("utf-8")
     body = _HEADER_FIXED.pack(
         h.width, h.height, h.fps_num, h.fps_den, h.frame_count, h.gop, h.block, h.alpha_k, h.alpha_n,
         h.m_k, h.m_n, h.quant_step, CHROMA_CODES[h.chroma], h.weights_sha256.encode("ascii"), len(name),
     ) + name  # fmt: skip
-    head = _PREAMBLE.pack(MAGIC, FORMAT_VERSION, len(body))
+    if h.version >= 2:
+        body += _U16.pack(h.key_grid_shift)
+    head = _PREAMBLE.pack(MAGIC, h.version, len(body))
     return head + body + _U32.pack(_crc(head[8:], body))
 
 
-def _parse_header_body(body: bytes) -> StreamHeader:
-    """Decode a version-1 header body whose CRC has been checked."""
-    if len(body) < _HEADER_FIXED.size:
-        raise VcsError(f"header length {len(body)} is too short for format version 1")
+def _parse_header_body(body: bytes, version: int) -> StreamHeader:
+    """Decode a version-1 or version-2 header body whose CRC has been checked."""
+    tail = _U16.size if version >= 2 else 0  # version 2 appends key_grid_shift
+    if len(body) < _HEADER_FIXED.size + tail:
+        raise VcsError(f"header length {len(body)} is too short for format version {version}")
     (width, height, fps_num, fps_den, frame_count, gop, block, alpha_k, alpha_n, m_k, m_n, quant_step,
      chroma, sha, name_len) = _HEADER_FIXED.unpack_from(body)  # fmt: skip
-    if len(body) != _HEADER_FIXED.size + name_len:
+    if len(body) != _HEADER_FIXED.size + name_len + tail:
         raise VcsError(f"header field model_name length {name_len} does not match the header length {len(body)}")
+    key_grid_shift = 0
+    if version >= 2:
+        (key_grid_shift,) = _U16.unpack_from(body, len(body) - tail)
+        if not 1 <= key_grid_shift < block:
+            # 0 is a version-1 stream: a version-2 header exists only to carry a shift
+            raise _field_error("key_grid_shift", key_grid_shift, f"must be in 1..{block - 1}")
     if chroma not in CHROMA_NAMES:
         raise _field_error("chroma", chroma, "must be 0 (gray) or 1 (yuv420)")
     try:
-        name = body[_HEADER_FIXED.size :].decode("utf-8")
+        name = body[_HEADER_FIXED.size : _HEADER_FIXED.size + name_len].decode("utf-8")
     except UnicodeDecodeError:
         raise VcsError("header field model_name is not valid UTF-8") from None
     try:
@@ -257,7 +280,7 @@ def _parse_header_body(body: bytes) -> StreamHeader:
     return StreamHeader(
         width=width, height=height, fps_num=fps_num, fps_den=fps_den, frame_count=frame_count, gop=gop,
         block=block, alpha_k=alpha_k, alpha_n=alpha_n, m_k=m_k, m_n=m_n, quant_step=quant_step,
-        chroma=CHROMA_NAMES[chroma], model_name=name, weights_sha256=sha_text,
+        chroma=CHROMA_NAMES[chroma], model_name=name, weights_sha256=sha_text, key_grid_shift=key_grid_shift,
     )  # fmt: skip
 
 
@@ -293,7 +316,7 @@ def _read_header(f, file_size: int) -> tuple[StreamHeader, int]:
         )
     if version < 1:
         raise VcsError(f"file format version {version} is not valid (versions start at 1)")
-    return _parse_header_body(body), _PREAMBLE.size + length + 4
+    return _parse_header_body(body, version), _PREAMBLE.size + length + 4
 
 
 # -------------------------------------------------------------------------------------------- records

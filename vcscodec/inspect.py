@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .container import FORMAT_VERSION, ContainerReader, LostGop
+from .container import ContainerReader, LostGop
 from .errors import VcsError
 from .registry import ModelCard, find_model
 
@@ -24,7 +24,7 @@ def describe_file(path: Path) -> dict[str, Any]:
     pixels = h.width * h.height * h.frame_count
     return {
         "file": str(path),
-        "format version": FORMAT_VERSION,
+        "format version": h.version,
         "size": f"{h.width}x{h.height}",
         "frame rate": f"{h.fps_num}/{h.fps_den}",
         "frames": h.frame_count,
@@ -35,6 +35,9 @@ def describe_file(path: Path) -> dict[str, Any]:
         "measurements per block": {"key": h.m_k, "non-key": h.m_n},
         "keyframes": len(h.key_frames()),
         "records": h.num_records,
+        "keyframe grid shift": (
+            f"{h.key_grid_shift} pixels in odd GOPs" if h.key_grid_shift else "none (every keyframe on one grid)"
+        ),
         "quantizer step": h.quant_step,
         "chroma": h.chroma,
         "model": h.model_name,

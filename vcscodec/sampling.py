@@ -23,13 +23,17 @@ def blocks_of(plane: np.ndarray, block: int) -> np.ndarray:
     return plane.reshape(hb, block, wb, block).transpose(0, 2, 1, 3).reshape(hb * wb, block * block)
 
 
-def measure_plane(plane: np.ndarray, phi: np.ndarray) -> np.ndarray:
+def measure_plane(plane: np.ndarray, phi: np.ndarray, shift: int = 0) -> np.ndarray:
     """An 8-bit plane (h, w) → measurements (M, hb, wb) of its padded blocks, pixels scaled to [0, 1].
 
-    Computed in float64 so that the quantized integers do not depend on the BLAS that runs it.
+    ``shift``: the block grid is moved that many pixels down and right, cyclically over the padded plane (the
+    keyframes of odd GOPs of a stream with a key_grid_shift, docs/format.md). Computed in float64 so that the
+    quantized integers do not depend on the BLAS that runs it.
     """
     block = int(round(np.sqrt(phi.shape[1])))
     padded = pad_plane(plane, block).astype(np.float64) / 255.0
+    if shift:
+        padded = np.roll(padded, (shift, shift), (0, 1))
     hb, wb = padded.shape[0] // block, padded.shape[1] // block
     y = blocks_of(padded, block) @ phi.T  # (hb·wb, M)
     return y.T.reshape(phi.shape[0], hb, wb)

@@ -1,7 +1,7 @@
 """HIT-VCSNet and its named variants. Tensors only: nothing here reads files or knows the CLI."""
 
 from .config import ARCHITECTURES, ModelConfig, architecture, measurement_count
-from .hitvcsnet import HITVCSNet, Reconstruction, chain_targets
+from .hitvcsnet import HITVCSNet, KeyMeasurements, Reconstruction, chain_targets, keyframes_on_grids
 from .loss import hitvcsnet_loss
 
 PART_PREFIXES = {
@@ -36,11 +36,13 @@ def parameter_counts(model: HITVCSNet) -> dict[str, int]:
 __all__ = [
     "ARCHITECTURES",
     "HITVCSNet",
+    "KeyMeasurements",
     "ModelConfig",
     "Reconstruction",
     "architecture",
     "chain_targets",
     "hitvcsnet_loss",
+    "keyframes_on_grids",
     "measurement_count",
     "parameter_counts",
 ]

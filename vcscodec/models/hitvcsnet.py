@@ -12,6 +12,7 @@ training.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -179,12 +180,19 @@ class HITVCSNet(nn.Module):
         return torch.arange(1, count + 1, dtype=torch.float32) / (count + 1)
 
     def reconstruct(
-        self, y_key: torch.Tensor, y_non: torch.Tensor, positions: torch.Tensor | None = None
+        self,
+        y_key: torch.Tensor,
+        y_non: torch.Tensor,
+        positions: torch.Tensor | None = None,
+        key_shifts: Sequence[int] | None = None,
+        before: KeyMeasurements | None = None,
     ) -> Reconstruction:
         """Rebuild chains of GOPs from measurements alone.
 
         y_key: (N, G+1, m_k, h, w); y_non: (N, G, K, m_n, h, w); positions: (K,) temporal positions of the
-        non-keyframes between their keyframes (only the temporal-prior variant uses them).
+        non-keyframes between their keyframes (only the temporal-prior variant uses them). key_shifts: per keyframe
+        of the chain, the shift of the grid it was measured on (`keyframes_on_grids`); before: the measurements of
+        the keyframe before the chain, if any (it refines the chain's first keyframe).
         """
         n, g1, _, h, w = y_key.shape
         g, k = y_non.shape[1], y_non.shape[2]
@@ -197,6 +205,13 @@ class HITVCSNet(nn.Module):
         # MSEM's features at every level, for HFIM (not kept when the non-keyframe network does not run)
         key_levels: list[list[torch.Tensor]] | None = [] if cfg.non_key_network else None
         key_deep = self.keyframes_from_initial(init_key, flat_key, key_levels)
+        if key_shifts is not None and _alternating(key_shifts, before):
+            # Everything below works on each keyframe's own picture: move the odd ones back from their grid.
+            shifts, width = list(key_shifts) * n, w * cfg.block  # (N·(G+1)) order
+            init_key = [_roll_grid(x, shifts, -1, width) for x in init_key]
+            key_deep = self.refine_keyframes(_roll_grid(key_deep, shifts, -1), y_key, key_shifts, before, y_non)
+            if key_levels is not None:
+                key_levels = [[_roll_grid(f, shifts, -1, width) for f in level] for level in key_levels]
 
         flat_non = y_non.flatten(0, 2)  # (N·G·K, m_n, h, w)
         if cfg.temporal_prior:
@@ -249,9 +264,68 @@ class HITVCSNet(nn.Module):
         non_deep = self.msfm_non(non_feats)
         return non_deep + init_non[0] if cfg.global_residual else non_deep
 
-    def reconstruct_keyframes(self, y_key: torch.Tensor) -> torch.Tensor:
-        """Keyframes alone (a one-frame video): (N, m_k, h, w) → (N, 1, H, W)."""
-        return self.keyframes_from_initial(self.initial_key(y_key), y_key)
+    def reconstruct_keyframes(
+        self, y_key: torch.Tensor, key_shifts: Sequence[int] | None = None, before: KeyMeasurements | None = None
+    ) -> torch.Tensor:
+        """Keyframes alone (a one-frame video): (N, m_k, h, w) → (N, 1, H, W), as consecutive keyframes of one
+        stream when ``key_shifts`` (N) gives their grids (``reconstruct``)."""
+        deep = self.keyframes_from_initial(self.initial_key(y_key), y_key)
+        if not _alternating(key_shifts, before):
+            return deep
+        assert key_shifts is not None
+        return self.refine_keyframes(_roll_grid(deep, key_shifts, -1), y_key[None], key_shifts, before)
+
+    def refine_keyframes(
+        self,
+        keys: torch.Tensor,
+        y_key: torch.Tensor,
+        key_shifts: Sequence[int],
+        before: KeyMeasurements | None = None,
+        y_non: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Keyframes measured on alternating grids, each refined with its neighbour's measurements where these agree.
+
+        keys: (N·(G+1), 1, H, W) the keyframe network's output, on the frame's own grid; y_key: (N, G+1, m_k, h, w)
+        measured on the grids ``key_shifts`` (G+1); before: the keyframe before the chain. Each keyframe's neighbour
+        is the keyframe before it (``before`` for the first), else the one after it: a rule that does not depend on
+        how a decode batches its GOPs. Where a block of the neighbour's grid is still (the keyframe fits its
+        measurements: mean squared residual under ``key_refine_gate``), the two measurement sets constrain one
+        picture, and ``key_refine_rounds`` rounds of alternating projections onto both move the keyframe towards it.
+        """
+        cfg = self.config
+        n, g1 = y_key.shape[:2]
+        phi = self.sampling.key.weight
+        out = keys.view(n, g1, *keys.shape[1:]).clone()
+        with torch.autocast(keys.device.type, enabled=False):
+            for p in range(g1):
+                # the neighbour, and the non-keyframes between the two (None: not known)
+                if p > 0:
+                    y_q, shift_q = y_key[:, p - 1], key_shifts[p - 1]
+                    between = None if y_non is None else y_non[:, p - 1]
+                elif before is not None:
+                    y_q, shift_q, between = before.y, before.shift, before.between
+                elif g1 > 1:
+                    y_q, shift_q = y_key[:, 1], key_shifts[1]
+                    between = None if y_non is None else y_non[:, 0]
+                else:
+                    continue
+                shift_p = key_shifts[p]
+                if shift_q == shift_p:  # the same grid: its measurements hold nothing new
+                    continue
+                x = out[:, p].float()
+                y_p, y_q = y_key[:, p].float(), y_q.float()
+                inverse = self.gram_inverse(phi)  # once, not at every projection below
+                residual = y_q - F.conv2d(_roll(x, shift_q), phi.float(), stride=cfg.block)
+                still = (residual.square().mean(1, keepdim=True) < cfg.key_refine_gate).float()
+                if cfg.key_still_gate and between is not None and between.shape[1]:
+                    still = still * _still_between(between.float(), cfg.key_still_gate, shift_q)
+                still = F.interpolate(still, scale_factor=cfg.block, mode="nearest")
+                for _ in range(cfg.key_refine_rounds):
+                    moved = _roll(x, shift_q)
+                    moved = moved + still * (self.project(moved, y_q, phi, inverse) - moved)
+                    x = _roll(self.project(_roll(moved, shift_p - shift_q), y_p, phi, inverse), -shift_p)
+                out[:, p] = x.to(out.dtype)
+        return out.flatten(0, 1)
 
     def keyframes_from_initial(
         self, init_key: list[torch.Tensor], y_key: torch.Tensor, levels: list[list[torch.Tensor]] | None = None
@@ -284,21 +358,30 @@ class HITVCSNet(nn.Module):
         return deep + init_key[0] if self.config.global_residual else deep
 
     @staticmethod
-    def project(frames: torch.Tensor, y: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
+    def project(
+        frames: torch.Tensor, y: torch.Tensor, phi: torch.Tensor, gram_inverse: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Each block's nearest block consistent with its measurements: x + Φᵀ(ΦΦᵀ)⁻¹(y − Φx), per B×B block.
 
-        frames: (N, 1, H, W); y: (N, m, h, w); phi: (m, 1, B, B). fp32 even under bf16 autocast, the Gram
-        inverse in fp64: the learned Φ is far from orthogonal, and ΦΦᵀ of 512 rows loses digits in fp32.
+        frames: (N, 1, H, W); y: (N, m, h, w); phi: (m, 1, B, B); gram_inverse: (ΦΦᵀ)⁻¹ if already computed
+        (`gram_inverse`). fp32 even under bf16 autocast, the Gram inverse in fp64: the learned Φ is far from
+        orthogonal, and ΦΦᵀ of 512 rows loses digits in fp32.
         """
         block = phi.shape[-1]
         with torch.autocast(frames.device.type, enabled=False):
             phi, frames = phi.float(), frames.float()
-            rows = phi.double().flatten(1)
-            gram_inverse = torch.linalg.inv(rows @ rows.T)
+            if gram_inverse is None:
+                gram_inverse = HITVCSNet.gram_inverse(phi)
             residual = y.float() - F.conv2d(frames, phi, stride=block)
             # (ΦΦᵀ)⁻¹ r per block as one 1×1 conv, then Φᵀ as the transposed stride-B conv.
             solved = F.conv2d(residual.double(), gram_inverse[:, :, None, None]).float()
             return frames + F.conv_transpose2d(solved, phi, stride=block)
+
+    @staticmethod
+    def gram_inverse(phi: torch.Tensor) -> torch.Tensor:
+        """(ΦΦᵀ)⁻¹ in fp64 for ``project``, Φ given as its (m, 1, B, B) convolution weight."""
+        rows = phi.double().flatten(1)
+        return torch.linalg.inv(rows @ rows.T)
 
     def _temporal_prior(
         self, key1: torch.Tensor, y_non: torch.Tensor, n: int, g: int, k: int, positions: torch.Tensor
@@ -408,6 +491,52 @@ class HITVCSNet(nn.Module):
         keys = frames[:, ::gop]
         non = frames[:, : g * gop].reshape(n, g, gop, h, w)[:, :, 1:]
         return self.reconstruct(self.measure_key(keys), self.measure_non(non))
+
+
+@dataclass
+class KeyMeasurements:
+    """One keyframe's measurements (N, m_k, h, w), the shift of the grid they were taken on, and the measurements of
+    the non-keyframes after it (N, K, m_n, h, w), if any."""
+
+    y: torch.Tensor
+    shift: int
+    between: torch.Tensor | None = None
+
+
+def _still_between(y_non: torch.Tensor, gate: float, shift: int) -> torch.Tensor:
+    """(N, 1, h, w) 1 where the blocks of the grid shifted by ``shift`` lie in a region whose non-keyframes
+    (N, K, m_n, h, w) (measured on the unshifted grid) do not change: every frame's mean squared deviation from
+    their mean under ``gate``. A shifted block overlaps four unshifted ones, the block and those above and left."""
+    spread = (y_non - y_non.mean(1, keepdim=True)).square().mean(2).amax(1, keepdim=True)
+    still = (spread < gate).float()
+    if shift:
+        still = still * torch.roll(still, 1, -2)
+        still = still * torch.roll(still, 1, -1)
+    return still
+
+
+def _alternating(key_shifts: Sequence[int] | None, before: KeyMeasurements | None) -> bool:
+    """Whether any of these keyframes, or the one before them, was measured on a shifted grid."""
+    return bool(key_shifts is not None and any(key_shifts)) or bool(before is not None and before.shift)
+
+
+def _roll(x: torch.Tensor, shift: int) -> torch.Tensor:
+    """Move a picture (…, H, W) ``shift`` pixels down and right, cyclically (negative: back)."""
+    return torch.roll(x, (shift, shift), (-2, -1)) if shift else x
+
+
+def _roll_grid(x: torch.Tensor, shifts: Sequence[int], sign: int, width: int | None = None) -> torch.Tensor:
+    """Roll each of the (K, C, Hs, Ws) pictures by sign·its shift; pictures ``width``/Ws times smaller than the
+    frame (features at 1/2, 1/4 scale) by the shift scaled alike."""
+    if not any(shifts):
+        return x
+    scale = (width or x.shape[-1]) // x.shape[-1]
+    return torch.stack([_roll(t, sign * s // scale) for t, s in zip(x, shifts, strict=True)])
+
+
+def keyframes_on_grids(frames: torch.Tensor, shifts: Sequence[int]) -> torch.Tensor:
+    """(N, G+1, H, W) keyframes moved onto their grids (``shifts`` per position), for ``measure_key``."""
+    return torch.stack([_roll(frames[:, p], s) for p, s in enumerate(shifts)], 1)
 
 
 def chain_targets(frames: torch.Tensor, gop: int) -> tuple[torch.Tensor, torch.Tensor]:
