@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from vcscodec.metrics import ssim
-from vcscodec.models import chain_targets
+from vcscodec.models import chain_targets, keyframes_on_grids
 from vcscodec.quant import DEFAULT_QUANT_STEP, dequantize, quantize
 from vcscodec.registry import find_model
 from vcscodec.train.config import load_config
@@ -68,9 +68,11 @@ def main() -> None:
         with torch.no_grad():
             for batch in chains.split(8):
                 keys, non = chain_targets(batch, model.config.gop)
-                y_key = quantized(model.measure_key(keys[:, :, 0]), args.quant_step)
+                # as the codec measures them: the keyframes of odd GOPs on the shifted grid of an -alt model
+                shifts = [model.config.key_grid_shift * (p % 2) for p in range(keys.shape[1])]
+                y_key = quantized(model.measure_key(keyframes_on_grids(keys[:, :, 0], shifts)), args.quant_step)
                 y_non = quantized(model.measure_non(non[:, :, :, 0]), args.quant_step)
-                rec = model.reconstruct(y_key, y_non)
+                rec = model.reconstruct(y_key, y_non, key_shifts=shifts)
                 key_psnr.append(frame_psnr(rec.key[:, 0, 0], keys[:, 0, 0]))
                 non_psnr.append(frame_psnr(rec.non[:, 0, :, 0], non[:, 0, :, 0]).mean(1))
                 key_ssim = frame_ssim(rec.key[:, 0, 0], keys[:, 0, 0])
