@@ -399,6 +399,11 @@ def test_alternating_grids_sharpen_a_still_scene(tmp_path, alternating_weights):
         scores[name] = [psnr(still[0].y, frame.y) for frame in back]
     plain, alternating = scores[one_grid], scores[alternating_weights]
     assert min(a - p for a, p in zip(alternating, plain, strict=True)) > 0.5, (plain, alternating)
+    # The whole network (HFIM reads the keyframes' features, rolled back with them) decodes the same file.
+    whole = tmp_path / "whole.y4m"
+    decode_file(tmp_path / f"{alternating_weights}.vcs", whole, device="cpu", decoder=default_model(0.1).name)
+    _, back = read(whole)
+    assert np.mean([psnr(still[0].y, f.y) for f in back]) > np.mean(plain) + 0.5
 
 
 def test_alternating_grids_decode_a_range_as_a_whole_decode(tmp_path, alternating_weights, pan_clip):
