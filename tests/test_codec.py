@@ -426,3 +426,30 @@ def test_alternating_grids_decode_a_range_as_a_whole_decode(tmp_path, alternatin
         for a, b in zip(part, whole[start : start + count], strict=True):
             assert np.array_equal(a.y, b.y) and np.array_equal(a.u, b.u)
     assert all(np.abs(a.y.astype(int) - b.y).max() <= 3 for a, b in zip(batched, whole, strict=True))
+
+
+def test_keyframes_are_not_refined_where_the_frames_differ_more_than_the_keyframe_misses(alternating_weights):
+    """key_noise_ratio: a neighbour whose non-keyframes vary more than the keyframe misses it brings in more error
+    than it removes, so the keyframe is left as it is; with still non-keyframes, or without the gate, it is refined.
+    (The still-scene gate is opened here: the tiny model's keyframes miss by more than it lets through.)"""
+    import dataclasses
+
+    import torch
+
+    from vcscodec.models import KeyMeasurements
+
+    model = find_model(alternating_weights).load("cpu")
+    assert model.config.key_noise_ratio > 0
+    gated = dataclasses.replace(model.config, key_still_gate=1.0)
+    picture = torch.from_numpy(gray_clip(1, 64, 64)[0].y.astype(np.float32) / 255)[None, None]
+    y_p = model.measure_key(torch.roll(picture[:, 0], (16, 16), (-2, -1)))  # shifted grid, as an odd keyframe
+    y_q = model.measure_key(picture[:, 0])
+    still = model.measure_non(picture[:, 0]).detach().expand(7, -1, -1, -1)[None]  # (1, 7, m_n, h, w)
+    noise = torch.randn(still.shape, generator=torch.Generator().manual_seed(0)) * 0.05  # variance 2.5e-3
+    with torch.no_grad():
+        key = torch.roll(model.reconstruct_keyframes(y_p), (-16, -16), (-2, -1))
+        for between, ratio, refined in ((still, 2.0, True), (still + noise, 2.0, False), (still + noise, 0.0, True)):
+            model.config = dataclasses.replace(gated, key_noise_ratio=ratio)
+            out = model.refine_keyframes(key, y_p[None], [16], KeyMeasurements(y_q, 0, between))
+            moved = (out - key).abs().max().item()
+            assert (moved > 1e-3) == refined, (ratio, refined, moved)

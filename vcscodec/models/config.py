@@ -69,7 +69,9 @@ class ModelConfig:
       scene's consecutive keyframes measure different parts of it; the file's header says so (docs/format.md).
       Whatever the model, a decoder of such a file refines each keyframe with its neighbour's measurements where
       they agree (``key_refine_gate``: mean squared residual per measurement, in [0, 1] pixel units²) by
-      ``key_refine_rounds`` rounds of alternating projections (docs/architecture.md).
+      ``key_refine_rounds`` rounds of alternating projections (docs/architecture.md). ``key_still_gate`` (on the
+      non-keyframes between the two keyframes not changing) and ``key_noise_ratio`` (the keyframe's residual must
+      exceed that many times their frame-to-frame variation) keep it from blocks where it would add error.
     """
 
     arch: str = "hitvcsnet"
@@ -98,6 +100,7 @@ class ModelConfig:
     key_refine_gate: float = 1e-3
     key_refine_rounds: int = 10
     key_still_gate: float = 0.0
+    key_noise_ratio: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -120,9 +123,11 @@ class ModelConfig:
             )
         if self.motion_overlap and not self.motion_radius:
             raise VcsError("motion_overlap needs motion_radius > 0 (it blends the motion search's predictions)")
-        if not 0 <= self.key_grid_shift < self.block or not self.key_refine_gate >= 0 or self.key_refine_rounds < 0:
+        gates = (self.key_refine_gate, self.key_still_gate, self.key_noise_ratio)
+        if not 0 <= self.key_grid_shift < self.block or not all(g >= 0 for g in gates) or self.key_refine_rounds < 0:
             raise VcsError(
-                f"key_grid_shift must be in [0, block = {self.block}), key_refine_gate ≥ 0 and key_refine_rounds ≥ 0"
+                f"key_grid_shift must be in [0, block = {self.block}), key_refine_gate, key_still_gate, "
+                "key_noise_ratio and key_refine_rounds ≥ 0"
             )
         if self.keyframe_mirrors not in (1, 2, 4):
             raise VcsError(f"keyframe_mirrors must be 1, 2 or 4, not {self.keyframe_mirrors}")
@@ -184,7 +189,11 @@ ARCHITECTURES: dict[str, ModelConfig] = {
     # -mhc2s-obmc-lin whose encoder alternates the keyframe grid (docs/architecture.md): same weights, +0.6 dB
     # on held-out clips at αn 0.1.
     "hitvcsnet-mhc2s-obmc-lin-alt": _OBMC.replace(
-        arch="hitvcsnet-mhc2s-obmc-lin-alt", non_key_network=False, key_grid_shift=16, key_still_gate=1e-4
+        arch="hitvcsnet-mhc2s-obmc-lin-alt",
+        non_key_network=False,
+        key_grid_shift=16,
+        key_still_gate=1e-4,
+        key_noise_ratio=2.0,
     ),
     # -mhc-lin with the keyframe network averaged over 4 mirror images: slower, a little better (docs/architecture.md).
     "hitvcsnet-mhc-lin-flip4": _MHC.replace(arch="hitvcsnet-mhc-lin-flip4", non_key_network=False, keyframe_mirrors=4),

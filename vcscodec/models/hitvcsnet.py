@@ -319,6 +319,12 @@ class HITVCSNet(nn.Module):
                 still = (residual.square().mean(1, keepdim=True) < cfg.key_refine_gate).float()
                 if cfg.key_still_gate and between is not None and between.shape[1]:
                     still = still * _still_between(between.float(), cfg.key_still_gate, shift_q)
+                    if cfg.key_noise_ratio:
+                        # Only where the keyframe misses the neighbour by more than the frames differ anyway
+                        # (noise, grain, the quantizer: the non-keyframes' measurements carry all three); elsewhere
+                        # the neighbour's measurements would bring in more error than they remove.
+                        floor = cfg.key_noise_ratio * _variation_between(between.float(), shift_q)
+                        still = still * (residual.square().mean(1, keepdim=True) > floor)
                 still = F.interpolate(still, scale_factor=cfg.block, mode="nearest")
                 for _ in range(cfg.key_refine_rounds):
                     moved = _roll(x, shift_q)
@@ -518,6 +524,16 @@ def _still_between(y_non: torch.Tensor, gate: float, shift: int) -> torch.Tensor
 def _alternating(key_shifts: Sequence[int] | None, before: KeyMeasurements | None) -> bool:
     """Whether any of these keyframes, or the one before them, was measured on a shifted grid."""
     return bool(key_shifts is not None and any(key_shifts)) or bool(before is not None and before.shift)
+
+
+def _variation_between(y_non: torch.Tensor, shift: int) -> torch.Tensor:
+    """(N, 1, h, w) how much the non-keyframes (N, K, m_n, h, w) vary from frame to frame, per measurement (the
+    largest mean squared deviation from their mean), over the four unshifted blocks a shifted block overlaps."""
+    spread = (y_non - y_non.mean(1, keepdim=True)).square().mean(2).amax(1, keepdim=True)
+    if shift:
+        spread = torch.maximum(spread, torch.roll(spread, 1, -2))
+        spread = torch.maximum(spread, torch.roll(spread, 1, -1))
+    return spread
 
 
 def _roll(x: torch.Tensor, shift: int) -> torch.Tensor:
