@@ -494,6 +494,11 @@ class _Output(AllOrNothing):
             self._done = True
             self._finalizer()
 
+    def _frame_failed(self, error: BaseException) -> VcsError:
+        """Drop the output after FFmpeg or the file system failed on the next frame; the error to raise."""
+        self.abort()
+        return VcsError(f"{self._name}: writing frame {self.frames_written} failed ({_why(error)})")
+
 
 class VideoWriter(_Output):
     """Writes `Frame`s to a temporary file beside `path`; `close()` renames it onto `path`, `abort()`
@@ -578,8 +583,7 @@ class VideoWriter(_Output):
             for packet in self._stream.encode(av_frame):
                 self._container.mux(packet)
         except (av.FFmpegError, OSError) as e:
-            self.abort()
-            raise VcsError(f"{self._name}: writing frame {self.frames_written} failed ({_why(e)})") from e
+            raise self._frame_failed(e) from e
         self.frames_written += 1
 
     def close(self) -> None:
@@ -674,8 +678,7 @@ class PictureWriter(_Output):
         try:
             (self._temp / name).write_bytes(self._png(picture))
         except (av.FFmpegError, OSError) as e:
-            self.abort()
-            raise VcsError(f"{self._name}: writing frame {self.frames_written} failed ({_why(e)})") from e
+            raise self._frame_failed(e) from e
         self.frames_written += 1
 
     def close(self) -> None:

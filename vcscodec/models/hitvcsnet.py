@@ -294,9 +294,10 @@ class HITVCSNet(nn.Module):
         """
         cfg = self.config
         n, g1 = y_key.shape[:2]
-        phi = self.sampling.key.weight
         out = keys.view(n, g1, *keys.shape[1:]).clone()
         with torch.autocast(keys.device.type, enabled=False):
+            phi = self.sampling.key.weight.float()
+            inverse = self.gram_inverse(phi)  # once, not at every projection below
             for p in range(g1):
                 # the neighbour, and the non-keyframes between the two (None: not known)
                 if p > 0:
@@ -314,17 +315,16 @@ class HITVCSNet(nn.Module):
                     continue
                 x = out[:, p].float()
                 y_p, y_q = y_key[:, p].float(), y_q.float()
-                inverse = self.gram_inverse(phi)  # once, not at every projection below
-                residual = y_q - F.conv2d(_roll(x, shift_q), phi.float(), stride=cfg.block)
-                still = (residual.square().mean(1, keepdim=True) < cfg.key_refine_gate).float()
+                miss = (y_q - F.conv2d(_roll(x, shift_q), phi, stride=cfg.block)).square().mean(1, keepdim=True)
+                still = (miss < cfg.key_refine_gate).float()
                 if cfg.key_still_gate and between is not None and between.shape[1]:
-                    still = still * _still_between(between.float(), cfg.key_still_gate, shift_q)
+                    variation = _variation_between(between.float(), shift_q)
+                    still = still * (variation < cfg.key_still_gate)
                     if cfg.key_noise_ratio:
                         # Only where the keyframe misses the neighbour by more than the frames differ anyway
                         # (noise, grain, the quantizer: the non-keyframes' measurements carry all three); elsewhere
                         # the neighbour's measurements would bring in more error than they remove.
-                        floor = cfg.key_noise_ratio * _variation_between(between.float(), shift_q)
-                        still = still * (residual.square().mean(1, keepdim=True) > floor)
+                        still = still * (miss > cfg.key_noise_ratio * variation)
                 still = F.interpolate(still, scale_factor=cfg.block, mode="nearest")
                 for _ in range(cfg.key_refine_rounds):
                     moved = _roll(x, shift_q)
@@ -509,18 +509,6 @@ class KeyMeasurements:
     between: torch.Tensor | None = None
 
 
-def _still_between(y_non: torch.Tensor, gate: float, shift: int) -> torch.Tensor:
-    """(N, 1, h, w) 1 where the blocks of the grid shifted by ``shift`` lie in a region whose non-keyframes
-    (N, K, m_n, h, w) (measured on the unshifted grid) do not change: every frame's mean squared deviation from
-    their mean under ``gate``. A shifted block overlaps four unshifted ones, the block and those above and left."""
-    spread = (y_non - y_non.mean(1, keepdim=True)).square().mean(2).amax(1, keepdim=True)
-    still = (spread < gate).float()
-    if shift:
-        still = still * torch.roll(still, 1, -2)
-        still = still * torch.roll(still, 1, -1)
-    return still
-
-
 def _alternating(key_shifts: Sequence[int] | None, before: KeyMeasurements | None) -> bool:
     """Whether any of these keyframes, or the one before them, was measured on a shifted grid."""
     return bool(key_shifts is not None and any(key_shifts)) or bool(before is not None and before.shift)
@@ -528,7 +516,9 @@ def _alternating(key_shifts: Sequence[int] | None, before: KeyMeasurements | Non
 
 def _variation_between(y_non: torch.Tensor, shift: int) -> torch.Tensor:
     """(N, 1, h, w) how much the non-keyframes (N, K, m_n, h, w) vary from frame to frame, per measurement (the
-    largest mean squared deviation from their mean), over the four unshifted blocks a shifted block overlaps."""
+    largest mean squared deviation from their mean), per block of the grid shifted by ``shift``: the largest over
+    the four unshifted blocks it overlaps (the block and those above and left), as the non-keyframes are measured
+    on the unshifted grid."""
     spread = (y_non - y_non.mean(1, keepdim=True)).square().mean(2).amax(1, keepdim=True)
     if shift:
         spread = torch.maximum(spread, torch.roll(spread, 1, -2))
