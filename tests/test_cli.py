@@ -484,7 +484,8 @@ def test_existing_output_is_refused_unless_forced(tmp_path, clip):
     vcs, video = tmp_path / "a.vcs", tmp_path / "a.y4m"
     vcs.write_bytes(b"precious")
     video.write_bytes(b"precious")
-    assert_error(run_vcs("encode", clip["y4m"], vcs, weights=w), "already exists")
+    assert_error(run_vcs("encode", clip["y4m"], vcs, weights=w), "already exists", "--force")
+    assert_error(run_vcs("encode", clip["y4m"], vcs, "--bpp", "2", weights=w), "already exists", "--force")
     assert_error(run_vcs("decode", clip["vcs"], video, weights=w), "already exists", "--force")
     assert vcs.read_bytes() == video.read_bytes() == b"precious"
     assert files_in(tmp_path) == ["a.vcs", "a.y4m"]

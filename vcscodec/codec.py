@@ -244,7 +244,7 @@ def _encode_to_rate(
     is never encoded twice."""
     started = time.perf_counter()
     if output.exists() and not force:  # before the trial encodes, not after them
-        raise VcsError(f"output file already exists: {output} (use force to overwrite)")
+        raise VcsError(f"output file already exists: {output} (use --force to overwrite)")
     folder = output.parent
     if not folder.is_dir():
         raise VcsError(f"output folder does not exist: {folder}")

@@ -551,7 +551,7 @@ class ContainerWriter(AllOrNothing):
         if os.path.isdir(self.path):
             raise VcsError(f"output path is a folder: {self.path}")
         if os.path.exists(self.path) and not force:
-            raise VcsError(f"output file already exists: {self.path} (use force to overwrite)")
+            raise VcsError(f"output file already exists: {self.path} (use --force to overwrite)")
         self.tmp_path = f"{self.path}.tmp-{os.getpid()}"
         try:
             self._f = open(self.tmp_path, "wb")  # closed by close() or abort()
