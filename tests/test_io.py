@@ -290,11 +290,13 @@ def test_raw_yuv_without_size(tmp_path):
     path.write_bytes(bytes(99 * 61 * 3 // 2))
     with expect("--size WxH and --fps are needed for raw .yuv"):
         open_video(path)
-    with expect("--size WxH and --fps are needed for raw .yuv"):
+    with expect("clip.yuv: --fps is needed for raw .yuv"):
         open_video(tmp_path / "clip.yuv", size=(99, 61))  # the rate is needed too
+    with expect("clip.yuv: --size WxH is needed for raw .yuv"):
+        open_video(tmp_path / "clip.yuv", fps=25)
     named = tmp_path / "clip_cif.yuv"
     named.write_bytes(b"")
-    with expect("--size WxH and --fps"):
+    with expect("clip_cif.yuv: --fps is needed"):
         open_video(named)
 
 

@@ -36,8 +36,8 @@ from . import __version__
 from .codec import FrameEncoder, decode_records, encode_frames, model_for, pick_model
 from .container import ContainerReader
 from .errors import VcsError
-from .hardware import cpu_name, pick_device
-from .io import Frame, frame_from_gray, open_video, open_writer
+from .hardware import cpu_name, pick_device, threads_phrase
+from .io import DEFAULT_FPS, Frame, frame_from_gray, open_video, open_writer
 from .metrics import psnr, ssim
 from .quant import DEFAULT_QUANT_STEP, check_step
 from .rd import ANCHORS, DEFAULT_ANCHOR_QPS, bd_psnr, bd_rate, check_anchor, check_qp, code_with_anchor, summarize
@@ -74,7 +74,7 @@ CHROMA_CHOICES = ("gray", "yuv420", "auto")
 
 # Not the paper's: the simplest linear decoder worth beating on the paper's test set (KLT sampling; keyframes
 # interpolated and corrected by each frame's own measurements), measured in notes/facts.md. A network below it
-# is not worth its FLOPs, so the bench prints it beside every table.
+# is not worth its FLOPs, so the bench prints it beside the table of a run over that whole test set.
 LINEAR_FLOORS: dict[str, dict[str, float]] = {
     "0.01": {"psnr": 34.04, "psnr_nonkey": 33.17},
     "0.1": {"psnr": 35.52, "psnr_nonkey": 34.86},
@@ -135,7 +135,7 @@ class Sequence:
     def frames(self) -> Generator[Frame, None, None]:
         """The sequence's frames from the start, read lazily (each call reads the source again)."""
         if self.files is None:
-            with open_video(self.path) as reader:
+            with open_video(self.path, default_fps=DEFAULT_FPS) as reader:
                 yield from reader
             return
         for f in self.files:
@@ -164,8 +164,9 @@ def _open_sequence(path: Path) -> Sequence:
             raise VcsError(f"{path}: folder has no numbered PNG frames")
         with open_video(files[0]) as reader:
             info = reader.info
-        return Sequence(path.name, path, info.width, info.height, Fraction(25), len(files), files)
-    with open_video(path) as reader:
+        return Sequence(path.name, path, info.width, info.height, DEFAULT_FPS, len(files), files)
+    # A raw .yuv needs only WxH in its name here: the rate goes into the bench's .vcs headers, not its scores.
+    with open_video(path, default_fps=DEFAULT_FPS) as reader:
         info = reader.info
         # Formats that do not state their length are counted by decoding once.
         count = info.frame_count if info.frame_count is not None else sum(1 for _ in reader)
@@ -278,7 +279,7 @@ def _warm_up(
     frames = [frame_from_gray(np.roll(ramp, i, axis=1)) for i in range(int(encoder.card.config["gop"]) + 1)]
     path = folder / "warm-up.vcs"
     encode_frames(
-        iter(frames), path, lambda c: encoder.header(width, height, Fraction(25), len(frames), c), encoder, "gray", True
+        iter(frames), path, lambda c: encoder.header(width, height, DEFAULT_FPS, len(frames), c), encoder, "gray", True
     )
     decode_timed(path, model, device, precision)
     path.unlink()
@@ -525,10 +526,17 @@ def _bench_run(
         },
         "sequences": results,
         "average": average,
-        "floor": {**LINEAR_FLOORS[ratio_key(card.alpha_n)], "source": FLOOR_SOURCE}
-        if ratio_key(card.alpha_n) in LINEAR_FLOORS
-        else None,
+        "floor": _linear_floor(card.alpha_n, average["paper"]),
     }
+
+
+def _linear_floor(alpha_n: float, paper_average: dict[str, Any]) -> dict[str, Any] | None:
+    """The linear decoder's scores on the paper's test set, for a run over that whole set at a ratio that has one
+    (`LINEAR_FLOORS` are averages over all six sequences: against any other set they mean nothing)."""
+    key = ratio_key(alpha_n)
+    if not paper_average["complete"] or key not in LINEAR_FLOORS:
+        return None
+    return {**LINEAR_FLOORS[key], "source": FLOOR_SOURCE}
 
 
 def _anchor_run(
@@ -952,7 +960,7 @@ def render(report: dict[str, Any], console: Console) -> None:
             console.print(f"  {note}", highlight=False)
     if len(report["runs"]) > 1:
         summary = Table(title="all runs", title_justify="left")
-        columns = ("αn", "model", "step", "parameters", "PSNR/SSIM", "non-key PSNR", "key PSNR", "bpp", "enc fps")
+        columns = ("αn", "model", "q step", "parameters", "PSNR/SSIM", "non-key PSNR", "key PSNR", "bpp", "enc fps")
         for col in (*columns, "dec fps"):
             summary.add_column(col, justify="left" if col == "model" else "right")
         for run in report["runs"]:
@@ -972,7 +980,7 @@ def render(report: dict[str, Any], console: Console) -> None:
         console.print(summary)
     _render_rd(report, console)
     console.print(
-        f"device {dev['name']} ({dev['type']}, {dev['threads']} threads, {dev['logical_cores']} logical cores, "
+        f"device {dev['name']} ({dev['type']}, {threads_phrase(dev['threads'])}, {dev['logical_cores']} logical cores, "
         f"torch {dev['torch']}), "
         f"precision {report['precision']}, chroma {report['protocol']['chroma']}; speeds exclude reading the "
         "source and loading the model",

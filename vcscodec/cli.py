@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .errors import VcsError
-from .hardware import use_threads
+from .hardware import threads_phrase, use_threads
 from .quant import DEFAULT_QUANT_STEP
 from .rd import DEFAULT_ANCHOR_QPS
 
@@ -124,7 +124,7 @@ _THREADS_HELP = (
 
 def _cpu_threads(report: Any) -> str:
     """The thread count after a CPU decode's precision (", 2 threads"); nothing on a GPU."""
-    return f", {report.threads} thread{'s' * (report.threads != 1)}" if report.device == "cpu" else ""
+    return f", {threads_phrase(report.threads)}" if report.device == "cpu" else ""
 
 
 def _frames(count: int) -> str:
@@ -154,7 +154,9 @@ def encode(
     fps: Annotated[
         str | None,
         typer.Option(
-            "--fps", help="Frame rate of a raw .yuv input or of numbered pictures (default 25), e.g. 30 or 30000/1001"
+            "--fps",
+            help="Frame rate of a raw .yuv input (needed unless its name gives it) or of numbered pictures "
+            "(default 25), e.g. 30 or 30000/1001",
         ),
     ] = None,
     frames: Annotated[int | None, typer.Option("--frames", "-n", help="Encode only the first N frames")] = None,

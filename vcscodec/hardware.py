@@ -40,6 +40,11 @@ def use_threads(count: int, option: str = "--threads") -> None:
         torch.set_num_threads(count)
 
 
+def threads_phrase(count: int) -> str:
+    """A thread count in words, as every report prints it: '1 thread', '2 threads'."""
+    return f"{count} thread{'s' * (count != 1)}"
+
+
 def cpu_name() -> str:
     """The CPU's model name (e.g. 'AMD EPYC 9B14'), as /proc/cpuinfo gives it where it exists."""
     try:
@@ -57,5 +62,4 @@ def device_name(device: torch.device) -> str:
 
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    threads = torch.get_num_threads()
-    return f"CPU {cpu_name()}, {os.cpu_count()} cores, {threads} thread{'s' * (threads != 1)}"
+    return f"CPU {cpu_name()}, {os.cpu_count()} cores, {threads_phrase(torch.get_num_threads())}"

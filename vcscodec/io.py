@@ -46,7 +46,8 @@ _MUXERS = {".y4m": "yuv4mpegpipe", ".yuv": "rawvideo", ".mp4": "mp4", ".mkv": "m
 # CRF 18 for x264 and qscale 2 for MPEG-4 Part 2: near-transparent, since decoded CS output is what is judged.
 _X264_OPTIONS = {"crf": "18"}
 _MPEG4_OPTIONS = {"flags": "+qscale", "global_quality": str(2 * 118)}  # 118 = FF_QP2LAMBDA
-_DEFAULT_FPS = Fraction(25)
+DEFAULT_FPS = Fraction(25)
+"""Frame rate of numbered pictures, and of raw .yuv where the rate does not matter (scores), when none is given."""
 _JPEG_RANGE = 2  # AVCOL_RANGE_JPEG: full-range samples
 _MPEG_RANGE = 1  # AVCOL_RANGE_MPEG: limited range, Y in 16..235
 
@@ -250,6 +251,7 @@ class VideoReader:
         path: str | os.PathLike[str],
         size: tuple[int, int] | None = None,
         fps: Fraction | int | float | str | None = None,
+        default_fps: Fraction | None = None,
     ) -> None:
         self.path = Path(path)
         exists = self.path.exists()
@@ -264,15 +266,20 @@ class VideoReader:
         frame_count: int | None = None
         if sequence is not None:
             first, frame_count = sequence
-            fps = fps or _DEFAULT_FPS
+            fps = fps or DEFAULT_FPS
             options = {"start_number": str(first), "framerate": str(fps)}
             opener = {"format": "image2", "options": options}
         elif raw:
             name_size, name_fps = parse_raw_name(self.path)
             size = size or name_size
-            fps = fps or name_fps
+            fps = fps or name_fps or default_fps
             if size is None or fps is None:
-                raise VcsError(f"{self.path}: --size WxH and --fps are needed for raw .yuv")
+                # Both go into the stream's header, so neither is guessed; name only what is missing.
+                missing = " and ".join(w for w, v in (("--size WxH", size), ("--fps", fps)) if v is None)
+                raise VcsError(
+                    f"{self.path}: {missing} {'are' if ' and ' in missing else 'is'} needed for raw .yuv "
+                    "(or a file name that says so, e.g. clip_352x288_25.yuv)"
+                )
             w, h = int(size[0]), int(size[1])
             if w < 1 or h < 1:
                 raise VcsError(f"{self.path}: bad frame size {w}x{h}")
@@ -308,7 +315,7 @@ class VideoReader:
         if not raw:
             # An explicit fps overrides the container's; FFmpeg leaves some rates unset.
             rate = self._stream.average_rate or self._stream.guessed_rate or self._stream.base_rate
-            fps = fps or (Fraction(rate) if rate else _DEFAULT_FPS)
+            fps = fps or (Fraction(rate) if rate else DEFAULT_FPS)
             if self._stream.frames:
                 frame_count = int(self._stream.frames)
             elif self._container.format.name == "yuv4mpegpipe":
@@ -382,12 +389,13 @@ def open_video(
     path: str | os.PathLike[str],
     size: tuple[int, int] | None = None,
     fps: Fraction | int | float | str | None = None,
+    default_fps: Fraction | None = None,
 ) -> VideoReader:
     """Open a video for reading. `size` is (width, height); `size` and `fps` are needed for raw .yuv
-    unless its name carries them (see `parse_raw_name`); for other inputs `fps` overrides the container's
-    rate and `size` is ignored. A name with ``%d`` or ``%0Nd`` reads numbered pictures (`image_sequence`) at
-    `fps` (default 25)."""
-    return VideoReader(path, size=size, fps=fps)
+    unless its name carries them (see `parse_raw_name`) or, for the rate, `default_fps` is given (readers whose
+    result does not depend on it); for other inputs `fps` overrides the container's rate and `size` is ignored.
+    A name with ``%d`` or ``%0Nd`` reads numbered pictures (`image_sequence`) at `fps` (default 25)."""
+    return VideoReader(path, size=size, fps=fps, default_fps=default_fps)
 
 
 def _why(e: BaseException) -> str:

@@ -16,7 +16,7 @@ from itertools import islice, zip_longest
 import numpy as np
 
 from .errors import VcsError
-from .io import Frame, open_video
+from .io import DEFAULT_FPS, Frame, open_video
 from .metrics import psnr, ssim
 
 
@@ -112,7 +112,11 @@ def score_videos(
     ``reference_start``: the test video begins at that frame of the reference (a partial decode)."""
     if frames is not None and frames < 1:
         raise VcsError(f"--frames must be at least 1, not {frames}")
-    with open_video(reference, size, fps) as ref_reader, open_video(test, size, fps) as test_reader:
+    # Scores do not depend on the frame rate, so a raw .yuv needs none.
+    with (
+        open_video(reference, size, fps, default_fps=DEFAULT_FPS) as ref_reader,
+        open_video(test, size, fps, default_fps=DEFAULT_FPS) as test_reader,
+    ):
         a, b = ref_reader.info, test_reader.info
         if (a.width, a.height) != (b.width, b.height):
             raise VcsError(f"{test} is {b.width}x{b.height} but {reference} is {a.width}x{a.height}")
