@@ -291,6 +291,21 @@ def test_decode_a_range_with_its_reference(tmp_path, clip):
     assert not (tmp_path / "x.y4m").exists()
 
 
+def test_decode_one_frame_to_one_picture(tmp_path, clip):
+    """`decode x.vcs still.png --start 5 -n 1` writes frame 5 as one PNG (colour: RGB, so within conversion error
+    of a .y4m decode's frame 5, and farther from frame 4); a single .png for several frames is refused before
+    anything is decoded, and nothing is written."""
+    w, still, part = clip["weights"], tmp_path / "still.png", tmp_path / "part.y4m"
+    assert_ok(run_vcs("decode", clip["vcs"], still, "--start", 5, "-n", 1, weights=w))
+    assert_ok(run_vcs("decode", clip["vcs"], part, "--start", 4, "-n", 2, weights=w))
+    with open_video(still) as a, open_video(part) as b:
+        (picture,), (frame4, frame5) = list(a), list(b)
+    assert psnr(picture.y, frame5.y) > 40 and psnr(picture.y, frame5.y) > psnr(picture.y, frame4.y) + 5
+    all_frames = run_vcs("decode", clip["vcs"], tmp_path / "all.png", weights=w)
+    assert_error(all_frames, "all.png holds one picture, not 9 frames", "--frames 1")
+    assert files_in(tmp_path) == ["part.y4m", "still.png"]
+
+
 def test_compare_and_reference_errors(tmp_path, clip):
     w = clip["weights"]
     short = tmp_path / "short.y4m"

@@ -508,6 +508,26 @@ def test_numbered_png_pictures_written_and_read_back(tmp_path, pan_clip):
     assert all(psnr(a.y, b.y) > 35 and psnr(a.u, b.u) > 30 for a, b in zip(back, colour, strict=True))
 
 
+def test_one_png_picture(tmp_path):
+    """A .png name without a counter takes one frame (FFmpeg's ``-frames:v 1 x.png``), bit-exact for grey; more
+    frames are refused, at once when their number is known, and nothing is left behind."""
+    frames = gray_clip(2, 40, 24, seed=3)
+    with open_writer(tmp_path / "still.png", 40, 24, 25, frames=1) as writer:
+        writer.write(frames[0])
+    with open_video(tmp_path / "still.png") as reader:
+        (back,) = list(reader)
+    assert np.array_equal(back.y, frames[0].y)
+    with pytest.raises(VcsError, match=r"two.png holds one picture, not 2 frames: .*f_%04d.png.*--frames 1"):
+        open_writer(tmp_path / "two.png", 40, 24, 25, frames=2)
+    with pytest.raises(VcsError, match=r"two.png holds one picture, not more than one frame"):
+        with open_writer(tmp_path / "two.png", 40, 24, 25) as writer:  # count not known: the second write stops
+            writer.write(frames[0])
+            writer.write(frames[1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["still.png"]
+    with pytest.raises(VcsError, match="still.png already exists"):
+        open_writer(tmp_path / "still.png", 40, 24, 25)
+
+
 def test_full_range_rgb_is_read_as_limited_range_yuv(tmp_path):
     """An RGB picture (full range) becomes limited-range YUV: black 16, white 235, grey 128 stays neutral."""
     rgb = np.zeros((16, 48, 3), np.uint8)

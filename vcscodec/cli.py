@@ -233,7 +233,11 @@ def encode(
 def decode(
     input: Annotated[Path, typer.Argument(help="The .vcs file; - reads standard input")],
     output: Annotated[
-        Path, typer.Argument(help="Video to write: .y4m, .yuv, .mp4, .mkv or .avi; - streams Y4M to standard output")
+        Path,
+        typer.Argument(
+            help="Video to write: .y4m, .yuv, .mp4, .mkv or .avi, numbered pictures (f_%04d.png) or one .png; "
+            "- streams Y4M to standard output"
+        ),
     ],
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
     precision: Annotated[str, typer.Option("--precision", help="fp32 | bf16 (2x faster, ~0.06 dB lower)")] = "fp32",

@@ -530,8 +530,8 @@ class VideoWriter(_Output):
         if ext not in _MUXERS:
             raise VcsError(
                 f"{self.path}: cannot write {ext or 'files without an extension'}; "
-                f"supported: {', '.join(WRITE_EXTENSIONS)}, numbered .png pictures (f_%04d.png), or - for Y4M on "
-                "standard output"
+                f"supported: {', '.join(WRITE_EXTENSIONS)}, numbered .png pictures (f_%04d.png), one .png picture, "
+                "or - for Y4M on standard output"
             )
         if int(width) != width or int(height) != height or width < 1 or height < 1:
             raise VcsError(f"{self.path}: bad frame size {width}x{height}")
@@ -622,6 +622,8 @@ class PictureWriter(_Output):
     """Writes each frame as a numbered PNG, named by a printf-style `path` (``frames/f_%04d.png``) from
     `first_number` on, with the same contract as `VideoWriter`: the pictures go to a temporary folder beside
     them and are moved into place by `close()`; `abort()` (or an exception in the `with` block) deletes them.
+    A `path` without a counter (``still.png``) takes one frame, as FFmpeg's ``-frames:v 1 still.png``; `frames`,
+    the number to come when known, is checked against that at once, before anything is decoded.
 
     A frame whose chroma is neutral (U = V = 128, as every frame of a grey .vcs file) is written as a grey PNG of
     its luma, bit-exact; a colour frame as 8-bit RGB (BT.601 limited range, as FFmpeg converts by default)."""
@@ -633,12 +635,16 @@ class PictureWriter(_Output):
         height: int,
         force: bool = False,
         first_number: int = 0,
+        frames: int | None = None,
     ) -> None:
         self.path = Path(path)
         self._name = str(self.path)
-        parts = _numbered_name(self.path.name)
+        self._single = _SEQUENCE_PATTERN.search(self.path.name) is None
+        parts = (self.path.name, "", "") if self._single else _numbered_name(self.path.name)
         if parts is None:
             raise VcsError(f"{self.path}: numbered pictures need one %d or %0Nd in the name, e.g. f_%04d.png")
+        if self._single and frames is not None and frames > 1:
+            raise self._one_picture(frames)
         self._prefix, self._counter, self._suffix = parts
         if int(width) != width or int(height) != height or width < 1 or height < 1:
             raise VcsError(f"{self.path}: bad frame size {width}x{height}")
@@ -661,7 +667,16 @@ class PictureWriter(_Output):
         self._encoders: dict[str, av.CodecContext] = {}
 
     def _picture_name(self, index: int) -> str:
+        if self._single:
+            return self.path.name
         return self._prefix + self._counter % (self.first_number + index) + self._suffix
+
+    def _one_picture(self, frames: int | None) -> VcsError:
+        count = f"{frames} frames" if frames is not None else "more than one frame"
+        return VcsError(
+            f"{self.path} holds one picture, not {count}: name numbered pictures (e.g. f_%04d.png) or write "
+            "one frame (--frames 1)"
+        )
 
     def _png(self, picture: av.VideoFrame) -> bytes:
         encoder = self._encoders.get(picture.format.name)
@@ -675,6 +690,9 @@ class PictureWriter(_Output):
     def write(self, frame: Frame) -> None:
         """Write one frame as the next numbered picture (shapes must match the writer's size)."""
         self._accept(frame)
+        if self._single and self.frames_written:
+            self.abort()
+            raise self._one_picture(None)
         name = self._picture_name(self.frames_written)
         if (self.path.parent / name).exists() and not self.force:
             self.abort()
@@ -715,11 +733,12 @@ def open_writer(
     fps: Fraction | int | str,
     force: bool = False,
     first_number: int = 0,
+    frames: int | None = None,
 ) -> VideoWriter | PictureWriter:
     """Open `path` for writing by extension: .y4m and .yuv (lossless, bit-exact), .mp4/.mkv (H.264 with
     libx264 when present and the size is even, else MPEG-4 Part 2), .avi (MPEG-4 Part 2); a .png name with
-    ``%d`` or ``%0Nd`` writes numbered pictures from `first_number` on (`PictureWriter`)."""
-    name = Path(path).name
-    if Path(path).suffix.lower() == ".png" and _SEQUENCE_PATTERN.search(name):
-        return PictureWriter(path, width, height, force=force, first_number=first_number)
+    ``%d`` or ``%0Nd`` writes numbered pictures from `first_number` on, one without a single picture
+    (`PictureWriter`; `frames`, the number to come when known, is checked against it at once)."""
+    if Path(path).suffix.lower() == ".png":
+        return PictureWriter(path, width, height, force=force, first_number=first_number, frames=frames)
     return VideoWriter(path, width, height, fps, force=force)
