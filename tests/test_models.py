@@ -246,8 +246,11 @@ def test_registry_round_trip_hash_and_names(tmp_path: pytest.TempPathFactory) ->
         f.write(bytes([byte[0] ^ 0xFF]))
     with pytest.raises(VcsError, match="sha256"):
         card.load()
-    with pytest.raises(VcsError, match="not in"):
+    with pytest.raises(VcsError, match=r"'nothing' is not in .*\(`vcs models` lists the 1 there\)$"):
         find_model("nothing", tmp_path)
+    typo = card.name.replace("-k0.5", "-k05")  # close to the one model there: named, the rest counted
+    with pytest.raises(VcsError, match=rf"is not in .*; did you mean {card.name}\? \(`vcs models` lists all 1\)$"):
+        find_model(typo, tmp_path)
 
 
 def test_two_manifests_can_share_one_weights_file(tmp_path: pytest.TempPathFactory) -> None:

@@ -24,7 +24,7 @@ from .container import ContainerReader, ContainerWriter, FrameMeasurements, GopR
 from .errors import VcsError
 from .hardware import pick_device
 from .io import Frame, conversion_loss, frame_from_gray, open_video, open_writer
-from .quant import DEFAULT_QUANT_STEP, dequantize, quantize
+from .quant import DEFAULT_QUANT_STEP, check_step, dequantize, quantize
 from .registry import ModelCard, default_model, find_model
 from .sampling import measure_plane
 
@@ -86,7 +86,7 @@ class FrameEncoder:
         self.card = card
         self.phi_k, self.phi_n = card.sampling_matrices()
         self.block = int(card.config["block"])
-        self.quant_step = quant_step
+        self.quant_step = check_step(quant_step)  # before any frame is read, in its own words
 
     def header(self, width: int, height: int, fps: Fraction, frame_count: int, chroma: str) -> StreamHeader:
         cfg = self.card.config

@@ -12,6 +12,7 @@ The weights folder is ``$VCS_WEIGHTS`` if set, else ``weights/`` beside the pack
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -137,8 +138,12 @@ def find_model(name: str, folder: Path | None = None) -> ModelCard:
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        known = ", ".join(c.name for c in cards) or "none"
-        raise VcsError(f"model {name!r} is not in {folder or weights_dir()} (known: {known})")
+        # Close names if any (a typo), else the count: the whole list is `vcs models`, not a one-line error.
+        close = difflib.get_close_matches(name, [c.name for c in cards], n=3, cutoff=0.6)
+        where = f"model {name!r} is not in {folder or weights_dir()}"
+        if close:
+            raise VcsError(f"{where}; did you mean {' or '.join(close)}? (`vcs models` lists all {len(cards)})")
+        raise VcsError(f"{where} (`vcs models` lists the {len(cards)} there)")
     raise VcsError(f"model name {name!r} is ambiguous: {', '.join(c.name for c in matches)}")
 
 
