@@ -189,6 +189,12 @@ def test_models_lists_the_weights_folder(clip):
     assert_ok(done)
     models = json.loads(done.stdout)
     assert sorted(m["alpha_n"] for m in models) == [0.01, 0.1] and all(m["default"] for m in models)
+    # The table in a narrow terminal folds a long name onto more lines, but never cuts it short.
+    env = {"COLUMNS": "50"}
+    table = subprocess.run([sys.executable, "-m", "vcscodec.cli", "models"], capture_output=True, text=True,
+                           env=os.environ | env | {"VCS_WEIGHTS": str(clip["weights"])}, check=True).stdout  # fmt: skip
+    first_cells = "".join(line.split("│")[1].strip() for line in table.splitlines() if line.startswith("│"))
+    assert "…" not in table and all(m["name"] in first_cells for m in models)
 
 
 def test_export_sampler_refuses_to_overwrite(tmp_path, clip):
@@ -492,6 +498,38 @@ def test_newer_format_version_is_refused_by_name(tmp_path, clip):
     newer.write_bytes(bytes(data))
     assert_error(run_vcs("info", newer, weights=clip["weights"]), "header is damaged (CRC mismatch)")
     assert files_in(out) == []
+
+
+# A decode stopped by a signal after its first frame: the signal arrives while the output is half written.
+_SIGNAL_MIDWAY = """
+import os, signal, sys
+import vcscodec.codec as codec
+from vcscodec.cli import main
+
+records, stop = codec.decode_records, getattr(signal, sys.argv[1])
+
+def first_frame_then_signal(*args, **kwargs):
+    for frame in records(*args, **kwargs):
+        yield frame
+        os.kill(os.getpid(), stop)
+
+codec.decode_records = first_frame_then_signal
+sys.argv = ["vcs", *sys.argv[2:]]
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("sig", "code", "said"), [("SIGTERM", 143, "vcs: terminated"), ("SIGINT", 130, "vcs: interrupted")]
+)
+def test_a_signal_midway_leaves_nothing(tmp_path, clip, sig, code, said):
+    """Ctrl-C or SIGTERM (a scheduler's kill, `timeout`) during a decode: exit 130 / 143, one line, no traceback,
+    and neither the output nor its temporary file is left behind."""
+    env = os.environ | {"VCS_WEIGHTS": str(clip["weights"]), "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-c", _SIGNAL_MIDWAY, sig, "decode", str(clip["vcs"]), str(tmp_path / "out.y4m"), "-q"]
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=180)
+    assert (done.returncode, done.stderr.strip()) == (code, said)
+    assert files_in(tmp_path) == []
 
 
 def test_existing_output_is_refused_unless_forced(tmp_path, clip):

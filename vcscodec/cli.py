@@ -9,6 +9,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import json  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
 import time
 from contextlib import nullcontext
@@ -430,7 +431,9 @@ def models(json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] 
         out.print_json(json.dumps([c.manifest for c in cards]))
         return
     table = Table(title=f"models in {weights_dir()}")
-    for col in ("name", "αk", "αn", "default", "steps", "val PSNR"):
+    # Names are what users copy into --model: folded onto a second line in a narrow terminal, never cut short.
+    table.add_column("name", overflow="fold")
+    for col in ("αk", "αn", "default", "steps", "val PSNR"):
         table.add_column(col)
     for c in cards:
         t = c.manifest.get("training", {})
@@ -633,15 +636,34 @@ def train(
     train_command(config, set_ or [], resume, quiet, pack)
 
 
+class _Stopped(BaseException):
+    """Ctrl-C or SIGTERM (a scheduler's kill, `timeout`). Raised by our own handler rather than as Python's
+    KeyboardInterrupt, which Typer turns into a silent exit: every writer's `with` block aborts on the way out,
+    so no temporary output is left behind, and `main` says why it stopped."""
+
+    EXIT = {signal.SIGINT: (130, "interrupted"), signal.SIGTERM: (143, "terminated")}
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.code, self.why = self.EXIT[signal.Signals(signum)]
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise _Stopped(signum)
+
+
 def main() -> None:
+    # `vcs train` installs its own handlers for its run (a clean stop with a checkpoint) and restores these.
+    for sig in _Stopped.EXIT:
+        signal.signal(sig, _raise_stopped)
     try:
         app()
     except VcsError as e:
         err.print(f"vcs: error: {e}", highlight=False, markup=False, soft_wrap=True)  # one line, never folded
         sys.exit(1)
-    except KeyboardInterrupt:
-        err.print("vcs: interrupted", highlight=False)
-        sys.exit(130)
+    except _Stopped as e:
+        err.print(f"vcs: {e.why}", highlight=False)
+        sys.exit(e.code)
 
 
 if __name__ == "__main__":
