@@ -328,3 +328,17 @@ def test_shipped_defaults_rebuild_a_pan_far_above_their_linear_start(ratio: floa
         )
     (key, non), (key_start, non_start) = psnr.values()
     assert key > key_start + 1.0 and non > non_start + 3.0, psnr
+
+
+def test_training_steps_count_a_grafted_keyframe_branch(tmp_path: Path) -> None:
+    from vcscodec.registry import ModelCard
+
+    def card(manifest: dict) -> ModelCard:
+        return ModelCard("m", "hitvcsnet", {}, 0.5, 0.1, "0" * 64, tmp_path / "m.npz", manifest=manifest)
+
+    grafted = card({"training": {"steps": 534}, "grafted": {"keyframe_branch_steps": 2919}})
+    assert (
+        grafted.training_steps() == "534 (+2919 keyframe branch)" and grafted.training_steps(short=True) == "534+2919"
+    )
+    assert card({"training": {"steps": 0}}).training_steps(short=True) == "0"
+    assert card({}).training_steps() == ""

@@ -430,7 +430,7 @@ def models(json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] 
     if json_out:
         out.print_json(json.dumps([c.manifest for c in cards]))
         return
-    table = Table(title=f"models in {weights_dir()}")
+    table = Table(title=f"models in {weights_dir()}", caption="steps a+b: b of a keyframe branch grafted in")
     # Names are what users copy into --model: folded onto a second line in a narrow terminal, never cut short.
     table.add_column("name", overflow="fold")
     for col in ("αk", "αn", "default", "steps", "val PSNR"):
@@ -443,7 +443,7 @@ def models(json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] 
             f"{c.alpha_k:g}",
             f"{c.alpha_n:g}",
             "yes" if c.default else "",
-            str(t.get("steps", "")),
+            c.training_steps(short=True),
             f"{val:.2f}" if isinstance(val, float) else "",
         )
     out.print(table)

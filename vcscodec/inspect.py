@@ -65,7 +65,7 @@ def describe_model(name: str) -> dict[str, Any]:
         "parameters": parameter_counts(model),
         "weights": str(card.path),
         "sha256": card.sha256,
-        "training steps": training.get("steps", "unknown"),
+        "training steps": card.training_steps() or "unknown",
         "training hardware": training.get("hardware", "unknown"),
     }
 

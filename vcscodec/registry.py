@@ -63,6 +63,15 @@ class ModelCard:
     default: bool = False
     manifest: dict[str, Any] = field(default_factory=dict)
 
+    def training_steps(self, short: bool = False) -> str:
+        """The steps of the run that made these weights, plus those of a keyframe branch grafted into them
+        (``scripts/graft_keyframes.py``): '534 (+2919 keyframe branch)', short '534+2919'; '' when not known."""
+        steps = self.manifest.get("training", {}).get("steps")
+        grafted = self.manifest.get("grafted", {}).get("keyframe_branch_steps")
+        if steps is None or not grafted:
+            return "" if steps is None else str(steps)
+        return f"{steps}+{grafted}" if short else f"{steps} (+{grafted} keyframe branch)"
+
     def verify(self) -> None:
         """Check the weights file against the manifest's sha256 (a renamed or damaged file is refused)."""
         if not self.path.is_file():
