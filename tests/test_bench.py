@@ -280,6 +280,20 @@ def test_bench_rate_sweep_with_anchors(use_tiny_weights: Path, tmp_path: Path) -
     runs = report["runs"]
     assert [r["quant_step"] for r in runs] == [1.3, 4.0, 12.0]
     assert len({r["model"]["name"] for r in runs}) == 1
+    # In a narrow terminal the summary folds the model's name (what --model takes) onto more lines; it never cuts
+    # it short with "…" (figures' headers may be).
+    from io import StringIO
+
+    from rich.console import Console
+
+    from vcscodec.bench import render
+
+    narrow = Console(file=StringIO(), width=60, force_terminal=True, color_system=None)
+    render(report, narrow)
+    text = narrow.file.getvalue()
+    summary_rows = [line for line in text.splitlines() if line.count("│") == 11]  # its ten columns
+    first_cells = "".join(line.split("│")[2].strip() for line in summary_rows)
+    assert runs[0]["model"]["name"] in first_cells
     bpp = [r["average"]["bpp"] for r in runs]
     assert bpp[0] > bpp[1] > bpp[2]  # coarser steps, fewer bits
     anchors = report["anchors"]

@@ -897,7 +897,10 @@ def render(report: dict[str, Any], console: Console) -> None:
             title_justify="left",
         )
         for col in ("sequence", "PSNR/SSIM", "HIT-VCSNet", "Δ", "VCSNet2", "Δ", "bpp", "enc fps", "dec fps"):
-            table.add_column(col, justify="left" if col == "sequence" else "right")
+            if col == "sequence":
+                table.add_column(col, justify="left", overflow="fold")
+            else:
+                table.add_column(col, justify="right")
         for s in run["sequences"]:
             refs = s.get("paper") or {}
             table.add_row(
@@ -962,7 +965,10 @@ def render(report: dict[str, Any], console: Console) -> None:
         summary = Table(title="all runs", title_justify="left")
         columns = ("αn", "model", "q step", "parameters", "PSNR/SSIM", "non-key PSNR", "key PSNR", "bpp", "enc fps")
         for col in (*columns, "dec fps"):
-            summary.add_column(col, justify="left" if col == "model" else "right")
+            if col == "model":  # names are what --model takes: folded in a narrow terminal, never cut with "…"
+                summary.add_column(col, justify="left", overflow="fold")
+            else:
+                summary.add_column(col, justify="right")
         for run in report["runs"]:
             avg = run["average"]
             summary.add_row(
