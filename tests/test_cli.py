@@ -166,6 +166,7 @@ def test_info_shows_bits_per_pixel(clip):
     assert f"{info['bits per pixel']:.4g}" in run_vcs("info", clip["vcs"], weights=clip["weights"]).stdout
     assert (info["frames"], info["size"], info["frame rate"], info["records"]) == (9, "100x60", "25/1", 2)
     assert info["weights sha256"] == read_header(clip["vcs"]).weights_sha256
+    assert info["decodable here"] == "yes"
 
 
 def test_info_model_counts_parameters_per_part(clip):
@@ -184,7 +185,7 @@ def test_info_model_counts_parameters_per_part(clip):
     assert counts["sampling"] == (512 + 102) * 32 * 32  # Φk and Φn, no bias
 
 
-def test_models_lists_the_weights_folder(clip):
+def test_models_lists_the_weights_folder(tmp_path, clip):
     done = run_vcs("models", "--json", weights=clip["weights"])
     assert_ok(done)
     models = json.loads(done.stdout)
@@ -195,6 +196,9 @@ def test_models_lists_the_weights_folder(clip):
                            env=os.environ | env | {"VCS_WEIGHTS": str(clip["weights"])}, check=True).stdout  # fmt: skip
     first_cells = "".join(line.split("│")[1].strip() for line in table.splitlines() if line.startswith("│"))
     assert "…" not in table and all(m["name"] in first_cells for m in models)
+    # No models is an error (a broken install or a mistyped $VCS_WEIGHTS), not an empty table.
+    assert_error(run_vcs("models", weights=tmp_path / "gone"), "no models in", "no such folder", "$VCS_WEIGHTS")
+    assert_error(run_vcs("models", "--json", weights=tmp_path), "no models in", "no .json manifests")
 
 
 def test_export_sampler_refuses_to_overwrite(tmp_path, clip):
@@ -469,6 +473,9 @@ def test_file_made_with_other_weights_names_its_model(tmp_path, clip):
     out.mkdir()
     line = assert_error(run_vcs("decode", clip["vcs"], out / "a.y4m", weights=other), model_name)
     assert "needs model" in line and "not in the weights folder" in line
+    # vcs info says so before anyone tries, in the same words
+    info = json.loads(run_vcs("info", clip["vcs"], "--json", weights=other).stdout)
+    assert info["decodable here"] == "no: " + line.removeprefix("vcs: error: ")
     # same name, other weights: a manifest that claims the name with another hash is refused by hash
     forged = tmp_path / "forged_weights"
     shutil.copytree(clip["weights"], forged)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .container import ContainerReader, LostGop
+from .container import ContainerReader, LostGop, StreamHeader
 from .errors import VcsError
 from .registry import ModelCard, find_model
 
@@ -42,6 +42,7 @@ def describe_file(path: Path) -> dict[str, Any]:
         "chroma": h.chroma,
         "model": h.model_name,
         "weights sha256": h.weights_sha256,
+        "decodable here": _decodable(h),
         "bytes": size,
         "bits per pixel": size * 8 / pixels,
         "compression vs 8-bit 4:2:0": pixels * 1.5 / size,
@@ -68,6 +69,17 @@ def describe_model(name: str) -> dict[str, Any]:
         "training steps": card.training_steps() or "unknown",
         "training hardware": training.get("hardware", "unknown"),
     }
+
+
+def _decodable(header: StreamHeader) -> str:
+    """Whether this installation can decode the file: its model, by name and hash, in the weights folder."""
+    from .codec import model_for  # the decoder's own check, so the answer is the one `vcs decode` would give
+
+    try:
+        model_for(header)
+    except VcsError as e:
+        return f"no: {e}"
+    return "yes"
 
 
 SAMPLER_README = """Sampling matrices of model {name} (sha256 {sha})
