@@ -316,6 +316,28 @@ def test_decode_one_frame_to_one_picture(tmp_path, clip):
     assert files_in(tmp_path) == ["part.y4m", "still.png"]
 
 
+def test_encode_a_range_and_compare_it_from_its_start(tmp_path, clip):
+    """`encode --start 2 -n 5` codes frames 2-6 of the input; `compare --start 2` scores a decode of it against
+    those frames of the original, numbering the rows as the original's frames."""
+    w, vcs, back = clip["weights"], tmp_path / "part.vcs", tmp_path / "part.y4m"
+    assert_ok(run_vcs("encode", clip["y4m"], vcs, "--start", 2, "-n", 5, weights=w))
+    assert read_header(vcs).frame_count == 5
+    assert_ok(run_vcs("decode", vcs, back, weights=w))
+    with open_video(back) as reader:
+        decoded = list(reader)
+    expected = np.mean([psnr(a.y, b.y) for a, b in zip(clip["frames"][2:7], decoded, strict=True)])
+    done = run_vcs("compare", clip["y4m"], back, "--start", 2, "--frames", 5, "--json", tmp_path / "q.json", weights=w)
+    assert_ok(done)
+    scores = json.loads((tmp_path / "q.json").read_text())
+    assert scores["frame_count"] == 5 and scores["mean"]["psnr_y"] == pytest.approx(expected)
+    rows = run_vcs("compare", clip["y4m"], back, "--start", 2, "--frames", 5, "--per-frame", weights=w).stdout
+    assert "│     2 │" in rows and "│     6 │" in rows and "│     0 │" not in rows
+    assert_error(run_vcs("encode", clip["y4m"], tmp_path / "x.vcs", "--start", 9, weights=w), "--start 9", "9 frames")
+    assert_error(run_vcs("encode", clip["y4m"], tmp_path / "x.vcs", "--start", -1, weights=w), "--start")
+    assert_error(run_vcs("compare", clip["y4m"], back, "--start", 9, weights=w), "no frames to compare", "--start")
+    assert files_in(tmp_path) == ["part.vcs", "part.y4m", "q.json"]
+
+
 def test_compare_and_reference_errors(tmp_path, clip):
     w = clip["weights"]
     short = tmp_path / "short.y4m"

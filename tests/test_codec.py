@@ -352,6 +352,9 @@ def test_encode_to_a_target_rate(tmp_path, use_tiny_weights, pan_clip):
     assert only_files(tmp_path, "a.y4m", "a.vcs", "finer.vcs")  # no trial file left behind
     with pytest.raises(VcsError, match="exists"):
         encode_file(src, vcs, target_bpp=0.8)
+    later = encode_file(src, tmp_path / "later.vcs", target_bpp=0.8, start=1)  # every trial from frame 1
+    assert later.frames == read_header(tmp_path / "later.vcs").frame_count == 8 and later.bits_per_pixel <= 0.8
+    (tmp_path / "later.vcs").unlink()
     for step in (0.0, -1.0, float("nan")):  # refused in the quantizer's words, before anything is written
         with pytest.raises(VcsError, match=r"^quantizer step .* is out of range \(0, 65535\]$"):
             encode_file(src, tmp_path / "bad.vcs", quant_step=step)

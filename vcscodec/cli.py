@@ -160,7 +160,10 @@ def encode(
             "(default 25), e.g. 30 or 30000/1001",
         ),
     ] = None,
-    frames: Annotated[int | None, typer.Option("--frames", "-n", help="Encode only the first N frames")] = None,
+    start: Annotated[int, typer.Option("--start", help="First frame of the input to encode (0-based)")] = 0,
+    frames: Annotated[
+        int | None, typer.Option("--frames", "-n", help="Encode only N frames (from --start; the first N)")
+    ] = None,
     quant_step: Annotated[
         float | None,
         typer.Option(
@@ -212,6 +215,7 @@ def encode(
             rate,
             rate.total,
             bpp,
+            start,
         )
     for w in report.warnings:
         err.print(f"vcs: warning: {w}", highlight=False, markup=False, soft_wrap=True)
@@ -349,7 +353,15 @@ def compare(
         int | None, typer.Option("--frames", "-n", help="Score only the first N frames (else counts must match)")
     ] = None,
     size: Annotated[str | None, typer.Option("--size", help="WxH of raw .yuv inputs (else from their names)")] = None,
-    fps: Annotated[str | None, typer.Option("--fps", help="Frame rate of raw .yuv inputs")] = None,
+    fps: Annotated[
+        str | None, typer.Option("--fps", help="Frame rate of raw .yuv inputs (optional: scores do not depend on it)")
+    ] = None,
+    start: Annotated[
+        int,
+        typer.Option(
+            "--start", help="The test video begins at this frame of the reference (0-based), as after --start"
+        ),
+    ] = 0,
     per_frame: Annotated[bool, typer.Option("--per-frame", help="A row for every frame")] = False,
     json_file: Annotated[Path | None, typer.Option("--json", help="Write every score to this JSON file")] = None,
 ) -> None:
@@ -358,7 +370,9 @@ def compare(
     from .bench import write_json
     from .quality import FrameQuality, score_videos
 
-    scores = score_videos(reference, test, _parse_size(size), _parse_fps(fps), frames)
+    if start < 0:
+        raise VcsError(f"--start must be 0 or more, not {start}")
+    scores = score_videos(reference, test, _parse_size(size), _parse_fps(fps), frames, reference_start=start)
     if json_file is not None:
         write_json(scores.as_dict(), json_file)
     table = Table(title=f"{test} against {reference}: {_frames(len(scores.frames))} {scores.width}×{scores.height}")
@@ -370,7 +384,7 @@ def compare(
 
     if per_frame:
         for i, q in enumerate(scores.frames):
-            row(str(i), q)
+            row(str(start + i), q)  # the reference's frame numbers
         table.add_section()
     row("mean", FrameQuality(**scores.means()))
     out.print(table)

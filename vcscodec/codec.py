@@ -8,6 +8,7 @@ of the video.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import tempfile
@@ -177,8 +178,10 @@ def encode_file(
     progress: Progress | None = None,
     on_start: Callable[[int], None] | None = None,
     target_bpp: float | None = None,
+    start: int = 0,
 ) -> EncodeReport:
-    """Encode a video file (anything ``vcscodec.io`` reads) into a ``.vcs`` file.
+    """Encode a video file (anything ``vcscodec.io`` reads) into a ``.vcs`` file: its frames from ``start``
+    (0-based), at most ``max_frames`` of them.
 
     ``target_bpp``: instead of ``quant_step``, the finest step whose file stays within that many bits per luma
     pixel (`fit_quant_step`: the input is encoded several times)."""
@@ -186,21 +189,24 @@ def encode_file(
         raise VcsError(f"--chroma must be one of {', '.join(CHROMA_MODES)}")
     if max_frames is not None and max_frames < 1:
         raise VcsError("--frames must be at least 1")
+    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+        raise VcsError(f"--start must be 0 or more, not {start!r}")
     started = time.perf_counter()
     card = pick_model(ratio, model)
     if target_bpp is not None:
-        return _encode_to_rate(input, output, card, size, fps, chroma, max_frames, force, target_bpp)
+        return _encode_to_rate(input, output, card, size, fps, chroma, max_frames, force, target_bpp, start)
     encoder = FrameEncoder(card, quant_step)
     with open_video(input, size=size, fps=fps) as reader:
         info = reader.info
-        count = info.frame_count if info.frame_count is not None else _count_frames(input, size, fps)
-        if max_frames:
-            count = min(count, max_frames)
-        if count < 1:
+        total = info.frame_count if info.frame_count is not None else _count_frames(input, size, fps)
+        if total < 1:
             raise VcsError(f"{input} has no frames")
+        if start >= total:
+            raise VcsError(f"--start {start} is outside {input}, which has {total} frame{'s' * (total != 1)}")
+        count = total - start if not max_frames else min(total - start, max_frames)
         if on_start:
             on_start(count)
-        frames = _take(iter(reader), count)
+        frames = _take(itertools.islice(reader, start, None), count)
         header, warnings = encode_frames(
             frames,
             output,
@@ -238,6 +244,7 @@ def _encode_to_rate(
     max_frames: int | None,
     force: bool,
     target_bpp: float,
+    start: int,
 ) -> EncodeReport:
     """`encode_file` with the finest quantizer step within ``target_bpp`` (`fit_quant_step`). The trials are
     written beside the output; the one that fits with the finest step is kept and moved into place, so the answer
@@ -255,7 +262,9 @@ def _encode_to_rate(
             return Path(trials) / f"{step:g}.vcs"
 
         def bpp_at(step: float) -> float:
-            report = encode_file(input, trial_path(step), None, card.name, size, fps, step, chroma, max_frames)
+            report = encode_file(
+                input, trial_path(step), None, card.name, size, fps, step, chroma, max_frames, start=start
+            )
             if report.bits_per_pixel <= target_bpp:  # every step that fits is finer than the one before
                 for kept in fitting:
                     trial_path(kept.quant_step).unlink()

@@ -81,6 +81,10 @@ def score_frames(reference: Iterable[Frame], test: Iterable[Frame], limit: int |
     scores: list[FrameQuality] = []
     for ref, tst in zip_longest(reference, test):
         if ref is None or tst is None:
+            if not scores:  # nothing pairs up: a count would only suggest --frames 0
+                if ref is None:
+                    raise VcsError("the reference has no frames to compare from the start asked for (--start)")
+                raise VcsError("the test video has no frames to compare")
             shorter, longer = ("reference", "test video") if ref is None else ("test video", "reference")
             if limit is not None:
                 raise VcsError(f"the {shorter} has only {len(scores)} frames, fewer than the {limit} asked for")
