@@ -274,7 +274,7 @@ class VideoReader:
             size = size or name_size
             fps = fps or name_fps or default_fps
             if size is None or fps is None:
-                # Both go into the stream's header, so neither is guessed; name only what is missing.
+                # An encode writes both into its header, so neither is guessed there; name only what is missing.
                 missing = " and ".join(w for w, v in (("--size WxH", size), ("--fps", fps)) if v is None)
                 raise VcsError(
                     f"{self.path}: {missing} {'are' if ' and ' in missing else 'is'} needed for raw .yuv "
