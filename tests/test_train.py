@@ -135,6 +135,7 @@ def test_shipped_configs_start_from_shipped_models() -> None:
         ({"data": {"train": ["cif"]}}, "never train on the test set"),
         ({"data": {"crop": 40}}, "multiples of the block"),
         ({"optim": {"parts": "decoder"}}, "optim.parts"),
+        ({"optim": {"quant_noise": -1.0}}, "optim.quant_noise"),
         ({"model": {"arch": "hitvcsnet-mhc2-lin"}}, "skips the non-keyframe network"),
     ],
 )
@@ -316,6 +317,32 @@ def test_keyframe_training_changes_the_keyframe_branch_alone(
     fresh.load_state_dict(start)
     with torch.no_grad():
         assert keyframe_loss(trainer.model, batch).item() < keyframe_loss(fresh, batch).item()
+
+
+def test_quantizer_noise_is_a_training_option(tmp_path: Path, collection: Path) -> None:
+    """optim.quant_noise: training measurements carry a quantizer's error (uniform, one step wide, centred);
+    evaluation and the default stay clean, and two runs that differ only in it train differently."""
+    runs = {}
+    for noise in (0.0, 4.0):
+        path = write_config(
+            tmp_path / f"q{noise:g}.toml",
+            collection,
+            f"run-q{noise:g}",
+            model={"arch": "hitvcsnet-mhc", "init": "random"},
+            optim={"steps": 3, "lr": 2e-3, "parts": "keyframes", "quant_noise": noise},
+            run={"validate_every": 3, "checkpoint_every": 100},
+        )
+        runs[noise] = run_training(load_config(path)).model
+    assert runs[0.0].measurement_noise == 0 and runs[4.0].measurement_noise == 4.0 / 255
+    key = "msfm_key.out.weight"
+    assert not torch.equal(runs[0.0].state_dict()[key], runs[4.0].state_dict()[key])
+    model, y = runs[4.0], torch.rand(64, 16, 8, 8)
+    model.train()
+    error = model.quantizer_noise(y) - y
+    assert 0 < error.abs().max() <= 2.0 / 255 + 1e-6 and abs(error.mean()) < 0.05 / 255
+    assert error.std() == pytest.approx(4.0 / 255 / 12**0.5, rel=0.05)  # a uniform error's spread
+    model.eval()
+    assert torch.equal(model.quantizer_noise(y), y)
 
 
 def test_resume_is_exact_and_reads_old_checkpoints(tmp_path: Path, collection: Path) -> None:

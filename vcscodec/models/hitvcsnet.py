@@ -164,6 +164,9 @@ class HITVCSNet(nn.Module):
         self.hfim = HierarchicalInteraction(config)
         self.msfm_key = MultiScaleFusion(config)
         self.msfm_non = MultiScaleFusion(config)
+        # Training only (`quantizer_noise`): a quantizer step in [0, 1] units, set by the trainer from
+        # optim.quant_noise; not part of the weights or the config, so a shipped model never sees it.
+        self.measurement_noise = 0.0
 
     # ---- encoder half --------------------------------------------------------------------------------------
     def measure_key(self, frames: torch.Tensor) -> torch.Tensor:
@@ -496,7 +499,17 @@ class HITVCSNet(nn.Module):
             raise ValueError(f"a chain has G·{gop}+1 frames, got {t}")
         keys = frames[:, ::gop]
         non = frames[:, : g * gop].reshape(n, g, gop, h, w)[:, :, 1:]
-        return self.reconstruct(self.measure_key(keys), self.measure_non(non))
+        return self.reconstruct(
+            self.quantizer_noise(self.measure_key(keys)), self.quantizer_noise(self.measure_non(non))
+        )
+
+    def quantizer_noise(self, y: torch.Tensor) -> torch.Tensor:
+        """While training with ``measurement_noise`` > 0: y plus uniform noise that wide, the error of a uniform
+        quantizer of that step (CompressAI's proxy for rounding), so the network learns from what the codec's
+        quantized measurements give it. Otherwise y unchanged."""
+        if not (self.training and self.measurement_noise):
+            return y
+        return y + (torch.rand_like(y) - 0.5) * self.measurement_noise
 
 
 @dataclass

@@ -71,6 +71,9 @@ class OptimSection:
     sampling_lr_scale: float = 1.0  # learning-rate factor for the sampling matrices and initial reconstruction
     # all | keyframes (the keyframe branch alone, on single frames: no non-keyframe work) | keyframe-head (its MSFM)
     parts: str = "all"
+    # Train on measurements with a quantizer's error: uniform noise one step wide, in grey levels (the codec's
+    # step is 1.3; 0 = off, clean measurements as before). Validation stays clean, as logged runs always were.
+    quant_noise: float = 0.0
 
 
 @dataclass
@@ -201,6 +204,8 @@ def validate(config: TrainConfig, check_data: bool = True) -> None:
         raise VcsError("config data.static and data.stride2 must be shares in [0, 1] that add up to at most 1")
     if o.lr <= 0 or o.sampling_lr_scale < 0 or o.grad_clip < 0:
         raise VcsError("config optim.lr must be > 0, sampling_lr_scale and grad_clip ≥ 0")
+    if not 0 <= o.quant_noise <= 255:
+        raise VcsError(f"config optim.quant_noise: {o.quant_noise!r} is not a step in grey levels, 0 (off) to 255")
     if d.max_frames < 0 or d.photo_frames < 2 or d.photo_width < m.block or d.photo_height < m.block:
         raise VcsError("config data.max_frames must be ≥ 0, photo_frames ≥ 2, the photo size at least one block")
     if d.pack_scale < 1 or d.pack_max_mb < 0:

@@ -288,6 +288,7 @@ def build_trainer(
         torch.set_float32_matmul_precision("high")
     # Rank 0 alone computes the start; DDP copies rank 0's weights to the others when it wraps the model.
     model = build_model(config, train_clips, initialise and dist.main).to(device)
+    model.measurement_noise = config.optim.quant_noise / 255  # grey levels → the measurements' [0, 1] units
     bf16 = run.bf16 == "on" or (run.bf16 == "auto" and cuda)
     if run.channels_last == "on" or (run.channels_last == "auto" and cuda):
         model = model.to(memory_format=torch.channels_last)
@@ -504,7 +505,7 @@ def validate(trainer: Trainer) -> dict[str, float]:
 def keyframe_loss(model: HITVCSNet, batch: torch.Tensor, bf16: bool = False) -> torch.Tensor:
     """The keyframe terms of the paper's loss, ‖I_k − X‖² + ‖D_k − X‖², on the chains' keyframes as single frames."""
     frames = batch[:, :: model.config.gop]
-    y = model.measure_key(frames.flatten(0, 1))
+    y = model.quantizer_noise(model.measure_key(frames.flatten(0, 1)))
     with torch.autocast(batch.device.type, torch.bfloat16, enabled=bf16):
         initial = model.initial_key(y)
         deep = model.keyframes_from_initial(initial, y)
