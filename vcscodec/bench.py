@@ -897,10 +897,8 @@ def render(report: dict[str, Any], console: Console) -> None:
             title_justify="left",
         )
         for col in ("sequence", "PSNR/SSIM", "HIT-VCSNet", "Δ", "VCSNet2", "Δ", "bpp", "enc fps", "dec fps"):
-            if col == "sequence":
-                table.add_column(col, justify="left", overflow="fold")
-            else:
-                table.add_column(col, justify="right")
+            text = col == "sequence"  # a name: folded in a narrow terminal, never cut with "…"
+            table.add_column(col, justify="left" if text else "right", overflow="fold" if text else "ellipsis")
         for s in run["sequences"]:
             refs = s.get("paper") or {}
             table.add_row(
@@ -965,10 +963,8 @@ def render(report: dict[str, Any], console: Console) -> None:
         summary = Table(title="all runs", title_justify="left")
         columns = ("αn", "model", "q step", "parameters", "PSNR/SSIM", "non-key PSNR", "key PSNR", "bpp", "enc fps")
         for col in (*columns, "dec fps"):
-            if col == "model":  # names are what --model takes: folded in a narrow terminal, never cut with "…"
-                summary.add_column(col, justify="left", overflow="fold")
-            else:
-                summary.add_column(col, justify="right")
+            text = col == "model"  # what --model takes: folded in a narrow terminal, never cut with "…"
+            summary.add_column(col, justify="left" if text else "right", overflow="fold" if text else "ellipsis")
         for run in report["runs"]:
             avg = run["average"]
             summary.add_row(

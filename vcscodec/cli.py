@@ -370,8 +370,6 @@ def compare(
     from .bench import write_json
     from .quality import FrameQuality, score_videos
 
-    if start < 0:
-        raise VcsError(f"--start must be 0 or more, not {start}")
     scores = score_videos(reference, test, _parse_size(size), _parse_fps(fps), frames, reference_start=start)
     if json_file is not None:
         write_json(scores.as_dict(), json_file)

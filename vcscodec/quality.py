@@ -116,6 +116,8 @@ def score_videos(
     ``reference_start``: the test video begins at that frame of the reference (a partial decode)."""
     if frames is not None and frames < 1:
         raise VcsError(f"--frames must be at least 1, not {frames}")
+    if reference_start < 0:
+        raise VcsError(f"--start must be 0 or more, not {reference_start}")
     # Scores do not depend on the frame rate, so a raw .yuv needs none.
     with (
         open_video(reference, size, fps, default_fps=DEFAULT_FPS) as ref_reader,
