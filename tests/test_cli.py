@@ -11,6 +11,7 @@ import struct
 import subprocess
 import sys
 import zlib
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -641,3 +642,25 @@ def test_version_names_the_format_version() -> None:
     done = subprocess.run([sys.executable, "-m", "vcscodec.cli", "--version"], capture_output=True, text=True)
     assert done.returncode == 0
     assert done.stdout.strip() == "vcscodec 0.2.0 (reads .vcs format versions 1 to 2)"
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_failed_command_erases_its_progress_bar(monkeypatch, fails):
+    # On a terminal the bar stays when the work ends, and is erased when it ends in an error, so that the
+    # one-line error is all a failed command leaves (no "0/?" bar above it).
+    import io
+
+    from rich.console import Console
+
+    import vcscodec.cli as cli
+    from vcscodec.errors import VcsError
+
+    screen = io.StringIO()
+    monkeypatch.setattr(cli, "err", Console(file=screen, force_terminal=True, width=80))
+    with pytest.raises(VcsError) if fails else nullcontext():
+        with cli._progress(False, "bench") as progress:
+            progress.update(progress.add_task("bench", total=3, fps=""), advance=1)
+            if fails:
+                raise VcsError("no readable sequences")
+    last_line = screen.getvalue().rsplit("\x1b[2K", 1)[-1]  # what is left after the last erase of a line
+    assert ("1/3" in last_line) is not fails

@@ -12,7 +12,7 @@ import json  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -28,6 +28,8 @@ from .quant import DEFAULT_QUANT_STEP
 from .rd import DEFAULT_ANCHOR_QPS
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from .quality import QualityReport
 
 app = typer.Typer(
@@ -85,7 +87,10 @@ def _number_list(text: str, option: str, kind: type[float] | type[int], example:
     return values
 
 
-def _progress(quiet: bool, label: str) -> Progress:
+@contextmanager
+def _progress(quiet: bool, label: str) -> Iterator[Progress]:
+    """A progress bar on stderr, only when stderr is a terminal (a log or pipe gets the summary, not bar frames).
+    A command that fails leaves its one-line error, not a half-drawn bar above it."""
     columns = (
         TextColumn(f"[bold]{label}"),
         BarColumn(),
@@ -94,7 +99,12 @@ def _progress(quiet: bool, label: str) -> Progress:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    return Progress(*columns, console=err, disable=quiet, transient=False)
+    with Progress(*columns, console=err, disable=quiet or not err.is_terminal, transient=False) as progress:
+        try:
+            yield progress
+        except VcsError:
+            progress.live.transient = True
+            raise
 
 
 class _FrameRate:
@@ -198,7 +208,7 @@ def encode(
     # No bar on a pipe or in a log: it would only add a stale line before the summary or the error.
     with (
         spooled_stdin(raw=size is not None) if str(input) == STDIO else nullcontext(input) as source,
-        _progress(quiet or not err.is_terminal, "encode") as progress,
+        _progress(quiet, "encode") as progress,
     ):
         rate = _FrameRate(progress, "encode")
         report = encode_file(
@@ -293,7 +303,7 @@ def decode(
     with spooled_stdin() if str(input) == STDIO else nullcontext(input) as source:
         if reference is not None:
             size, fps = _check_reference(reference, source, start, frames)
-        with _progress(quiet or not err.is_terminal, "decode") as progress:
+        with _progress(quiet, "decode") as progress:
             rate = _FrameRate(progress, "decode")
             report = decode_file(
                 source, output, device, batch_gops, precision, force, rate, rate.total, model, start, frames, conceal
