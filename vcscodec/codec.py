@@ -602,7 +602,9 @@ def check_frame_range(header: StreamHeader, start: int, count: int | None) -> in
     total = header.frame_count
     if not 0 <= start < total:
         raise VcsError(f"--start {start} is outside the file's {total} frames (0 … {total - 1})")
-    if count is not None and not 1 <= count <= total - start:
+    if count is not None and count < 1:
+        raise VcsError("--frames must be at least 1")
+    if count is not None and count > total - start:
         raise VcsError(f"--frames {count}: the file has {total - start} frames from frame {start}")
     return total if count is None else start + count
 
