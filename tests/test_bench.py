@@ -112,6 +112,20 @@ def test_bench_json_matches_decoded_frames(use_tiny_weights: Path, sequences, tm
         assert paper["table1"]["HIT-VCSNet"]["over"] == ["Foreman"]
         assert run["floor"] is None  # the linear floor is an average over the whole test set
 
+    # The table sets the paper's figures beside ours: Foreman's row holds its HIT-VCSNet and VCSNet2 pairs.
+    from io import StringIO
+
+    from rich.console import Console
+
+    from vcscodec.bench import render
+
+    wide = Console(file=StringIO(), width=200, force_terminal=True, color_system=None)
+    render(report, wide)
+    header = next(line for line in wide.file.getvalue().splitlines() if "sequence" in line)
+    assert "HIT-VCSNet" in header and "VCSNet2" in header
+    foreman = next(line for line in wide.file.getvalue().splitlines() if "Foreman" in line)
+    assert "33.39/0.8949" in foreman  # the paper's Table 1, αn 0.01
+
     # The kept .vcs decodes again, through the plain decoder, to the very frames that were scored.
     s = report["runs"][1]["sequences"][0]
     again = tmp_path / "again.y4m"
@@ -294,6 +308,8 @@ def test_bench_rate_sweep_with_anchors(use_tiny_weights: Path, tmp_path: Path) -
     summary_rows = [line for line in text.splitlines() if line.count("│") == 11]  # its ten columns
     first_cells = "".join(line.split("│")[2].strip() for line in summary_rows)
     assert runs[0]["model"]["name"] in first_cells
+    # Clips that are not the paper's get no empty paper columns (the Foreman test above gets them).
+    assert "HIT-VCSNet" not in text and "VCSNet2" not in text and "first 17 frames" not in text
     bpp = [r["average"]["bpp"] for r in runs]
     assert bpp[0] > bpp[1] > bpp[2]  # coarser steps, fewer bits
     anchors = report["anchors"]

@@ -819,10 +819,12 @@ def _delta(ours: dict[str, Any], ref: dict[str, Any] | None, field: str = "psnr"
     return text if s is None else f"{text}/{s - ref['ssim']:+.4f}"
 
 
-def _subset_cells(avg: dict[str, Any], kind: str, refs: dict[str, Any], mark: str) -> list[str]:
+def _subset_cells(
+    avg: dict[str, Any], kind: str, refs: dict[str, Any], mark: str, methods: tuple[str, ...]
+) -> list[str]:
     """Our PSNR/SSIM over one kind of frame (``nonkey`` or ``key``), then each paper method's PSNR and our Δ."""
     cells = [_pair(avg[f"psnr_{kind}"], avg[f"ssim_{kind}"])]
-    for method in PAPER_METHODS:
+    for method in methods:
         ref = refs.get(method)
         cells += [_pair(ref["psnr"], None) + mark if ref else "", _delta(avg, ref, f"psnr_{kind}")]
     return cells
@@ -896,7 +898,10 @@ def render(report: dict[str, Any], console: Console) -> None:
             f"{report['protocol']['frames']} frames{step} · {dev['name']} · {report['precision']}",
             title_justify="left",
         )
-        for col in ("sequence", "PSNR/SSIM", "HIT-VCSNet", "Δ", "VCSNet2", "Δ", "bpp", "enc fps", "dec fps"):
+        # The paper's columns only where it has figures for a sequence: beside the user's own clips they are blank.
+        methods = PAPER_METHODS if any(s.get("paper") for s in run["sequences"]) else ()
+        paper_columns = [c for method in methods for c in (method, "Δ")]
+        for col in ("sequence", "PSNR/SSIM", *paper_columns, "bpp", "enc fps", "dec fps"):
             text = col == "sequence"  # a name: folded in a narrow terminal, never cut with "…"
             table.add_column(col, justify="left" if text else "right", overflow="fold" if text else "ellipsis")
         for s in run["sequences"]:
@@ -906,7 +911,7 @@ def render(report: dict[str, Any], console: Console) -> None:
                 _pair(s["psnr"], s["ssim"]),
                 *(
                     cell
-                    for method in PAPER_METHODS
+                    for method in methods
                     for cell in (
                         _pair(refs[method]["psnr"], refs[method]["ssim"]) if method in refs else "",
                         _delta(s, refs.get(method)),
@@ -923,7 +928,7 @@ def render(report: dict[str, Any], console: Console) -> None:
             f"[bold]{_pair(avg['psnr'], avg['ssim'])}",
             *(
                 cell
-                for method in PAPER_METHODS
+                for method in methods
                 for cell in (
                     _pair(t1[method]["psnr"], t1[method]["ssim"]) + subset if method in t1 else "",
                     _delta(avg, t1.get(method)),
@@ -939,7 +944,7 @@ def render(report: dict[str, Any], console: Console) -> None:
             ("non-key average", "nonkey", paper["table4"], ""),
             ("keyframe average", "key", implied, "†"),
         ):
-            table.add_row(label, *_subset_cells(avg, kind, refs, mark), "", "", "")
+            table.add_row(label, *_subset_cells(avg, kind, refs, mark, methods), "", "", "")
         console.print(table)
         notes = []
         if implied:
@@ -955,7 +960,7 @@ def render(report: dict[str, Any], console: Console) -> None:
                 f"linear floor (temporal residual, KLT): {floor['psnr']:.2f} dB frames 1–16, ours Δ "
                 f"{avg['psnr'] - floor['psnr']:+.2f}; {floor['psnr_nonkey']:.2f} dB non-key{nonkey}"
             )
-        if report["protocol"]["frames"] != PAPER_FRAMES:
+        if methods and report["protocol"]["frames"] != PAPER_FRAMES:
             notes.append("the paper's figures are for the first 17 frames; these scores are not")
         for note in notes:
             console.print(f"  {note}", highlight=False)
