@@ -249,12 +249,12 @@ def test_paper_figures_for_a_full_test_set() -> None:
     """With all six sequences the average row is Table 1's, with Table 4's non-key and, for an ablation, Table 5."""
     from types import SimpleNamespace
 
-    from vcscodec.bench import _linear_floor, _paper_for_run
+    from vcscodec.bench.paper import linear_floor, paper_figures
 
     paper = paper_results()
     seqs = [{"paper_name": name} for name in reversed(paper["sequences"])]
     card = SimpleNamespace(alpha_n=0.01, arch="hitvcsnet-nohfim")
-    average = _paper_for_run(card, seqs, paper)  # type: ignore[arg-type]
+    average = paper_figures(card, seqs, paper)  # type: ignore[arg-type]
     assert average["complete"]
     assert average["table1"]["HIT-VCSNet"] == {"psnr": 35.21, "ssim": 0.9245}
     assert average["table1"]["VCSNet2"] == {"psnr": 33.00, "ssim": 0.8749}
@@ -264,12 +264,12 @@ def test_paper_figures_for_a_full_test_set() -> None:
     assert average["keyframes"]["HIT-VCSNet"]["psnr"] == pytest.approx(44.03)
     assert average["keyframes"]["VCSNet2"]["psnr"] == pytest.approx((16 * 33.00 - 14 * 31.95) / 2)
     assert seqs[-1]["paper"]["HIT-VCSNet"] == {"psnr": 41.59, "ssim": 0.9842}  # Akiyo
-    assert _linear_floor(0.01, average)["psnr"] == 34.04
-    assert _linear_floor(0.1, average)["psnr_nonkey"] == 34.86
-    assert _linear_floor(0.05, average) is None  # no floor was measured at that ratio
+    assert linear_floor(0.01, average)["psnr"] == 34.04
+    assert linear_floor(0.1, average)["psnr_nonkey"] == 34.86
+    assert linear_floor(0.05, average) is None  # no floor was measured at that ratio
     seqs.append({"paper_name": None})  # an extra sequence: the averages are no longer the paper's
-    partial = _paper_for_run(card, seqs, paper)
-    assert not partial["complete"] and _linear_floor(0.01, partial) is None
+    partial = paper_figures(card, seqs, paper)
+    assert not partial["complete"] and linear_floor(0.01, partial) is None
 
 
 def test_bench_rate_sweep_with_anchors(use_tiny_weights: Path, tmp_path: Path) -> None:

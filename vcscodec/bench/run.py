@@ -1,0 +1,490 @@
+"""Running the bench: sequences found and opened, every one through encode → .vcs → decode, timed and scored;
+anchors and Bjøntegaard comparisons for rate sweeps."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .. import __version__
+from ..codec import FrameEncoder, decode_records, encode_frames, model_for, pick_model
+from ..container import ContainerReader
+from ..errors import VcsError
+from ..hardware import cpu_name, pick_device
+from ..io import DEFAULT_FPS, Frame, frame_from_gray, open_writer
+from ..metrics import psnr, ssim
+from ..quant import DEFAULT_QUANT_STEP, check_step
+from ..rd import ANCHORS, DEFAULT_ANCHOR_QPS, bd_psnr, bd_rate, check_anchor, check_qp, code_with_anchor, summarize
+from ..registry import ModelCard, find_model
+from .paper import PAPER_FRAMES, linear_floor, paper_figures, paper_results, paper_sequence, ratio_key
+from .sequences import Sequence, find_sequences, scored_frames
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..models import HITVCSNet
+
+DEFAULT_RATIOS = (0.01, 0.1)
+
+
+CHROMA_CHOICES = ("gray", "yuv420", "auto")
+
+
+class _Timed:
+    """Wraps an iterator and adds up the time spent producing its items, so a pipeline stage can be timed
+    apart from the stages around it (reading the source, scoring, writing the kept video)."""
+
+    def __init__(self, items: Iterator[Any]) -> None:
+        self.items, self.seconds, self.count = items, 0.0, 0
+
+    def __iter__(self) -> _Timed:
+        return self
+
+    def __next__(self) -> Any:
+        start = time.perf_counter()
+        try:
+            item = next(self.items)
+        finally:
+            self.seconds += time.perf_counter() - start
+        self.count += 1
+        return item
+
+
+def _take(frames: Generator[Frame, None, None], count: int) -> Iterator[Frame]:
+    """The first ``count`` frames; closes the source at once (its file) instead of at garbage collection."""
+    try:
+        for i, frame in enumerate(frames):
+            if i >= count:
+                return
+            yield frame
+    finally:
+        frames.close()
+
+
+def decode_timed(
+    path: Path, model: HITVCSNet, device: torch.device, precision: str = "fp32", batch_gops: int = 0
+) -> tuple[list[Frame], float]:
+    """Decode a ``.vcs`` file with a loaded model; returns the frames and the seconds spent decoding them
+    (reading and parsing the records, dequantizing, the network; not loading the model)."""
+    with ContainerReader(path) as reader:
+        decoded = _Timed(decode_records(reader, model, device, batch_gops, precision))
+        frames = list(decoded)
+    return frames, decoded.seconds
+
+
+def device_info(device: torch.device) -> dict[str, Any]:
+    """What the speeds were measured on: device type and name, threads, torch version."""
+    import torch
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+    return {
+        "type": device.type,
+        "name": name,
+        "threads": torch.get_num_threads(),
+        "logical_cores": os.cpu_count(),
+        "torch": torch.__version__,
+    }
+
+
+def _warm_up(
+    encoder: FrameEncoder, model: HITVCSNet, device: torch.device, precision: str, size: tuple[int, int], folder: Path
+) -> None:
+    """Decode one synthetic GOP of the first sequence's size, untimed, so lazy initialisation (CUDA context,
+    kernel selection per shape, thread pools) does not land in the first sequence's decode time."""
+    width, height = size
+    ramp = np.add.outer(np.arange(height), np.arange(width)).astype(np.uint8)  # wraps at 256: edges too
+    frames = [frame_from_gray(np.roll(ramp, i, axis=1)) for i in range(int(encoder.card.config["gop"]) + 1)]
+    path = folder / "warm-up.vcs"
+    encode_frames(
+        iter(frames), path, lambda c: encoder.header(width, height, DEFAULT_FPS, len(frames), c), encoder, "gray", True
+    )
+    decode_timed(path, model, device, precision)
+    path.unlink()
+
+
+@dataclass
+class BenchConfig:
+    """What `vcs bench` runs. ``ratios`` picks the default model per ratio; ``models`` names models instead
+    (each brings its own ratio). ``frames`` None codes whole sequences."""
+
+    sequences: Path
+    ratios: list[float] | None = None
+    models: list[str] | None = None
+    frames: int | None = PAPER_FRAMES
+    device: str = "auto"
+    precision: str = "fp32"
+    chroma: str = "gray"  # the paper codes and scores Y only
+    quant_steps: tuple[float, ...] = (DEFAULT_QUANT_STEP,)  # several: a rate sweep, one run per model and step
+    batch_gops: int = 0
+    keep: Path | None = None  # keep each .vcs and decoded .y4m here
+    anchors: tuple[str, ...] = ()  # conventional codecs coded on the same frames (`rd.ANCHORS`)
+    anchor_qps: tuple[int, ...] = DEFAULT_ANCHOR_QPS
+
+
+def _cards(config: BenchConfig) -> list[ModelCard]:
+    if config.models and config.ratios:
+        raise VcsError("give --ratios or --model, not both (a model brings its own ratio)")
+    if config.models:
+        return [find_model(m) for m in config.models]
+    return [pick_model(r, None) for r in (config.ratios or DEFAULT_RATIOS)]
+
+
+def _check(config: BenchConfig) -> None:
+    if config.frames is not None and config.frames < 1:
+        raise VcsError("--frames must be at least 1 (or 'all')")
+    if config.precision not in ("fp32", "bf16"):
+        raise VcsError(f"--precision must be fp32 or bf16, not {config.precision!r}")
+    if config.chroma not in CHROMA_CHOICES:
+        raise VcsError(f"--chroma must be one of {', '.join(CHROMA_CHOICES)}")
+    if config.batch_gops < 0:
+        raise VcsError("--batch-gops must be 0 (auto) or more")
+    if not config.quant_steps:
+        raise VcsError("--quant-step needs at least one step")
+    for step in config.quant_steps:
+        check_step(step)
+    if len(set(config.quant_steps)) != len(config.quant_steps):
+        raise VcsError("--quant-step lists a step twice")
+    for anchor in config.anchors:
+        check_anchor(anchor)
+    if config.anchors and not config.anchor_qps:
+        raise VcsError("--anchor-qp needs at least one QP")
+    for qp in config.anchor_qps:
+        check_qp(qp)
+    if config.ratios is not None:
+        for r in config.ratios:
+            if not 0 < r <= 1:
+                raise VcsError(f"ratio {r:g} is outside (0, 1]")
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def _bench_sequence(
+    seq: Sequence,
+    card: ModelCard,
+    encoder: FrameEncoder,
+    model: HITVCSNet,
+    device: torch.device,
+    config: BenchConfig,
+    folder: Path,
+) -> dict[str, Any]:
+    count = seq.frame_count if config.frames is None else config.frames
+    stem = f"{seq.name}-{card.name}"  # the model's name carries its ratio
+    if len(config.quant_steps) > 1:
+        stem += f"-q{encoder.quant_step:g}"
+    vcs = folder / f"{stem}.vcs"
+
+    # Encode: measure, quantize and write the container; reading the source is timed apart and left out.
+    source = _Timed(_take(seq.frames(), count))
+    start = time.perf_counter()
+    header, _ = encode_frames(
+        source,
+        vcs,
+        lambda chroma: encoder.header(seq.width, seq.height, seq.fps, count, chroma),
+        encoder,
+        config.chroma,
+        force=True,
+    )
+    encode_seconds = time.perf_counter() - start - source.seconds
+    size = vcs.stat().st_size
+
+    # Decode from the file's bytes, with the model the header names (checked by hash), and score each frame.
+    keys = set(header.key_frames())
+    scored = set(scored_frames(count, header.gop))
+    per_frame: list[dict[str, Any]] = []
+    writer = open_writer(folder / f"{stem}.y4m", seq.width, seq.height, seq.fps, force=True) if config.keep else None
+    try:
+        with ContainerReader(vcs) as reader:
+            named = model_for(reader.header)
+            if named.sha256 != card.sha256:
+                raise VcsError(f"{vcs.name} names model {named.name}, not {card.name}")
+            decoded = _Timed(decode_records(reader, model, device, config.batch_gops, config.precision))
+            for i, (ref, out) in enumerate(zip(_take(seq.frames(), count), decoded, strict=True)):
+                per_frame.append(
+                    {
+                        "index": i,
+                        "frame": i + 1,  # the paper counts frames from 1
+                        "key": i in keys,
+                        "scored": i in scored,
+                        "psnr": psnr(ref.y, out.y),
+                        "ssim": ssim(ref.y, out.y),
+                    }
+                )
+                if writer:
+                    writer.write(out)
+        if writer:
+            writer.close()
+    except BaseException:
+        if writer:
+            writer.abort()  # no half-written video left in the keep folder
+        raise
+    if not config.keep:
+        vcs.unlink()
+
+    counted = [f for f in per_frame if f["scored"]]
+    nonkey = [f for f in counted if not f["key"]]
+    key = [f for f in counted if f["key"]]
+    return {
+        "name": seq.name,
+        "paper_name": paper_sequence(seq.name),
+        "path": str(seq.path),
+        "width": seq.width,
+        "height": seq.height,
+        "frames": count,
+        "key_frames": sorted(keys),
+        "scored_frames": sorted(scored),
+        "psnr": _mean([f["psnr"] for f in counted]),
+        "ssim": _mean([f["ssim"] for f in counted]),
+        "psnr_nonkey": _mean([f["psnr"] for f in nonkey]),
+        "ssim_nonkey": _mean([f["ssim"] for f in nonkey]),
+        "psnr_key": _mean([f["psnr"] for f in key]),
+        "ssim_key": _mean([f["ssim"] for f in key]),
+        "bytes": size,
+        "bpp": size * 8 / (seq.width * seq.height * count),  # file bits per luma pixel, headers included
+        "encode_seconds": encode_seconds,
+        "decode_seconds": decoded.seconds,
+        "encode_fps": count / max(encode_seconds, 1e-9),
+        "decode_fps": count / max(decoded.seconds, 1e-9),
+        "vcs": str(vcs) if config.keep else None,
+        "decoded": str(folder / f"{stem}.y4m") if config.keep else None,
+        "per_frame": per_frame,
+    }
+
+
+def _average(results: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, Any]:
+    """Means over sequences of ``keys``; rate and speed pooled over all frames (equal to the mean when the
+    sequences are the same size)."""
+    frames = sum(r["frames"] for r in results)
+    pixels = sum(r["width"] * r["height"] * r["frames"] for r in results)
+    average: dict[str, Any] = {key: _mean([r[key] for r in results if r[key] is not None]) for key in keys}
+    average["bpp"] = sum(r["bytes"] for r in results) * 8 / pixels
+    average["encode_fps"] = frames / max(sum(r["encode_seconds"] for r in results), 1e-9)
+    average["decode_fps"] = frames / max(sum(r["decode_seconds"] for r in results), 1e-9)
+    return average
+
+
+def _bench_run(
+    card: ModelCard,
+    encoder: FrameEncoder,
+    model: HITVCSNet,
+    device: torch.device,
+    config: BenchConfig,
+    sequences: list[Sequence],
+    folder: Path,
+    paper: dict[str, Any],
+    progress: Callable[[str], None] | None,
+) -> dict[str, Any]:
+    """One model at one quantizer step over every sequence."""
+    from ..models import parameter_counts
+
+    results = []
+    for seq in sequences:
+        results.append(_bench_sequence(seq, card, encoder, model, device, config, folder))
+        if progress:
+            progress(f"{seq.name} n{ratio_key(card.alpha_n)} q{encoder.quant_step:g}")
+    average = _average(results, ("psnr", "ssim", "psnr_nonkey", "ssim_nonkey", "psnr_key", "ssim_key"))
+    average["paper"] = paper_figures(card, results, paper)
+    return {
+        "ratio": card.alpha_n,
+        "alpha_k": card.alpha_k,
+        "quant_step": encoder.quant_step,
+        "model": {
+            "name": card.name,
+            "arch": card.arch,
+            "sha256": card.sha256,
+            "parameters": parameter_counts(model)["total"],
+            "config": card.config,
+            "training": card.manifest.get("training"),
+        },
+        "sequences": results,
+        "average": average,
+        "floor": linear_floor(card.alpha_n, average["paper"]),
+    }
+
+
+def _anchor_run(
+    anchor: str,
+    qp: int,
+    sequences: list[Sequence],
+    config: BenchConfig,
+    gop: int,
+    progress: Callable[[str], None] | None,
+) -> dict[str, Any]:
+    """One anchor codec at one QP over every sequence, scored like our runs (`rd.code_with_anchor`)."""
+    results = []
+    for seq in sequences:
+        count = seq.frame_count if config.frames is None else config.frames
+        coded = code_with_anchor(_take(seq.frames(), count), anchor, qp, gray=config.chroma == "gray")
+        scored = scored_frames(count, gop)
+        results.append(
+            {
+                "name": seq.name,
+                "paper_name": paper_sequence(seq.name),
+                "width": seq.width,
+                "height": seq.height,
+                "frames": count,
+                "scored_frames": scored,
+                "psnr": _mean([coded.psnr[i] for i in scored]),
+                "ssim": _mean([coded.ssim[i] for i in scored]),
+                "bytes": coded.bytes,
+                "bpp": coded.bytes * 8 / (seq.width * seq.height * count),
+                "encode_seconds": coded.encode_seconds,
+                "decode_seconds": coded.decode_seconds,
+                "per_frame": [
+                    {"index": i, "frame": i + 1, "scored": i in scored, "psnr": p, "ssim": q}
+                    for i, (p, q) in enumerate(zip(coded.psnr, coded.ssim, strict=True))
+                ],
+            }
+        )
+        if progress:
+            progress(f"{seq.name} {anchor} QP {qp}")
+    return {
+        "anchor": anchor,
+        "qp": qp,
+        "options": ANCHORS[anchor],
+        "sequences": results,
+        "average": _average(results, ("psnr", "ssim")),
+    }
+
+
+def _sequence_curve(runs: list[dict[str, Any]], name: str) -> tuple[list[float], list[float]]:
+    """One sequence's (bpp, PSNR) points across runs of one codec at several settings."""
+    rows = [next(s for s in run["sequences"] if s["name"] == name) for run in runs]
+    return [s["bpp"] for s in rows], [s["psnr"] for s in rows]
+
+
+def _sweeps(runs: list[dict[str, Any]], key: Callable[[dict[str, Any]], str]) -> dict[str, list[dict[str, Any]]]:
+    """Runs grouped by codec (a model's name, an anchor's), in order: each group is one rate sweep."""
+    sweeps: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        sweeps.setdefault(key(run), []).append(run)
+    return sweeps
+
+
+def _model_name(run: dict[str, Any]) -> str:
+    return run["model"]["name"]
+
+
+def _anchor_name(run: dict[str, Any]) -> str:
+    return run["anchor"]
+
+
+def rate_sweeps(
+    runs: list[dict[str, Any]], anchors: list[dict[str, Any]]
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
+    """The models' rate sweeps and the anchors' (runs grouped by model name, anchor runs by anchor), in order."""
+    return _sweeps(runs, _model_name), _sweeps(anchors, _anchor_name)
+
+
+def rd_comparisons(runs: list[dict[str, Any]], anchors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Bjøntegaard deltas of each model's rate sweep (its runs at several steps) against each anchor's QP sweep,
+    and of every other model's against the first model's; per sequence, and averaged over the sequences where
+    both curves overlap (the JVET practice)."""
+    sweeps, references = rate_sweeps(runs, anchors)
+    first_model = next(iter(sweeps), None)
+    swept = first_model is not None and len(sweeps[first_model]) > 1  # one step: no curve to compare with
+    comparisons = []
+    for model, model_runs in sweeps.items():
+        against = {**references, **({first_model: sweeps[first_model]} if swept and model != first_model else {})}
+        for reference, reference_runs in against.items():
+            per_sequence = {}
+            for seq in model_runs[0]["sequences"]:
+                rd_reference = _sequence_curve(reference_runs, seq["name"])
+                rd_model = _sequence_curve(model_runs, seq["name"])
+                per_sequence[seq["name"]] = {
+                    "bd_rate": bd_rate(*rd_reference, *rd_model),
+                    "bd_psnr": bd_psnr(*rd_reference, *rd_model),
+                }
+            comparisons.append(
+                {
+                    "model": model,
+                    "reference": reference,
+                    "bd_rate": summarize(v["bd_rate"] for v in per_sequence.values()),
+                    "bd_psnr": summarize(v["bd_psnr"] for v in per_sequence.values()),
+                    "per_sequence": per_sequence,
+                }
+            )
+    return comparisons
+
+
+def run_bench(
+    config: BenchConfig,
+    command: str = "",
+    on_start: Callable[[int], None] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run every model (or ratio) over every sequence; returns the whole report as plain JSON-able data.
+
+    ``on_start`` gets the number of (model, sequence) items; ``progress`` is called after each with its label.
+    """
+    _check(config)
+    cards = _cards(config)  # option and model errors first, before any sequence is read
+    sequences, warnings = find_sequences(config.sequences)
+    if config.frames is not None:
+        short = [s for s in sequences if s.frame_count < config.frames]
+        for s in short:
+            warnings.append(f"skipped {s.path.name}: {s.frame_count} frames, the protocol needs {config.frames}")
+        sequences = [s for s in sequences if s.frame_count >= config.frames]
+        if not sequences:
+            raise VcsError(f"no sequence in {config.sequences} has {config.frames} frames (try --frames all)")
+    device = pick_device(config.device)
+    paper = paper_results()
+    if on_start:
+        codings = len(cards) * len(config.quant_steps) + len(config.anchors) * len(config.anchor_qps)
+        on_start(codings * len(sequences))
+    if config.keep:
+        config.keep.mkdir(parents=True, exist_ok=True)
+
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="vcs-bench-") as tmp:
+        folder = config.keep or Path(tmp)
+        for card in cards:
+            model = card.load(device)
+            for step_index, step in enumerate(config.quant_steps):
+                encoder = FrameEncoder(card, step)
+                if step_index == 0:
+                    size = (sequences[0].width, sequences[0].height)
+                    _warm_up(encoder, model, device, config.precision, size, Path(tmp))
+                runs.append(_bench_run(card, encoder, model, device, config, sequences, folder, paper, progress))
+            del model
+    gop = int(cards[0].config["gop"])  # anchors are scored on the frames our runs score
+    anchors = [
+        _anchor_run(anchor, qp, sequences, config, gop, progress)
+        for anchor in config.anchors
+        for qp in config.anchor_qps
+    ]
+    return {
+        "vcscodec_version": __version__,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": command,
+        "sequences_dir": str(config.sequences),
+        "protocol": {
+            "frames": config.frames if config.frames is not None else "all",
+            "scored": "frames 1-16 of 17 (keyframes 1 and 9 included, final keyframe 17 not scored); non-key: "
+            "frames 2-8 and 10-16"
+            if config.frames == PAPER_FRAMES
+            else "all frames but the final keyframe when the count is gop*k+1, else all frames",
+            "metrics": "Y plane, 8-bit, PSNR peak 255 without border crop; SSIM Wang et al. 2004 (Gaussian 11x11, "
+            "sigma 1.5); averages are means over sequences of per-sequence means",
+            "chroma": config.chroma,
+            "quant_steps": list(config.quant_steps),
+            "anchor_qps": list(config.anchor_qps) if config.anchors else [],
+        },
+        "device": device_info(device),
+        "precision": config.precision,
+        "batch_gops": config.batch_gops,
+        "paper": paper["source"],
+        "warnings": warnings,
+        "runs": runs,
+        "anchors": anchors,
+        "rd": rd_comparisons(runs, anchors),
+    }
