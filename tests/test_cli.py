@@ -664,3 +664,13 @@ def test_a_failed_command_erases_its_progress_bar(monkeypatch, fails):
                 raise VcsError("no readable sequences")
     last_line = screen.getvalue().rsplit("\x1b[2K", 1)[-1]  # what is left after the last erase of a line
     assert ("1/3" in last_line) is not fails
+
+
+def test_every_command_summary_is_one_line():
+    # `vcs --help` lists each command with the first paragraph of its docstring; a paragraph that runs over two
+    # source lines is printed broken in the middle of a sentence.
+    from vcscodec.cli import app
+
+    for command in app.registered_commands:
+        summary = (command.callback.__doc__ or "").strip().split("\n\n")[0]
+        assert summary and "\n" not in summary, command.callback.__name__

@@ -375,8 +375,9 @@ def compare(
     per_frame: Annotated[bool, typer.Option("--per-frame", help="A row for every frame")] = False,
     json_file: Annotated[Path | None, typer.Option("--json", help="Write every score to this JSON file")] = None,
 ) -> None:
-    """PSNR (Y, U, V) and SSIM (Y) of one video against another, by the paper's protocol: the mean of per-frame
-    scores of the 8-bit pictures, no border cropped."""
+    """PSNR (Y, U, V) and SSIM (Y) of one video against another, by the paper's protocol.
+
+    Each is the mean of per-frame scores of the 8-bit pictures, no border cropped."""
     from .bench import write_json
     from .quality import FrameQuality, score_videos
 
