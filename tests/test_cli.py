@@ -674,3 +674,18 @@ def test_every_command_summary_is_one_line():
     for command in app.registered_commands:
         summary = (command.callback.__doc__ or "").strip().split("\n\n")[0]
         assert summary and "\n" not in summary, command.callback.__name__
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_without_it_is_warned(monkeypatch, native):
+    # oneDNN emulates bf16 where the CPU has none: 6× slower than fp32 here, so the user is told before waiting.
+    import torch
+
+    from vcscodec.hardware import slow_bf16_warning
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
+    warning = slow_bf16_warning("cpu", "bf16")
+    assert (warning is None) is native
+    if warning:
+        assert warning.startswith("--precision bf16: this CPU has no bf16 arithmetic")
+    assert slow_bf16_warning("cpu", "fp32") is None

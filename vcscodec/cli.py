@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .errors import VcsError
-from .hardware import threads_phrase, use_threads
+from .hardware import slow_bf16_warning, threads_phrase, use_threads
 from .quant import DEFAULT_QUANT_STEP
 from .rd import DEFAULT_ANCHOR_QPS
 
@@ -105,6 +105,15 @@ def _progress(quiet: bool, label: str) -> Iterator[Progress]:
         except VcsError:
             progress.live.transient = True
             raise
+
+
+_PRECISION_HELP = "fp32 | bf16 (faster only on GPUs and CPUs with bf16 arithmetic)"
+
+
+def _warn(text: str | None) -> None:
+    """A warning on one line of stderr (never folded); None says nothing."""
+    if text:
+        err.print(f"vcs: warning: {text}", highlight=False, markup=False, soft_wrap=True)
 
 
 class _FrameRate:
@@ -228,7 +237,7 @@ def encode(
             start,
         )
     for w in report.warnings:
-        err.print(f"vcs: warning: {w}", highlight=False, markup=False, soft_wrap=True)
+        _warn(w)
     if not quiet:
         out.print(
             f"{output}: {_frames(report.frames)} {report.width}×{report.height}, {report.bytes:,} bytes, "
@@ -255,7 +264,7 @@ def decode(
         ),
     ],
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
-    precision: Annotated[str, typer.Option("--precision", help="fp32 | bf16 (2x faster, ~0.06 dB lower)")] = "fp32",
+    precision: Annotated[str, typer.Option("--precision", help=_PRECISION_HELP)] = "fp32",
     batch_gops: Annotated[
         int, typer.Option("--batch-gops", help="GOPs rebuilt together (memory vs speed); 0 = by frame size")
     ] = 0,
@@ -297,6 +306,7 @@ def decode(
     from .io import STDIO, spooled_stdin
 
     use_threads(threads)
+    _warn(slow_bf16_warning(device, precision))
     to_stdout = str(output) == STDIO
     if reference is not None and to_stdout:
         raise VcsError("--reference scores the file written: give an output file, not -")
@@ -310,9 +320,9 @@ def decode(
             )
     name = "standard input" if str(input) == STDIO else str(input)
     for lost in report.concealed:
-        err.print(f"vcs: warning: {name}: {lost.describe()}", highlight=False, markup=False, soft_wrap=True)
+        _warn(f"{name}: {lost.describe()}")
     if report.ignored:
-        err.print(f"vcs: warning: {name}: {report.ignored} (ignored)", highlight=False, markup=False, soft_wrap=True)
+        _warn(f"{name}: {report.ignored} (ignored)")
     if not quiet:
         (err if to_stdout else out).print(  # standard output carries the video
             f"{output}: {_frames(report.frames)}, {report.frames / report.seconds:.2f} fps on {report.device} "
@@ -551,7 +561,7 @@ def bench(
         str, typer.Option("--frames", "-n", help="Frames per sequence: 17 (the paper's two GOPs), N, or 'all'")
     ] = "17",
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
-    precision: Annotated[str, typer.Option("--precision", help="fp32 | bf16")] = "fp32",
+    precision: Annotated[str, typer.Option("--precision", help=_PRECISION_HELP)] = "fp32",
     chroma: Annotated[
         str, typer.Option("--chroma", help="gray (Y only, as the paper) | yuv420 | auto (affects bpp and speed)")
     ] = "gray",
@@ -598,6 +608,7 @@ def bench(
     from .bench import BenchConfig, render, require_matplotlib, run_bench, write_json, write_plots
 
     use_threads(threads)
+    _warn(slow_bf16_warning(device, precision))
     if frames.strip().lower() == "all":
         count = None
     else:
@@ -632,7 +643,7 @@ def bench(
             progress=lambda label: progress.update(task, advance=1, fps=label),
         )
     for w in report["warnings"]:
-        err.print(f"vcs: warning: {w}", highlight=False, markup=False)
+        _warn(w)
     if json_file is not None:
         write_json(report, json_file)
     plots = write_plots(report, plot) if plot is not None else []

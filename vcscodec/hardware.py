@@ -45,6 +45,24 @@ def threads_phrase(count: int) -> str:
     return f"{count} thread{'s' * (count != 1)}"
 
 
+def slow_bf16_warning(device: str, precision: str) -> str | None:
+    """A warning when ``--precision bf16`` would run on a CPU without bf16 arithmetic, else None. There oneDNN
+    emulates it: a CIF decode ran 6× slower than in fp32 on an AVX2-only AMD EPYC (docs/performance.md)."""
+    if precision != "bf16":
+        return None
+    import torch
+
+    if pick_device(device).type != "cpu":
+        return None
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())  # what oneDNN itself decides by
+    except (AttributeError, RuntimeError):
+        return None  # this torch does not say: no warning rather than a wrong one
+    if native:
+        return None
+    return "--precision bf16: this CPU has no bf16 arithmetic, so the decode runs several times slower than fp32"
+
+
 def cpu_name() -> str:
     """The CPU's model name (e.g. 'AMD EPYC 9B14'), as /proc/cpuinfo gives it where it exists."""
     try:
