@@ -460,6 +460,13 @@ def test_raw_yuv_needs_its_size(tmp_path, clip):
         "not a multiple",
     )
     assert_error(run_vcs("encode", raw, out / "a.vcs", "--size", "100", weights=clip["weights"]), "not WxH")
+    # --size sets the size of raw input only: given for a file with its own, other size, it is refused, not ignored
+    w, h = read_header(clip["vcs"]).width, read_header(clip["vcs"]).height
+    assert_error(
+        run_vcs("encode", clip["y4m"], out / "a.vcs", "--size", "64x64", weights=clip["weights"]),
+        "--size 64x64 is for raw .yuv input",
+        f"is {w}x{h}",
+    )
     assert files_in(out) == []
 
 

@@ -175,8 +175,8 @@ def encode(
         str | None,
         typer.Option(
             "--fps",
-            help="Frame rate of a raw .yuv input (needed unless its name gives it) or of numbered pictures "
-            "(default 25), e.g. 30 or 30000/1001",
+            help="Frame rate, e.g. 30 or 30000/1001: needed for a raw .yuv input unless its name gives it; numbered "
+            "pictures default to 25; for other inputs it replaces the file's own rate",
         ),
     ] = None,
     start: Annotated[int, typer.Option("--start", help="First frame of the input to encode (0-based)")] = 0,

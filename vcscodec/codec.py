@@ -198,6 +198,11 @@ def encode_file(
     encoder = FrameEncoder(card, quant_step)
     with open_video(input, size=size, fps=fps) as reader:
         info = reader.info
+        if size is not None and size != (info.width, info.height):  # a raw .yuv is read at --size: never here
+            raise VcsError(
+                f"--size {size[0]}x{size[1]} is for raw .yuv input; {input} is {info.width}x{info.height} "
+                "(vcs encode does not scale)"
+            )
         total = info.frame_count if info.frame_count is not None else _count_frames(input, size, fps)
         if total < 1:
             raise VcsError(f"{input} has no frames")
