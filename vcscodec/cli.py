@@ -89,8 +89,7 @@ def _number_list(text: str, option: str, kind: type[float] | type[int], example:
 
 @contextmanager
 def _progress(quiet: bool, label: str) -> Iterator[Progress]:
-    """A progress bar on stderr, only when stderr is a terminal (a log or pipe gets the summary, not bar frames).
-    A command that fails leaves its one-line error, not a half-drawn bar above it."""
+    """A progress bar on stderr, only when stderr is a terminal (a log or pipe gets the summary, not bar frames)."""
     columns = (
         TextColumn(f"[bold]{label}"),
         BarColumn(),
@@ -99,7 +98,15 @@ def _progress(quiet: bool, label: str) -> Iterator[Progress]:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=err, disable=quiet or not err.is_terminal, transient=False) as progress:
+    with shown_until_error(Progress(*columns, console=err, disable=quiet or not err.is_terminal)) as progress:
+        yield progress
+
+
+@contextmanager
+def shown_until_error(progress: Progress) -> Iterator[Progress]:
+    """Run a rich progress display that stays on screen when the work ends and is erased when it ends in a
+    `VcsError`, so that the one-line error is all a failed command leaves."""
+    with progress:
         try:
             yield progress
         except VcsError:

@@ -80,7 +80,9 @@ def train_command(
             TimeElapsedColumn(),
             TextColumn("ETA {task.fields[eta]}"),
         )
-        with Progress(*columns) as progress:
+        from ..cli import shown_until_error
+
+        with shown_until_error(Progress(*columns)) as progress:
             task = progress.add_task("train", total=config.optim.steps, status="loading data", eta="-")
             state: dict[str, Any] = {}
             meter = RateMeter()
