@@ -197,6 +197,14 @@ def test_models_lists_the_weights_folder(tmp_path, clip):
                            env=os.environ | env | {"VCS_WEIGHTS": str(clip["weights"])}, check=True).stdout  # fmt: skip
     first_cells = "".join(line.split("│")[1].strip() for line in table.splitlines() if line.startswith("│"))
     assert "…" not in table and all(m["name"] in first_cells for m in models)
+    # Piped without $COLUMNS, tables are not folded at rich's 80 columns (`vcs models | grep NAME` finds whole
+    # names); with $COLUMNS, that width.
+    width = "import vcscodec.cli as cli; print(cli.out.width)"
+    environ = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    for columns, expected in ((None, "200"), ("50", "50")):
+        env = environ | ({"COLUMNS": columns} if columns else {})
+        done = subprocess.run([sys.executable, "-c", width], capture_output=True, text=True, env=env, check=True)
+        assert done.stdout.strip() == expected
     # No models is an error (a broken install or a mistyped $VCS_WEIGHTS), not an empty table.
     assert_error(run_vcs("models", weights=tmp_path / "gone"), "no models in", "no such folder", "$VCS_WEIGHTS")
     assert_error(run_vcs("models", "--json", weights=tmp_path), "no models in", "no .json manifests")

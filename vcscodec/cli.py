@@ -36,7 +36,9 @@ app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="vcscodec: video compressive sensing with HIT-VCSNet."
 )
 err = Console(stderr=True)
-out = Console()
+# Piped into a file or another program, rich would assume 80 columns and fold tables (model names split over two
+# lines defeat `vcs models | grep`, figures are cut to "…"): there, tables are printed whole, unless $COLUMNS says.
+out = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200)
 
 
 def _print_version(value: bool) -> None:

@@ -185,13 +185,9 @@ def _render_anchors(anchors: list[dict[str, Any]], console: Console) -> None:
 
 def render(report: dict[str, Any], console: Console) -> None:
     """The paper's Table 1 per run, with Table 4's non-keyframe row, the linear floor, rate and speed."""
-    from rich.console import Console
     from rich.table import Table
 
     dev = report["device"]
-    if not console.is_terminal:
-        # Piped into a file, rich would assume 80 columns and cut the figures to "…"; a table is read whole.
-        console = Console(file=console.file, width=max(console.width, 150))
     steps = report["protocol"]["quant_steps"]
     for run in report["runs"]:
         if run["quant_step"] != steps[0]:
