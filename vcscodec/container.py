@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from types import TracebackType
+from typing import BinaryIO
 
 import numpy as np
 
@@ -284,7 +285,7 @@ def _parse_header_body(body: bytes, version: int) -> StreamHeader:
     )  # fmt: skip
 
 
-def _read_header(f, file_size: int) -> tuple[StreamHeader, int]:
+def _read_header(f: BinaryIO, file_size: int) -> tuple[StreamHeader, int]:
     """Read and check the header from an open binary file; return it and the offset of record 0."""
     pre = f.read(_PREAMBLE.size)
     if len(pre) < len(MAGIC):
