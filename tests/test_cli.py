@@ -208,6 +208,14 @@ def test_models_lists_the_weights_folder(tmp_path, clip):
     # No models is an error (a broken install or a mistyped $VCS_WEIGHTS), not an empty table.
     assert_error(run_vcs("models", weights=tmp_path / "gone"), "no models in", "no such folder", "$VCS_WEIGHTS")
     assert_error(run_vcs("models", "--json", weights=tmp_path), "no models in", "no .json manifests")
+    # Encoding or decoding with no weights says the same (`pip install .` copies none), not "no model for ratio".
+    assert_error(run_vcs("encode", clip["y4m"], tmp_path / "a.vcs", weights=tmp_path / "gone"), "no models in")
+    assert_error(run_vcs("decode", clip["vcs"], tmp_path / "a.y4m", weights=tmp_path / "gone"), "no models in")
+    # A stray .json in the weights folder is named, with what is wrong with it.
+    stray = tmp_path / "stray"
+    shutil.copytree(clip["weights"], stray)
+    (stray / "bench.json").write_text('{"runs": []}')
+    assert_error(run_vcs("models", weights=stray), "bench.json is not a model manifest: it has no field 'name'")
 
 
 def test_export_sampler_refuses_to_overwrite(tmp_path, clip):

@@ -466,13 +466,9 @@ def _format_value(value: object) -> str:
 @app.command()
 def models(json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
     """List the models in the weights folder."""
-    from .registry import list_models, weights_dir
+    from .registry import installed_models, weights_dir
 
-    cards = list_models()
-    if not cards:  # a broken install or a mistyped $VCS_WEIGHTS: an empty table would hide it
-        folder = weights_dir()
-        why = "no such folder" if not folder.is_dir() else "no .json manifests in it"
-        raise VcsError(f"no models in {folder} ({why}): set $VCS_WEIGHTS to the folder that holds them")
+    cards = installed_models()
     if json_out:
         out.print_json(json.dumps([c.manifest for c in cards]))
         return

@@ -26,7 +26,7 @@ from .errors import VcsError
 from .hardware import pick_device
 from .io import Frame, conversion_loss, frame_from_gray, open_video, open_writer
 from .quant import DEFAULT_QUANT_STEP, check_step, dequantize, quantize
-from .registry import ModelCard, default_model, find_model
+from .registry import ModelCard, default_model, find_model, installed_models, weights_dir
 from .sampling import measure_plane
 
 if TYPE_CHECKING:
@@ -367,12 +367,13 @@ def model_for(header: StreamHeader, decoder: str | None = None) -> ModelCard:
             )
         card.verify()
         return card
+    installed_models()  # none at all, or an unreadable manifest, is its own error: not "this model is missing"
     try:
         card = find_model(header.model_name)
     except VcsError:
         raise VcsError(
             f"this file needs model {header.model_name} (sha256 {header.weights_sha256[:16]}…), "
-            "which is not in the weights folder"
+            f"which is not in the weights folder {weights_dir()}"
         ) from None
     if card.name != header.model_name or card.sha256 != header.weights_sha256:
         raise VcsError(

@@ -128,7 +128,9 @@ def _read_manifest(path: Path) -> ModelCard:
             default=bool(m.get("default", False)),
             manifest=m,
         )
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except KeyError as e:  # a stray .json in the folder (a bench report, say), or a damaged manifest
+        raise VcsError(f"{path} is not a model manifest: it has no field {e}") from None
+    except (OSError, ValueError, TypeError) as e:
         raise VcsError(f"model manifest {path} is unreadable: {e}") from None
 
 
@@ -139,9 +141,20 @@ def list_models(folder: Path | None = None) -> list[ModelCard]:
     return [_read_manifest(p) for p in sorted(folder.glob("*.json"))]
 
 
+def installed_models(folder: Path | None = None) -> list[ModelCard]:
+    """`list_models`, but none at all is an error that says why: a broken install (`pip install .` copies no
+    weights) or a mistyped $VCS_WEIGHTS would otherwise surface as "no model for ratio 0.1" or an empty table."""
+    cards = list_models(folder)
+    if not cards:
+        folder = folder or weights_dir()
+        why = "no such folder" if not folder.is_dir() else "no .json manifests in it"
+        raise VcsError(f"no models in {folder} ({why}): set ${WEIGHTS_ENV} to the folder that holds them")
+    return cards
+
+
 def find_model(name: str, folder: Path | None = None) -> ModelCard:
     """A model by its full name or an unambiguous prefix of it."""
-    cards = list_models(folder)
+    cards = installed_models(folder)
     exact = [c for c in cards if c.name == name]
     matches = exact or [c for c in cards if c.name.startswith(name)]
     if len(matches) == 1:
@@ -158,7 +171,7 @@ def find_model(name: str, folder: Path | None = None) -> ModelCard:
 
 def default_model(alpha_n: float, folder: Path | None = None) -> ModelCard:
     """The shipped model marked default for this non-keyframe ratio."""
-    cards = [c for c in list_models(folder) if abs(c.alpha_n - alpha_n) < 1e-9]
+    cards = [c for c in installed_models(folder) if abs(c.alpha_n - alpha_n) < 1e-9]
     chosen = [c for c in cards if c.default] or cards
     if not chosen:
         raise VcsError(f"no model for ratio {alpha_n:g} in {folder or weights_dir()}; use --model NAME")
