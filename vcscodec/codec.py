@@ -367,15 +367,15 @@ def model_for(header: StreamHeader, decoder: str | None = None) -> ModelCard:
             )
         card.verify()
         return card
-    installed_models()  # none at all, or an unreadable manifest, is its own error: not "this model is missing"
-    try:
-        card = find_model(header.model_name)
-    except VcsError:
+    # The header holds the full name: an exact match, from one read of the folder (no models at all, or an
+    # unreadable manifest, is `installed_models`' own error, not "this model is missing").
+    card = next((c for c in installed_models() if c.name == header.model_name), None)
+    if card is None:
         raise VcsError(
             f"this file needs model {header.model_name} (sha256 {header.weights_sha256[:16]}…), "
             f"which is not in the weights folder {weights_dir()}"
-        ) from None
-    if card.name != header.model_name or card.sha256 != header.weights_sha256:
+        )
+    if card.sha256 != header.weights_sha256:
         raise VcsError(
             f"this file was made with model {header.model_name} (sha256 {header.weights_sha256[:16]}…); "
             f"the weights folder has {card.name} (sha256 {card.sha256[:16]}…)"

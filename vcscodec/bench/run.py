@@ -33,8 +33,6 @@ if TYPE_CHECKING:
     from ..models import HITVCSNet
 
 DEFAULT_RATIOS = (0.01, 0.1)
-
-
 CHROMA_CHOICES = ("gray", "yuv420", "auto")
 
 
