@@ -374,6 +374,47 @@ def test_compare_and_reference_errors(tmp_path, clip):
     assert files_in(out) == []
 
 
+def test_outputs_that_would_destroy_an_input_are_refused(tmp_path, clip):
+    """--reference as decode's output, an input as --json: refused, even with --force, and the file is untouched."""
+    w = clip["weights"]
+    reference = tmp_path / "ref.y4m"
+    shutil.copy(clip["y4m"], reference)
+    before = reference.read_bytes()
+    done = run_vcs("decode", clip["vcs"], reference, "--reference", reference, "--force", weights=w)
+    assert_error(done, "ref.y4m", "--reference")
+    done = run_vcs("compare", reference, clip["y4m"], "--json", reference, "--force", weights=w)
+    assert_error(done, "ref.y4m", "input")
+    assert reference.read_bytes() == before
+
+
+def test_json_reports_keep_the_force_rule(tmp_path, clip):
+    """compare and bench --json: an existing file is kept unless --force; a missing folder fails before the work."""
+    w = clip["weights"]
+    report = tmp_path / "scores.json"
+    report.write_text("mine\n")
+    assert_error(run_vcs("compare", clip["y4m"], clip["y4m"], "--json", report, weights=w), "already exists", "--force")
+    assert report.read_text() == "mine\n"
+    assert_ok(run_vcs("compare", clip["y4m"], clip["y4m"], "--json", report, "--force", weights=w))
+    assert json.loads(report.read_text())["frames"]
+    # the bench checks its --json target first: here the sequence folder does not exist either, and is not named
+    done = run_vcs("bench", "-s", tmp_path / "none", "--json", tmp_path / "gone" / "b.json", weights=w)
+    assert_error(done, "output folder", "gone")
+    report.write_text("mine\n")
+    assert_error(run_vcs("bench", "-s", tmp_path / "none", "--json", report, weights=w), "already exists")
+
+
+def test_demo_and_export_sampler_refuse_a_file_as_their_folder(tmp_path, clip):
+    w = clip["weights"]
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine\n")
+    assert_error(run_vcs("export-sampler", a_file, weights=w), "a_file is a file")
+    assert_error(run_vcs("demo", a_file, "-n", "1", weights=w), "a_file is a file")
+    assert a_file.read_text() == "mine\n"
+    assert_error(run_vcs("export-sampler", tmp_path / "gone" / "phi", weights=w), "output folder", "gone")
+    assert_error(run_vcs("demo", tmp_path / "demo", "-n", "0", weights=w), "--frames must be at least 1")
+    assert files_in(tmp_path) == ["a_file"]
+
+
 def run_vcs_piped(*args: object, weights: Path, stdin: bytes = b"") -> subprocess.CompletedProcess:
     """`run_vcs` with bytes on standard input and standard output kept as bytes (stderr decoded)."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}

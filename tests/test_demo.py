@@ -23,3 +23,12 @@ def test_demo_reports_the_quality_and_size_of_what_it_wrote(tmp_path, use_tiny_w
         assert r.vcs_bytes == vcs.stat().st_size
         assert r.bits_per_pixel == r.vcs_bytes * 8 / (96 * 64 * 9)
     assert results[0].vcs_bytes > results[1].vcs_bytes  # ten times the non-keyframe measurements
+
+
+def test_demo_rewrites_its_clip_when_rerun_with_another_length(tmp_path, use_tiny_weights):
+    """A second demo in the same folder scores its own clip, not the one an earlier run left there."""
+    run_demo(tmp_path, ratios=(0.1,), frames=1, width=64, height=64, device="cpu")
+    (result,) = run_demo(tmp_path, ratios=(0.1,), frames=2, width=64, height=64, device="cpu")
+    for video in (tmp_path / "astronaut_pan_64x64.y4m", result.decoded):
+        with open_video(video) as reader:
+            assert len(list(reader)) == 2

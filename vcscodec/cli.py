@@ -319,6 +319,8 @@ def decode(
     to_stdout = str(output) == STDIO
     if reference is not None and to_stdout:
         raise VcsError("--reference scores the file written: give an output file, not -")
+    if reference is not None and output.exists() and reference.exists() and os.path.samefile(output, reference):
+        raise VcsError(f"{output} is the --reference: writing it would destroy the original")
     with spooled_stdin() if str(input) == STDIO else nullcontext(input) as source:
         if reference is not None:
             size, fps = _check_reference(reference, source, start, frames)
@@ -393,13 +395,17 @@ def compare(
     ] = 0,
     per_frame: Annotated[bool, typer.Option("--per-frame", help="A row for every frame")] = False,
     json_file: Annotated[Path | None, typer.Option("--json", help="Write every score to this JSON file")] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite the --json file")] = False,
 ) -> None:
     """PSNR (Y, U, V) and SSIM (Y) of one video against another, by the paper's protocol.
 
     Each is the mean of per-frame scores of the 8-bit pictures, no border cropped."""
     from .bench import write_json
+    from .output import check_output_path
     from .quality import FrameQuality, score_videos
 
+    if json_file is not None:
+        check_output_path(json_file, force, reference, test)
     scores = score_videos(reference, test, _parse_size(size), _parse_fps(fps), frames, reference_start=start)
     if json_file is not None:
         write_json(scores.as_dict(), json_file)
@@ -503,6 +509,8 @@ def demo(
     """Encode and decode a sample clip (a camera pan over a scikit-image picture) at both ratios; print quality."""
     from .demo import run_demo
 
+    if frames < 1:
+        raise VcsError("--frames must be at least 1")
     use_threads(threads)
     with err.status("encoding and decoding the sample clip at ratios 0.1 and 0.01 …"):
         results = run_demo(folder, frames=frames, device=device)
@@ -606,12 +614,16 @@ def bench(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or tables (use with --json)")] = False,
     threads: Annotated[int, typer.Option("--threads", help=_THREADS_HELP)] = 0,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite the --json file")] = False,
 ) -> None:
     """Reproduce the paper's tables through the whole codec (encode → .vcs → decode): quality, rate and speed."""
     import shlex
 
     from .bench import BenchConfig, render, require_matplotlib, run_bench, write_json, write_plots
+    from .output import check_output_path
 
+    if json_file is not None:  # before the run, which can take hours, not after it
+        check_output_path(json_file, force)
     use_threads(threads)
     _warn(slow_bf16_warning(device, precision))
     if frames.strip().lower() == "all":

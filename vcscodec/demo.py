@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .codec import decode_file, encode_file
+from .errors import VcsError
 from .quality import score_videos
 from .samples import camera_pan, write_clip
 
@@ -34,13 +35,17 @@ def run_demo(
     height: int = 288,
     image: str = "astronaut",
     device: str = "auto",
-    force: bool = False,
 ) -> list[DemoResult]:
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise VcsError(f"{folder} is a file: the demo writes into a folder")
+    clip = camera_pan(frames, width, height, image=image)  # before the folder: a bad --frames creates nothing
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise VcsError(f"cannot create {folder}: {e.strerror or e}") from None
     source = folder / f"{image}_pan_{width}x{height}.y4m"
-    clip = camera_pan(frames, width, height, image=image)
-    if force or not source.exists():
-        write_clip(source, clip, 30, force=True)
+    # Written every time: a clip left by an earlier demo may have another frame count.
+    write_clip(source, clip, 30, force=True)
     results = []
     for ratio in ratios:
         tag = f"{ratio:g}".replace(".", "p")

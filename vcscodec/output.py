@@ -7,8 +7,12 @@ container (which never imports FFmpeg or torch) can share it.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+from .errors import VcsError
 
 
 class AllOrNothing:
@@ -30,3 +34,18 @@ class AllOrNothing:
             self.close()
         else:
             self.abort()
+
+
+def check_output_path(path: Path, force: bool, *inputs: Path) -> None:
+    """Refuse an output before any work is done: a missing folder, a folder as the file, an existing file without
+    ``force``, or one of the command's own ``inputs`` (overwriting it would destroy what is being read or scored)."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise VcsError(f"output folder {folder} does not exist")
+    if path.is_dir():
+        raise VcsError(f"{path} is a folder")
+    for source in inputs:
+        if path.exists() and source.exists() and os.path.samefile(path, source):
+            raise VcsError(f"{path} is also an input of this command: choose another output name")
+    if path.exists() and not force:
+        raise VcsError(f"{path} already exists (use --force to overwrite)")
