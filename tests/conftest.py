@@ -93,6 +93,20 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def alternating_weights(tiny_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A copy of the tiny models plus an -alt model of the αn 0.1 one (alternating keyframe grids), $VCS_WEIGHTS
+    pointed at it; returns the -alt model's name."""
+    import shutil
+
+    from vcscodec.registry import default_model, derive_model
+
+    folder = tmp_path / "weights"
+    shutil.copytree(tiny_weights, folder)
+    monkeypatch.setenv("VCS_WEIGHTS", str(folder))
+    return derive_model(default_model(0.1), "hitvcsnet-mhc2s-obmc-lin-alt", "test").name
+
+
+@pytest.fixture
 def use_tiny_weights(tiny_weights: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point the registry ($VCS_WEIGHTS) at the tiny models for one test."""
     monkeypatch.setenv("VCS_WEIGHTS", str(tiny_weights))

@@ -347,8 +347,10 @@ def test_encode_a_range_and_compare_it_from_its_start(tmp_path, clip):
     assert_ok(done)
     scores = json.loads((tmp_path / "q.json").read_text())
     assert scores["frame_count"] == 5 and scores["mean"]["psnr_y"] == pytest.approx(expected)
-    rows = run_vcs("compare", clip["y4m"], back, "--start", 2, "--frames", 5, "--per-frame", weights=w).stdout
-    assert "│     2 │" in rows and "│     6 │" in rows and "│     0 │" not in rows
+    # without --frames every frame of the part is scored, though the original goes on after it
+    rows = run_vcs("compare", clip["y4m"], back, "--start", 2, "--per-frame", weights=w).stdout
+    assert "│     2 │" in rows and "│     6 │" in rows and "│     0 │" not in rows and "│     7 │" not in rows
+    assert f"{expected:.2f}" in rows.splitlines()[-2]
     assert_error(run_vcs("encode", clip["y4m"], tmp_path / "x.vcs", "--start", 9, weights=w), "--start 9", "9 frames")
     assert_error(run_vcs("encode", clip["y4m"], tmp_path / "x.vcs", "--start", -1, weights=w), "--start")
     assert_error(run_vcs("compare", clip["y4m"], back, "--start", 9, weights=w), "no frames to compare", "--start")

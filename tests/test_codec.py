@@ -364,15 +364,6 @@ def test_encode_to_a_target_rate(tmp_path, use_tiny_weights, pan_clip):
 # ------------------------------------------------------------------------------- alternating keyframe grids
 
 
-@pytest.fixture
-def alternating_weights(tiny_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A copy of the tiny models plus an -alt model of the αn 0.1 one; returns the -alt model's name."""
-    folder = tmp_path / "weights"
-    shutil.copytree(tiny_weights, folder)
-    monkeypatch.setenv("VCS_WEIGHTS", str(folder))
-    return derive_model(default_model(0.1), "hitvcsnet-mhc2s-obmc-lin-alt", "test").name
-
-
 def test_alternating_grids_measure_odd_keyframes_shifted(tmp_path, alternating_weights, pan_clip):
     from vcscodec.quant import quantize
     from vcscodec.sampling import measure_plane

@@ -157,3 +157,31 @@ def test_exported_sampler_reproduces_the_file(tmp_path, use_tiny_weights, pan_cl
         phi = phi_k if i in keyframes else phi_n
         for plane, q in zip((frames[i].y, frames[i].u, frames[i].v), planes, strict=True):
             np.testing.assert_array_equal(_readme_measure(plane, phi, block, step), q)
+
+
+def test_exported_sampler_of_an_alt_model_says_how_keyframes_are_shifted(tmp_path, alternating_weights, pan_clip):
+    """An encoder that follows README.txt alone must shift the odd-counted keyframes' grids as the file does."""
+    folder = tmp_path / "sampler"
+    done = subprocess.run(
+        [sys.executable, "-m", "vcscodec.cli", "export-sampler", str(folder), "--model", alternating_weights],
+        capture_output=True, text=True, env=dict(os.environ), timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    readme = (folder / "README.txt").read_text()
+    shift = int(re.search(r"shifted (\d+) pixels down and right", readme).group(1))
+    rolled = re.search(r"rolled by\s+\((\d+), (\d+)\)", readme)
+    assert shift == 16 and rolled.groups() == ("16", "16")
+    phi_k = np.load(folder / "phi_k.npy")
+    frames = pan_clip(12, 70, 40, seed=2)  # keyframes 0, 8, 11: counted 0, 1, 2, so only frame 8 is shifted
+    src, vcs = tmp_path / "clip.y4m", tmp_path / "clip.vcs"
+    write_clip(src, frames, fps=25)
+    encode_file(src, vcs, model=alternating_weights, chroma="gray")
+    with ContainerReader(vcs) as reader:
+        step = reader.header.quant_step
+        keys = {fm.index: fm.planes[0] for record in reader for fm in record.frames if fm.key}
+    assert sorted(keys) == [0, 8, 11]
+    for count, index in enumerate(sorted(keys)):
+        plane = frames[index].y
+        if count % 2:  # as README.txt says: roll the padded plane, then measure it unshifted
+            plane = np.roll(pad_plane(plane, 32), (shift, shift), (0, 1))
+        np.testing.assert_array_equal(_readme_measure(plane, phi_k, 32, step), keys[index])

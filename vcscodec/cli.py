@@ -390,7 +390,9 @@ def compare(
     start: Annotated[
         int,
         typer.Option(
-            "--start", help="The test video begins at this frame of the reference (0-based), as after --start"
+            "--start",
+            help="The test video begins at this frame of the reference (0-based), as after --start; "
+            "all its frames are scored",
         ),
     ] = 0,
     per_frame: Annotated[bool, typer.Option("--per-frame", help="A row for every frame")] = False,

@@ -93,6 +93,7 @@ A frame plane (8-bit) is padded to multiples of B = {block} by repeating its las
 Measurements are stored per plane as an (M, H/B, W/B) array: y[i, row, col] is row i of Φ applied to the
 block at (row, col). Quantization: q = round_half_even(y · 255 / step), step from the .vcs header.
 Keyframes are frames 0, {gop}, 2·{gop}, … and the last frame; the others are non-keyframes.
+{grid}
 In colour (yuv420) files the U and V planes (ceil(H/2) × ceil(W/2)) are measured exactly like Y.
 The .csv files hold the same float64 values as the .npy files, to the last bit (17 significant digits).
 """
@@ -126,9 +127,22 @@ def export_sampler(card: ModelCard, folder: Path, force: bool = False) -> list[P
         alpha_n=card.alpha_n,
         block=card.config["block"],
         gop=card.config["gop"],
+        grid=_grid_text(int(card.config.get("key_grid_shift", 0)), card.config["gop"]),
     )
     _atomic(folder / "README.txt", lambda p: p.write_text(text))
     return paths
+
+
+def _grid_text(shift: int, gop: int) -> str:
+    """How keyframe grids alternate (format version 2): an encoder that missed it would measure the wrong blocks."""
+    if not shift:
+        return "Every keyframe is measured on the same block grid (this model has no keyframe grid shift)."
+    return (
+        f"Count the keyframes 0, 1, 2, … in order (frames 0, {gop}, 2·{gop}, … and the last frame): every\n"
+        f"odd-counted keyframe is measured on a grid shifted {shift} pixels down and right, cyclically: its padded\n"
+        f"plane is rolled by ({shift}, {shift}) rows and columns (numpy.roll) before it is cut into blocks. Files\n"
+        "say so in their header (key_grid_shift, docs/format.md)."
+    )
 
 
 def _atomic(path: Path, write: Any) -> None:

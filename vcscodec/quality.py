@@ -75,11 +75,16 @@ class QualityReport:
         }
 
 
-def score_frames(reference: Iterable[Frame], test: Iterable[Frame], limit: int | None = None) -> list[FrameQuality]:
+def score_frames(
+    reference: Iterable[Frame], test: Iterable[Frame], limit: int | None = None, test_is_part: bool = False
+) -> list[FrameQuality]:
     """Scores of each pair of frames, in order. Both videos must have the same number of frames, or at least
-    ``limit`` when it is given (then only the first ``limit`` are scored)."""
+    ``limit`` when it is given (then only the first ``limit`` are scored). ``test_is_part``: the test video is a
+    part of the reference, so the reference may go on after it."""
     scores: list[FrameQuality] = []
     for ref, tst in zip_longest(reference, test):
+        if tst is None and ref is not None and test_is_part and scores and limit is None:
+            break
         if ref is None or tst is None:
             if not scores:  # nothing pairs up: a count would only suggest --frames 0
                 if ref is None:
@@ -112,8 +117,9 @@ def score_videos(
 ) -> QualityReport:
     """Read both videos (any format ``io.open_video`` reads; ``size``/``fps`` for raw .yuv) and score them.
 
-    ``frames``: compare only the first N; otherwise both must have the same number of frames.
-    ``reference_start``: the test video begins at that frame of the reference (a partial decode)."""
+    ``frames``: compare only the first N; otherwise both must have the same number of frames, except after
+    ``reference_start`` > 0: the test video begins at that frame of the reference (a partial decode) and every
+    frame of it is scored, however long the reference goes on."""
     if frames is not None and frames < 1:
         raise VcsError(f"--frames must be at least 1, not {frames}")
     if reference_start < 0:
@@ -126,5 +132,5 @@ def score_videos(
         a, b = ref_reader.info, test_reader.info
         if (a.width, a.height) != (b.width, b.height):
             raise VcsError(f"{test} is {b.width}x{b.height} but {reference} is {a.width}x{a.height}")
-        scores = score_frames(islice(ref_reader, reference_start, None), test_reader, frames)
+        scores = score_frames(islice(ref_reader, reference_start, None), test_reader, frames, reference_start > 0)
     return QualityReport(str(reference), str(test), a.width, a.height, scores)
