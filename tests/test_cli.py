@@ -351,6 +351,13 @@ def test_encode_a_range_and_compare_it_from_its_start(tmp_path, clip):
     rows = run_vcs("compare", clip["y4m"], back, "--start", 2, "--per-frame", weights=w).stdout
     assert "│     2 │" in rows and "│     6 │" in rows and "│     0 │" not in rows and "│     7 │" not in rows
     assert f"{expected:.2f}" in rows.splitlines()[-2]
+    # --frames is a bound, as ffmpeg's; asking for more than the source holds codes what there is, and says so
+    done = run_vcs("encode", clip["y4m"], tmp_path / "tail.vcs", "--start", 8, "-n", 10, weights=w)
+    assert_ok(done)
+    assert read_header(tmp_path / "tail.vcs").frame_count == 1
+    assert "warning: --frames 10:" in done.stderr and "has 1 frame from frame 8" in done.stderr
+    assert "1 frame 100×60" in done.stdout
+    (tmp_path / "tail.vcs").unlink()
     assert_error(run_vcs("encode", clip["y4m"], tmp_path / "x.vcs", "--start", 9, weights=w), "--start 9", "9 frames")
     assert_error(run_vcs("encode", clip["y4m"], tmp_path / "x.vcs", "--start", -1, weights=w), "--start")
     assert_error(run_vcs("compare", clip["y4m"], back, "--start", 9, weights=w), "no frames to compare", "--start")

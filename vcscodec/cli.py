@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .errors import VcsError
+from .errors import VcsError, frames_phrase
 from .hardware import slow_bf16_warning, threads_phrase, use_threads
 from .quant import DEFAULT_QUANT_STEP
 from .rd import DEFAULT_ANCHOR_QPS
@@ -156,11 +156,6 @@ def _cpu_threads(report: Any) -> str:
     return f", {threads_phrase(report.threads)}" if report.device == "cpu" else ""
 
 
-def _frames(count: int) -> str:
-    """A frame count in words: 1 frame, 9 frames."""
-    return f"{count} frame{'s' * (count != 1)}"
-
-
 @app.command()
 def encode(
     input: Annotated[
@@ -249,7 +244,7 @@ def encode(
         _warn(w)
     if not quiet:
         out.print(
-            f"{output}: {_frames(report.frames)} {report.width}×{report.height}, {report.bytes:,} bytes, "
+            f"{output}: {frames_phrase(report.frames)} {report.width}×{report.height}, {report.bytes:,} bytes, "
             f"{report.bits_per_pixel:.4f} bpp, chroma {report.chroma}, model {report.model}, "
             + (
                 f"quantizer step {report.quant_step:g} ({report.passes} pass{'es' * (report.passes > 1)}), "
@@ -336,7 +331,7 @@ def decode(
         _warn(f"{name}: {report.ignored} (ignored)")
     if not quiet:
         (err if to_stdout else out).print(  # standard output carries the video
-            f"{output}: {_frames(report.frames)}, {report.frames / report.seconds:.2f} fps on {report.device} "
+            f"{output}: {frames_phrase(report.frames)}, {report.frames / report.seconds:.2f} fps on {report.device} "
             f"({report.precision}{_cpu_threads(report)}), video codec {report.codec}"
             + (f", lost GOPs concealed: {len(report.concealed)}" if report.concealed else ""),
             highlight=False,
@@ -364,14 +359,15 @@ def _check_reference(reference: Path, vcs: Path, start: int, count: int | None) 
     if (info.width, info.height) != size:
         raise VcsError(f"--reference {reference} is {info.width}x{info.height}, but {vcs} holds {size[0]}x{size[1]}")
     if info.frame_count is not None and info.frame_count < end:
-        raise VcsError(f"--reference {reference} has {info.frame_count} frames; frames up to {end - 1} are decoded")
+        have = frames_phrase(info.frame_count)
+        raise VcsError(f"--reference {reference} has {have}; frames up to {end - 1} are decoded")
     return size, fps
 
 
 def _quality_line(scores: QualityReport) -> str:
     mean = scores.means()  # an identical picture's PSNR, inf, prints as "inf"
     return (
-        f"quality against {scores.reference} (mean of {_frames(len(scores.frames))}): "
+        f"quality against {scores.reference} (mean of {frames_phrase(len(scores.frames))}): "
         f"PSNR Y {mean['psnr_y']:.2f} dB, U {mean['psnr_u']:.2f}, V {mean['psnr_v']:.2f}; SSIM Y {mean['ssim_y']:.4f}"
     )
 
@@ -411,7 +407,8 @@ def compare(
     scores = score_videos(reference, test, _parse_size(size), _parse_fps(fps), frames, reference_start=start)
     if json_file is not None:
         write_json(scores.as_dict(), json_file)
-    table = Table(title=f"{test} against {reference}: {_frames(len(scores.frames))} {scores.width}×{scores.height}")
+    scored = frames_phrase(len(scores.frames))
+    table = Table(title=f"{test} against {reference}: {scored} {scores.width}×{scores.height}")
     for col in ("frame", "PSNR Y", "PSNR U", "PSNR V", "SSIM Y"):
         table.add_column(col, justify="right")
 
@@ -518,7 +515,7 @@ def demo(
         results = run_demo(folder, frames=frames, device=device)
     source_kib = results[0].source_bytes / 1024
     table = Table(
-        title=f"vcs demo: {frames} frames 352×288 (a camera pan over skimage's astronaut, colour), "
+        title=f"vcs demo: {frames_phrase(frames)} 352×288 (a camera pan over skimage's astronaut, colour), "
         f"source .y4m {source_kib:,.0f} KiB"
     )
     for col in ("αn", ".vcs KiB", "bpp", "PSNR Y", "SSIM Y", "PSNR UV", "enc fps", "dec fps"):

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .container import ContainerReader, ContainerWriter, FrameMeasurements, GopRecord, LostGop, StreamHeader
-from .errors import VcsError
+from .errors import VcsError, frames_phrase
 from .hardware import pick_device
 from .io import Frame, conversion_loss, frame_from_gray, open_video, open_writer
 from .quant import DEFAULT_QUANT_STEP, check_step, dequantize, quantize
@@ -155,7 +155,7 @@ def encode_frames(
             if progress:
                 progress(1)
         if index + 1 != header.frame_count:
-            raise VcsError(f"the input ended after {index + 1} of {header.frame_count} frames")
+            raise VcsError(f"the input ended after {index + 1} of {frames_phrase(header.frame_count)}")
     return header, warnings
 
 
@@ -207,7 +207,7 @@ def encode_file(
         if total < 1:
             raise VcsError(f"{input} has no frames")
         if start >= total:
-            raise VcsError(f"--start {start} is outside {input}, which has {total} frame{'s' * (total != 1)}")
+            raise VcsError(f"--start {start} is outside {input}, which has {frames_phrase(total)}")
         count = total - start if not max_frames else min(total - start, max_frames)
         if on_start:
             on_start(count)
@@ -224,6 +224,8 @@ def encode_file(
     loss = conversion_loss(info.pix_fmt, header.chroma)
     if loss:
         warnings.insert(0, loss)
+    if max_frames and max_frames > count:  # as ffmpeg's -frames, a bound; but a user who asked for more is told
+        warnings.append(f"--frames {max_frames}: {input} has {frames_phrase(count)} from frame {start}; all coded")
     size_bytes = output.stat().st_size
     return EncodeReport(
         frames=count,
@@ -607,11 +609,11 @@ def check_frame_range(header: StreamHeader, start: int, count: int | None) -> in
     """The end (exclusive) of frames ``start`` … ``start + count − 1`` of a file, checked against its length."""
     total = header.frame_count
     if not 0 <= start < total:
-        raise VcsError(f"--start {start} is outside the file's {total} frames (0 … {total - 1})")
+        raise VcsError(f"--start {start} is outside the file's {frames_phrase(total)} (0 … {total - 1})")
     if count is not None and count < 1:
         raise VcsError("--frames must be at least 1")
     if count is not None and count > total - start:
-        raise VcsError(f"--frames {count}: the file has {total - start} frames from frame {start}")
+        raise VcsError(f"--frames {count}: the file has {frames_phrase(total - start)} from frame {start}")
     return total if count is None else start + count
 
 

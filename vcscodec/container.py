@@ -28,7 +28,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from vcscodec.errors import VcsError
+from vcscodec.errors import VcsError, frames_phrase
 from vcscodec.output import AllOrNothing
 from vcscodec.quant import MAX_STEP, Q_MAX
 
@@ -412,7 +412,7 @@ def _check_frame_table(h: StreamHeader, g: int, frames: list[tuple[int, bool]]) 
     """Frame indices and key flags of record ``g`` must follow the header's keyframe layout."""
     start, end = h.record_range(g)
     if len(frames) != end - start:
-        raise VcsError(f"GOP {g} has {len(frames)} frames, the layout needs {end - start} ({start}..{end - 1})")
+        raise VcsError(f"GOP {g} has {frames_phrase(len(frames))}, the layout needs {end - start} ({start}..{end - 1})")
     for i, (index, key) in enumerate(frames):
         if index != start + i:
             raise VcsError(f"GOP {g} frame index {index}, expected {start + i}")
@@ -473,7 +473,7 @@ def _decode_payload(h: StreamHeader, g: int, payload: bytes) -> GopRecord:
     (n_frames,) = take(_U32)
     start, end = h.record_range(g)
     if n_frames != end - start:
-        raise VcsError(f"GOP {g} has {n_frames} frames, the layout needs {end - start} ({start}..{end - 1})")
+        raise VcsError(f"GOP {g} has {frames_phrase(n_frames)}, the layout needs {end - start} ({start}..{end - 1})")
     frames: list[tuple[int, bool]] = []
     planes: list[list[tuple[int, int, tuple[int, int, int]]]] = []
     total = 0

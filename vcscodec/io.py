@@ -18,7 +18,7 @@ from types import TracebackType
 import av
 import numpy as np
 
-from vcscodec.errors import VcsError
+from vcscodec.errors import VcsError, frames_phrase
 from vcscodec.output import AllOrNothing
 
 __all__ = [
@@ -333,7 +333,7 @@ class VideoReader:
                 yield _to_frame(av_frame, self.info.width, self.info.height)
                 n += 1
         except av.FFmpegError as e:
-            raise VcsError(f"{self.path}: damaged video, decoding failed after {n} frames ({_why(e)})") from e
+            raise VcsError(f"{self.path}: damaged video, decoding failed after {frames_phrase(n)} ({_why(e)})") from e
 
     def close(self) -> None:
         if not self._closed:

@@ -15,7 +15,7 @@ from itertools import islice, zip_longest
 
 import numpy as np
 
-from .errors import VcsError
+from .errors import VcsError, frames_phrase
 from .io import DEFAULT_FPS, Frame, open_video
 from .metrics import psnr, ssim
 
@@ -92,16 +92,16 @@ def score_frames(
                 raise VcsError("the test video has no frames to compare")
             shorter, longer = ("reference", "test video") if ref is None else ("test video", "reference")
             if limit is not None:
-                raise VcsError(f"the {shorter} has only {len(scores)} frames, fewer than the {limit} asked for")
+                raise VcsError(f"the {shorter} has only {frames_phrase(len(scores))}, fewer than the {limit} asked for")
             raise VcsError(
-                f"the {shorter} ends after {len(scores)} frames but the {longer} goes on "
+                f"the {shorter} ends after {frames_phrase(len(scores))} but the {longer} goes on "
                 f"(--frames {len(scores)} compares the first {len(scores)})"
             )
         scores.append(score_frame(ref, tst))
         if len(scores) == limit:
             break
     if limit is not None and len(scores) < limit:
-        raise VcsError(f"both videos have only {len(scores)} frames, fewer than the {limit} asked for")
+        raise VcsError(f"both videos have only {frames_phrase(len(scores))}, fewer than the {limit} asked for")
     if not scores:
         raise VcsError("no frames to compare")
     return scores
