@@ -308,14 +308,15 @@ def decode(
     vcs decode clip.vcs - | ffplay -)."""
     from .codec import decode_file
     from .io import STDIO, spooled_stdin
+    from .output import refuse_input_as_output
 
     use_threads(threads)
     _warn(slow_bf16_warning(device, precision))
     to_stdout = str(output) == STDIO
     if reference is not None and to_stdout:
         raise VcsError("--reference scores the file written: give an output file, not -")
-    if reference is not None and output.exists() and reference.exists() and os.path.samefile(output, reference):
-        raise VcsError(f"{output} is the --reference: writing it would destroy the original")
+    if reference is not None:
+        refuse_input_as_output(output, reference, why="is the --reference: writing it would destroy the original")
     with spooled_stdin() if str(input) == STDIO else nullcontext(input) as source:
         if reference is not None:
             size, fps = _check_reference(reference, source, start, frames)

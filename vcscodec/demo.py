@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .codec import decode_file, encode_file
-from .errors import VcsError
+from .output import make_output_folder
 from .quality import score_videos
 from .samples import camera_pan, write_clip
 
@@ -36,13 +36,8 @@ def run_demo(
     image: str = "astronaut",
     device: str = "auto",
 ) -> list[DemoResult]:
-    if folder.exists() and not folder.is_dir():
-        raise VcsError(f"{folder} is a file: the demo writes into a folder")
     clip = camera_pan(frames, width, height, image=image)  # before the folder: a bad --frames creates nothing
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise VcsError(f"cannot create {folder}: {e.strerror or e}") from None
+    make_output_folder(folder, "the demo", parents=True)
     source = folder / f"{image}_pan_{width}x{height}.y4m"
     # Written every time: a clip left by an earlier demo may have another frame count.
     write_clip(source, clip, 30, force=True)

@@ -9,6 +9,7 @@ import numpy as np
 
 from .container import ContainerReader, LostGop, StreamHeader
 from .errors import VcsError
+from .output import make_output_folder
 from .registry import ModelCard, find_model
 
 
@@ -101,14 +102,7 @@ The .csv files hold the same float64 values as the .npy files, to the last bit (
 
 def export_sampler(card: ModelCard, folder: Path, force: bool = False) -> list[Path]:
     phi_k, phi_n = card.sampling_matrices()
-    if folder.exists() and not folder.is_dir():
-        raise VcsError(f"{folder} is a file: export-sampler writes a folder")
-    if not folder.parent.is_dir():  # as encode and decode: a mistyped path is not silently created
-        raise VcsError(f"output folder {folder.parent} does not exist")
-    try:
-        folder.mkdir(exist_ok=True)
-    except OSError as e:
-        raise VcsError(f"cannot create {folder}: {e.strerror or e}") from None
+    make_output_folder(folder, "export-sampler")
     files = {"phi_k": phi_k, "phi_n": phi_n}
     paths = [folder / f"{n}.{ext}" for n in files for ext in ("npy", "csv")] + [folder / "README.txt"]
     clash = [p for p in paths if p.exists()]

@@ -1,8 +1,9 @@
 """The all-or-nothing contract every writer keeps (video files, numbered pictures, `.vcs` files).
 
 What a writer writes goes under a temporary name; `close()` puts it in place, `abort()` drops it and leaves the
-target untouched, and leaving a ``with`` block by an exception aborts. Standard library only, so that the
-container (which never imports FFmpeg or torch) can share it.
+target untouched, and leaving a ``with`` block by an exception aborts; the checks every output path passes
+before any work is done. Standard library only, so that the container (which never imports FFmpeg or torch) can
+share it.
 """
 
 from __future__ import annotations
@@ -44,8 +45,26 @@ def check_output_path(path: Path, force: bool, *inputs: Path) -> None:
         raise VcsError(f"output folder {folder} does not exist")
     if path.is_dir():
         raise VcsError(f"{path} is a folder")
-    for source in inputs:
-        if path.exists() and source.exists() and os.path.samefile(path, source):
-            raise VcsError(f"{path} is also an input of this command: choose another output name")
+    refuse_input_as_output(path, *inputs)
     if path.exists() and not force:
         raise VcsError(f"{path} already exists (use --force to overwrite)")
+
+
+def refuse_input_as_output(path: Path, *inputs: Path, why: str = "is also an input of this command") -> None:
+    """Writing ``path`` must never destroy one of ``inputs`` (the same file by any name); ``--force`` included."""
+    for source in inputs:
+        if path.exists() and source.exists() and os.path.samefile(path, source):
+            raise VcsError(f"{path} {why}: choose another output name")
+
+
+def make_output_folder(folder: Path, command: str, parents: bool = False) -> None:
+    """Create ``folder`` for a command that writes several files into it (``command`` names it in errors); a file
+    there is refused, and so is a missing parent unless ``parents``."""
+    if folder.exists() and not folder.is_dir():
+        raise VcsError(f"{folder} is a file: {command} writes into a folder")
+    if not parents and not folder.parent.is_dir():  # as encode and decode: a mistyped path is not created
+        raise VcsError(f"output folder {folder.parent} does not exist")
+    try:
+        folder.mkdir(parents=parents, exist_ok=True)
+    except OSError as e:
+        raise VcsError(f"cannot create {folder}: {e.strerror or e}") from None
