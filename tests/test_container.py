@@ -605,7 +605,7 @@ def test_invalid_names_in_file(sample) -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(VcsError, match="^file not found: .*nope.vcs$"):
+    with pytest.raises(VcsError, match="^.*nope.vcs: no such file$"):
         read_header(tmp_path / "nope.vcs")
 
 
@@ -649,7 +649,7 @@ def test_existing_output(tmp_path: Path) -> None:
     h = make_header(frame_count=1)
     out = tmp_path / "o.vcs"
     out.write_bytes(b"keep me")
-    with pytest.raises(VcsError, match=r"^output file already exists: .*o\.vcs"):
+    with pytest.raises(VcsError, match=r"^.*o\.vcs already exists \(use --force to overwrite\)$"):
         ContainerWriter(out, h)
     assert out.read_bytes() == b"keep me" and no_temp_files(tmp_path)
     write_forced = ContainerWriter(out, h, force=True)
@@ -662,14 +662,14 @@ def test_existing_output(tmp_path: Path) -> None:
 def test_missing_or_unwritable_folder(tmp_path: Path) -> None:
     h = make_header(frame_count=1)
     missing = tmp_path / "no" / "such"
-    with pytest.raises(VcsError, match=f"^output folder does not exist: {re.escape(str(missing))}$"):
+    with pytest.raises(VcsError, match=f"^output folder {re.escape(str(missing))} does not exist$"):
         ContainerWriter(missing / "o.vcs", h)
-    with pytest.raises(VcsError, match="^output path is a folder"):
+    with pytest.raises(VcsError, match=f"^{re.escape(str(tmp_path))} is a folder$"):
         ContainerWriter(tmp_path, h)
     if os.geteuid() != 0:  # root writes anywhere
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
-        with pytest.raises(VcsError, match=f"^cannot write in folder {re.escape(str(locked))}"):
+        with pytest.raises(VcsError, match=f"^output folder {re.escape(str(locked))} is not writable$"):
             ContainerWriter(locked / "o.vcs", h)
 
 

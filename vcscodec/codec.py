@@ -25,6 +25,7 @@ from .container import ContainerReader, ContainerWriter, FrameMeasurements, GopR
 from .errors import VcsError, frames_phrase
 from .hardware import pick_device
 from .io import Frame, conversion_loss, frame_from_gray, open_video, open_writer
+from .output import check_output_path
 from .quant import DEFAULT_QUANT_STEP, check_step, dequantize, quantize
 from .registry import ModelCard, default_model, find_model, installed_models, weights_dir
 from .sampling import measure_plane
@@ -257,11 +258,8 @@ def _encode_to_rate(
     written beside the output; the one that fits with the finest step is kept and moved into place, so the answer
     is never encoded twice."""
     started = time.perf_counter()
-    if output.exists() and not force:  # before the trial encodes, not after them
-        raise VcsError(f"output file already exists: {output} (use --force to overwrite)")
+    check_output_path(output, force)  # before the trial encodes, not after them
     folder = output.parent
-    if not folder.is_dir():
-        raise VcsError(f"output folder does not exist: {folder}")
     with tempfile.TemporaryDirectory(prefix=f".{output.name}.rate-", dir=folder) as trials:
         fitting: list[EncodeReport] = []  # the finest step that fits so far (its file is kept)
 

@@ -29,7 +29,7 @@ from typing import BinaryIO
 import numpy as np
 
 from vcscodec.errors import VcsError, frames_phrase
-from vcscodec.output import AllOrNothing
+from vcscodec.output import AllOrNothing, check_output_path
 from vcscodec.quant import MAX_STEP, Q_MAX
 
 FORMAT_VERSION = 2
@@ -546,13 +546,8 @@ class ContainerWriter(AllOrNothing):
         self.header = header
         self.force = force
         self.records_written = 0
+        check_output_path(self.path, force)
         folder = os.path.dirname(os.path.abspath(self.path))
-        if not os.path.isdir(folder):
-            raise VcsError(f"output folder does not exist: {folder}")
-        if os.path.isdir(self.path):
-            raise VcsError(f"output path is a folder: {self.path}")
-        if os.path.exists(self.path) and not force:
-            raise VcsError(f"output file already exists: {self.path} (use --force to overwrite)")
         self.tmp_path = f"{self.path}.tmp-{os.getpid()}"
         try:
             self._f = open(self.tmp_path, "wb")  # closed by close() or abort()
@@ -616,7 +611,7 @@ def _open_for_reading(path: str) -> tuple:
     try:
         f = open(path, "rb")  # closed by the caller
     except FileNotFoundError:
-        raise VcsError(f"file not found: {path}") from None
+        raise VcsError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise VcsError(f"not a file: {path}") from None
     except OSError as e:

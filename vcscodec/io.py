@@ -19,7 +19,7 @@ import av
 import numpy as np
 
 from vcscodec.errors import VcsError, frames_phrase
-from vcscodec.output import AllOrNothing
+from vcscodec.output import AllOrNothing, check_output_folder, check_output_path
 
 __all__ = [
     "Frame",
@@ -561,17 +561,8 @@ class VideoWriter(_Output):
 
     def _make_temp(self, ext: str) -> Path:
         """Check the output's folder and claim the temporary file the output is written under."""
+        check_output_path(self.path, self.force)
         folder = self.path.parent
-        if not folder.exists():
-            raise VcsError(f"output folder {folder} does not exist")
-        if not folder.is_dir():
-            raise VcsError(f"output folder {folder} is not a folder")
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise VcsError(f"output folder {folder} is not writable")
-        if self.path.is_dir():
-            raise VcsError(f"{self.path} is a folder")
-        if self.path.exists() and not self.force:
-            raise VcsError(f"{self.path} already exists (use --force to overwrite)")
         # Keep the extension last so anything that guesses the format from the name still works.
         temp = folder / f"{self.path.name}.tmp-{os.getpid()}{ext}"
         try:
@@ -654,8 +645,7 @@ class PictureWriter(_Output):
         self.frames_written = 0
         self._done = False
         folder = self.path.parent
-        if not folder.is_dir():
-            raise VcsError(f"output folder {folder} does not exist")
+        check_output_folder(folder)
         first = folder / self._picture_name(0)
         if first.exists() and not force:  # the usual clash, found before any frame is decoded
             raise VcsError(f"{first} already exists (use --force to overwrite)")

@@ -37,12 +37,23 @@ class AllOrNothing:
             self.abort()
 
 
-def check_output_path(path: Path, force: bool, *inputs: Path) -> None:
-    """Refuse an output before any work is done: a missing folder, a folder as the file, an existing file without
-    ``force``, or one of the command's own ``inputs`` (overwriting it would destroy what is being read or scored)."""
-    folder = path.parent
-    if not folder.is_dir():
+def check_output_folder(folder: Path) -> None:
+    """Refuse a folder an output cannot be written into: missing (a mistyped path is not created), a file, or
+    not writable. Every writer says it in these words."""
+    if not folder.exists():
         raise VcsError(f"output folder {folder} does not exist")
+    if not folder.is_dir():
+        raise VcsError(f"output folder {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise VcsError(f"output folder {folder} is not writable")
+
+
+def check_output_path(path: str | os.PathLike[str], force: bool, *inputs: Path) -> None:
+    """Refuse an output before any work is done: a folder it cannot be written into, a folder as the file, an
+    existing file without ``force``, or one of the command's own ``inputs`` (overwriting it would destroy what is
+    being read or scored)."""
+    path = Path(path)
+    check_output_folder(path.absolute().parent)
     if path.is_dir():
         raise VcsError(f"{path} is a folder")
     refuse_input_as_output(path, *inputs)
@@ -62,8 +73,8 @@ def make_output_folder(folder: Path, command: str, parents: bool = False) -> Non
     there is refused, and so is a missing parent unless ``parents``."""
     if folder.exists() and not folder.is_dir():
         raise VcsError(f"{folder} is a file: {command} writes into a folder")
-    if not parents and not folder.parent.is_dir():  # as encode and decode: a mistyped path is not created
-        raise VcsError(f"output folder {folder.parent} does not exist")
+    if not parents:  # as encode and decode: a mistyped path is not created
+        check_output_folder(folder.absolute().parent)
     try:
         folder.mkdir(parents=parents, exist_ok=True)
     except OSError as e:

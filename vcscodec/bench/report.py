@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import VcsError
 from ..hardware import threads_phrase
+from ..output import check_output_folder
 from .paper import PAPER_FRAMES, PAPER_METHODS, ratio_key
 from .run import rate_sweeps
 
@@ -31,8 +32,7 @@ def _finite(value: Any) -> Any:
 
 def write_json(report: dict[str, Any], path: Path) -> None:
     """Write the report as strict JSON, through a temporary file renamed on success."""
-    if path.parent and not path.parent.is_dir():
-        raise VcsError(f"output folder {path.parent} does not exist")
+    check_output_folder(path.absolute().parent)
     temp = path.parent / f"{path.name}.tmp-{os.getpid()}"
     try:
         temp.write_text(json.dumps(_finite(report), indent=2, allow_nan=False) + "\n")
