@@ -460,6 +460,23 @@ def test_pipes_carry_the_same_bytes_as_files(tmp_path, clip):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.vcs", "b.vcs", "clip.yuv", "file.y4m"]
 
 
+def test_reader_closing_standard_output_stops_the_decode_quietly(clip):
+    """`vcs decode in.vcs - | head -c N`: the reader going away is not an error of the input. One line says where
+    the decode stopped, the exit code is SIGPIPE's 141 (as `yes | head`), and Python prints no traceback."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env |= {"VCS_WEIGHTS": str(clip["weights"]), "OMP_NUM_THREADS": "1"}
+    decode = subprocess.Popen(
+        [sys.executable, "-m", "vcscodec.cli", "decode", clip["vcs"], "-", "--device", "cpu"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    assert decode.stdout.read(64).startswith(b"YUV4MPEG2 ")  # the header, then the reader is gone
+    decode.stdout.close()
+    stderr = decode.stderr.read().decode()
+    assert decode.wait(timeout=180) == 141, stderr
+    assert stderr.splitlines() == [stderr.strip()] and "Traceback" not in stderr and "error" not in stderr
+    assert re.fullmatch(r"vcs: standard output closed by its reader after \d frames?", stderr.strip()), stderr
+
+
 def test_pipe_errors_name_standard_input(tmp_path, clip):
     w = clip["weights"]
     out = tmp_path / "out"

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .errors import VcsError, frames_phrase
+from .errors import OutputClosed, VcsError, frames_phrase
 from .hardware import slow_bf16_warning, threads_phrase, use_threads
 from .quant import DEFAULT_QUANT_STEP
 from .rd import DEFAULT_ANCHOR_QPS
@@ -713,6 +713,13 @@ def main() -> None:
         signal.signal(sig, _raise_stopped)
     try:
         app()
+    except (OutputClosed, BrokenPipeError) as e:
+        # The reader of standard output went away: say so (a decode that stopped early) or, for text, stay quiet
+        # like any Unix tool piped into head; stdout goes to /dev/null so Python's exit flush cannot complain.
+        if isinstance(e, OutputClosed):
+            err.print(f"vcs: {e}", highlight=False, markup=False, soft_wrap=True)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
     except VcsError as e:
         err.print(f"vcs: error: {e}", highlight=False, markup=False, soft_wrap=True)  # one line, never folded
         sys.exit(1)

@@ -18,7 +18,7 @@ from types import TracebackType
 import av
 import numpy as np
 
-from vcscodec.errors import VcsError, frames_phrase
+from vcscodec.errors import OutputClosed, VcsError, frames_phrase
 from vcscodec.output import AllOrNothing, check_output_folder, check_output_path
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
 
 STDIO = "-"
 """The path that means standard input (`vcs encode - out.vcs`) or standard output (`vcs decode in.vcs -`)."""
+_STDOUT_NAME = "standard output"  # how messages name it
 
 # Extensions open_writer knows, with their muxers; the codec is picked by _choose_codec.
 WRITE_EXTENSIONS = (".y4m", ".yuv", ".mp4", ".mkv", ".avi")
@@ -505,6 +506,8 @@ class _Output(AllOrNothing):
     def _frame_failed(self, error: BaseException) -> VcsError:
         """Drop the output after FFmpeg or the file system failed on the next frame; the error to raise."""
         self.abort()
+        if isinstance(error, BrokenPipeError) and self._name == _STDOUT_NAME:
+            return OutputClosed(f"standard output closed by its reader after {frames_phrase(self.frames_written)}")
         return VcsError(f"{self._name}: writing frame {self.frames_written} failed ({_why(error)})")
 
 
@@ -525,7 +528,7 @@ class VideoWriter(_Output):
     ) -> None:
         self.path = Path(path)
         to_stdout = str(path) == STDIO
-        self._name = "standard output" if to_stdout else str(self.path)  # in messages
+        self._name = _STDOUT_NAME if to_stdout else str(self.path)  # in messages
         ext = ".y4m" if to_stdout else self.path.suffix.lower()
         if ext not in _MUXERS:
             raise VcsError(
@@ -600,6 +603,8 @@ class VideoWriter(_Output):
                     raise VcsError(f"{self.path} appeared while writing; not overwritten (use --force)")
                 os.replace(self.temp, self.path)
         except (av.FFmpegError, OSError) as e:
+            if isinstance(e, BrokenPipeError):
+                raise self._frame_failed(e) from e
             self.abort()
             raise VcsError(f"{self._name}: finishing the file failed ({_why(e)})") from e
         except VcsError:
