@@ -728,6 +728,17 @@ def test_deeper_or_finer_sources_are_coded_with_a_warning(tmp_path, clip, write_
     ]
 
 
+def test_truncated_y4m_is_coded_to_its_last_whole_frame_with_a_warning(tmp_path, clip):
+    src, vcs = tmp_path / "cut.y4m", tmp_path / "cut.vcs"
+    src.write_bytes(clip["y4m"].read_bytes()[:-100])  # a copy that stopped 100 bytes short
+    done = run_vcs("encode", src, vcs, weights=clip["weights"])
+    assert_ok(done)
+    assert done.stderr.splitlines() == [
+        f"vcs: warning: {src} ends in a partial frame (8906 bytes; truncated?): it is left out"
+    ]
+    assert "8 frames" in done.stdout and read_header(vcs).frame_count == 8
+
+
 def test_version_names_the_format_version() -> None:
     done = subprocess.run([sys.executable, "-m", "vcscodec.cli", "--version"], capture_output=True, text=True)
     assert done.returncode == 0

@@ -307,6 +307,26 @@ def test_raw_yuv_size_not_a_multiple(tmp_path):
         open_video(path)
 
 
+@pytest.mark.parametrize("cut", [1, 9000, 9004])
+def test_truncated_y4m_reads_its_whole_frames_and_says_what_is_left_out(tmp_path, noise_clip, cut):
+    """FFmpeg drops a partial last frame without a word; the reader counts it and `truncation_warning` names it."""
+    frames = noise_clip(3, 100, 60, seed=cut)
+    whole = tmp_path / "whole.y4m"
+    write(whole, frames)
+    info, _ = read(whole)
+    assert (info.frame_count, info.trailing_bytes, info.truncation_warning(whole)) == (3, 0, None)
+    cut_path = tmp_path / "cut.y4m"
+    cut_path.write_bytes(whole.read_bytes()[:-cut])
+    info, back = read(cut_path)
+    trailing = 9006 - cut  # one frame is "FRAME\n" and 9000 bytes of YUV 4:2:0 at 100x60
+    assert (info.frame_count, info.trailing_bytes) == (2, trailing)
+    assert_same(frames[:2], back)
+    assert (
+        info.truncation_warning(cut_path)
+        == f"{cut_path} ends in a partial frame ({trailing} bytes; truncated?): it is left out"
+    )
+
+
 # ------------------------------------------------------------------------------------ writing safety
 
 

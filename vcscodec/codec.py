@@ -223,8 +223,7 @@ def encode_file(
             progress,
         )
     loss = conversion_loss(info.pix_fmt, header.chroma)
-    if loss:
-        warnings.insert(0, loss)
+    warnings[:0] = [w for w in (info.truncation_warning(input), loss) if w]
     if max_frames and max_frames > count:  # as ffmpeg's -frames, a bound; but a user who asked for more is told
         warnings.append(f"--frames {max_frames}: {input} has {frames_phrase(count)} from frame {start}; all coded")
     size_bytes = output.stat().st_size

@@ -80,6 +80,13 @@ class VideoInfo:
     frame_count: int | None  # None when the container does not say
     pix_fmt: str
     codec: str
+    trailing_bytes: int = 0  # of a partial last frame that is not read (a truncated Y4M file)
+
+    def truncation_warning(self, path: str | os.PathLike[str]) -> str | None:
+        """What to tell a user whose file ends in a partial frame; None when it does not."""
+        if not self.trailing_bytes:
+            return None
+        return f"{path} ends in a partial frame ({self.trailing_bytes} bytes; truncated?): it is left out"
 
 
 def chroma_shape(width: int, height: int) -> tuple[int, int]:
@@ -225,20 +232,26 @@ def conversion_loss(pix_fmt: str, chroma: str) -> str | None:
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def _y4m_frame_count(path: Path, width: int, height: int, pix_fmt: str) -> int | None:
-    """Frames in a Y4M file from its size, when every frame header is a bare "FRAME\\n"."""
+def _y4m_frame_count(path: Path, width: int, height: int, pix_fmt: str) -> tuple[int, int] | None:
+    """Frames in a Y4M file from its size, when every frame header is a bare "FRAME\\n", and the bytes of a partial
+    frame after them (a truncated file: FFmpeg drops it without a word); None when the size does not tell."""
     try:
         with open(path, "rb") as fh:
             header = fh.readline(4096)
-        fmt = av.VideoFormat(pix_fmt, width, height)
-        planes: dict[int, int] = {}
-        for c in fmt.components:
-            planes.setdefault(c.plane, c.width * c.height * ((c.bits + 7) // 8))
+            fmt = av.VideoFormat(pix_fmt, width, height)
+            planes: dict[int, int] = {}
+            for c in fmt.components:
+                planes.setdefault(c.plane, c.width * c.height * ((c.bits + 7) // 8))
+            per_frame = sum(planes.values()) + len(b"FRAME\n")
+            body = path.stat().st_size - len(header)
+            count, trailing = divmod(body, per_frame)
+            if trailing:  # a truncated frame only if its header sits where a bare-header file puts it
+                fh.seek(len(header) + count * per_frame)
+                if not b"FRAME\n".startswith(fh.read(6)):  # the cut may fall inside that header
+                    return None
     except (OSError, ValueError, av.FFmpegError):
         return None
-    per_frame = sum(planes.values()) + len(b"FRAME\n")
-    body = path.stat().st_size - len(header)
-    return body // per_frame if body >= 0 and body % per_frame == 0 else None
+    return (count, trailing) if body >= 0 else None
 
 
 class VideoReader:
@@ -265,6 +278,7 @@ class VideoReader:
         fps = parse_fps(fps) if fps is not None else None
         raw = self.path.suffix.lower() == ".yuv" and sequence is None
         frame_count: int | None = None
+        trailing_bytes = 0
         if sequence is not None:
             first, frame_count = sequence
             fps = fps or DEFAULT_FPS
@@ -320,9 +334,11 @@ class VideoReader:
             if self._stream.frames:
                 frame_count = int(self._stream.frames)
             elif self._container.format.name == "yuv4mpegpipe":
-                frame_count = _y4m_frame_count(self.path, width, height, pix_fmt)
+                counted = _y4m_frame_count(self.path, width, height, pix_fmt)
+                if counted is not None:
+                    frame_count, trailing_bytes = counted
         assert fps is not None
-        self.info = VideoInfo(width, height, fps, frame_count, pix_fmt, cc.name)
+        self.info = VideoInfo(width, height, fps, frame_count, pix_fmt, cc.name, trailing_bytes)
         self._closed = False
 
     def __iter__(self) -> Iterator[Frame]:
