@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vcscodec.container import ContainerReader, read_header
+from vcscodec.container import FORMAT_VERSION, ContainerReader, read_header
+from vcscodec.errors import frames_phrase
 from vcscodec.io import open_video
 from vcscodec.metrics import psnr
 from vcscodec.quality import score_videos
@@ -299,6 +300,32 @@ def test_compare_and_decode_reference_report_the_same_quality(tmp_path, clip):
     assert written["frame_count"] == 9 and len(written["frames"]) == 9
     assert written["mean"]["psnr_y"] == pytest.approx(mean["psnr_y"])
     assert [f["psnr_y"] for f in written["frames"]] == pytest.approx([f.psnr_y for f in scores.frames])
+
+
+def test_a_part_encoded_with_start_is_scored_against_its_own_source_frames(tmp_path, clip):
+    """`vcs encode --start 4` writes where the stream began (format version 3), so `vcs decode --reference` scores
+    frame i against the source's frame 4 + i without being told, for a decoded range too."""
+    w, part_vcs = clip["weights"], tmp_path / "part.vcs"
+    assert_ok(run_vcs("encode", clip["y4m"], part_vcs, "--start", 4, "-n", 5, weights=w))
+    header = read_header(part_vcs)
+    assert (header.version, header.source_start, header.frame_count) == (3, 4, 5)
+    info = json.loads(run_vcs("info", part_vcs, "--json", weights=w).stdout)
+    assert (info["format version"], info["first source frame"]) == (3, 4)
+    with open_video(clip["y4m"]) as reader:
+        original = list(reader)
+    for args, first in (((), 4), (("--start", 2, "-n", 2), 6)):
+        out = tmp_path / f"part{first}.y4m"
+        done = run_vcs("decode", part_vcs, out, *args, "--reference", clip["y4m"], weights=w)
+        assert_ok(done)
+        with open_video(out) as reader:
+            back = list(reader)
+        expected = np.mean([psnr(a.y, b.y) for a, b in zip(original[first:], back, strict=False)])
+        assert f"(mean of {frames_phrase(len(back))}): PSNR Y {expected:.2f} dB" in done.stdout
+    short = tmp_path / "short.y4m"  # the first 8 frames: the part needs the source's frame 8
+    data = clip["y4m"].read_bytes()
+    short.write_bytes(data[: data.index(b"FRAME") + 8 * (6 + 100 * 60 * 3 // 2)])
+    done = run_vcs("decode", part_vcs, tmp_path / "x.y4m", "--reference", short, weights=w)
+    assert_error(done, "has 8 frames; frames up to 8 are decoded (the file begins at its frame 4)")
 
 
 def test_decode_a_range_with_its_reference(tmp_path, clip):
@@ -604,13 +631,14 @@ def test_file_made_with_other_weights_names_its_model(tmp_path, clip):
 def test_newer_format_version_is_refused_by_name(tmp_path, clip):
     data = bytearray(clip["bytes"])
     (length,) = struct.unpack_from("<I", data, 10)
-    struct.pack_into("<H", data, 8, 3)
+    struct.pack_into("<H", data, 8, FORMAT_VERSION + 1)
     struct.pack_into("<I", data, 14 + length, zlib.crc32(bytes(data[8 : 14 + length])))  # fix the header CRC
     newer = tmp_path / "newer.vcs"
     newer.write_bytes(bytes(data))
     out = tmp_path / "out"
     out.mkdir()
-    message = "file format version 3 is newer than this vcscodec reads (2): upgrade vcscodec"
+    ours = FORMAT_VERSION
+    message = f"file format version {ours + 1} is newer than this vcscodec reads ({ours}): upgrade vcscodec"
     assert_error(run_vcs("decode", newer, out / "a.y4m", weights=clip["weights"]), message)
     assert_error(run_vcs("info", newer, weights=clip["weights"]), message)
     # without the CRC fix the same change reads as damage
@@ -742,7 +770,7 @@ def test_truncated_y4m_is_coded_to_its_last_whole_frame_with_a_warning(tmp_path,
 def test_version_names_the_format_version() -> None:
     done = subprocess.run([sys.executable, "-m", "vcscodec.cli", "--version"], capture_output=True, text=True)
     assert done.returncode == 0
-    assert done.stdout.strip() == "vcscodec 0.2.0 (reads .vcs format versions 1 to 2)"
+    assert done.stdout.strip() == "vcscodec 0.2.0 (reads .vcs format versions 1 to 3)"
 
 
 @pytest.mark.parametrize("fails", [False, True])

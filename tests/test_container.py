@@ -143,8 +143,9 @@ def spec_decode(data: bytes) -> tuple[dict, list[list[tuple[int, int, list[np.nd
     hdr["sha"] = body[57:121].decode("ascii")
     (name_len,) = struct.unpack_from("<H", body, 121)
     hdr["name"] = body[123 : 123 + name_len].decode("utf-8")
-    assert version in (1, 2) and length == 123 + name_len + 2 * (version == 2)
-    hdr["key_grid_shift"] = struct.unpack_from("<H", body, 123 + name_len)[0] if version == 2 else 0
+    assert version in (1, 2, 3) and length == 123 + name_len + 2 * (version >= 2) + 4 * (version == 3)
+    hdr["key_grid_shift"] = struct.unpack_from("<H", body, 123 + name_len)[0] if version >= 2 else 0
+    hdr["source_start"] = struct.unpack_from("<I", body, 125 + name_len)[0] if version == 3 else 0
     b = hdr["block"]
     sizes = [(hdr["height"], hdr["width"])]
     if hdr["chroma"] == 1:
@@ -520,6 +521,34 @@ def test_version_2_carries_the_key_grid_shift(tmp_path: Path) -> None:
         reread(path, reseal_header(data, body[:-2], version=2))
     with pytest.raises(VcsError, match="^header field key_grid_shift is 32, must be in 0..31"):
         make_header(key_grid_shift=32)
+
+
+@pytest.mark.parametrize("shift", [0, 16])
+def test_version_3_carries_the_source_start(tmp_path: Path, shift: int) -> None:
+    # A stream cut from later in its source (vcs encode --start) says where it began: version 3, whose header ends
+    # with source_start after key_grid_shift (which may be 0 there). Starting at frame 0 keeps version 1 or 2.
+    assert make_header(key_grid_shift=shift).version == (2 if shift else 1)
+    h = make_header(key_grid_shift=shift, frame_count=20, source_start=1234)
+    recs = make_records(h)
+    path = write(tmp_path / "v3.vcs", h, recs)
+    data = path.read_bytes()
+    version, length = struct.unpack_from("<HI", data, 8)
+    assert (version, length) == (3, 123 + len(NAME) + 6)
+    header, records = spec_decode(data)
+    assert (header["key_grid_shift"], header["source_start"], len(records)) == (shift, 1234, len(recs))
+    with ContainerReader(path) as reader:
+        assert reader.header == h and [r.index for r in reader] == list(range(h.num_records))
+    body = data[14 : header_span(data) - 4]
+    for start, rule in ((0, "must be in 1..2147483647"), (2**31, "must be in 1..2147483647")):
+        with pytest.raises(VcsError, match=f"^header field source_start is {start}, {rule}$"):
+            reread(path, reseal_header(data, body[:-4] + struct.pack("<I", start), version=3))
+    edited = body[:-6] + struct.pack("<HI", 32, 1234)
+    with pytest.raises(VcsError, match="^header field key_grid_shift is 32, must be in 0..31$"):
+        reread(path, reseal_header(data, edited, version=3))
+    with pytest.raises(VcsError, match="does not match the header length"):  # a version-2 body labelled 3
+        reread(path, reseal_header(data, body[:-4], version=3))
+    with pytest.raises(VcsError, match="^header field source_start is -1, must be in 0..2147483647"):
+        make_header(source_start=-1)
 
 
 @pytest.mark.parametrize(

@@ -285,7 +285,9 @@ def decode(
     reference: Annotated[
         Path | None,
         typer.Option(
-            "--reference", help="The original video: print the quality of what was written against it (as vcs compare)"
+            "--reference",
+            help="The original video: print the quality of what was written against it (as vcs compare); a file "
+            "cut with encode --start is scored against the frames it was cut from",
         ),
     ] = None,
     start: Annotated[int, typer.Option("--start", help="First frame to decode (0-based)")] = 0,
@@ -319,7 +321,7 @@ def decode(
         refuse_input_as_output(output, reference, why="is the --reference: writing it would destroy the original")
     with spooled_stdin() if str(input) == STDIO else nullcontext(input) as source:
         if reference is not None:
-            size, fps = _check_reference(reference, source, start, frames)
+            size, fps, reference_start = _check_reference(reference, source, start, frames)
         with _progress(quiet, "decode") as progress:
             rate = _FrameRate(progress, "decode")
             report = decode_file(
@@ -341,13 +343,16 @@ def decode(
     if reference is not None:
         from .quality import score_videos
 
-        scores = score_videos(reference, output, size, fps, report.frames, reference_start=start)
+        scores = score_videos(reference, output, size, fps, report.frames, reference_start=reference_start)
         out.print(_quality_line(scores), highlight=False, soft_wrap=True)
 
 
-def _check_reference(reference: Path, vcs: Path, start: int, count: int | None) -> tuple[tuple[int, int], Fraction]:
+def _check_reference(
+    reference: Path, vcs: Path, start: int, count: int | None
+) -> tuple[tuple[int, int], Fraction, int]:
     """Open ``--reference`` before decoding, so that a wrong one fails at once: same size, enough frames.
-    Returns the size and rate a raw .yuv reference is read with (the .vcs file's)."""
+    Returns the size and rate a raw .yuv reference is read with (the .vcs file's), and the reference frame the
+    decode's first frame is scored against: a file cut with `vcs encode --start` says where it began."""
     from .codec import check_frame_range
     from .container import read_header
     from .io import open_video
@@ -359,10 +364,12 @@ def _check_reference(reference: Path, vcs: Path, start: int, count: int | None) 
         info = reader.info
     if (info.width, info.height) != size:
         raise VcsError(f"--reference {reference} is {info.width}x{info.height}, but {vcs} holds {size[0]}x{size[1]}")
-    if info.frame_count is not None and info.frame_count < end:
+    first, last = header.source_start + start, header.source_start + end - 1
+    if info.frame_count is not None and info.frame_count <= last:
         have = frames_phrase(info.frame_count)
-        raise VcsError(f"--reference {reference} has {have}; frames up to {end - 1} are decoded")
-    return size, fps
+        where = f" (the file begins at its frame {header.source_start})" if header.source_start else ""
+        raise VcsError(f"--reference {reference} has {have}; frames up to {last} are decoded{where}")
+    return size, fps, first
 
 
 def _quality_line(scores: QualityReport) -> str:

@@ -90,7 +90,10 @@ class FrameEncoder:
         self.block = int(card.config["block"])
         self.quant_step = check_step(quant_step)  # before any frame is read, in its own words
 
-    def header(self, width: int, height: int, fps: Fraction, frame_count: int, chroma: str) -> StreamHeader:
+    def header(
+        self, width: int, height: int, fps: Fraction, frame_count: int, chroma: str, source_start: int = 0
+    ) -> StreamHeader:
+        """The stream's header; ``source_start`` is the source frame the stream begins at (`--start`)."""
         cfg = self.card.config
         return StreamHeader(
             width=width,
@@ -109,6 +112,7 @@ class FrameEncoder:
             model_name=self.card.name,
             weights_sha256=self.card.sha256,
             key_grid_shift=int(cfg.get("key_grid_shift", 0)),
+            source_start=source_start,
         )
 
     def measure(self, frame: Frame, index: int, key: bool, chroma: str, shift: int = 0) -> FrameMeasurements:
@@ -216,7 +220,7 @@ def encode_file(
         header, warnings = encode_frames(
             frames,
             output,
-            lambda c: encoder.header(info.width, info.height, info.fps, count, c),
+            lambda c: encoder.header(info.width, info.height, info.fps, count, c, source_start=start),
             encoder,
             chroma,
             force,

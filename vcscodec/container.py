@@ -32,9 +32,11 @@ from vcscodec.errors import VcsError, frames_phrase
 from vcscodec.output import AllOrNothing, check_output_path
 from vcscodec.quant import MAX_STEP, Q_MAX
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """The newest version this module reads. A writer uses the oldest version that can hold its stream: version 1 when
-every keyframe is measured on the same grid (``key_grid_shift`` 0), version 2 otherwise (docs/format.md)."""
+every keyframe is measured on the same grid (``key_grid_shift`` 0) and the stream starts at its source's first
+frame, version 2 for a shifted grid, version 3 for a stream cut from later in its source (``source_start`` > 0;
+docs/format.md)."""
 
 # PNG-style: 0x89 catches 7-bit transports, CR LF and the lone LF catch line-ending conversion in either
 # direction, 0x1A stops `type` on DOS/Windows from dumping binary to the console.
@@ -129,6 +131,7 @@ class StreamHeader:
     model_name: str
     weights_sha256: str
     key_grid_shift: int = 0  # keyframes of odd GOPs are measured on the block grid shifted by this many pixels
+    source_start: int = 0  # the source frame that is frame 0 here (`vcs encode --start`)
 
     def __post_init__(self) -> None:
         def put(name: str, value: object) -> None:
@@ -171,11 +174,13 @@ class StreamHeader:
         if not isinstance(sha, str) or not _HEX64.fullmatch(sha):
             raise _field_error("weights_sha256", sha, "must be 64 lowercase hex digits")
         put("key_grid_shift", _check_int("key_grid_shift", self.key_grid_shift, 0, self.block - 1))
+        put("source_start", _check_int("source_start", self.source_start, 0, MAX_FRAMES))
 
     @property
     def version(self) -> int:
-        """The format version this header is written in: 2 only when it needs the key_grid_shift field."""
-        return 2 if self.key_grid_shift else 1
+        """The format version this header is written in: the oldest with every field it needs (3 for
+        source_start, 2 for key_grid_shift, otherwise 1)."""
+        return 3 if self.source_start else 2 if self.key_grid_shift else 1
 
     def key_shift(self, g: int) -> int:
         """How far (down and right, cyclically, in every plane) GOP ``g``'s keyframe grid is shifted."""
@@ -249,25 +254,32 @@ def _pack_header(h: StreamHeader) -> bytes:
     ) + name  # fmt: skip
     if h.version >= 2:
         body += _U16.pack(h.key_grid_shift)
+    if h.version >= 3:
+        body += _U32.pack(h.source_start)
     head = _PREAMBLE.pack(MAGIC, h.version, len(body))
     return head + body + _U32.pack(_crc(head[8:], body))
 
 
 def _parse_header_body(body: bytes, version: int) -> StreamHeader:
-    """Decode a version-1 or version-2 header body whose CRC has been checked."""
-    tail = _U16.size if version >= 2 else 0  # version 2 appends key_grid_shift
+    """Decode a version-1, 2 or 3 header body whose CRC has been checked."""
+    # Version 2 appends key_grid_shift (u16), version 3 source_start (u32) after it.
+    tail = (_U16.size if version >= 2 else 0) + (_U32.size if version >= 3 else 0)
     if len(body) < _HEADER_FIXED.size + tail:
         raise VcsError(f"header length {len(body)} is too short for format version {version}")
     (width, height, fps_num, fps_den, frame_count, gop, block, alpha_k, alpha_n, m_k, m_n, quant_step,
      chroma, sha, name_len) = _HEADER_FIXED.unpack_from(body)  # fmt: skip
     if len(body) != _HEADER_FIXED.size + name_len + tail:
         raise VcsError(f"header field model_name length {name_len} does not match the header length {len(body)}")
-    key_grid_shift = 0
+    key_grid_shift = source_start = 0
     if version >= 2:
         (key_grid_shift,) = _U16.unpack_from(body, len(body) - tail)
-        if not 1 <= key_grid_shift < block:
-            # 0 is a version-1 stream: a version-2 header exists only to carry a shift
-            raise _field_error("key_grid_shift", key_grid_shift, f"must be in 1..{block - 1}")
+        lowest = 0 if version >= 3 else 1  # 0 is a version-1 stream: a version-2 header exists only to carry a shift
+        if not lowest <= key_grid_shift < block:
+            raise _field_error("key_grid_shift", key_grid_shift, f"must be in {lowest}..{block - 1}")
+    if version >= 3:
+        (source_start,) = _U32.unpack_from(body, len(body) - _U32.size)
+        if not 1 <= source_start <= MAX_FRAMES:  # 0 is a version-1 or version-2 stream
+            raise _field_error("source_start", source_start, f"must be in 1..{MAX_FRAMES}")
     if chroma not in CHROMA_NAMES:
         raise _field_error("chroma", chroma, "must be 0 (gray) or 1 (yuv420)")
     try:
@@ -282,6 +294,7 @@ def _parse_header_body(body: bytes, version: int) -> StreamHeader:
         width=width, height=height, fps_num=fps_num, fps_den=fps_den, frame_count=frame_count, gop=gop,
         block=block, alpha_k=alpha_k, alpha_n=alpha_n, m_k=m_k, m_n=m_n, quant_step=quant_step,
         chroma=CHROMA_NAMES[chroma], model_name=name, weights_sha256=sha_text, key_grid_shift=key_grid_shift,
+        source_start=source_start,
     )  # fmt: skip
 
 

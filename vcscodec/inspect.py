@@ -29,6 +29,7 @@ def describe_file(path: Path) -> dict[str, Any]:
         "size": f"{h.width}x{h.height}",
         "frame rate": f"{h.fps_num}/{h.fps_den}",
         "frames": h.frame_count,
+        "first source frame": h.source_start,
         "GOP": h.gop,
         "block": h.block,
         "alpha_k": h.alpha_k,
