@@ -146,18 +146,19 @@ def test_bench_models_and_all_frames(use_tiny_weights: Path, tmp_path: Path) -> 
     # depend on it).
     write_clip(folder / "akiyo_96x64.yuv", camera_pan(9, W, H))
     name = next(c.name for c in list_models() if c.alpha_n == 0.1)
-    report_path = tmp_path / "r.json"
     prefix = name[: name.rindex("-")]  # a unique prefix is enough
     threads = torch.get_num_threads()
     wanted = 1 if threads > 1 else 2
-    try:
-        args = ["-s", str(folder), "--model", prefix, "--frames", "all", "--json", str(report_path)]
+    try:  # --json -: the report on standard output, alone; the tables go to standard error
+        args = ["-s", str(folder), "--model", prefix, "--frames", "all", "--json", "-"]
         result = _invoke(*args, "--threads", str(wanted))
     finally:
         torch.set_num_threads(threads)  # in-process: the rest of the suite keeps its own
-    assert "Akiyo" in result.output and "the paper's figures are for the first 17 frames" in result.output
-    assert f"{wanted} thread" in result.output and json.loads(report_path.read_text())["device"]["threads"] == wanted
-    (run,) = json.loads(report_path.read_text())["runs"]
+    assert "Akiyo" in result.stderr and "the paper's figures are for the first 17 frames" in result.stderr
+    report = json.loads(result.stdout)
+    assert f"{wanted} thread" in result.stderr and report["device"]["threads"] == wanted
+    assert not (Path.cwd() / "-").exists()
+    (run,) = report["runs"]
     (s,) = run["sequences"]
     assert run["ratio"] == 0.1 and run["model"]["name"] == name
     assert s["frames"] == 9 and s["key_frames"] == [0, 8] and s["scored_frames"] == list(range(8))

@@ -487,6 +487,29 @@ def test_pipes_carry_the_same_bytes_as_files(tmp_path, clip):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.vcs", "b.vcs", "clip.yuv", "file.y4m"]
 
 
+def test_compare_reads_either_video_from_standard_input(tmp_path, clip):
+    """`vcs decode clip.vcs - | vcs compare clip.y4m -`: the same scores as through a file, and messages and the
+    JSON report name standard input, never the temporary copy."""
+    w, decoded = clip["weights"], tmp_path / "decoded.y4m"
+    assert_ok(run_vcs("decode", clip["vcs"], decoded, "-q", weights=w))
+    report, piped_report = tmp_path / "file.json", tmp_path / "piped.json"
+    assert_ok(run_vcs("compare", clip["y4m"], decoded, "--json", report, weights=w))
+    done = run_vcs_piped("compare", clip["y4m"], "-", "--json", piped_report, weights=w, stdin=decoded.read_bytes())
+    assert done.returncode == 0, done.stderr
+    by_file, piped = json.loads(report.read_text()), json.loads(piped_report.read_text())
+    assert piped["test"] == "standard input" and piped["reference"] == by_file["reference"] == str(clip["y4m"])
+    assert piped["frames"] == by_file["frames"] and "standard input against" in done.stdout.decode()
+    done = run_vcs("compare", clip["y4m"], decoded, "--json", "-", weights=w)  # the report on stdout, alone
+    assert_ok(done)
+    assert json.loads(done.stdout)["frames"] == by_file["frames"] and "mean" in done.stderr
+    assert not (Path.cwd() / "-").exists()
+    done = run_vcs_piped("compare", "-", "-", weights=w, stdin=decoded.read_bytes())
+    assert_error(done, "REFERENCE and TEST cannot both be -")
+    done = run_vcs_piped("compare", clip["y4m"], "-", weights=w, stdin=b"junk" * 100)
+    line = assert_error(done, "standard input: not a video FFmpeg can decode")
+    assert "/tmp" not in line
+
+
 def test_reader_closing_standard_output_stops_the_decode_quietly(clip):
     """`vcs decode in.vcs - | head -c N`: the reader going away is not an error of the input. One line says where
     the decode stopped, the exit code is SIGPIPE's 141 (as `yes | head`), and Python prints no traceback."""

@@ -8,6 +8,7 @@ import os
 # encodes on a busy 2-core machine, scripts/bench_codec.py). Set before numpy loads; the user's value wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
@@ -372,6 +373,9 @@ def _check_reference(
     return size, fps, first
 
 
+_JSON_STDOUT_HELP = "; - prints it on standard output, and the table on standard error"
+
+
 def _quality_line(scores: QualityReport) -> str:
     mean = scores.means()  # an identical picture's PSNR, inf, prints as "inf"
     return (
@@ -382,8 +386,14 @@ def _quality_line(scores: QualityReport) -> str:
 
 @app.command()
 def compare(
-    reference: Annotated[Path, typer.Argument(help="The original video")],
-    test: Annotated[Path, typer.Argument(help="The video to score against it, e.g. a decoded one")],
+    reference: Annotated[Path, typer.Argument(help="The original video; - reads standard input")],
+    test: Annotated[
+        Path,
+        typer.Argument(
+            help="The video to score against it, e.g. a decoded one; - reads standard input "
+            "(vcs decode clip.vcs - | vcs compare clip.y4m -)"
+        ),
+    ],
     frames: Annotated[
         int | None, typer.Option("--frames", "-n", help="Score only the first N frames (else counts must match)")
     ] = None,
@@ -400,23 +410,44 @@ def compare(
         ),
     ] = 0,
     per_frame: Annotated[bool, typer.Option("--per-frame", help="A row for every frame")] = False,
-    json_file: Annotated[Path | None, typer.Option("--json", help="Write every score to this JSON file")] = None,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Write every score to this JSON file" + _JSON_STDOUT_HELP)
+    ] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite the --json file")] = False,
 ) -> None:
     """PSNR (Y, U, V) and SSIM (Y) of one video against another, by the paper's protocol.
 
     Each is the mean of per-frame scores of the 8-bit pictures, no border cropped."""
     from .bench import write_json
+    from .io import STDIO, spooled_stdin
     from .output import check_output_path
     from .quality import FrameQuality, score_videos
 
-    if json_file is not None:
-        check_output_path(json_file, force, reference, test)
-    scores = score_videos(reference, test, _parse_size(size), _parse_fps(fps), frames, reference_start=start)
+    piped = [name for name, path in (("REFERENCE", reference), ("TEST", test)) if str(path) == STDIO]
+    if len(piped) == 2:
+        raise VcsError("REFERENCE and TEST cannot both be - (standard input is one video)")
+    json_to_stdout = str(json_file) == STDIO
+    if json_file is not None and not json_to_stdout:
+        check_output_path(json_file, force, *(p for p in (reference, test) if str(p) != STDIO))
+    with spooled_stdin(raw=size is not None) if piped else nullcontext() as spooled:
+        scores = score_videos(
+            spooled if str(reference) == STDIO else reference,
+            spooled if str(test) == STDIO else test,
+            _parse_size(size),
+            _parse_fps(fps),
+            frames,
+            reference_start=start,
+        )
+    if piped:  # name what the user gave, not the temporary file
+        scores = dataclasses.replace(
+            scores,
+            reference="standard input" if str(reference) == STDIO else scores.reference,
+            test="standard input" if str(test) == STDIO else scores.test,
+        )
     if json_file is not None:
         write_json(scores.as_dict(), json_file)
     scored = frames_phrase(len(scores.frames))
-    table = Table(title=f"{test} against {reference}: {scored} {scores.width}×{scores.height}")
+    table = Table(title=f"{scores.test} against {scores.reference}: {scored} {scores.width}×{scores.height}")
     for col in ("frame", "PSNR Y", "PSNR U", "PSNR V", "SSIM Y"):
         table.add_column(col, justify="right")
 
@@ -428,8 +459,8 @@ def compare(
             row(str(start + i), q)  # the reference's frame numbers
         table.add_section()
     row("mean", FrameQuality(**scores.means()))
-    out.print(table)
-    if json_file is not None:
+    (err if json_to_stdout else out).print(table)
+    if json_file is not None and not json_to_stdout:
         out.print(f"wrote {json_file}", highlight=False)
 
 
@@ -608,7 +639,8 @@ def bench(
         int, typer.Option("--batch-gops", help="GOPs rebuilt together (memory vs speed); 0 = by frame size")
     ] = 0,
     json_file: Annotated[
-        Path | None, typer.Option("--json", help="Write every number (per frame too) to this JSON file")
+        Path | None,
+        typer.Option("--json", help="Write every number (per frame too) to this JSON file" + _JSON_STDOUT_HELP),
     ] = None,
     plot: Annotated[
         Path | None,
@@ -629,7 +661,8 @@ def bench(
     from .bench import BenchConfig, render, require_matplotlib, run_bench, write_json, write_plots
     from .output import check_output_path
 
-    if json_file is not None:  # before the run, which can take hours, not after it
+    json_to_stdout = str(json_file) == "-"
+    if json_file is not None and not json_to_stdout:  # before the run, which can take hours, not after it
         check_output_path(json_file, force)
     use_threads(threads)
     _warn(slow_bf16_warning(device, precision))
@@ -672,8 +705,8 @@ def bench(
         write_json(report, json_file)
     plots = write_plots(report, plot) if plot is not None else []
     if not quiet:
-        render(report, out)
-        for path in [*([json_file] if json_file else []), *plots]:
+        render(report, err if json_to_stdout else out)
+        for path in [*([json_file] if json_file and not json_to_stdout else []), *plots]:
             out.print(f"wrote {path}", highlight=False)
 
 

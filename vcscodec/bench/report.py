@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,11 +32,17 @@ def _finite(value: Any) -> Any:
 
 
 def write_json(report: dict[str, Any], path: Path) -> None:
-    """Write the report as strict JSON, through a temporary file renamed on success."""
+    """Write the report as strict JSON, through a temporary file renamed on success; ``-`` prints it on standard
+    output (`vcs compare … --json - | jq …`)."""
+    text = json.dumps(_finite(report), indent=2, allow_nan=False) + "\n"
+    if str(path) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
     check_output_folder(path.absolute().parent)
     temp = path.parent / f"{path.name}.tmp-{os.getpid()}"
     try:
-        temp.write_text(json.dumps(_finite(report), indent=2, allow_nan=False) + "\n")
+        temp.write_text(text)
         temp.replace(path)
     except OSError as e:
         temp.unlink(missing_ok=True)
