@@ -790,6 +790,23 @@ def test_truncated_y4m_is_coded_to_its_last_whole_frame_with_a_warning(tmp_path,
     assert "8 frames" in done.stdout and read_header(vcs).frame_count == 8
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["encode"], "vcs: error: missing argument 'input' (see vcs encode --help)"),
+        (["encode", "a.y4m", "b.vcs", "--bogus"], "vcs: error: no such option: --bogus (see vcs encode --help)"),
+        (["frobnicate"], "vcs: error: no such command 'frobnicate' (see vcs --help)"),
+        (["decode", "a.vcs", "b.y4m", "--frames", "abc"], "vcs: error: invalid value for '--frames' / '-n': "),
+    ],
+)
+def test_usage_errors_are_one_line(args, message) -> None:
+    """A mistyped command line is bad input too: one line on stderr and exit 2 (Click's code for usage errors),
+    not Typer's five-line panel."""
+    done = subprocess.run([sys.executable, "-m", "vcscodec.cli", *args], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith(message), done.stderr
+
+
 def test_version_names_the_format_version() -> None:
     done = subprocess.run([sys.executable, "-m", "vcscodec.cli", "--version"], capture_output=True, text=True)
     assert done.returncode == 0

@@ -24,6 +24,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .errors import OutputClosed, VcsError, frames_phrase
+
+try:  # Typer 0.22 and later carry their own copy of Click
+    from typer._click.exceptions import ClickException, UsageError
+except ImportError:  # older Typer uses Click itself
+    from click.exceptions import ClickException, UsageError
 from .hardware import slow_bf16_warning, threads_phrase, use_threads
 from .quant import DEFAULT_QUANT_STEP
 from .rd import DEFAULT_ANCHOR_QPS
@@ -747,17 +752,41 @@ def _raise_stopped(signum: int, frame: object) -> None:
     raise _Stopped(signum)
 
 
+def _lower_first(text: str) -> str:
+    """Click's messages start with a capital; ours, after "vcs: error:", do not."""
+    return text[:1].lower() + text[1:]
+
+
 def main() -> None:
     # `vcs train` installs its own handlers for its run (a clean stop with a checkpoint) and restores these.
     for sig in _Stopped.EXIT:
         signal.signal(sig, _raise_stopped)
     try:
-        app()
-    except (OutputClosed, BrokenPipeError) as e:
-        # The reader of standard output went away: say so (a decode that stopped early) or, for text, stay quiet
-        # like any Unix tool piped into head; stdout goes to /dev/null so Python's exit flush cannot complain.
-        if isinstance(e, OutputClosed):
-            err.print(f"vcs: {e}", highlight=False, markup=False, soft_wrap=True)
+        # Not standalone: Typer would print a usage error as a boxed panel of five lines, and end a broken pipe
+        # with exit 1; here both are ours to report.
+        code = app(prog_name="vcs", standalone_mode=False)
+    except UsageError as e:  # an unknown option, a missing argument, a value of the wrong type
+        if type(e).__name__ == "NoArgsIsHelpError":  # plain `vcs`: Typer has printed the help already
+            sys.exit(e.exit_code)
+        command = e.ctx.command_path if e.ctx is not None else "vcs"
+        err.print(
+            f"vcs: error: {_lower_first(e.format_message().rstrip('.'))} (see {command} --help)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        sys.exit(e.exit_code)
+    except ClickException as e:
+        err.print(f"vcs: error: {e.format_message()}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    except typer.Abort:  # end of input at a prompt
+        err.print("vcs: aborted", highlight=False)
+        sys.exit(1)
+    except OutputClosed as e:
+        # The reader of a decode's video went away: say where it stopped. (Typer itself ends a text command whose
+        # reader went away with exit 1 and no message.) Standard output goes to /dev/null so that Python's flush
+        # at exit cannot complain about the closed pipe.
+        err.print(f"vcs: {e}", highlight=False, markup=False, soft_wrap=True)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(141)
     except VcsError as e:
@@ -766,6 +795,7 @@ def main() -> None:
     except _Stopped as e:
         err.print(f"vcs: {e.why}", highlight=False)
         sys.exit(e.code)
+    sys.exit(code if isinstance(code, int) else 0)  # an Exit's code (--help: 0); a command returns None
 
 
 if __name__ == "__main__":
