@@ -797,6 +797,10 @@ def test_truncated_y4m_is_coded_to_its_last_whole_frame_with_a_warning(tmp_path,
         (["encode", "a.y4m", "b.vcs", "--bogus"], "vcs: error: no such option: --bogus (see vcs encode --help)"),
         (["frobnicate"], "vcs: error: no such command 'frobnicate' (see vcs --help)"),
         (["decode", "a.vcs", "b.y4m", "--frames", "abc"], "vcs: error: invalid value for '--frames' / '-n': "),
+        (
+            ["decode", "a.vcs", "b.y4m", "--device"],
+            "vcs: error: option '--device' requires an argument (see vcs decode",
+        ),
     ],
 )
 def test_usage_errors_are_one_line(args, message) -> None:

@@ -752,6 +752,13 @@ def _raise_stopped(signum: int, frame: object) -> None:
     raise _Stopped(signum)
 
 
+def _command_path(args: list[str]) -> str:
+    """`vcs decode` for an error Click raised without a context (an option missing its value): the first
+    argument that names a command."""
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    return next((f"vcs {a}" for a in args if a in commands), "vcs")
+
+
 def _lower_first(text: str) -> str:
     """Click's messages start with a capital; ours, after "vcs: error:", do not."""
     return text[:1].lower() + text[1:]
@@ -768,7 +775,7 @@ def main() -> None:
     except UsageError as e:  # an unknown option, a missing argument, a value of the wrong type
         if type(e).__name__ == "NoArgsIsHelpError":  # plain `vcs`: Typer has printed the help already
             sys.exit(e.exit_code)
-        command = e.ctx.command_path if e.ctx is not None else "vcs"
+        command = e.ctx.command_path if e.ctx is not None else _command_path(sys.argv[1:])
         err.print(
             f"vcs: error: {_lower_first(e.format_message().rstrip('.'))} (see {command} --help)",
             highlight=False,
