@@ -769,8 +769,7 @@ def main() -> None:
     for sig in _Stopped.EXIT:
         signal.signal(sig, _raise_stopped)
     try:
-        # Not standalone: Typer would print a usage error as a boxed panel of five lines, and end a broken pipe
-        # with exit 1; here both are ours to report.
+        # Not standalone: Typer would print a usage error as a boxed panel of five lines; here it is ours to report.
         code = app(prog_name="vcs", standalone_mode=False)
     except UsageError as e:  # an unknown option, a missing argument, a value of the wrong type
         if type(e).__name__ == "NoArgsIsHelpError":  # plain `vcs`: Typer has printed the help already
