@@ -9,15 +9,16 @@
 #       --set data.pack_scale=2 --set data.pack_max_mb=33
 # What travels is the tree plus the pack, under the device tool's 64 MiB: `git ls-files | xargs du -cb | tail -1`
 # plus the pack. The runs start from the fp32 masters in weights/master, so the shipped .npz files are not needed
-# there: take them out of the tree for the call and put them back after it (tree 32.1 MB + pack 31.3 MB,
-# 2026-11-27):
+# there: take them out of the tree for the call and put them back after it (tree 34.5 MB + pack 31.3 MB = 62.8 MiB,
+# 2026-11-28; 1.2 MiB to spare):
 #   mkdir -p /tmp/held && git ls-files 'weights/*.npz' | xargs mv -t /tmp/held   # before the call
 #   git checkout -- weights                                                       # after it
 # Check it here with a tiny budget:  OUT=/tmp/devout PYTHON=.venv/bin/python \
 #   DEVICE_TRAIN_SET="--set data.batch=2 --set data.crop=64 --set data.validation_chains=1" \
 #   bash scripts/device_train.sh 120
 # Then, with the device tool:  run(command="KEYFRAME_SECONDS=200 bash scripts/device_train.sh 500", carry=["packs"],
-# timeout_s=590)  (checked here, 2026-11-27: KEYFRAME_SECONDS=60 … device_train.sh 150 0.1 with the tiny settings above)
+# timeout_s=590)  (checked here, 2026-11-28: KEYFRAME_SECONDS=60 … device_train.sh 150, both ratios, with the tiny
+# settings above: 8 files under $OUT, 3 min 15 s on 2 busy CPU cores)
 # (the exports took 22 s after 320 s of training; the machine's start and the transfers added 30–65 s a call to
 # the device time, 2026-11-26: 500 s fit a 15-minute budget once, with no room for a second try).
 # KEYFRAME_SECONDS=N spends the first N of those seconds on the keyframe branch alone (optim.parts = keyframes,
