@@ -1,5 +1,6 @@
 """Training speed: steps per second of `vcs train`'s own step on a fixed config, on the CPU and, when there is one,
-on the GPU (fp32/bf16, channels_last off/on, host or on-device sampler).
+on the GPU (fp32/bf16, channels_last off/on, host or on-device sampler); bf16 on the CPU too where it has the
+arithmetic.
 
     .venv/bin/python scripts/bench_train.py                  # the small preset, CPU (+ GPU)
     .venv/bin/python scripts/bench_train.py --preset shipped # the shipped configs' network, crop and batch
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vcscodec.hardware import cpu_has_bf16
 from vcscodec.train.config import TrainConfig
 from vcscodec.train.data import Clip
 from vcscodec.train.loop import build_trainer, hardware, train_step
@@ -86,6 +88,8 @@ def main() -> None:
         return c
 
     variants = [("cpu", "off", cl, False) for cl in ("off", "on")]
+    if cpu_has_bf16():  # autocast to bf16 on the CPU only pays where oneDNN has the arithmetic (AVX-512 BF16, AMX)
+        variants += [("cpu", "on", cl, False) for cl in ("off", "on")]
     if torch.cuda.is_available() and not args.cpu_only:
         variants += [("cuda", bf, cl, od) for bf in ("off", "on") for cl in ("off", "on") for od in (False, True)]
     print(

@@ -862,3 +862,15 @@ def test_bf16_on_a_cpu_without_it_is_warned(monkeypatch, native):
     if warning:
         assert warning.startswith("--precision bf16: this CPU has no bf16 arithmetic")
     assert slow_bf16_warning("cpu", "fp32") is None
+
+
+def test_bf16_is_not_warned_where_torch_does_not_say(monkeypatch):
+    import torch
+
+    from vcscodec.hardware import cpu_has_bf16, slow_bf16_warning
+
+    def unknown() -> bool:
+        raise RuntimeError("no oneDNN in this build")
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", unknown)
+    assert cpu_has_bf16() is None and slow_bf16_warning("cpu", "bf16") is None

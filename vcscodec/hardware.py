@@ -45,21 +45,25 @@ def threads_phrase(count: int) -> str:
     return f"{count} thread{'s' * (count != 1)}"
 
 
+def cpu_has_bf16() -> bool | None:
+    """Whether this CPU has bf16 arithmetic, as oneDNN itself decides (AVX-512 BF16, AMX); None when this torch
+    does not say."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return None
+
+
 def slow_bf16_warning(device: str, precision: str) -> str | None:
     """A warning when ``--precision bf16`` would run on a CPU without bf16 arithmetic, else None. There oneDNN
     emulates it: a CIF decode ran 6× slower than in fp32 on an AVX2-only AMD EPYC (docs/performance.md)."""
     if precision != "bf16":
         return None
-    import torch
 
-    if pick_device(device).type != "cpu":
-        return None
-    try:
-        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())  # what oneDNN itself decides by
-    except (AttributeError, RuntimeError):
-        return None  # this torch does not say: no warning rather than a wrong one
-    if native:
-        return None
+    if pick_device(device).type != "cpu" or cpu_has_bf16() is not False:
+        return None  # None: this torch does not say, so no warning rather than a wrong one
     return "--precision bf16: this CPU has no bf16 arithmetic, so the decode runs several times slower than fp32"
 
 
