@@ -61,7 +61,6 @@ def slow_bf16_warning(device: str, precision: str) -> str | None:
     emulates it: a CIF decode ran 6× slower than in fp32 on an AVX2-only AMD EPYC (docs/performance.md)."""
     if precision != "bf16":
         return None
-
     if pick_device(device).type != "cpu" or cpu_has_bf16() is not False:
         return None  # None: this torch does not say, so no warning rather than a wrong one
     return "--precision bf16: this CPU has no bf16 arithmetic, so the decode runs several times slower than fp32"
