@@ -1,12 +1,16 @@
 """Put a trained keyframe branch into another model with the same keyframe sampling Φk.
 
-    python scripts/graft_keyframes.py --branch-from runs/hitvcsnet-mh-keyframes/checkpoint.pt \
+    python scripts/graft_keyframes.py --branch-from runs/hitvcsnet-mh-keyframes/checkpoint.pt [MORE.pt ...] \
         --into hitvcsnet-mh-k0.5-n0.01 --export weights [--default]
 
 A keyframe is rebuilt from its own measurements alone (Sk, the initial reconstruction, MSEM and MSFM of the
 keyframe branch), so a branch trained with ``optim.parts = "keyframes"`` on one model fits any model whose Φk is
 the same (within 1e-3: the two shipped ratios share it); the branch brings its own initial reconstruction. The rest
 of ``--into`` is kept. The export's manifest names both sources, with their sha256.
+
+Several checkpoints of one run are averaged tensor by tensor (a model soup) before grafting: three sessions wrote
+throwaway scripts for that (docs/training.md); their averages never beat the best single checkpoint, so this is for
+measuring, not a recipe.
 """
 
 from __future__ import annotations
@@ -23,14 +27,21 @@ from vcscodec.train.loop import TRAINED_PARTS
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--branch-from", type=Path, required=True, help="a vcs train checkpoint.pt")
+    parser.add_argument(
+        "--branch-from", type=Path, nargs="+", required=True, help="checkpoint.pt or state dict; several: averaged"
+    )
     parser.add_argument("--into", required=True, help="a model name in the weights folder")
     parser.add_argument("--export", type=Path, required=True, help="weights folder to write the new model to")
     parser.add_argument("--default", action="store_true", help="mark it the default model of its ratio")
     args = parser.parse_args()
 
-    checkpoint = torch.load(args.branch_from, map_location="cpu", weights_only=False)
-    branch = {k: v for k, v in checkpoint["model"].items() if k.startswith(TRAINED_PARTS["keyframes"])}
+    checkpoints = [torch.load(path, map_location="cpu", weights_only=False) for path in args.branch_from]
+    states = [c.get("model", c) for c in checkpoints]  # a checkpoint.pt, or a bare state dict (weights/master)
+    branch = {
+        k: torch.stack([s[k].float() for s in states]).mean(0)
+        for k in states[0]
+        if k.startswith(TRAINED_PARTS["keyframes"])
+    }
     card = find_model(args.into)
     model = card.load()
     state = model.state_dict()
@@ -43,12 +54,17 @@ def main() -> None:
     model.load_state_dict(state)
     info = copy.deepcopy({k: v for k, v in card.manifest.items() if k in ("training", "data")})
     info["grafted"] = {
-        "keyframe_branch_from": str(args.branch_from),
-        "keyframe_branch_sha256": sha256_file(args.branch_from),
-        "keyframe_branch_steps": int(checkpoint.get("step", 0)),
+        "keyframe_branch_from": str(args.branch_from[-1]),
+        "keyframe_branch_sha256": sha256_file(args.branch_from[-1]),
+        "keyframe_branch_steps": max(int(c.get("step", 0)) for c in checkpoints),
         "rest_from": card.name,
         "rest_sha256": card.sha256,
     }
+    if len(checkpoints) > 1:
+        info["grafted"]["keyframe_branch_averaged"] = [
+            {"path": str(path), "sha256": sha256_file(path), "steps": int(c.get("step", 0))}
+            for path, c in zip(args.branch_from, checkpoints, strict=True)
+        ]
     out = save_model(model, args.export, info, default=args.default)
     print(f"wrote {out.name} ({out.path})")
 

@@ -40,3 +40,36 @@ def test_script_imports_exist(script: Path) -> None:
 def test_script_help(script: Path) -> None:
     done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, cwd=script.parent)
     assert done.returncode == 0 and "usage:" in done.stdout, done.stderr
+
+
+def test_graft_averages_several_branches_and_keeps_the_rest(tiny_weights: Path, tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    import torch
+
+    from vcscodec.registry import default_model, find_model
+
+    folder = tmp_path / "weights"
+    shutil.copytree(tiny_weights, folder)
+    env = {**os.environ, "VCS_WEIGHTS": str(folder)}
+    into = default_model(0.1, folder)
+    state = into.load().state_dict()
+    # Two "checkpoints" whose keyframe branch is shifted by +1 and +3: the average must be +2, the rest untouched.
+    paths = []
+    for i, shift in enumerate((1.0, 3.0)):
+        model = {k: v + shift if k.startswith(("msfm_key.", "msem_key.")) else v for k, v in state.items()}
+        paths.append(tmp_path / f"ck{i}.pt")
+        torch.save({"model": model, "step": 100 * (i + 1)}, paths[-1])
+    script = SCRIPTS[0].parent / "graft_keyframes.py"
+    args = ["--branch-from", *map(str, paths), "--into", into.name, "--export", str(folder)]
+    done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    name = done.stdout.split()[1]
+    grafted = find_model(name, folder)
+    out = grafted.load().state_dict()
+    for k, v in state.items():
+        expected = v + 2.0 if k.startswith(("msfm_key.", "msem_key.")) else v
+        assert torch.equal(out[k], expected.half().float()), k  # weights ship in half precision
+    info = grafted.manifest["grafted"]
+    assert info["keyframe_branch_steps"] == 200 and [a["steps"] for a in info["keyframe_branch_averaged"]] == [100, 200]

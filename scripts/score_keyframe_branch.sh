@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Score a keyframe-branch checkpoint as it would ship: graft it into a copy of a shipped model, decode with the
+# shipped decoder, and compare on the held-out training chains (never the test set). Nothing in weights/ changes.
+#
+#   bash scripts/score_keyframe_branch.sh CHECKPOINT.pt [MORE.pt ...]   (several: their average, a model soup)
+#
+# Environment: BASE (the model grafted into; default the αn 0.1 weights shipped since the seventh session),
+# ARCH (the decoder; default the shipped one), THREADS (default 2). A branch ships when "all" gains +0.05 dB or more
+# over the shipped model's score on the same chains and neither moving nor still chains are lower (docs/training.md).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+base=${BASE:-hitvcsnet-mhc-k0.5-n0.1-2084f228}
+arch=${ARCH:-hitvcsnet-mhc2s-obmc-lin}
+[ $# -ge 1 ] || { echo "usage: $0 CHECKPOINT.pt [MORE.pt ...]" >&2; exit 2; }
+python=${PYTHON:-$root/.venv/bin/python}
+folder=$(mktemp -d)
+trap 'rm -rf "$folder"' EXIT
+cp "$root/weights/$base.json" "$root/weights/$base.npz" "$folder/"
+export VCS_WEIGHTS=$folder
+grafted=$("$python" "$root/scripts/graft_keyframes.py" --branch-from "$@" --into "$base" --export "$folder" | awk '{print $2}')
+derived=$("$python" "$root/scripts/derive_model.py" "$grafted" "$arch" --why "scoring $*" | awk '{print $2}')
+"$python" "$root/scripts/compare_decoders.py" "$derived" --threads "${THREADS:-2}"
