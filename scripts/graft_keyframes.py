@@ -53,17 +53,18 @@ def main() -> None:
     state.update(branch)
     model.load_state_dict(state)
     info = copy.deepcopy({k: v for k, v in card.manifest.items() if k in ("training", "data")})
+    digests = [sha256_file(path) for path in args.branch_from]
     info["grafted"] = {
         "keyframe_branch_from": str(args.branch_from[-1]),
-        "keyframe_branch_sha256": sha256_file(args.branch_from[-1]),
+        "keyframe_branch_sha256": digests[-1],
         "keyframe_branch_steps": max(int(c.get("step", 0)) for c in checkpoints),
         "rest_from": card.name,
         "rest_sha256": card.sha256,
     }
     if len(checkpoints) > 1:
         info["grafted"]["keyframe_branch_averaged"] = [
-            {"path": str(path), "sha256": sha256_file(path), "steps": int(c.get("step", 0))}
-            for path, c in zip(args.branch_from, checkpoints, strict=True)
+            {"path": str(path), "sha256": digest, "steps": int(c.get("step", 0))}
+            for path, digest, c in zip(args.branch_from, digests, checkpoints, strict=True)
         ]
     out = save_model(model, args.export, info, default=args.default)
     print(f"wrote {out.name} ({out.path})")

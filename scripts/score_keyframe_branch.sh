@@ -4,15 +4,18 @@
 #
 #   bash scripts/score_keyframe_branch.sh CHECKPOINT.pt [MORE.pt ...]   (several: their average, a model soup)
 #
-# Environment: BASE (the model grafted into; default the αn 0.1 weights shipped since the seventh session),
-# ARCH (the decoder; default the shipped one), THREADS (default 2). A branch ships when "all" gains +0.05 dB or more
+# Environment: BASE (the model grafted into) and ARCH (the decoder), by default the weights and the decoder of the
+# shipped αn 0.1 default; THREADS (default 2). A branch ships when "all" gains +0.05 dB or more
 # over the shipped model's score on the same chains and neither moving nor still chains are lower (docs/training.md).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-base=${BASE:-hitvcsnet-mhc-k0.5-n0.1-2084f228}
-arch=${ARCH:-hitvcsnet-mhc2s-obmc-lin}
 [ $# -ge 1 ] || { echo "usage: $0 CHECKPOINT.pt [MORE.pt ...]" >&2; exit 2; }
 python=${PYTHON:-$root/.venv/bin/python}
+# The default's weights file is named after the model that owns it (save_model); a derived decoder shares it.
+read -r shipped_base shipped_arch < <("$python" -c "from vcscodec.registry import default_model as d
+print(d(0.1).path.stem, d(0.1).manifest['arch'])")
+base=${BASE:-$shipped_base}
+arch=${ARCH:-$shipped_arch}
 folder=$(mktemp -d)
 trap 'rm -rf "$folder"' EXIT
 cp "$root/weights/$base.json" "$root/weights/$base.npz" "$folder/"
