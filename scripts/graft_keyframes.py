@@ -8,6 +8,10 @@ keyframe branch), so a branch trained with ``optim.parts = "keyframes"`` on one 
 the same (within 1e-3: the two shipped ratios share it); the branch brings its own initial reconstruction. The rest
 of ``--into`` is kept. The export's manifest names both sources, with their sha256.
 
+A branch trained with a learned Φk (``optim.orthonormal_sampling``, every checkpoint's config says so) brings its
+own Φk instead: the export is a new encoder, and its manifest says so. Averaged, that Φk is put back onto
+orthonormal rows.
+
 Several checkpoints of one run are averaged tensor by tensor (a model soup) before grafting: three sessions wrote
 throwaway scripts for that (docs/training.md); their averages never beat the best single checkpoint, so this is for
 measuring, not a recipe.
@@ -22,7 +26,7 @@ from pathlib import Path
 import torch
 
 from vcscodec.registry import find_model, save_model, sha256_file
-from vcscodec.train.loop import TRAINED_PARTS
+from vcscodec.train.loop import TRAINED_PARTS, orthonormal_rows
 
 
 def main() -> None:
@@ -42,13 +46,17 @@ def main() -> None:
         for k in states[0]
         if k.startswith(TRAINED_PARTS["keyframes"])
     }
+    new_sampling = all(c.get("config", {}).get("optim", {}).get("orthonormal_sampling") for c in checkpoints)
     card = find_model(args.into)
     model = card.load()
     state = model.state_dict()
-    # Φk must be the one the branch was trained on (the encoder does not change). The initial reconstruction is
-    # decoder-side and comes with the branch: whole-chain training may have moved it differently per ratio.
+    # Φk must be the one the branch was trained on (the encoder does not change), unless the branch learned it.
+    # The initial reconstruction is decoder-side and comes with the branch: whole-chain training may have moved it
+    # differently per ratio.
     for k in (k for k in branch if k.startswith("sampling.key.")):
-        if not torch.allclose(branch[k].float(), state[k], atol=1e-3, rtol=0):
+        if new_sampling:
+            branch[k] = orthonormal_rows(branch[k])
+        elif not torch.allclose(branch[k].float(), state[k], atol=1e-3, rtol=0):
             raise SystemExit(f"graft_keyframes: {k} differs between the branch and {card.name}: not the same Φk")
     state.update(branch)
     model.load_state_dict(state)
@@ -60,6 +68,7 @@ def main() -> None:
         "keyframe_branch_steps": max(int(c.get("step", 0)) for c in checkpoints),
         "rest_from": card.name,
         "rest_sha256": card.sha256,
+        "sampling_key_from": "branch (learned)" if new_sampling else card.name,
     }
     if len(checkpoints) > 1:
         info["grafted"]["keyframe_branch_averaged"] = [

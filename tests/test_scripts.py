@@ -73,3 +73,38 @@ def test_graft_averages_several_branches_and_keeps_the_rest(tiny_weights: Path, 
         assert torch.equal(out[k], expected.half().float()), k  # weights ship in half precision
     info = grafted.manifest["grafted"]
     assert info["keyframe_branch_steps"] == 200 and [a["steps"] for a in info["keyframe_branch_averaged"]] == [100, 200]
+
+
+def test_graft_takes_a_learned_phi_only_from_a_branch_that_learned_it(tiny_weights: Path, tmp_path: Path) -> None:
+    """A branch whose Φk differs is refused, unless its checkpoint says it learned Φk (optim.orthonormal_sampling):
+    then its Φk, put back onto orthonormal rows, becomes the export's encoder."""
+    import os
+    import shutil
+
+    import torch
+
+    from vcscodec.registry import default_model, find_model
+
+    folder = tmp_path / "weights"
+    shutil.copytree(tiny_weights, folder)
+    env = {**os.environ, "VCS_WEIGHTS": str(folder)}
+    into = default_model(0.1, folder)
+    state = into.load().state_dict()
+    phi = state["sampling.key.weight"]
+    torch.manual_seed(0)
+    rotation, _ = torch.linalg.qr(torch.randn(phi[0].numel(), phi[0].numel(), dtype=torch.float64))
+    rows, _ = torch.linalg.qr(phi.double().flatten(1).T)  # the tiny model's Φk, made exactly orthonormal
+    learned = (rows.T @ rotation).reshape(phi.shape).float()
+    script = SCRIPTS[0].parent / "graft_keyframes.py"
+    outcome = {}
+    for said in (False, True):
+        path = tmp_path / f"ck{said}.pt"
+        config = {"optim": {"orthonormal_sampling": said}}
+        torch.save({"model": {**state, "sampling.key.weight": learned}, "step": 5, "config": config}, path)
+        args = ["--branch-from", str(path), "--into", into.name, "--export", str(folder)]
+        outcome[said] = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, env=env)
+    assert outcome[False].returncode != 0 and "not the same Φk" in outcome[False].stderr
+    assert outcome[True].returncode == 0, outcome[True].stderr
+    grafted = find_model(outcome[True].stdout.split()[1], folder)
+    assert torch.allclose(grafted.load().state_dict()["sampling.key.weight"], learned, atol=1e-3, rtol=0)
+    assert grafted.manifest["grafted"]["sampling_key_from"] == "branch (learned)"

@@ -136,6 +136,7 @@ def test_shipped_configs_start_from_shipped_models() -> None:
         ({"data": {"crop": 40}}, "multiples of the block"),
         ({"optim": {"parts": "decoder"}}, "optim.parts"),
         ({"optim": {"quant_noise": -1.0}}, "optim.quant_noise"),
+        ({"optim": {"orthonormal_sampling": True, "sampling_lr_scale": 0.0}}, "optim.orthonormal_sampling"),
         ({"model": {"arch": "hitvcsnet-mhc2-lin"}}, "skips the non-keyframe network"),
     ],
 )
@@ -343,6 +344,33 @@ def test_quantizer_noise_is_a_training_option(tmp_path: Path, collection: Path) 
     assert error.std() == pytest.approx(4.0 / 255 / 12**0.5, rel=0.05)  # a uniform error's spread
     model.eval()
     assert torch.equal(model.quantizer_noise(y), y)
+
+
+def test_orthonormal_sampling_keeps_a_trained_phi_orthonormal(tmp_path: Path, collection: Path) -> None:
+    """optim.orthonormal_sampling: a trained Φk learns yet keeps orthonormal rows; the Φn it does not train stays
+    exactly as it started, and without the option the same run leaves Φk's rows off unit length."""
+    runs = {}
+    for steps, on in ((0, False), (3, False), (3, True)):
+        path = write_config(
+            tmp_path / f"o{steps}{on}.toml",
+            collection,
+            f"run-o{steps}{on}",
+            model={"arch": "hitvcsnet-mhc"},
+            optim={"steps": steps, "lr": 2e-2, "parts": "keyframes", "orthonormal_sampling": on},
+            run={"validate_every": 3, "checkpoint_every": 100},
+        )
+        runs[steps, on] = run_training(load_config(path)).model.sampling
+    start, free, kept = runs[0, False], runs[3, False], runs[3, True]
+
+    def off_orthonormal(weight: torch.Tensor) -> float:
+        rows = weight.detach().double().flatten(1)
+        return (rows @ rows.T - torch.eye(len(rows), dtype=torch.float64)).abs().max().item()
+
+    assert off_orthonormal(start.key.weight) < 1e-4  # the KLT start
+    assert off_orthonormal(free.key.weight) > 1e-3
+    assert off_orthonormal(kept.key.weight) < 1e-5
+    assert not torch.allclose(kept.key.weight, start.key.weight, atol=1e-4)
+    assert torch.equal(kept.non.weight, start.non.weight)
 
 
 def test_resume_is_exact_and_reads_old_checkpoints(tmp_path: Path, collection: Path) -> None:

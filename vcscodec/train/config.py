@@ -74,6 +74,9 @@ class OptimSection:
     # Train on measurements with a quantizer's error: uniform noise one step wide, in grey levels (the codec's
     # step is 1.3; 0 = off, clean measurements as before). Validation stays clean, as logged runs always were.
     quant_noise: float = 0.0
+    # Project every trained Φ back onto orthonormal rows after each step (its polar factor), so a learned Φ keeps
+    # the KLT's measurement energy: larger rows would buy a lower quantizer error with more bits, not a better Φ.
+    orthonormal_sampling: bool = False
 
 
 @dataclass
@@ -212,6 +215,8 @@ def validate(config: TrainConfig, check_data: bool = True) -> None:
         raise VcsError("config data.pack_scale must be ≥ 1 and data.pack_max_mb ≥ 0")
     if o.parts not in ("all", "keyframes", "keyframe-head"):
         raise VcsError(f"config optim.parts: {o.parts!r} is not all, keyframes or keyframe-head")
+    if o.orthonormal_sampling and (o.sampling_lr_scale == 0 or o.parts == "keyframe-head"):
+        raise VcsError("config optim.orthonormal_sampling: no Φ is trained (sampling_lr_scale = 0 or keyframe-head)")
     if r.device not in ("auto", "cpu", "cuda"):
         raise VcsError(f"config run.device: {r.device!r} is not auto, cpu or cuda")
     for key in ("bf16", "channels_last"):

@@ -512,6 +512,25 @@ def keyframe_loss(model: HITVCSNet, batch: torch.Tensor, bf16: bool = False) -> 
     return reconstruction_terms(initial[0], deep, frames.flatten(0, 1).unsqueeze(1))
 
 
+def orthonormal_rows(phi: torch.Tensor) -> torch.Tensor:
+    """The nearest matrix to Φ (m, 1, B, B) with orthonormal rows, U Vᵀ of its SVD, in Φ's shape and dtype."""
+    u, _, vh = torch.linalg.svd(phi.detach().double().flatten(1), full_matrices=False)
+    return (u @ vh).reshape(phi.shape).to(phi.dtype)
+
+
+@torch.no_grad()
+def orthonormalize_sampling(model: HITVCSNet, parts: str) -> None:
+    """optim.orthonormal_sampling: put each trained Φ back onto orthonormal rows after a step.
+
+    Only the Φ that ``parts`` trains: a fixed Φ is the encoder of the weights it came with and must not move.
+    """
+    prefixes = TRAINED_PARTS.get(parts, ("",))
+    for name in ("key", "non"):
+        if f"sampling.{name}.weight".startswith(prefixes):
+            weight = getattr(model.sampling, name).weight
+            weight.copy_(orthonormal_rows(weight))
+
+
 def train_step(trainer: Trainer) -> torch.Tensor:
     """One optimizer step on a fresh batch; returns this rank's loss (detached, not synchronised)."""
     batch = trainer.sampler.batch(trainer.rank_batch, trainer.device)
@@ -527,6 +546,8 @@ def train_step(trainer: Trainer) -> torch.Tensor:
     if trainer.config.optim.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), trainer.config.optim.grad_clip)
     trainer.optimizer.step()
+    if trainer.config.optim.orthonormal_sampling:
+        orthonormalize_sampling(trainer.model, trainer.config.optim.parts)
     trainer.scheduler.step()
     trainer.step += 1
     trainer.samples_seen += trainer.config.data.batch
