@@ -137,6 +137,7 @@ def test_shipped_configs_start_from_shipped_models() -> None:
         ({"optim": {"parts": "decoder"}}, "optim.parts"),
         ({"optim": {"quant_noise": -1.0}}, "optim.quant_noise"),
         ({"optim": {"orthonormal_sampling": True, "sampling_lr_scale": 0.0}}, "optim.orthonormal_sampling"),
+        ({"optim": {"adam_eps": 0.0}}, "optim.adam_eps"),
         ({"model": {"arch": "hitvcsnet-mhc2-lin"}}, "skips the non-keyframe network"),
     ],
 )
@@ -371,6 +372,19 @@ def test_orthonormal_sampling_keeps_a_trained_phi_orthonormal(tmp_path: Path, co
     assert off_orthonormal(kept.key.weight) < 1e-5
     assert not torch.allclose(kept.key.weight, start.key.weight, atol=1e-4)
     assert torch.equal(kept.non.weight, start.non.weight)
+
+
+def test_adam_eps_is_set_and_follows_the_config_on_resume(tmp_path: Path, collection: Path) -> None:
+    """optim.adam_eps reaches Adam, and a resume with another value uses the new one (as it does the rate), so a
+    run can be continued with a smaller ε; the two values also train differently."""
+    path = write_config(tmp_path / "e.toml", collection, "run-e", optim={"steps": 2, "adam_eps": 1e-6})
+    first = run_training(load_config(path))
+    assert [g["eps"] for g in first.optimizer.param_groups] == [1e-6, 1e-6]
+    resumed = run_training(load_config(path, ["optim.steps=3", "optim.adam_eps=1e-15"]), resume=True)
+    assert resumed.step == 3 and [g["eps"] for g in resumed.optimizer.param_groups] == [1e-15, 1e-15]
+    other = write_config(tmp_path / "f.toml", collection, "run-f", optim={"steps": 2, "adam_eps": 1e-15})
+    key = "msfm_key.out.weight"
+    assert not torch.equal(run_training(load_config(other)).model.state_dict()[key], first.model.state_dict()[key])
 
 
 def test_resume_is_exact_and_reads_old_checkpoints(tmp_path: Path, collection: Path) -> None:

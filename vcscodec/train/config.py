@@ -63,6 +63,9 @@ class DataSection:
 @dataclass
 class OptimSection:
     lr: float = 1e-4  # paper: Adam, 1e-4
+    # Adam's ε. The loss is a mean squared error of pixels in [0, 1] (about 1e-4 at 40 dB), so many weights' gradients
+    # are 1e-11 to 1e-8 (docs/training.md, "Adam's ε"): at torch's 1e-8 the ε, not the gradient, sets their step.
+    adam_eps: float = 1e-8
     halve_every_epochs: int = 30  # paper: halved every 30 epochs
     epoch_steps: int = 1000  # steps that make an "epoch" for the schedule
     steps: int = 10000  # total optimizer steps of the run
@@ -207,6 +210,8 @@ def validate(config: TrainConfig, check_data: bool = True) -> None:
         raise VcsError("config data.static and data.stride2 must be shares in [0, 1] that add up to at most 1")
     if o.lr <= 0 or o.sampling_lr_scale < 0 or o.grad_clip < 0:
         raise VcsError("config optim.lr must be > 0, sampling_lr_scale and grad_clip ≥ 0")
+    if not 0 < o.adam_eps < 1:
+        raise VcsError(f"config optim.adam_eps: {o.adam_eps!r} is not in (0, 1)")
     if not 0 <= o.quant_noise <= 255:
         raise VcsError(f"config optim.quant_noise: {o.quant_noise!r} is not a step in grey levels, 0 (off) to 255")
     if d.max_frames < 0 or d.photo_frames < 2 or d.photo_width < m.block or d.photo_height < m.block:

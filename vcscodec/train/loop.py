@@ -292,7 +292,7 @@ def build_trainer(
     bf16 = run.bf16 == "on" or (run.bf16 == "auto" and cuda)
     if run.channels_last == "on" or (run.channels_last == "auto" and cuda):
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(parameter_groups(model, config), lr=config.optim.lr)
+    optimizer = torch.optim.Adam(parameter_groups(model, config), lr=config.optim.lr, eps=config.optim.adam_eps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config))
     d, gop = config.data, model.config.gop
     seed = run.seed + dist.rank  # each rank its own chains
@@ -435,14 +435,15 @@ def load_checkpoint(trainer: Trainer, run_dir: Path) -> None:
         raise VcsError(f"{path} holds another network than [model] describes: {str(e).splitlines()[0]}") from None
     trainer.optimizer.load_state_dict(state["optimizer"])
     trainer.scheduler.load_state_dict(state["scheduler"])
-    # The learning rates follow the config as it is now (an --set optim.lr=… on resume applies); with an
-    # unchanged config this reproduces the saved values exactly.
+    # The learning rates and Adam's ε follow the config as it is now (an --set optim.lr=… on resume applies);
+    # with an unchanged config this reproduces the saved values exactly.
     factor = lr_factor(trainer.config)
     base = [g["lr"] for g in parameter_groups(trainer.model, trainer.config)]
     trainer.scheduler.base_lrs = base
     for group, lr in zip(trainer.optimizer.param_groups, base, strict=True):
         group["initial_lr"] = lr
         group["lr"] = lr * factor(trainer.scheduler.last_epoch)
+        group["eps"] = trainer.config.optim.adam_eps
     trainer.step, trainer.wall, trainer.samples_seen = state["step"], state["wall"], state["samples_seen"]
     rank, world = trainer.dist.rank, trainer.dist.world
     samplers, rngs = state.get("sampler_ranks"), state.get("torch_rng_ranks")
