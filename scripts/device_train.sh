@@ -1,4 +1,8 @@
 #!/usr/bin/env bash
+# While the shipped decoders skip the non-keyframe network (-lin), run scripts/device_keyframes.sh instead: it gives
+# the whole GPU to the keyframe branch, the one part of what ships that training improves. This script is for whole
+# chains, for when a decoder that runs the non-keyframe network ships again.
+#
 # One call on a lent GPU machine: continue the shipped models' training from a carried luma pack, both ratios at
 # once on the one GPU (a process each; together they used 25 GB of an H100; whether two give more steps in all
 # than one was not measured), for a fixed time, and leave logs, fp32 masters and exported weights under $OUT (they come back with the call).

@@ -106,3 +106,47 @@ def test_graft_takes_a_learned_phi_only_from_a_branch_that_learned_it(tiny_weigh
     grafted = find_model(outcome[True].stdout.split()[1], folder)
     assert torch.allclose(grafted.load().state_dict()["sampling.key.weight"], learned, atol=1e-3, rtol=0)
     assert grafted.manifest["grafted"]["sampling_key_from"] == "branch (learned)"
+
+
+def test_device_keyframes_trains_the_branch_and_leaves_a_slim_checkpoint(tmp_path: Path) -> None:
+    """scripts/device_keyframes.sh end to end on the CPU, from the committed master, on a tiny spread pack: it
+    leaves the log and branch.pt (weights, step and config, no optimizer state) that graft_keyframes.py reads."""
+    import os
+
+    import numpy as np
+    import torch
+
+    from vcscodec.train.data import Clip, write_pack
+
+    rng = np.random.default_rng(3)
+    clips = [
+        Clip(name, Path(f"{name}.y4m"), "", rng.integers(0, 256, (t, 64, 64), dtype=np.uint8), "0" * 64)
+        for name, t in (("a", 30), ("b", 20), ("val", 12))
+    ]
+    pack = tmp_path / "keys.npz"
+    write_pack(clips, pack, max_mb=0.06, spread=True, contiguous=frozenset({"val"}))
+    settings = {
+        "data.train": f'["{pack}"]',
+        "data.validation": '["val"]',
+        "data.crop": 64,
+        "data.validation_crop": 64,
+        "data.batch": 1,
+        "data.validation_chains": 1,
+        "data.on_device": "false",
+        "optim.steps": 3,
+        "run.validate_every": 2,
+        "run.threads": 1,
+    }
+    env = {
+        **os.environ,
+        "OUT": str(tmp_path / "out"),
+        "PYTHON": sys.executable,
+        "DEVICE_TRAIN_SET": " ".join(f"--set {k}={v}" for k, v in settings.items()),
+    }
+    script = SCRIPTS[0].parent / "device_keyframes.sh"
+    done = subprocess.run(["bash", str(script), "120"], capture_output=True, text=True, env=env)
+    assert done.returncode == 0 and "stopped at step 3" in done.stdout, done.stdout + done.stderr
+    run = tmp_path / "out" / "keys"
+    assert sorted(p.name for p in run.iterdir()) == ["branch.pt", "log.jsonl"]
+    branch = torch.load(run / "branch.pt", weights_only=False)
+    assert branch["step"] == 3 and "optimizer" not in branch and branch["config"]["optim"]["parts"] == "keyframes"

@@ -213,6 +213,31 @@ def test_pack_holds_the_collection_and_trains(tmp_path: Path, collection: Path) 
     assert manifest["data"]["packs"][0]["sha256"] == sha256_file(pack)
 
 
+def test_spread_pack_keeps_scenes_for_keyframes_only(tmp_path: Path, collection: Path) -> None:
+    """data.pack_frames = "spread": each training clip keeps frames spread over its whole length, validation clips
+    their first gop + 1; whole-chain training refuses the pack, keyframe training (single frames) takes it."""
+    from vcscodec.train.cli import train_command
+
+    data = {"pack_frames": "spread", "pack_max_mb": 0.1}
+    config = write_config(tmp_path / "pack.toml", collection, "run", data=data)
+    pack = tmp_path / "keys.npz"
+    train_command(config, [], resume=False, quiet=True, pack=pack)
+    meta = read_pack_meta(pack)
+    assert pack.stat().st_size <= 0.1e6 and meta["spread"] and meta["frame_cap"] < 9  # under a chain's 9 frames
+    source = {c.name: c.frames for c in load_collection([collection / "data"], collection / "cache", 12, (64, 64))}
+    packed = {c.name: c.frames for c in load_collection([pack], tmp_path / "no", 12, (64, 64))}
+    a, cap = source["a_64x64"], meta["frame_cap"]
+    assert np.array_equal(packed["a_64x64"], a[np.linspace(0, len(a) - 1, cap).round().astype(int)])
+    assert np.array_equal(packed["val_64x64"], source["val_64x64"][:9])
+    data = {"train": [str(pack)], "cache": str(tmp_path / "no")}
+    chains = write_config(tmp_path / "chains.toml", collection, "run", data=data)
+    with pytest.raises(VcsError, match="not consecutive"):
+        load_config(chains)
+    keys = write_config(tmp_path / "keys.toml", collection, "run", data=data, optim={"parts": "keyframes", "steps": 2})
+    trainer = run_training(load_config(keys))
+    assert trainer.step == 2 and trainer.sampler.sample(3).shape == (3, 1, 32, 32)  # single frames, not chains
+
+
 # ---- training ----------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("arch", ["hitvcsnet", "hitvcsnet-mhc"])
 def test_loss_goes_down(tmp_path: Path, collection: Path, arch: str) -> None:

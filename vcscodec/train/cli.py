@@ -48,12 +48,14 @@ def pack_command(config_path: Path | None, overrides: list[str], target: Path) -
         d.pack_max_mb,
         min_frames=config.model.gop + 1,
         info={"train": d.train, "validation": d.validation, "photo_frames": d.photo_frames, "max_frames": d.max_frames},
+        spread=d.pack_frames == "spread",
+        contiguous=frozenset(d.validation),
     )
     kept = sum(c["frames"] for c in meta["clips"])
     total = sum(c["frames_total"] for c in meta["clips"])
     print(
         f"wrote {target}: {len(clips)} clips, {kept} of {total} frames (≤ {meta['frame_cap']} a clip, "
-        f"scale 1/{d.pack_scale}), {meta['bytes'] / 1e6:.1f} MB"
+        f"{d.pack_frames}, scale 1/{d.pack_scale}), {meta['bytes'] / 1e6:.1f} MB"
     )
     return meta
 

@@ -58,6 +58,9 @@ class DataSection:
     on_device: bool = False  # keep the luma frames on the GPU as uint8 and crop there (no host work per step)
     pack_scale: int = 1  # `--pack`: downsample frames by this factor (area average)
     pack_max_mb: float = 48.0  # `--pack`: frames per clip are cut until the file fits (0 = no limit)
+    # `--pack`: which frames a clip keeps: "first" (consecutive, for chains) or "spread" evenly over the clip (more
+    # scenes in the same bytes, for optim.parts = "keyframes"; validation clips keep their first frames)
+    pack_frames: str = "first"
 
 
 @dataclass
@@ -218,6 +221,8 @@ def validate(config: TrainConfig, check_data: bool = True) -> None:
         raise VcsError("config data.max_frames must be ≥ 0, photo_frames ≥ 2, the photo size at least one block")
     if d.pack_scale < 1 or d.pack_max_mb < 0:
         raise VcsError("config data.pack_scale must be ≥ 1 and data.pack_max_mb ≥ 0")
+    if d.pack_frames not in ("first", "spread"):
+        raise VcsError(f"config data.pack_frames: {d.pack_frames!r} is not first or spread")
     if o.parts not in ("all", "keyframes", "keyframe-head"):
         raise VcsError(f"config optim.parts: {o.parts!r} is not all, keyframes or keyframe-head")
     if o.orthonormal_sampling and (o.sampling_lr_scale == 0 or o.parts == "keyframe-head"):
@@ -233,11 +238,16 @@ def validate(config: TrainConfig, check_data: bool = True) -> None:
         raise VcsError("config data.train lists no folder")
     if check_data:
         for entry in d.train:
-            check_data_entry(config.path(entry))
+            meta = check_data_entry(config.path(entry))
+            if meta and o.parts == "all" and any(c.get("spread") for c in meta["clips"]):
+                raise VcsError(
+                    f"config data.train: pack {entry} keeps frames spread over each clip (data.pack_frames): "
+                    "they are not consecutive, so only optim.parts = keyframes can train on it"
+                )
 
 
-def check_data_entry(p: Path) -> None:
-    """A data.train entry is a folder holding at least one video or photo, or a luma pack."""
+def check_data_entry(p: Path) -> dict[str, Any] | None:
+    """A data.train entry is a folder holding at least one video or photo, or a luma pack (its meta is returned)."""
     from .data import MEDIA_SUFFIXES, check_not_test_set, read_pack_meta
 
     if p.suffix.lower() == PACK_SUFFIX and not p.is_dir():
@@ -245,10 +255,11 @@ def check_data_entry(p: Path) -> None:
             raise VcsError(f"config data.train: pack {p} does not exist")
         meta = read_pack_meta(p)
         check_not_test_set([Path(c["source"]) for c in meta["clips"]])
-        return
+        return meta
     if not p.is_dir():
         raise VcsError(f"config data.train: folder {p} does not exist")
     found = [f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in MEDIA_SUFFIXES]
     if not found:
         raise VcsError(f"config data.train: folder {p} holds no video or photo")
     check_not_test_set(found)
+    return None

@@ -211,12 +211,19 @@ def write_pack(
     max_mb: float = 48.0,
     min_frames: int = 9,
     info: dict[str, Any] | None = None,
+    spread: bool = False,
+    contiguous: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Write every clip into one compressed ``.npz`` of at most ``max_mb`` MB (0 = no limit); returns its meta.
 
     To fit, each clip keeps only its first frames, the same count for all (a short clip keeps what it has):
     contiguous frames, because a training sample is a run of ``gop + 1`` consecutive frames. The compressed
     size is only known after writing, so the count is re-estimated from the size reached and written again.
+
+    With ``spread`` the clips keep that many frames evenly spread over their whole length instead, down to one
+    a clip: more of each clip's scenes in the same bytes, for keyframe training, which draws single frames. The
+    clips named in ``contiguous`` (validation, whose chains must be real ones) still keep their first frames, at
+    least ``min_frames`` of them. Whole-chain training refuses such a pack (each clip's meta says ``spread``).
     """
     from ..registry import sha256_file
 
@@ -226,17 +233,27 @@ def write_pack(
     lengths = [f.shape[0] for f in frames]
     areas = [f.shape[1] * f.shape[2] for f in frames]
     hashes = [c.sha256 or sha256_file(c.source) for c in clips]
+    spreads = [spread and c.name not in contiguous for c in clips]
+    floor = 1 if spread else min_frames  # the fewest frames a clip may keep
+
+    def chosen(t: int, cap: int, spread_clip: bool) -> np.ndarray:
+        if spread_clip:
+            return np.unique(np.linspace(0, t - 1, min(t, cap)).round().astype(np.int64))
+        return np.arange(min(t, max(cap, min_frames)))
+
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}.npz")
     cap = max(lengths)
     try:
         for _ in range(6):
-            kept = [min(t, cap) for t in lengths]
+            index = [chosen(t, cap, s) for t, s in zip(lengths, spreads, strict=True)]
+            kept = [len(i) for i in index]
             meta = {
                 "format": PACK_FORMAT,
                 "version": PACK_VERSION,
                 "scale": scale,
                 "frame_cap": cap,
+                "spread": spread,
                 **(info or {}),
                 "clips": [
                     {
@@ -245,13 +262,14 @@ def write_pack(
                         "sha256": h,
                         "frames": k,
                         "frames_total": t,
+                        "spread": sc,
                         "height": f.shape[1],
                         "width": f.shape[2],
                     }
-                    for c, f, h, k, t in zip(clips, frames, hashes, kept, lengths, strict=True)
+                    for c, f, h, k, t, sc in zip(clips, frames, hashes, kept, lengths, spreads, strict=True)
                 ],
             }
-            arrays = {f"clip{i:04d}": f[:k] for i, (f, k) in enumerate(zip(frames, kept, strict=True))}
+            arrays = {f"clip{n:04d}": f[i] for n, (f, i) in enumerate(zip(frames, index, strict=True))}
             np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **arrays)
             size = tmp.stat().st_size
             if not max_mb or size <= max_mb * 1e6:
@@ -259,16 +277,16 @@ def write_pack(
                 meta["bytes"] = size
                 return meta
             raw = sum(k * a for k, a in zip(kept, areas, strict=True))
-            new_cap = _frame_cap(lengths, areas, raw * max_mb * 1e6 / size * 0.97)
-            if new_cap < min_frames:
-                # The size at min_frames a clip, and the scale that would bring it under the limit.
-                floor = size * sum(min(t, min_frames) * a for t, a in zip(lengths, areas, strict=True)) / raw
-                hint = scale * max(2, math.ceil(math.sqrt(floor / (max_mb * 1e6))))
+            new_cap = min(_frame_cap(lengths, areas, raw * max_mb * 1e6 / size * 0.97), cap - 1)
+            if new_cap < floor:
+                # The size at the floor's frames a clip, and the scale that would bring it under the limit.
+                least = size * sum(min(t, floor) * a for t, a in zip(lengths, areas, strict=True)) / raw
+                hint = scale * max(2, math.ceil(math.sqrt(least / (max_mb * 1e6))))
                 raise VcsError(
-                    f"the pack does not fit in {max_mb:g} MB even with {min_frames} frames per clip: "
+                    f"the pack does not fit in {max_mb:g} MB even with {floor} frames per clip: "
                     f"try data.pack_scale={hint} (now {scale}), raise data.pack_max_mb, or pack fewer folders"
                 )
-            cap = min(new_cap, cap - 1)
+            cap = new_cap
         raise VcsError(f"could not fit the pack into {max_mb:g} MB")
     finally:
         tmp.unlink(missing_ok=True)
@@ -294,8 +312,8 @@ def read_pack(path: Path) -> list[Clip]:
     with np.load(path, allow_pickle=False) as z:
         for i, c in enumerate(meta["clips"]):
             frames = z[f"clip{i:04d}"]
-            if frames.dtype != np.uint8 or frames.ndim != 3 or frames.shape[0] < 2:
-                raise VcsError(f"{path}: clip {c['name']} is not a (T ≥ 2, H, W) uint8 array")
+            if frames.dtype != np.uint8 or frames.ndim != 3 or frames.shape[0] < 1:
+                raise VcsError(f"{path}: clip {c['name']} is not a (T ≥ 1, H, W) uint8 array")
             clips.append(Clip(c["name"], Path(c["source"]), f"pack:{c['sha256'][:12]}", frames, c["sha256"]))
     return clips
 

@@ -296,10 +296,12 @@ def build_trainer(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config))
     d, gop = config.data, model.config.gop
     seed = run.seed + dist.rank  # each rank its own chains
+    # The keyframe branch learns from single frames (a "chain" of one): each its own clip and corner.
+    length = gop if config.optim.parts == "all" else 0
     if d.on_device:
-        sampler: ChainSampler = DeviceChainSampler(train_clips, gop, d.crop, seed, d.static, d.stride2, device)
+        sampler: ChainSampler = DeviceChainSampler(train_clips, length, d.crop, seed, d.static, d.stride2, device)
     else:
-        sampler = ChainSampler(train_clips, gop, d.crop, seed, d.static, d.stride2)
+        sampler = ChainSampler(train_clips, length, d.crop, seed, d.static, d.stride2)
     ddp = None
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -503,8 +505,14 @@ def validate(trainer: Trainer) -> dict[str, float]:
     return result
 
 
+# optim.parts = "keyframes" draws this many single frames per chain of data.batch: the keyframes a chain of gop + 1
+# frames holds, so a step costs and weighs what it did when the branch was trained on chains' keyframes.
+KEYFRAMES_PER_CHAIN = 2
+
+
 def keyframe_loss(model: HITVCSNet, batch: torch.Tensor, bf16: bool = False) -> torch.Tensor:
-    """The keyframe terms of the paper's loss, ‖I_k − X‖² + ‖D_k − X‖², on the chains' keyframes as single frames."""
+    """The keyframe terms of the paper's loss, ‖I_k − X‖² + ‖D_k − X‖², on the keyframes of ``batch`` (N, T, H, W):
+    frames 0, gop, … of each sample; T = 1 in training, whose samples are single frames."""
     frames = batch[:, :: model.config.gop]
     y = model.quantizer_noise(model.measure_key(frames.flatten(0, 1)))
     with torch.autocast(batch.device.type, torch.bfloat16, enabled=bf16):
@@ -534,11 +542,12 @@ def orthonormalize_sampling(model: HITVCSNet, parts: str) -> None:
 
 def train_step(trainer: Trainer) -> torch.Tensor:
     """One optimizer step on a fresh batch; returns this rank's loss (detached, not synchronised)."""
-    batch = trainer.sampler.batch(trainer.rank_batch, trainer.device)
     net = trainer.ddp or trainer.model
     if trainer.config.optim.parts != "all":
+        batch = trainer.sampler.batch(trainer.rank_batch * KEYFRAMES_PER_CHAIN, trainer.device)
         loss = keyframe_loss(trainer.model, batch, trainer.bf16)
     else:
+        batch = trainer.sampler.batch(trainer.rank_batch, trainer.device)
         with torch.autocast(trainer.device.type, torch.bfloat16, enabled=trainer.bf16):
             rec = net(batch)
         loss = hitvcsnet_loss(rec, batch, trainer.model.config.gop)  # the loss in fp32
@@ -686,7 +695,7 @@ def _pack_settings(path: Path) -> dict[str, Any]:
     from .data import read_pack_meta
 
     meta = read_pack_meta(path)
-    return {"scale": meta["scale"], "frame_cap": meta["frame_cap"]}
+    return {"scale": meta["scale"], "frame_cap": meta["frame_cap"], "spread": meta.get("spread", False)}
 
 
 def export(trainer: Trainer, train_clips: list[Clip], folder: Path, val_clips: list[Clip] | None = None) -> Any:
