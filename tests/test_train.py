@@ -224,6 +224,8 @@ def test_spread_pack_keeps_scenes_for_keyframes_only(tmp_path: Path, collection:
     train_command(config, [], resume=False, quiet=True, pack=pack)
     meta = read_pack_meta(pack)
     assert pack.stat().st_size <= 0.1e6 and meta["spread"] and meta["frame_cap"] < 9  # under a chain's 9 frames
+    spread = {c["name"]: c["spread"] for c in meta["clips"]}  # frames missing between the kept ones
+    assert spread == {"a_64x64": True, "b_64x64": True, "photo": True, "val_64x64": False}
     source = {c.name: c.frames for c in load_collection([collection / "data"], collection / "cache", 12, (64, 64))}
     packed = {c.name: c.frames for c in load_collection([pack], tmp_path / "no", 12, (64, 64))}
     a, cap = source["a_64x64"], meta["frame_cap"]

@@ -262,7 +262,7 @@ def write_pack(
                         "sha256": h,
                         "frames": k,
                         "frames_total": t,
-                        "spread": sc,
+                        "spread": sc and k < t,  # frames missing between the kept ones
                         "height": f.shape[1],
                         "width": f.shape[2],
                     }

@@ -296,12 +296,12 @@ def build_trainer(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config))
     d, gop = config.data, model.config.gop
     seed = run.seed + dist.rank  # each rank its own chains
-    # The keyframe branch learns from single frames (a "chain" of one): each its own clip and corner.
-    length = gop if config.optim.parts == "all" else 0
+    # The keyframe branch learns from single frames (chains of gop 0, one frame): each its own clip and corner.
+    chain_gop = gop if config.optim.parts == "all" else 0
     if d.on_device:
-        sampler: ChainSampler = DeviceChainSampler(train_clips, length, d.crop, seed, d.static, d.stride2, device)
+        sampler: ChainSampler = DeviceChainSampler(train_clips, chain_gop, d.crop, seed, d.static, d.stride2, device)
     else:
-        sampler = ChainSampler(train_clips, length, d.crop, seed, d.static, d.stride2)
+        sampler = ChainSampler(train_clips, chain_gop, d.crop, seed, d.static, d.stride2)
     ddp = None
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel
