@@ -176,12 +176,14 @@ def test_cli_bad_config_exits_1_with_one_line(tmp_path: Path, collection: Path) 
 
 
 # ---- data --------------------------------------------------------------------------------------------------------
-def test_device_sampler_draws_what_the_host_sampler_draws(collection: Path) -> None:
+@pytest.mark.parametrize("gop", [8, 0], ids=["chains", "single frames"])
+def test_device_sampler_draws_what_the_host_sampler_draws(collection: Path, gop: int) -> None:
     clips = load_collection([collection / "data"], collection / "cache", 12, (64, 64))
-    host = ChainSampler(clips, 8, 32, seed=5)
-    device = DeviceChainSampler(clips, 8, 32, seed=5, device="cpu")
+    host = ChainSampler(clips, gop, 32, seed=5)
+    device = DeviceChainSampler(clips, gop, 32, seed=5, device="cpu")
     for _ in range(3):
-        assert torch.equal(torch.from_numpy(host.sample(6)), device.batch(6))
+        batch = device.batch(6)
+        assert batch.shape == (6, gop + 1, 32, 32) and torch.equal(torch.from_numpy(host.sample(6)), batch)
     assert host.state() == device.state()
 
 
