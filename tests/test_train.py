@@ -139,6 +139,8 @@ def test_shipped_configs_start_from_shipped_models() -> None:
         ({"optim": {"orthonormal_sampling": True, "sampling_lr_scale": 0.0}}, "optim.orthonormal_sampling"),
         ({"optim": {"adam_eps": 0.0}}, "optim.adam_eps"),
         ({"model": {"arch": "hitvcsnet-mhc2-lin"}}, "skips the non-keyframe network"),
+        ({"model": {"arch": "hitvcsnet-mhc-lin"}, "optim": {"parts": "non-keyframes"}}, "skips the non-keyframe"),
+        ({"optim": {"parts": "non-keyframes", "orthonormal_sampling": True}}, "no Φ is trained .* non-keyframes"),
     ],
 )
 def test_bad_config_is_one_line_error(tmp_path: Path, collection: Path, change: dict, message: str) -> None:
@@ -319,15 +321,18 @@ def test_bf16_training_step_on_cuda(tmp_path: Path, collection: Path) -> None:
     [
         ("keyframes", ("sampling.key.", "initial_key.", "msem_key.", "msfm_key.")),
         ("keyframe-head", ("msfm_key.",)),  # leaves the MSEM features HFIM reads untouched
+        ("non-keyframes", ("initial_non.", "msem_non.", "hfim.", "msfm_non.")),  # Φ and the keyframes stay
     ],
 )
-def test_keyframe_training_changes_the_keyframe_branch_alone(
+def test_partial_training_changes_its_parts_alone(
     tmp_path: Path, collection: Path, parts: str, trained: tuple[str, ...]
 ) -> None:
+    from vcscodec.models import chain_targets
+    from vcscodec.models.loss import reconstruction_terms
     from vcscodec.train.loop import build_model, keyframe_loss
 
     path = write_config(
-        tmp_path / "key.toml",
+        tmp_path / "part.toml",
         collection,
         "run",
         model={"arch": "hitvcsnet-mhc", "init": "random"},
@@ -344,10 +349,18 @@ def test_keyframe_training_changes_the_keyframe_branch_alone(
     assert changed and all(k.startswith(trained) for k in changed)
     assert all(any(k.startswith(part) for k in changed) for part in trained)
     batch = torch.from_numpy(ChainSampler(clips, 8, 32, seed=99).sample(4))
+
+    def loss(model: torch.nn.Module) -> float:
+        """The terms of the loss that ``parts`` trains, on chains the run did not see."""
+        if parts != "non-keyframes":
+            return keyframe_loss(model, batch).item()
+        rec = model(batch)
+        return reconstruction_terms(rec.non_initial, rec.non, chain_targets(batch, 8)[1]).item()
+
     fresh = build_model(config, clips)
     fresh.load_state_dict(start)
     with torch.no_grad():
-        assert keyframe_loss(trainer.model, batch).item() < keyframe_loss(fresh, batch).item()
+        assert loss(trainer.model.eval()) < loss(fresh.eval())
 
 
 def test_quantizer_noise_is_a_training_option(tmp_path: Path, collection: Path) -> None:

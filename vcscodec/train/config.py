@@ -76,6 +76,7 @@ class OptimSection:
     warmup_steps: int = 0  # linear learning-rate warm-up: Adam's first steps would otherwise jolt a KLT start
     sampling_lr_scale: float = 1.0  # learning-rate factor for the sampling matrices and initial reconstruction
     # all | keyframes (the keyframe branch alone, on single frames: no non-keyframe work) | keyframe-head (its MSFM)
+    # | non-keyframes (what rebuilds a non-keyframe from its measurements and decoded keyframes, on whole chains)
     parts: str = "all"
     # Train on measurements with a quantizer's error: uniform noise one step wide, in grey levels (the codec's
     # step is 1.3; 0 = off, clean measurements as before). Validation stays clean, as logged runs always were.
@@ -189,7 +190,7 @@ def validate(config: TrainConfig, check_data: bool = True) -> None:
     m, d, o, r = config.model, config.data, config.optim, config.run
     if m.arch not in ARCHITECTURES:
         raise VcsError(f"config model.arch: unknown architecture {m.arch!r} (known: {', '.join(ARCHITECTURES)})")
-    if not ARCHITECTURES[m.arch].non_key_network and o.parts == "all":
+    if not ARCHITECTURES[m.arch].non_key_network and o.parts in ("all", "non-keyframes"):
         raise VcsError(
             f"config model.arch: {m.arch} is a decoder that skips the non-keyframe network; train the architecture "
             "it is derived from (e.g. hitvcsnet-mhc) and decode with it"
@@ -223,10 +224,10 @@ def validate(config: TrainConfig, check_data: bool = True) -> None:
         raise VcsError("config data.pack_scale must be ≥ 1 and data.pack_max_mb ≥ 0")
     if d.pack_frames not in ("first", "spread"):
         raise VcsError(f"config data.pack_frames: {d.pack_frames!r} is not first or spread")
-    if o.parts not in ("all", "keyframes", "keyframe-head"):
-        raise VcsError(f"config optim.parts: {o.parts!r} is not all, keyframes or keyframe-head")
-    if o.orthonormal_sampling and (o.sampling_lr_scale == 0 or o.parts == "keyframe-head"):
-        raise VcsError("config optim.orthonormal_sampling: no Φ is trained (sampling_lr_scale = 0 or keyframe-head)")
+    if o.parts not in ("all", "keyframes", "keyframe-head", "non-keyframes"):
+        raise VcsError(f"config optim.parts: {o.parts!r} is not all, keyframes, keyframe-head or non-keyframes")
+    if o.orthonormal_sampling and (o.sampling_lr_scale == 0 or o.parts in ("keyframe-head", "non-keyframes")):
+        raise VcsError(f"config optim.orthonormal_sampling: no Φ is trained (sampling_lr_scale = 0 or {o.parts})")
     if r.device not in ("auto", "cpu", "cuda"):
         raise VcsError(f"config run.device: {r.device!r} is not auto, cpu or cuda")
     for key in ("bf16", "channels_last"):
@@ -239,7 +240,7 @@ def validate(config: TrainConfig, check_data: bool = True) -> None:
     if check_data:
         for entry in d.train:
             meta = check_data_entry(config.path(entry))
-            if meta and o.parts == "all" and any(c.get("spread") for c in meta["clips"]):
+            if meta and o.parts in ("all", "non-keyframes") and any(c.get("spread") for c in meta["clips"]):
                 raise VcsError(
                     f"config data.train: pack {entry} keeps frames spread over each clip (data.pack_frames): "
                     "they are not consecutive, so only optim.parts = keyframes can train on it"

@@ -197,10 +197,16 @@ def build_model(config: TrainConfig, train_clips: list[Clip], initialise: bool =
 # reads a keyframe's measurements, so the keyframe branch can be trained alone on single frames).
 # "keyframe-head": only the keyframe MSFM, which nothing but the keyframe output reads: HFIM takes the keyframe
 # MSEM's features into the non-keyframe network, so training MSEM alone moves what that network was trained on.
+# "non-keyframes": what rebuilds a non-keyframe once its keyframes are decoded (its initial reconstruction, which
+# the -lin decoders' correction is, MSEM, HFIM and MSFM), on whole chains; both Φ and the keyframe branch stay as
+# loaded, so the encoder and the keyframes do not change and the motion search runs without a graph.
 TRAINED_PARTS = {
     "keyframes": ("sampling.key.", "initial_key.", "msem_key.", "msfm_key."),
     "keyframe-head": ("msfm_key.",),
+    "non-keyframes": ("initial_non.", "msem_non.", "hfim.", "msfm_non."),
 }
+# The parts trained on single frames (the keyframe terms of the loss alone) rather than on whole chains.
+SINGLE_FRAME_PARTS = ("keyframes", "keyframe-head")
 
 
 def parameter_groups(model: HITVCSNet, config: TrainConfig) -> list[dict[str, Any]]:
@@ -209,6 +215,11 @@ def parameter_groups(model: HITVCSNet, config: TrainConfig) -> list[dict[str, An
     o = config.optim
     if o.parts in TRAINED_PARTS:
         named = [(n, p) for n, p in named if n.startswith(TRAINED_PARTS[o.parts])]
+        # The rest is frozen, not merely left out of the optimizer: autograd then skips it (on whole chains, the
+        # keyframe branch and the motion search).
+        trained = {id(p) for _, p in named}
+        for p in model.parameters():
+            p.requires_grad_(id(p) in trained)
     return [
         {"params": [p for n, p in named if n.startswith(linear)], "lr": o.lr * o.sampling_lr_scale},
         {"params": [p for n, p in named if not n.startswith(linear)], "lr": o.lr},
@@ -277,7 +288,7 @@ def build_trainer(
     """Model, optimizer, schedule and sampler for clips already loaded (the benchmark calls this directly)."""
     dist = dist or Dist()
     run = config.run
-    if config.optim.parts != "all" and dist.world > 1:
+    if config.optim.parts in SINGLE_FRAME_PARTS and dist.world > 1:
         raise VcsError(f"optim.parts = {config.optim.parts} trains in one process (it is cheap); run without torchrun")
     if config.data.batch % dist.world:
         raise VcsError(f"data.batch {config.data.batch} does not split evenly over {dist.world} processes")
@@ -297,7 +308,7 @@ def build_trainer(
     d, gop = config.data, model.config.gop
     seed = run.seed + dist.rank  # each rank its own chains
     # The keyframe branch learns from single frames (chains of gop 0, one frame): each its own clip and corner.
-    chain_gop = gop if config.optim.parts == "all" else 0
+    chain_gop = 0 if config.optim.parts in SINGLE_FRAME_PARTS else gop
     if d.on_device:
         sampler: ChainSampler = DeviceChainSampler(train_clips, chain_gop, d.crop, seed, d.static, d.stride2, device)
     else:
@@ -543,7 +554,7 @@ def orthonormalize_sampling(model: HITVCSNet, parts: str) -> None:
 def train_step(trainer: Trainer) -> torch.Tensor:
     """One optimizer step on a fresh batch; returns this rank's loss (detached, not synchronised)."""
     net = trainer.ddp or trainer.model
-    if trainer.config.optim.parts != "all":
+    if trainer.config.optim.parts in SINGLE_FRAME_PARTS:
         batch = trainer.sampler.batch(trainer.rank_batch * KEYFRAMES_PER_CHAIN, trainer.device)
         loss = keyframe_loss(trainer.model, batch, trainer.bf16)
     else:
