@@ -21,6 +21,7 @@ from vcscodec.models import (
     parameter_counts,
 )
 from vcscodec.models.init import init_linear, klt_basis
+from vcscodec.models.loss import squared_error
 from vcscodec.registry import default_model, derive_model, find_model, list_models, model_name, save_model, sha256_file
 from vcscodec.samples import camera_pan
 
@@ -134,6 +135,35 @@ def test_loss_is_the_papers_sum_of_initial_and_deep_terms() -> None:
         for a, b in ((rec.key_initial, keys), (rec.key, keys), (rec.non_initial, non), (rec.non, non))
     )
     torch.testing.assert_close(hitvcsnet_loss(rec, frames, 8), expected)
+
+
+def test_frame_psnr_loss_is_minus_the_mean_psnr_of_each_term_and_weighs_frames_by_their_error() -> None:
+    """optim.loss = "frame-psnr": each of the four terms is minus the mean PSNR of its frames (pixels in [0, 1]),
+    and a frame's pull on the gradient is its MSE's gradient over its MSE: an exact frame's error counts as much
+    as a bad frame's, where the MSE would all but ignore it."""
+    model = tiny()
+    frames = torch.rand(1, 9, 64, 64)
+    with torch.no_grad():
+        rec = model(frames)
+    keys, non = chain_targets(frames, 8)
+
+    def mean_psnr(rebuilt: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+        mse = ((rebuilt - truth) ** 2).flatten(0, -3).mean((-2, -1))
+        return (10 * torch.log10(1 / mse)).mean()
+
+    pairs = ((rec.key_initial, keys), (rec.key, keys), (rec.non_initial, non), (rec.non, non))
+    expected = -sum(mean_psnr(a, b) for a, b in pairs)
+    torch.testing.assert_close(hitvcsnet_loss(rec, frames, 8, "frame-psnr"), expected)
+
+    truth = torch.zeros(2, 8, 8)
+    rebuilt = torch.stack([torch.full((8, 8), 0.01), torch.full((8, 8), 0.3)]).requires_grad_()
+    for loss, ratio in (("mse", 1 / 30), ("frame-psnr", 30.0)):
+        rebuilt.grad = None
+        squared_error(rebuilt, truth, loss).backward()
+        good, bad = rebuilt.grad.abs().mean((-2, -1))
+        assert (good / bad).item() == pytest.approx(ratio, rel=1e-3)
+    with pytest.raises(ValueError, match="frame-psnr"):
+        squared_error(rebuilt, truth, "l1")
 
 
 def test_decoder_is_deterministic_on_cpu() -> None:

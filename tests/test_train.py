@@ -138,6 +138,7 @@ def test_shipped_configs_start_from_shipped_models() -> None:
         ({"optim": {"quant_noise": -1.0}}, "optim.quant_noise"),
         ({"optim": {"orthonormal_sampling": True, "sampling_lr_scale": 0.0}}, "optim.orthonormal_sampling"),
         ({"optim": {"adam_eps": 0.0}}, "optim.adam_eps"),
+        ({"optim": {"loss": "l1"}}, "optim.loss: 'l1' is not mse or frame-psnr"),
         ({"model": {"arch": "hitvcsnet-mhc2-lin"}}, "skips the non-keyframe network"),
         ({"model": {"arch": "hitvcsnet-mhc-lin"}, "optim": {"parts": "non-keyframes"}}, "skips the non-keyframe"),
         ({"optim": {"parts": "non-keyframes", "orthonormal_sampling": True}}, "no Φ is trained .* non-keyframes"),
@@ -245,10 +246,13 @@ def test_spread_pack_keeps_scenes_for_keyframes_only(tmp_path: Path, collection:
 
 
 # ---- training ----------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("arch", ["hitvcsnet", "hitvcsnet-mhc"])
-def test_loss_goes_down(tmp_path: Path, collection: Path, arch: str) -> None:
+@pytest.mark.parametrize(
+    ("arch", "loss"), [("hitvcsnet", "mse"), ("hitvcsnet-mhc", "mse"), ("hitvcsnet-mhc", "frame-psnr")]
+)
+def test_loss_goes_down(tmp_path: Path, collection: Path, arch: str, loss: str) -> None:
     """The paper's network, and our variant whose outputs pass through the measurement projection (the loss's
-    gradient then reaches Φ through (ΦΦᵀ)⁻¹ as well)."""
+    gradient then reaches Φ through (ΦΦᵀ)⁻¹ as well); trained on the paper's loss or on the mean per-frame PSNR,
+    the squared error falls."""
     from vcscodec.models import hitvcsnet_loss
     from vcscodec.train.loop import build_model
 
@@ -257,7 +261,7 @@ def test_loss_goes_down(tmp_path: Path, collection: Path, arch: str) -> None:
         collection,
         "run",
         model={"arch": arch, "init": "random"},
-        optim={"steps": 24, "lr": 2e-3},
+        optim={"steps": 24, "lr": 2e-3, "loss": loss},
         run={"validate_every": 24, "checkpoint_every": 100},
     )
     config = load_config(path)
@@ -272,6 +276,7 @@ def test_loss_goes_down(tmp_path: Path, collection: Path, arch: str) -> None:
     assert after < 0.7 * before
     losses = [r["loss"] for r in steps_of(tmp_path / "run") if "loss" in r]
     assert len(losses) == 24 and np.mean(losses[-5:]) < np.mean(losses[:5])
+    assert all(v < 0 for v in losses) if loss == "frame-psnr" else all(v > 0 for v in losses)  # the loss it logs
 
 
 def test_loss_takes_bf16_reconstructions_in_fp32() -> None:

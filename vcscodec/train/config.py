@@ -81,6 +81,9 @@ class OptimSection:
     # Train on measurements with a quantizer's error: uniform noise one step wide, in grey levels (the codec's
     # step is 1.3; 0 = off, clean measurements as before). Validation stays clean, as logged runs always were.
     quant_noise: float = 0.0
+    # mse (the paper's) | frame-psnr: the mean over frames of 10·log10 of each frame's MSE (models/loss.py), the
+    # bench's mean per-frame PSNR, so still frames are not spent to buy the worst moving ones
+    loss: str = "mse"
     # Project every trained Φ back onto orthonormal rows after each step (its polar factor), so a learned Φ keeps
     # the KLT's measurement energy: larger rows would buy a lower quantizer error with more bits, not a better Φ.
     orthonormal_sampling: bool = False
@@ -186,6 +189,7 @@ def load_config(path: Path | None, overrides: list[str] | None = None, check_dat
 def validate(config: TrainConfig, check_data: bool = True) -> None:
     """Every check that needs no decoding: a bad setting fails in a second, not after an hour of caching."""
     from ..models.config import ARCHITECTURES
+    from ..models.loss import LOSSES
 
     m, d, o, r = config.model, config.data, config.optim, config.run
     if m.arch not in ARCHITECTURES:
@@ -226,6 +230,8 @@ def validate(config: TrainConfig, check_data: bool = True) -> None:
         raise VcsError(f"config data.pack_frames: {d.pack_frames!r} is not first or spread")
     if o.parts not in ("all", "keyframes", "keyframe-head", "non-keyframes"):
         raise VcsError(f"config optim.parts: {o.parts!r} is not all, keyframes, keyframe-head or non-keyframes")
+    if o.loss not in LOSSES:
+        raise VcsError(f"config optim.loss: {o.loss!r} is not {' or '.join(LOSSES)}")
     if o.orthonormal_sampling and (o.sampling_lr_scale == 0 or o.parts in ("keyframe-head", "non-keyframes")):
         raise VcsError(f"config optim.orthonormal_sampling: no Φ is trained (sampling_lr_scale = 0 or {o.parts})")
     if r.device not in ("auto", "cpu", "cuda"):

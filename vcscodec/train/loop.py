@@ -521,7 +521,7 @@ def validate(trainer: Trainer) -> dict[str, float]:
 KEYFRAMES_PER_CHAIN = 2
 
 
-def keyframe_loss(model: HITVCSNet, batch: torch.Tensor, bf16: bool = False) -> torch.Tensor:
+def keyframe_loss(model: HITVCSNet, batch: torch.Tensor, bf16: bool = False, loss: str = "mse") -> torch.Tensor:
     """The keyframe terms of the paper's loss, ‖I_k − X‖² + ‖D_k − X‖², on the keyframes of ``batch`` (N, T, H, W):
     frames 0, gop, … of each sample; T = 1 in training, whose samples are single frames."""
     frames = batch[:, :: model.config.gop]
@@ -529,7 +529,7 @@ def keyframe_loss(model: HITVCSNet, batch: torch.Tensor, bf16: bool = False) -> 
     with torch.autocast(batch.device.type, torch.bfloat16, enabled=bf16):
         initial = model.initial_key(y)
         deep = model.keyframes_from_initial(initial, y)
-    return reconstruction_terms(initial[0], deep, frames.flatten(0, 1).unsqueeze(1))
+    return reconstruction_terms(initial[0], deep, frames.flatten(0, 1).unsqueeze(1), loss)
 
 
 def orthonormal_rows(phi: torch.Tensor) -> torch.Tensor:
@@ -556,12 +556,12 @@ def train_step(trainer: Trainer) -> torch.Tensor:
     net = trainer.ddp or trainer.model
     if trainer.config.optim.parts in SINGLE_FRAME_PARTS:
         batch = trainer.sampler.batch(trainer.rank_batch * KEYFRAMES_PER_CHAIN, trainer.device)
-        loss = keyframe_loss(trainer.model, batch, trainer.bf16)
+        loss = keyframe_loss(trainer.model, batch, trainer.bf16, trainer.config.optim.loss)
     else:
         batch = trainer.sampler.batch(trainer.rank_batch, trainer.device)
         with torch.autocast(trainer.device.type, torch.bfloat16, enabled=trainer.bf16):
             rec = net(batch)
-        loss = hitvcsnet_loss(rec, batch, trainer.model.config.gop)  # the loss in fp32
+        loss = hitvcsnet_loss(rec, batch, trainer.model.config.gop, trainer.config.optim.loss)  # in fp32
     trainer.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if trainer.config.optim.grad_clip > 0:
