@@ -63,6 +63,12 @@ class DataSection:
     pack_frames: str = "first"
 
 
+# optim.parts trained on whole chains with the paper's loss, and those trained on single frames with its keyframe
+# terms alone (vcscodec/train/loop.py, TRAINED_PARTS).
+CHAIN_PARTS = ("all", "non-keyframes")
+SINGLE_FRAME_PARTS = ("keyframes", "keyframe-head")
+
+
 @dataclass
 class OptimSection:
     lr: float = 1e-4  # paper: Adam, 1e-4
@@ -194,7 +200,7 @@ def validate(config: TrainConfig, check_data: bool = True) -> None:
     m, d, o, r = config.model, config.data, config.optim, config.run
     if m.arch not in ARCHITECTURES:
         raise VcsError(f"config model.arch: unknown architecture {m.arch!r} (known: {', '.join(ARCHITECTURES)})")
-    if not ARCHITECTURES[m.arch].non_key_network and o.parts in ("all", "non-keyframes"):
+    if not ARCHITECTURES[m.arch].non_key_network and o.parts in CHAIN_PARTS:
         raise VcsError(
             f"config model.arch: {m.arch} is a decoder that skips the non-keyframe network; train the architecture "
             "it is derived from (e.g. hitvcsnet-mhc) and decode with it"
@@ -228,8 +234,8 @@ def validate(config: TrainConfig, check_data: bool = True) -> None:
         raise VcsError("config data.pack_scale must be ≥ 1 and data.pack_max_mb ≥ 0")
     if d.pack_frames not in ("first", "spread"):
         raise VcsError(f"config data.pack_frames: {d.pack_frames!r} is not first or spread")
-    if o.parts not in ("all", "keyframes", "keyframe-head", "non-keyframes"):
-        raise VcsError(f"config optim.parts: {o.parts!r} is not all, keyframes, keyframe-head or non-keyframes")
+    if o.parts not in CHAIN_PARTS + SINGLE_FRAME_PARTS:
+        raise VcsError(f"config optim.parts: {o.parts!r} is not {', '.join(CHAIN_PARTS + SINGLE_FRAME_PARTS)}")
     if o.loss not in LOSSES:
         raise VcsError(f"config optim.loss: {o.loss!r} is not {' or '.join(LOSSES)}")
     if o.orthonormal_sampling and (o.sampling_lr_scale == 0 or o.parts in ("keyframe-head", "non-keyframes")):
@@ -246,7 +252,7 @@ def validate(config: TrainConfig, check_data: bool = True) -> None:
     if check_data:
         for entry in d.train:
             meta = check_data_entry(config.path(entry))
-            if meta and o.parts in ("all", "non-keyframes") and any(c.get("spread") for c in meta["clips"]):
+            if meta and o.parts in CHAIN_PARTS and any(c.get("spread") for c in meta["clips"]):
                 raise VcsError(
                     f"config data.train: pack {entry} keeps frames spread over each clip (data.pack_frames): "
                     "they are not consecutive, so only optim.parts = keyframes can train on it"

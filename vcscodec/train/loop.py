@@ -35,7 +35,7 @@ from ..hardware import device_name, pick_device, use_threads
 from ..models import HITVCSNet, architecture, hitvcsnet_loss
 from ..models.init import init_linear
 from ..models.loss import reconstruction_terms
-from .config import TrainConfig
+from .config import SINGLE_FRAME_PARTS, TrainConfig
 from .data import ChainSampler, Clip, DeviceChainSampler, load_collection
 
 CHECKPOINT = "checkpoint.pt"
@@ -205,8 +205,6 @@ TRAINED_PARTS = {
     "keyframe-head": ("msfm_key.",),
     "non-keyframes": ("initial_non.", "msem_non.", "hfim.", "msfm_non."),
 }
-# The parts trained on single frames (the keyframe terms of the loss alone) rather than on whole chains.
-SINGLE_FRAME_PARTS = ("keyframes", "keyframe-head")
 
 
 def parameter_groups(model: HITVCSNet, config: TrainConfig) -> list[dict[str, Any]]:
@@ -215,15 +213,18 @@ def parameter_groups(model: HITVCSNet, config: TrainConfig) -> list[dict[str, An
     o = config.optim
     if o.parts in TRAINED_PARTS:
         named = [(n, p) for n, p in named if n.startswith(TRAINED_PARTS[o.parts])]
-        # The rest is frozen, not merely left out of the optimizer: autograd then skips it (on whole chains, the
-        # keyframe branch and the motion search).
-        trained = {id(p) for _, p in named}
-        for p in model.parameters():
-            p.requires_grad_(id(p) in trained)
     return [
         {"params": [p for n, p in named if n.startswith(linear)], "lr": o.lr * o.sampling_lr_scale},
         {"params": [p for n, p in named if not n.startswith(linear)], "lr": o.lr},
     ]
+
+
+def freeze_untrained(model: HITVCSNet, parts: str) -> None:
+    """Turn off the gradients of what ``parts`` does not train, not merely leave it out of the optimizer: autograd
+    then skips it (on whole chains, the keyframe branch and the motion search)."""
+    if parts in TRAINED_PARTS:
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith(TRAINED_PARTS[parts]))
 
 
 def lr_factor(config: TrainConfig) -> Callable[[int], float]:
@@ -303,6 +304,7 @@ def build_trainer(
     bf16 = run.bf16 == "on" or (run.bf16 == "auto" and cuda)
     if run.channels_last == "on" or (run.channels_last == "auto" and cuda):
         model = model.to(memory_format=torch.channels_last)
+    freeze_untrained(model, config.optim.parts)
     optimizer = torch.optim.Adam(parameter_groups(model, config), lr=config.optim.lr, eps=config.optim.adam_eps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config))
     d, gop = config.data, model.config.gop
