@@ -133,6 +133,62 @@ def test_bench_json_matches_decoded_frames(use_tiny_weights: Path, sequences, tm
     assert all(np.array_equal(a, b) for a, b in zip(_y_planes(again), _y_planes(Path(s["decoded"])), strict=True))
 
 
+def _planes(path: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Y, U and V of every frame, read with PyAV directly (not through vcscodec.io)."""
+    with av.open(str(path)) as c:
+        frames = [f.to_ndarray(format="yuv420p") for f in c.decode(video=0)]
+    # yuv420p as one array: H rows of Y, then U and V, each H/2 rows of W/2 packed two to a row of W.
+    return [(a[:H], a[H : H + H // 4].reshape(H // 2, W // 2), a[H + H // 4 :].reshape(H // 2, W // 2)) for a in frames]
+
+
+def test_bench_scores_chroma_of_colour_files(use_tiny_weights: Path, sequences, tmp_path: Path) -> None:
+    """--chroma auto codes the colour clip in colour and the grey PNGs grey: the colour clip's U and V are scored
+    (per frame, against the frames really decoded), the grey one's are not, and only colour gets the column."""
+    folder, _ = sequences
+    keep, report_path = tmp_path / "keep", tmp_path / "bench.json"
+    _invoke("-s", str(folder), "-r", "0.1", "--chroma", "auto", "--json", str(report_path), "--keep", str(keep), "-q")
+    report = json.loads(report_path.read_text())
+    (run,) = report["runs"]
+    seqs = {s["name"]: s for s in run["sequences"]}
+    colour, grey = seqs["foreman_cif"], seqs["pan_png"]
+    refs = _planes(folder / "foreman_cif.y4m")[:N]
+    decoded = _planes(Path(colour["decoded"]))
+    for f, ref, dec in zip(colour["per_frame"], refs, decoded, strict=True):
+        assert f["psnr"] == _psnr(ref[0], dec[0])
+        assert (f["psnr_u"], f["psnr_v"]) == (_psnr(ref[1], dec[1]), _psnr(ref[2], dec[2]))
+    assert f["psnr_u"] != f["psnr_v"]  # each plane against its own
+    scored = colour["per_frame"][:16]
+    assert colour["psnr_u"] == np.mean([f["psnr_u"] for f in scored])
+    assert colour["psnr_v"] == np.mean([f["psnr_v"] for f in scored])
+    assert grey["psnr_u"] is None and grey["psnr_v"] is None
+    assert all("psnr_u" not in f for f in grey["per_frame"])
+    # The average is over the sequences coded in colour alone.
+    assert (run["average"]["psnr_u"], run["average"]["psnr_v"]) == (colour["psnr_u"], colour["psnr_v"])
+
+    from io import StringIO
+
+    from rich.console import Console
+
+    from vcscodec.bench import render
+
+    wide = Console(file=StringIO(), width=200, force_terminal=True, color_system=None)
+    render(report, wide)
+    lines = wide.file.getvalue().splitlines()
+    assert "PSNR U/V" in next(line for line in lines if "sequence" in line)
+    assert f"{colour['psnr_u']:.2f}/{colour['psnr_v']:.2f}" in next(line for line in lines if "Foreman" in line)
+    assert "│           – │" in next(line for line in lines if "pan_png" in line)
+
+    # Coded grey (the paper's protocol, the default): no chroma scores and no column.
+    gray_path = tmp_path / "gray.json"
+    _invoke("-s", str(folder), "-r", "0.1", "--json", str(gray_path), "-q")
+    gray = json.loads(gray_path.read_text())
+    assert all(s["psnr_u"] is None and "psnr_u" not in s["per_frame"][0] for s in gray["runs"][0]["sequences"])
+    assert gray["runs"][0]["average"]["psnr_u"] is None
+    wide = Console(file=StringIO(), width=200, force_terminal=True, color_system=None)
+    render(gray, wide)
+    assert "U/V" not in wide.file.getvalue()
+
+
 def test_bench_models_and_all_frames(use_tiny_weights: Path, tmp_path: Path) -> None:
     """--model picks models by name (ratio from the model); --frames all scores whole sequences; --threads is
     used and recorded."""

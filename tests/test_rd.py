@@ -54,6 +54,18 @@ def test_anchor_qp0_is_lossless(gray: bool, width: int, height: int) -> None:
     coded = code_with_anchor(frames, "x264-intra", 0, gray=gray)
     assert coded.psnr == [math.inf] * 5 and coded.ssim == pytest.approx([1.0] * 5)
     assert coded.bytes > 0
+    # Chroma is scored when it is coded, each plane against its own (U and V differ here, so a swap would show).
+    assert not np.array_equal(frames[0].u, frames[0].v)
+    assert (coded.psnr_u, coded.psnr_v) == (([], []) if gray else ([math.inf] * 5, [math.inf] * 5))
+
+
+def test_anchor_scores_chroma_by_plane() -> None:
+    """Lossy colour coding: U and V scores are finite, fall with the QP, and are not the luma's."""
+    frames = camera_pan(9, 96, 64, seed=2)
+    fine, coarse = (code_with_anchor(frames, "x264-intra", qp, gray=False) for qp in (20, 40))
+    assert len(fine.psnr_u) == len(fine.psnr_v) == 9 and all(np.isfinite(fine.psnr_u + fine.psnr_v))
+    assert np.mean(coarse.psnr_u) < np.mean(fine.psnr_u) and np.mean(coarse.psnr_v) < np.mean(fine.psnr_v)
+    assert fine.psnr_u != fine.psnr and fine.psnr_u != fine.psnr_v
 
 
 def test_anchor_rate_and_quality_follow_the_qp() -> None:

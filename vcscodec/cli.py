@@ -619,7 +619,10 @@ def bench(
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
     precision: Annotated[str, typer.Option("--precision", help=_PRECISION_HELP)] = "fp32",
     chroma: Annotated[
-        str, typer.Option("--chroma", help="gray (Y only, as the paper) | yuv420 | auto (affects bpp and speed)")
+        str,
+        typer.Option(
+            "--chroma", help="gray (Y only, as the paper) | yuv420 | auto; colour adds bits, time and U/V PSNR"
+        ),
     ] = "gray",
     quant_step: Annotated[
         str,

@@ -18,7 +18,7 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +64,8 @@ class AnchorCoding:
     ssim: list[float]  # per frame, Y
     encode_seconds: float
     decode_seconds: float
+    psnr_u: list[float] = field(default_factory=list)  # per frame, when coded in colour
+    psnr_v: list[float] = field(default_factory=list)
 
 
 def check_anchor(name: str) -> None:
@@ -106,7 +108,7 @@ def code_with_anchor(frames: Iterable[Frame], anchor: str, qp: int, gray: bool) 
     encoder.options = {**ANCHORS[anchor], "qp": str(qp)}
     decoder = av.CodecContext.create("h264", "r")
     coding = AnchorCoding(0, [], [], 0.0, 0.0)
-    waiting: deque[np.ndarray] = deque()  # source lumas whose reconstruction has not come out yet
+    waiting: deque[tuple[np.ndarray, ...]] = deque()  # source planes whose reconstruction has not come out yet
 
     def decode(packets: list[av.Packet | None]) -> None:
         for packet in packets:
@@ -115,19 +117,24 @@ def code_with_anchor(frames: Iterable[Frame], anchor: str, qp: int, gray: bool) 
             pictures = decoder.decode(packet)
             coding.decode_seconds += time.perf_counter() - start
             for picture in pictures:  # in display order, as the sources came
-                plane = picture.planes[0]
-                y = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :width]
                 source = waiting.popleft()
-                coding.psnr.append(psnr(source, y))
-                coding.ssim.append(ssim(source, y))
+                planes = [
+                    np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: ref.shape[0], : ref.shape[1]]
+                    for plane, ref in zip(picture.planes[: len(source)], source, strict=True)
+                ]
+                coding.psnr.append(psnr(source[0], planes[0]))
+                coding.ssim.append(ssim(source[0], planes[0]))
+                if not gray:
+                    coding.psnr_u.append(psnr(source[1], planes[1]))
+                    coding.psnr_v.append(psnr(source[2], planes[2]))
 
-    def encode(frame: Frame | None, index: int) -> list[av.Packet]:
+    def encode(planes: tuple[np.ndarray, ...] | None, index: int) -> list[av.Packet]:
         start = time.perf_counter()
         try:
-            if frame is None:
+            if planes is None:
                 return encoder.encode(None)
             picture = av.VideoFrame(width, height, pix_fmt)
-            for plane, data in zip(picture.planes, (frame.y,) if gray else (frame.y, frame.u, frame.v), strict=True):
+            for plane, data in zip(picture.planes, planes, strict=True):
                 np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: data.shape[0], : data.shape[1]] = data
             picture.pts = index
             return encoder.encode(picture)
@@ -140,8 +147,9 @@ def code_with_anchor(frames: Iterable[Frame], anchor: str, qp: int, gray: bool) 
     for index, frame in enumerate(itertools.chain([first], sources)):
         if (frame.width, frame.height) != (width, height):
             raise VcsError(f"frame {index} is {frame.width}x{frame.height}, the first was {width}x{height}")
-        waiting.append(frame.y)
-        decode(encode(frame, index))
+        planes = (frame.y,) if gray else (frame.y, frame.u, frame.v)
+        waiting.append(planes)
+        decode(encode(planes, index))
         count += 1
     decode([*encode(None, count), None])
     if waiting:

@@ -131,6 +131,17 @@ def _delta(ours: dict[str, Any], ref: dict[str, Any] | None, field: str = "psnr"
     return text if s is None else f"{text}/{s - ref['ssim']:+.4f}"
 
 
+def _chroma(row: dict[str, Any]) -> str:
+    """PSNR of U and V as "U/V" (dB), or "–" for a sequence coded grey."""
+    u, v = row.get("psnr_u"), row.get("psnr_v")
+    return "–" if u is None or v is None else f"{u:.2f}/{v:.2f}"
+
+
+def _has_chroma(rows: list[dict[str, Any]]) -> bool:
+    """Whether any of these sequences was coded (and scored) in colour: only then the U/V column is shown."""
+    return any(r.get("psnr_u") is not None for r in rows)
+
+
 def _subset_cells(
     avg: dict[str, Any], kind: str, refs: dict[str, Any], mark: str, methods: tuple[str, ...]
 ) -> list[str]:
@@ -175,7 +186,8 @@ def _render_anchors(anchors: list[dict[str, Any]], console: Console) -> None:
     from rich.table import Table
 
     table = Table(title="anchors (the same frames, scored the same way)", title_justify="left")
-    for col in ("anchor", "QP", "PSNR/SSIM", "bpp", "enc fps", "dec fps"):
+    chroma = _has_chroma([run["average"] for run in anchors])
+    for col in ("anchor", "QP", "PSNR/SSIM", *(["PSNR U/V"] if chroma else []), "bpp", "enc fps", "dec fps"):
         table.add_column(col, justify="left" if col == "anchor" else "right")
     for run in anchors:
         avg = run["average"]
@@ -183,6 +195,7 @@ def _render_anchors(anchors: list[dict[str, Any]], console: Console) -> None:
             run["anchor"],
             str(run["qp"]),
             _pair(avg["psnr"], avg["ssim"]),
+            *([_chroma(avg)] if chroma else []),
             f"{avg['bpp']:.4f}",
             f"{avg['encode_fps']:.1f}",
             f"{avg['decode_fps']:.1f}",
@@ -209,7 +222,9 @@ def render(report: dict[str, Any], console: Console) -> None:
         # The paper's columns only where it has figures for a sequence: beside the user's own clips they are blank.
         methods = PAPER_METHODS if any(s.get("paper") for s in run["sequences"]) else ()
         paper_columns = [c for method in methods for c in (method, "Δ")]
-        for col in ("sequence", "PSNR/SSIM", *paper_columns, "bpp", "enc fps", "dec fps"):
+        chroma = _has_chroma(run["sequences"])
+        chroma_column = ["PSNR U/V"] if chroma else []
+        for col in ("sequence", "PSNR/SSIM", *chroma_column, *paper_columns, "bpp", "enc fps", "dec fps"):
             text = col == "sequence"  # a name: folded in a narrow terminal, never cut with "…"
             table.add_column(col, justify="left" if text else "right", overflow="fold" if text else "ellipsis")
         for s in run["sequences"]:
@@ -217,6 +232,7 @@ def render(report: dict[str, Any], console: Console) -> None:
             table.add_row(
                 s["paper_name"] or s["name"],
                 _pair(s["psnr"], s["ssim"]),
+                *([_chroma(s)] if chroma else []),
                 *(
                     cell
                     for method in methods
@@ -234,6 +250,7 @@ def render(report: dict[str, Any], console: Console) -> None:
         table.add_row(
             "[bold]average",
             f"[bold]{_pair(avg['psnr'], avg['ssim'])}",
+            *([_chroma(avg)] if chroma else []),
             *(
                 cell
                 for method in methods
@@ -252,7 +269,8 @@ def render(report: dict[str, Any], console: Console) -> None:
             ("non-key average", "nonkey", paper["table4"], ""),
             ("keyframe average", "key", implied, "†"),
         ):
-            table.add_row(label, *_subset_cells(avg, kind, refs, mark, methods), "", "", "")
+            cells = _subset_cells(avg, kind, refs, mark, methods)
+            table.add_row(label, cells[0], *([""] if chroma else []), *cells[1:], "", "", "")
         console.print(table)
         notes = []
         if implied:

@@ -20,7 +20,7 @@ from ..container import ContainerReader
 from ..errors import VcsError
 from ..hardware import cpu_name, pick_device
 from ..io import DEFAULT_FPS, Frame, frame_from_gray, open_writer
-from ..metrics import psnr, ssim
+from ..quality import score_frame
 from ..quant import DEFAULT_QUANT_STEP, check_step
 from ..rd import ANCHORS, DEFAULT_ANCHOR_QPS, bd_psnr, bd_rate, check_anchor, check_qp, code_with_anchor, summarize
 from ..registry import ModelCard, find_model
@@ -198,6 +198,7 @@ def _bench_sequence(
     # Decode from the file's bytes, with the model the header names (checked by hash), and score each frame.
     keys = set(header.key_frames())
     scored = set(scored_frames(count, header.gop))
+    colour = header.chroma == "yuv420"
     per_frame: list[dict[str, Any]] = []
     writer = open_writer(folder / f"{stem}.y4m", seq.width, seq.height, seq.fps, force=True) if config.keep else None
     try:
@@ -207,14 +208,17 @@ def _bench_sequence(
                 raise VcsError(f"{vcs.name} names model {named.name}, not {card.name}")
             decoded = _Timed(decode_records(reader, model, device, config.batch_gops, config.precision))
             for i, (ref, out) in enumerate(zip(_take(seq.frames(), count), decoded, strict=True)):
+                quality = score_frame(ref, out)
                 per_frame.append(
                     {
                         "index": i,
                         "frame": i + 1,  # the paper counts frames from 1
                         "key": i in keys,
                         "scored": i in scored,
-                        "psnr": psnr(ref.y, out.y),
-                        "ssim": ssim(ref.y, out.y),
+                        "psnr": quality.psnr_y,
+                        "ssim": quality.ssim_y,
+                        # U and V only when they were coded: a grey file's chroma is mid-grey, not a result.
+                        **({"psnr_u": quality.psnr_u, "psnr_v": quality.psnr_v} if colour else {}),
                     }
                 )
                 if writer:
@@ -246,6 +250,7 @@ def _bench_sequence(
         "ssim_nonkey": _mean([f["ssim"] for f in nonkey]),
         "psnr_key": _mean([f["psnr"] for f in key]),
         "ssim_key": _mean([f["ssim"] for f in key]),
+        **_chroma_means(counted if colour else []),
         "bytes": size,
         "bpp": size * 8 / (seq.width * seq.height * count),  # file bits per luma pixel, headers included
         "encode_seconds": encode_seconds,
@@ -256,6 +261,11 @@ def _bench_sequence(
         "decoded": str(folder / f"{stem}.y4m") if config.keep else None,
         "per_frame": per_frame,
     }
+
+
+def _chroma_means(frames: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Mean PSNR of U and of V over ``frames`` (None for both without frames: the file was coded grey)."""
+    return {"psnr_u": _mean([f["psnr_u"] for f in frames]), "psnr_v": _mean([f["psnr_v"] for f in frames])}
 
 
 def _average(results: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -289,7 +299,9 @@ def _bench_run(
         results.append(_bench_sequence(seq, card, encoder, model, device, config, folder))
         if progress:
             progress(f"{seq.name} n{ratio_key(card.alpha_n)} q{encoder.quant_step:g}")
-    average = _average(results, ("psnr", "ssim", "psnr_nonkey", "ssim_nonkey", "psnr_key", "ssim_key"))
+    average = _average(
+        results, ("psnr", "ssim", "psnr_nonkey", "ssim_nonkey", "psnr_key", "ssim_key", "psnr_u", "psnr_v")
+    )
     average["paper"] = paper_figures(card, results, paper)
     return {
         "ratio": card.alpha_n,
@@ -323,6 +335,7 @@ def _anchor_run(
         count = seq.frame_count if config.frames is None else config.frames
         coded = code_with_anchor(_take(seq.frames(), count), anchor, qp, gray=config.chroma == "gray")
         scored = scored_frames(count, gop)
+        chroma = [{"psnr_u": u, "psnr_v": v} for u, v in zip(coded.psnr_u, coded.psnr_v, strict=True)]
         results.append(
             {
                 "name": seq.name,
@@ -333,12 +346,20 @@ def _anchor_run(
                 "scored_frames": scored,
                 "psnr": _mean([coded.psnr[i] for i in scored]),
                 "ssim": _mean([coded.ssim[i] for i in scored]),
+                **_chroma_means([chroma[i] for i in scored] if chroma else []),
                 "bytes": coded.bytes,
                 "bpp": coded.bytes * 8 / (seq.width * seq.height * count),
                 "encode_seconds": coded.encode_seconds,
                 "decode_seconds": coded.decode_seconds,
                 "per_frame": [
-                    {"index": i, "frame": i + 1, "scored": i in scored, "psnr": p, "ssim": q}
+                    {
+                        "index": i,
+                        "frame": i + 1,
+                        "scored": i in scored,
+                        "psnr": p,
+                        "ssim": q,
+                        **(chroma[i] if chroma else {}),
+                    }
                     for i, (p, q) in enumerate(zip(coded.psnr, coded.ssim, strict=True))
                 ],
             }
@@ -350,7 +371,7 @@ def _anchor_run(
         "qp": qp,
         "options": ANCHORS[anchor],
         "sequences": results,
-        "average": _average(results, ("psnr", "ssim")),
+        "average": _average(results, ("psnr", "ssim", "psnr_u", "psnr_v")),
     }
 
 
@@ -472,7 +493,8 @@ def run_bench(
             if config.frames == PAPER_FRAMES
             else "all frames but the final keyframe when the count is gop*k+1, else all frames",
             "metrics": "Y plane, 8-bit, PSNR peak 255 without border crop; SSIM Wang et al. 2004 (Gaussian 11x11, "
-            "sigma 1.5); averages are means over sequences of per-sequence means",
+            "sigma 1.5); averages are means over sequences of per-sequence means; files coded in colour also "
+            "report the PSNR of U and of V (psnr_u, psnr_v), scored the same way",
             "chroma": config.chroma,
             "quant_steps": list(config.quant_steps),
             "anchor_qps": list(config.anchor_qps) if config.anchors else [],
