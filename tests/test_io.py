@@ -265,11 +265,19 @@ def test_missing_file(tmp_path):
         open_video(tmp_path / "gone.mp4")
 
 
-@pytest.mark.parametrize("content", [b"", b"hello, this is not a video\n" * 20])
-def test_not_a_video(tmp_path, content):
+def test_not_a_video(tmp_path):
     path = tmp_path / "fake.mp4"
-    path.write_bytes(content)
+    path.write_bytes(b"hello, this is not a video\n" * 20)
     with expect("not a video"):
+        open_video(path)
+
+
+@pytest.mark.parametrize("name", ["clip.mp4", "clip.y4m", "clip_64x48_25.yuv", "clip.yuv"])
+def test_empty_file_is_named_as_such(tmp_path, name):
+    """An empty file says so (FFmpeg alone says "Invalid argument"), before a raw file's missing size."""
+    path = tmp_path / name
+    path.write_bytes(b"")
+    with expect(f"^{path} is empty$"):
         open_video(path)
 
 

@@ -275,6 +275,8 @@ class VideoReader:
             raise VcsError(f"{self.path}: no such file" + (" and no numbered picture matches it" if numbered else ""))
         if self.path.is_dir():
             raise VcsError(f"{self.path} is a folder, not a video file")
+        if exists and self.path.is_file() and self.path.stat().st_size == 0:
+            raise VcsError(f"{self.path} is empty")  # FFmpeg would only say "Invalid argument"
         fps = parse_fps(fps) if fps is not None else None
         raw = self.path.suffix.lower() == ".yuv" and sequence is None
         frame_count: int | None = None
@@ -299,8 +301,6 @@ class VideoReader:
             if w < 1 or h < 1:
                 raise VcsError(f"{self.path}: bad frame size {w}x{h}")
             nbytes, frame_bytes = self.path.stat().st_size, _raw_frame_bytes(w, h)
-            if nbytes == 0:
-                raise VcsError(f"{self.path} is empty")
             if nbytes % frame_bytes:
                 raise VcsError(
                     f"{self.path}: size {nbytes} bytes is not a multiple of the {w}x{h} YUV 4:2:0 frame "
