@@ -303,7 +303,7 @@ def test_raw_yuv_without_size(tmp_path):
     with expect("clip.yuv: --size WxH is needed for raw .yuv"):
         open_video(tmp_path / "clip.yuv", fps=25)
     named = tmp_path / "clip_cif.yuv"
-    named.write_bytes(b"")
+    named.write_bytes(bytes(352 * 288 * 3 // 2))
     with expect("clip_cif.yuv: --fps is needed"):
         open_video(named)
 
