@@ -275,7 +275,7 @@ class VideoReader:
             raise VcsError(f"{self.path}: no such file" + (" and no numbered picture matches it" if numbered else ""))
         if self.path.is_dir():
             raise VcsError(f"{self.path} is a folder, not a video file")
-        if exists and self.path.is_file() and self.path.stat().st_size == 0:
+        if self.path.is_file() and self.path.stat().st_size == 0:
             raise VcsError(f"{self.path} is empty")  # FFmpeg would only say "Invalid argument"
         fps = parse_fps(fps) if fps is not None else None
         raw = self.path.suffix.lower() == ".yuv" and sequence is None

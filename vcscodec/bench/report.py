@@ -131,10 +131,13 @@ def _delta(ours: dict[str, Any], ref: dict[str, Any] | None, field: str = "psnr"
     return text if s is None else f"{text}/{s - ref['ssim']:+.4f}"
 
 
-def _chroma(row: dict[str, Any]) -> str:
-    """PSNR of U and V as "U/V" (dB), or "–" for a sequence coded grey."""
+def _chroma(row: dict[str, Any], shown: bool) -> list[str]:
+    """The U/V column's cell: PSNR of U and V as "U/V" (dB), "–" for a sequence coded grey; no cell when the
+    column is not ``shown``."""
+    if not shown:
+        return []
     u, v = row.get("psnr_u"), row.get("psnr_v")
-    return "–" if u is None or v is None else f"{u:.2f}/{v:.2f}"
+    return ["–" if u is None or v is None else f"{u:.2f}/{v:.2f}"]
 
 
 def _has_chroma(rows: list[dict[str, Any]]) -> bool:
@@ -195,7 +198,7 @@ def _render_anchors(anchors: list[dict[str, Any]], console: Console) -> None:
             run["anchor"],
             str(run["qp"]),
             _pair(avg["psnr"], avg["ssim"]),
-            *([_chroma(avg)] if chroma else []),
+            *_chroma(avg, chroma),
             f"{avg['bpp']:.4f}",
             f"{avg['encode_fps']:.1f}",
             f"{avg['decode_fps']:.1f}",
@@ -232,7 +235,7 @@ def render(report: dict[str, Any], console: Console) -> None:
             table.add_row(
                 s["paper_name"] or s["name"],
                 _pair(s["psnr"], s["ssim"]),
-                *([_chroma(s)] if chroma else []),
+                *_chroma(s, chroma),
                 *(
                     cell
                     for method in methods
@@ -250,7 +253,7 @@ def render(report: dict[str, Any], console: Console) -> None:
         table.add_row(
             "[bold]average",
             f"[bold]{_pair(avg['psnr'], avg['ssim'])}",
-            *([_chroma(avg)] if chroma else []),
+            *_chroma(avg, chroma),
             *(
                 cell
                 for method in methods
