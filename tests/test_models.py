@@ -20,7 +20,7 @@ from vcscodec.models import (
     measurement_count,
     parameter_counts,
 )
-from vcscodec.models.init import init_linear, klt_basis
+from vcscodec.models.init import init_linear, klt_basis, load_widened
 from vcscodec.models.loss import squared_error
 from vcscodec.registry import default_model, derive_model, find_model, list_models, model_name, save_model, sha256_file
 from vcscodec.samples import camera_pan
@@ -110,6 +110,28 @@ def test_hfim_carries_keyframe_information_into_non_keyframes() -> None:
     with torch.no_grad():
         a, b = model(frames).non, model(other).non
     assert not torch.allclose(a, b)
+
+
+def test_a_wider_keyframe_branch_starts_exactly_where_the_narrow_one_was() -> None:
+    """load_widened: the widened model decodes keyframes and non-keyframes as the narrow one did, and its new
+    channels are live (a weight from them into the output changes the keyframes)."""
+    narrow = tiny("hitvcsnet-mhc")
+    for p in narrow.parameters():  # every weight nonzero, the zero-started last convs included
+        torch.nn.init.normal_(p, std=0.05)
+    wide = tiny("hitvcsnet-mhc", key_channels=7)
+    assert "hfim.narrow.0.0.weight" in wide.state_dict() and not any("narrow" in k for k in narrow.state_dict())
+    assert wide.msem_key.fem[0].out_channels == 7 and wide.msem_non.fem[0].out_channels == 4
+    load_widened(wide, narrow.state_dict())
+    frames = torch.rand(1, 9, 64, 64)
+    with torch.no_grad():
+        a, b = narrow(frames), wide(frames)
+        assert torch.allclose(a.key, b.key, atol=1e-6) and torch.allclose(a.non, b.non, atol=1e-6)
+        wide.msfm_key.out.weight[:, 4:] = 0.1
+        assert not torch.allclose(wide(frames).key, a.key, atol=1e-3)
+    with pytest.raises(ValueError, match="no place"):  # a narrower model has no HFIM narrowing
+        load_widened(tiny("hitvcsnet-mhc"), wide.state_dict())
+    with pytest.raises(ValueError, match="does not fit"):
+        load_widened(tiny("hitvcsnet-mhc", key_channels=5), wide.state_dict())
 
 
 def test_one_optimizer_step_lowers_the_loss() -> None:
@@ -250,6 +272,8 @@ def test_config_refuses_bad_values() -> None:
         ModelConfig.from_dict({"colour": 1})
     with pytest.raises(VcsError, match="unknown architecture"):
         architecture("resnet")
+    with pytest.raises(VcsError, match="key_channels"):
+        ModelConfig(key_channels=-1)
 
 
 def test_registry_round_trip_hash_and_names(tmp_path: pytest.TempPathFactory) -> None:

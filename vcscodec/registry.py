@@ -209,7 +209,7 @@ def save_model(model: HITVCSNet, folder: Path, info: dict[str, Any] | None = Non
 
 # Sizes and ratios: a derived model keeps its base's; every other field comes from the derived architecture (and
 # loading the weights then proves it adds no parameters).
-_SIZE_FIELDS = ("block", "alpha_k", "alpha_n", "scales", "channels", "levels", "gop")
+_SIZE_FIELDS = ("block", "alpha_k", "alpha_n", "scales", "channels", "key_channels", "levels", "gop")
 
 
 def derive_model(card: ModelCard, arch: str, why: str) -> ModelCard:

@@ -22,7 +22,9 @@ class ModelConfig:
 
     Paper values: B = 32, S = 3, GOP 8, αk = 0.5, αn ∈ {0.01, 0.1}. The paper gives no channel count or depth;
     ``channels`` = 32 and ``levels`` = 4 are our defaults because the network must decode on a CPU at a few frames
-    per second (a 64-channel, 6-level prototype was 4× slower for little gain in short training).
+    per second (a 64-channel, 6-level prototype was 4× slower for little gain in short training). ``key_channels``
+    (0: the same as ``channels``) widens the keyframe branch alone: HFIM then narrows each keyframe feature to
+    ``channels`` with a 1×1 conv before adding it into the non-keyframe stream.
 
     Choices the text leaves open, each a switch so the paper-faithful reading stays reachable:
     - ``hffm``: cross-scale fusion at every level (Fig. 2(b)); off = "w/o HFFM" of Table 5.
@@ -80,6 +82,7 @@ class ModelConfig:
     alpha_n: float = 0.1
     scales: int = 3
     channels: int = 32
+    key_channels: int = 0
     levels: int = 4
     gop: int = 8
     hffm: bool = True
@@ -106,8 +109,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.block % (1 << (self.scales - 1)):
             raise VcsError(f"block {self.block} is not divisible by 2^(scales-1) = {1 << (self.scales - 1)}")
-        if self.scales < 1 or self.channels < 1 or self.levels < 1 or self.gop < 2:
-            raise VcsError("scales, channels and levels must be ≥ 1 and gop ≥ 2")
+        if self.scales < 1 or self.channels < 1 or self.levels < 1 or self.gop < 2 or self.key_channels < 0:
+            raise VcsError("scales, channels and levels must be ≥ 1, key_channels ≥ 0 and gop ≥ 2")
         measurement_count(self.alpha_k, self.block)
         measurement_count(self.alpha_n, self.block)
         if self.motion_radius < 0 or self.motion_candidates < 1 or not self.motion_temperature > 0:
@@ -135,6 +138,11 @@ class ModelConfig:
             raise VcsError("non_key_network off needs temporal_prior (without a prior there is nothing to output)")
         if self.motion_radius and not self.temporal_prior:
             raise VcsError("motion_radius needs temporal_prior (the motion search replaces its interpolation)")
+
+    @property
+    def key_width(self) -> int:
+        """Channels of the keyframe branch's MSEM and MSFM."""
+        return self.key_channels or self.channels
 
     @property
     def m_k(self) -> int:

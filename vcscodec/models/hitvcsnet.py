@@ -70,9 +70,9 @@ class MultiScaleExtraction(nn.Module):
     the level j−1 features of every other scale, carried there by down/up-sampling blocks shaped like RBs.
     """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, channels: int) -> None:
         super().__init__()
-        c, n = config.channels, config.scales
+        c, n = channels, config.scales
         self.scales = n
         self.fem = nn.ModuleList(conv3x3(1, c) for _ in range(n))
         self.blocks = nn.ModuleList(nn.ModuleList(ResidualBlock(c) for _ in range(n)) for _ in range(config.levels))
@@ -110,31 +110,46 @@ class HierarchicalInteraction(nn.Module):
 
     The keyframe feature passes through a block of its own per level and scale before it is added (the paper's
     "M^j will be passed to an up-sampling block" to obtain F_(k,s)^j). Without HFIM (Table 5) one such block per
-    scale adds the keyframe features once, after feature extraction.
+    scale adds the keyframe features once, after feature extraction. A keyframe branch wider than the non-keyframe
+    stream (``key_channels``) is narrowed to its width by a 1×1 conv after each block.
     """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         points = config.levels + 1 if config.hfim else 1
+        width = config.key_width
         self.levels = list(range(points)) if config.hfim else [0]
         self.blocks = nn.ModuleList(
-            nn.ModuleList(ResidualBlock(config.channels) for _ in range(config.scales)) for _ in range(points)
+            nn.ModuleList(ResidualBlock(width) for _ in range(config.scales)) for _ in range(points)
+        )
+        # Only when the widths differ, so that the weights of equal-width models keep their names.
+        self.narrow = (
+            nn.ModuleList(
+                nn.ModuleList(nn.Conv2d(width, config.channels, 1, bias=False) for _ in range(config.scales))
+                for _ in range(points)
+            )
+            if width != config.channels
+            else None
         )
 
     def keyframe_features(self, level: int, features: list[torch.Tensor]) -> list[torch.Tensor] | None:
         if level not in self.levels:
             return None
-        return [block(f) for block, f in zip(self.blocks[self.levels.index(level)], features, strict=True)]
+        point = self.levels.index(level)
+        out = [block(f) for block, f in zip(self.blocks[point], features, strict=True)]
+        if self.narrow is not None:
+            out = [narrow(f) for narrow, f in zip(self.narrow[point], out, strict=True)]
+        return out
 
 
 class MultiScaleFusion(nn.Module):
     """MSFM: from the coarsest scale up, a stride-2 deconvolution and two (ReLU, conv) per step, summed with the
     next finer scale's feature; a last conv turns the fused feature into one channel."""
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, channels: int) -> None:
         super().__init__()
-        self.steps = nn.ModuleList(FusionUpStep(config.channels) for _ in range(config.scales - 1))
-        self.out = conv3x3(config.channels, 1)
+        self.steps = nn.ModuleList(FusionUpStep(channels) for _ in range(config.scales - 1))
+        self.out = conv3x3(channels, 1)
         # Zero start: with the global residual the untrained network returns its initial reconstruction.
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
@@ -159,11 +174,11 @@ class HITVCSNet(nn.Module):
         self.sampling = Sampling(config)
         self.initial_key = InitialReconstruction(config.m_k, config)
         self.initial_non = InitialReconstruction(config.m_n, config)
-        self.msem_key = MultiScaleExtraction(config)
-        self.msem_non = MultiScaleExtraction(config)
+        self.msem_key = MultiScaleExtraction(config, config.key_width)
+        self.msem_non = MultiScaleExtraction(config, config.channels)
         self.hfim = HierarchicalInteraction(config)
-        self.msfm_key = MultiScaleFusion(config)
-        self.msfm_non = MultiScaleFusion(config)
+        self.msfm_key = MultiScaleFusion(config, config.key_width)
+        self.msfm_non = MultiScaleFusion(config, config.channels)
         # Training only (`quantizer_noise`): a quantizer step in [0, 1] units, set by the trainer from
         # optim.quant_noise; not part of the weights or the config, so a shipped model never sees it.
         self.measurement_noise = 0.0

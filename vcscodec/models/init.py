@@ -1,10 +1,11 @@
-"""Linear (KLT) initialisation: the network starts at the quality of the best linear decoder, not from noise."""
+"""How a network starts: at the best linear decoder (KLT), not from noise; or, widened, where a narrower one was."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .hitvcsnet import HITVCSNet, InitialReconstruction
 
@@ -48,3 +49,49 @@ def init_linear(model: HITVCSNet, phi_k: np.ndarray, phi_n: np.ndarray) -> None:
         rows = torch.as_tensor(phi[: conv.out_channels], dtype=torch.float32)
         conv.weight.copy_(rows.view(-1, 1, b, b))
         _set_upsampling(init, rows, b)
+
+
+@torch.no_grad()
+def load_widened(model: HITVCSNet, state: dict[str, torch.Tensor]) -> None:
+    """Load the weights of a narrower keyframe branch (``key_channels``) into ``model`` so that it computes exactly
+    what they did (Net2Net's aim, by zero blocks instead of copied units).
+
+    Each conv keeps its old weights in its first channels; the new input channels' weights into old output channels
+    are zero, so the old channels never see the new ones; the new output channels keep ``model``'s random start,
+    so the new channels carry signal and the zero blocks get gradients from the first step. HFIM's 1×1 narrowing
+    convs, absent from an equal-width model, start as the identity on the old channels.
+    """
+    own = model.state_dict()
+    unexpected = sorted(set(state) - set(own))
+    if unexpected:
+        raise ValueError(f"{len(unexpected)} tensors have no place in the model, e.g. {unexpected[0]}")
+    out_dim = {
+        f"{name}.weight": 1 if isinstance(module, nn.ConvTranspose2d) else 0
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Conv2d | nn.ConvTranspose2d)
+    }
+    for name, target in own.items():
+        old = state.get(name)
+        if old is None:
+            if not name.startswith("hfim.narrow."):
+                raise ValueError(f"{name} is missing from the weights")
+            target.zero_()
+            width = target.shape[0]
+            target[:, :width, 0, 0] = torch.eye(width)
+            continue
+        old = old.to(target.dtype)
+        if old.shape == target.shape:
+            target.copy_(old)
+            continue
+        if old.dim() != target.dim() or any(o > t for o, t in zip(old.shape, target.shape, strict=True)):
+            raise ValueError(f"{name}: {tuple(old.shape)} does not fit into {tuple(target.shape)}")
+        if old.dim() == 1:  # a bias: the new channels start at zero
+            target.zero_()
+            target[: old.shape[0]] = old
+            continue
+        o = out_dim[name]
+        kept = [slice(None)] * target.dim()
+        kept[o] = slice(0, old.shape[o])
+        target[tuple(kept)] = 0.0  # the old outputs read nothing from new inputs...
+        target[tuple(slice(0, n) for n in old.shape)] = old  # ...and what they read before
+    model.load_state_dict(own)
