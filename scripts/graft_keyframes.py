@@ -8,6 +8,9 @@ keyframe branch), so a branch trained with ``optim.parts = "keyframes"`` on one 
 the same (within 1e-3: the two shipped ratios share it); the branch brings its own initial reconstruction. The rest
 of ``--into`` is kept. The export's manifest names both sources, with their sha256.
 
+A branch trained wider (``model.key_channels``, as its checkpoints' config says) goes into a copy of ``--into``
+widened to it (``models.init.load_widened``): the export has the wider keyframe branch and the rest unchanged.
+
 A branch trained with a learned Φk (``optim.orthonormal_sampling``, every checkpoint's config says so) brings its
 own Φk instead: the export is a new encoder, and its manifest says so. Averaged, that Φk is put back onto
 orthonormal rows.
@@ -25,6 +28,8 @@ from pathlib import Path
 
 import torch
 
+from vcscodec.models import HITVCSNet
+from vcscodec.models.init import load_widened
 from vcscodec.registry import find_model, save_model, sha256_file
 from vcscodec.train.loop import TRAINED_PARTS, orthonormal_rows
 
@@ -49,6 +54,18 @@ def main() -> None:
     new_sampling = all(c.get("config", {}).get("optim", {}).get("orthonormal_sampling") for c in checkpoints)
     card = find_model(args.into)
     model = card.load()
+    # A wider branch (model.key_channels) goes into ``--into`` widened so that its own parts compute what they did.
+    width = {c.get("config", {}).get("model", {}).get("key_channels", 0) for c in checkpoints}
+    if len(width) > 1:
+        raise SystemExit(f"graft_keyframes: the checkpoints' keyframe branches differ in width ({sorted(width)})")
+    key_channels = width.pop()
+    if key_channels != model.config.key_channels:
+        wide = HITVCSNet(model.config.replace(key_channels=key_channels))
+        try:
+            load_widened(wide, model.state_dict())
+        except ValueError as e:
+            raise SystemExit(f"graft_keyframes: {card.name} does not widen to the branch's width: {e}") from None
+        model = wide
     state = model.state_dict()
     # Φk must be the one the branch was trained on (the encoder does not change), unless the branch learned it.
     # The initial reconstruction is decoder-side and comes with the branch: whole-chain training may have moved it

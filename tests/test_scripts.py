@@ -150,3 +150,38 @@ def test_device_keyframes_trains_the_branch_and_leaves_a_slim_checkpoint(tmp_pat
     assert sorted(p.name for p in run.iterdir()) == ["branch.pt", "log.jsonl"]
     branch = torch.load(run / "branch.pt", weights_only=False)
     assert branch["step"] == 3 and "optimizer" not in branch and branch["config"]["optim"]["parts"] == "keyframes"
+
+
+def test_graft_widens_the_rest_of_the_model_for_a_wider_branch(tiny_weights: Path, tmp_path: Path) -> None:
+    """A branch trained at model.key_channels = 12 goes into the 8-channel model widened: the export has the wider
+    branch, and decodes as the model it came from while the branch is still the widened one."""
+    import os
+    import shutil
+
+    import torch
+
+    from vcscodec.models import HITVCSNet
+    from vcscodec.models.init import load_widened
+    from vcscodec.registry import default_model, find_model
+
+    folder = tmp_path / "weights"
+    shutil.copytree(tiny_weights, folder)
+    env = {**os.environ, "VCS_WEIGHTS": str(folder)}
+    into = default_model(0.1, folder)
+    narrow = into.load()
+    wide = HITVCSNet(narrow.config.replace(key_channels=12))
+    load_widened(wide, narrow.state_dict())
+    path = tmp_path / "wide.pt"
+    torch.save({"model": wide.state_dict(), "step": 7, "config": {"model": {"key_channels": 12}}}, path)
+    script = SCRIPTS[0].parent / "graft_keyframes.py"
+    args = ["--branch-from", str(path), "--into", into.name, "--export", str(folder)]
+    done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    grafted = find_model(done.stdout.split()[1], folder)
+    assert grafted.config["key_channels"] == 12 and grafted.config["channels"] == 8
+    model = grafted.load()
+    assert model.msfm_key.out.weight.shape == (1, 12, 3, 3)
+    frames = torch.rand(1, 9, 64, 64)
+    with torch.no_grad():
+        a, b = narrow(frames), model(frames)
+    assert torch.allclose(a.key, b.key, atol=1e-5) and torch.allclose(a.non, b.non, atol=1e-5)

@@ -421,6 +421,29 @@ def test_orthonormal_sampling_keeps_a_trained_phi_orthonormal(tmp_path: Path, co
     assert torch.equal(kept.non.weight, start.non.weight)
 
 
+def test_a_wider_keyframe_branch_starts_from_narrower_weights(tmp_path: Path, collection: Path) -> None:
+    """model.key_channels with narrower resume_weights: the start is widened, so it decodes what they decoded, and
+    a few steps of the keyframe branch then train it."""
+    from vcscodec.train.loop import build_model
+
+    narrow_run = run_training(
+        load_config(write_config(tmp_path / "n.toml", collection, "run-n", model={"arch": "hitvcsnet-mhc"}))
+    )
+    start = tmp_path / "run-n" / CHECKPOINT
+    wide = {"arch": "hitvcsnet-mhc", "key_channels": 6, "resume_weights": str(start)}
+    path = write_config(tmp_path / "w.toml", collection, "run-w", model=wide, optim={"parts": "keyframes"})
+    config = load_config(path)
+    clips = load_collection([collection / "data"], collection / "cache", 12, (64, 64))
+    model = build_model(config, clips).eval()
+    assert model.msem_key.fem[0].out_channels == 6
+    frames = torch.from_numpy(ChainSampler(clips, 8, 32, seed=5).sample(2))
+    with torch.no_grad():
+        a, b = narrow_run.model.eval()(frames), model(frames)
+    assert torch.allclose(a.key, b.key, atol=1e-5) and torch.allclose(a.non, b.non, atol=1e-5)
+    trained = run_training(config).model.state_dict()
+    assert not torch.equal(trained["msfm_key.out.weight"], model.state_dict()["msfm_key.out.weight"])
+
+
 def test_adam_eps_is_set_and_follows_the_config_on_resume(tmp_path: Path, collection: Path) -> None:
     """optim.adam_eps reaches Adam, and a resume with another value uses the new one (as it does the rate), so a
     run can be continued with a smaller ε; the two values also train differently."""

@@ -32,6 +32,7 @@ class ModelSection:
     block: int = 32  # B (paper: 32)
     gop: int = 8  # frames per GOP, the keyframe included (paper: 8)
     channels: int = 32
+    key_channels: int = 0  # the keyframe branch's width (0 = channels); a narrower start is widened
     levels: int = 4
     scales: int = 3  # paper: S = 3
     init: str = "klt"  # "klt": sampling and initial reconstruction start at the KLT; "random": PyTorch default
@@ -212,8 +213,8 @@ def validate(config: TrainConfig, check_data: bool = True) -> None:
         raise VcsError(f"config model.init: {m.init!r} is not 'klt' or 'random'")
     if m.block < 1 or m.scales < 1 or m.block % (1 << (m.scales - 1)):
         raise VcsError(f"config model.block {m.block} must be positive and divisible by 2^(scales-1)")
-    if m.gop < 2 or m.channels < 1 or m.levels < 1 or m.init_samples < 1:
-        raise VcsError("config model.gop must be ≥ 2, model.channels, levels and init_samples ≥ 1")
+    if m.gop < 2 or m.channels < 1 or m.levels < 1 or m.init_samples < 1 or m.key_channels < 0:
+        raise VcsError("config model.gop must be ≥ 2, model.channels, levels and init_samples ≥ 1, key_channels ≥ 0")
     if d.crop <= 0 or d.crop % m.block or d.validation_crop <= 0 or d.validation_crop % m.block:
         raise VcsError(f"config data.crop and data.validation_crop must be positive multiples of the block {m.block}")
     if d.batch < 1 or o.steps < 0 or o.epoch_steps < 1 or r.checkpoint_every < 1 or r.log_every < 1:

@@ -33,7 +33,7 @@ from torch import nn
 from ..errors import VcsError
 from ..hardware import device_name, pick_device, use_threads
 from ..models import HITVCSNet, architecture, hitvcsnet_loss
-from ..models.init import init_linear
+from ..models.init import init_linear, load_widened
 from ..models.loss import reconstruction_terms
 from .config import SINGLE_FRAME_PARTS, TrainConfig
 from .data import ChainSampler, Clip, DeviceChainSampler, load_collection
@@ -171,6 +171,7 @@ def build_model(config: TrainConfig, train_clips: list[Clip], initialise: bool =
             block=m.block,
             gop=m.gop,
             channels=m.channels,
+            key_channels=m.key_channels,
             levels=m.levels,
             scales=m.scales,
         )
@@ -179,8 +180,12 @@ def build_model(config: TrainConfig, train_clips: list[Clip], initialise: bool =
         return model
     if m.resume_weights:
         try:
-            model.load_state_dict(_load_start_weights(config))
-        except RuntimeError as e:
+            start = _load_start_weights(config)
+            if m.key_channels:  # a narrower keyframe branch starts the wider one where it was
+                load_widened(model, start)
+            else:
+                model.load_state_dict(start)
+        except (RuntimeError, ValueError) as e:
             why = str(e).splitlines()[0]
             raise VcsError(f"model.resume_weights {m.resume_weights} do not fit [model]: {why}") from None
     elif m.init == "klt":
