@@ -61,7 +61,7 @@ def load_widened(model: HITVCSNet, state: dict[str, torch.Tensor]) -> None:
     so the new channels carry signal and the zero blocks get gradients from the first step. HFIM's 1×1 narrowing
     convs, absent from an equal-width model, start as the identity on the old channels.
     """
-    own = model.state_dict()
+    own = model.state_dict()  # views of the parameters: writing into them loads the model
     unexpected = sorted(set(state) - set(own))
     if unexpected:
         raise ValueError(f"{len(unexpected)} tensors have no place in the model, e.g. {unexpected[0]}")
@@ -94,4 +94,3 @@ def load_widened(model: HITVCSNet, state: dict[str, torch.Tensor]) -> None:
         kept[o] = slice(0, old.shape[o])
         target[tuple(kept)] = 0.0  # the old outputs read nothing from new inputs...
         target[tuple(slice(0, n) for n in old.shape)] = old  # ...and what they read before
-    model.load_state_dict(own)
