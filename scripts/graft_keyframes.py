@@ -34,6 +34,18 @@ from vcscodec.registry import find_model, save_model, sha256_file
 from vcscodec.train.loop import TRAINED_PARTS, orthonormal_rows
 
 
+def load_checkpoint(path: Path) -> dict:
+    """A checkpoint.pt, a bare state dict, or a slim branch.pt whose "shards" (files beside it, as
+    scripts/device_keyframes.sh writes them for a branch over the device tool's 16 MiB a file) hold more weights."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    for name in checkpoint.get("shards", []):
+        shard = path.parent / name
+        if not shard.is_file():
+            raise SystemExit(f"graft_keyframes: {path} names a shard {name} that is not beside it")
+        checkpoint["model"].update(torch.load(shard, map_location="cpu", weights_only=False)["model"])
+    return checkpoint
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -44,7 +56,7 @@ def main() -> None:
     parser.add_argument("--default", action="store_true", help="mark it the default model of its ratio")
     args = parser.parse_args()
 
-    checkpoints = [torch.load(path, map_location="cpu", weights_only=False) for path in args.branch_from]
+    checkpoints = [load_checkpoint(path) for path in args.branch_from]
     states = [c.get("model", c) for c in checkpoints]  # a checkpoint.pt, or a bare state dict (weights/master)
     branch = {
         k: torch.stack([s[k].float() for s in states]).mean(0)
@@ -87,6 +99,9 @@ def main() -> None:
         "rest_sha256": card.sha256,
         "sampling_key_from": "branch (learned)" if new_sampling else card.name,
     }
+    shards = [args.branch_from[-1].parent / name for name in checkpoints[-1].get("shards", [])]
+    if shards:
+        info["grafted"]["keyframe_branch_shards"] = [{"path": str(s), "sha256": sha256_file(s)} for s in shards]
     if len(checkpoints) > 1:
         info["grafted"]["keyframe_branch_averaged"] = [
             {"path": str(path), "sha256": digest, "steps": int(c.get("step", 0))}

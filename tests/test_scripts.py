@@ -110,13 +110,17 @@ def test_graft_takes_a_learned_phi_only_from_a_branch_that_learned_it(tiny_weigh
 
 def test_device_keyframes_trains_the_branch_and_leaves_a_slim_checkpoint(tmp_path: Path) -> None:
     """scripts/device_keyframes.sh end to end on the CPU, from the committed master, on a tiny spread pack: it
-    leaves the log and branch.pt (weights, step and config, no optimizer state) that graft_keyframes.py reads."""
+    leaves the log and branch.pt (the keyframe branch's weights, step and config, no optimizer state), split into
+    shards under SHARD_MB, which graft_keyframes.py puts together into a shipped model."""
     import os
+    import shutil
 
     import numpy as np
     import torch
 
+    from vcscodec.registry import default_model, find_model
     from vcscodec.train.data import Clip, write_pack
+    from vcscodec.train.loop import TRAINED_PARTS
 
     rng = np.random.default_rng(3)
     clips = [
@@ -142,14 +146,39 @@ def test_device_keyframes_trains_the_branch_and_leaves_a_slim_checkpoint(tmp_pat
         "OUT": str(tmp_path / "out"),
         "PYTHON": sys.executable,
         "DEVICE_TRAIN_SET": " ".join(f"--set {k}={v}" for k, v in settings.items()),
+        "SHARD_MB": "5",  # the 32-channel branch is 8.7 MiB in fp32: two shards
     }
     script = SCRIPTS[0].parent / "device_keyframes.sh"
     done = subprocess.run(["bash", str(script), "120"], capture_output=True, text=True, env=env)
     assert done.returncode == 0 and "stopped at step 3" in done.stdout, done.stdout + done.stderr
     run = tmp_path / "out" / "keys"
-    assert sorted(p.name for p in run.iterdir()) == ["branch.pt", "log.jsonl"]
+    assert sorted(p.name for p in run.iterdir()) == ["branch-1.pt", "branch.pt", "log.jsonl"]
+    assert max(p.stat().st_size for p in run.glob("branch*.pt")) < 5.1 * 2**20
     branch = torch.load(run / "branch.pt", weights_only=False)
     assert branch["step"] == 3 and "optimizer" not in branch and branch["config"]["optim"]["parts"] == "keyframes"
+    assert branch["shards"] == ["branch-1.pt"]
+    weights = {**branch["model"], **torch.load(run / "branch-1.pt", weights_only=False)["model"]}
+    assert all(k.startswith(TRAINED_PARTS["keyframes"]) for k in weights)
+
+    # graft_keyframes.py reads the shards back: the export holds every tensor of the trained branch.
+    shipped = default_model(0.1)
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    for path in (shipped.path, shipped.path.with_suffix(".json")):
+        shutil.copy(path, folder)
+    env = {**os.environ, "VCS_WEIGHTS": str(folder)}
+    graft = SCRIPTS[0].parent / "graft_keyframes.py"
+    args = ["--branch-from", str(run / "branch.pt"), "--into", shipped.path.stem, "--export", str(folder)]
+    done = subprocess.run([sys.executable, str(graft), *args], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    grafted = find_model(done.stdout.split()[1], folder)
+    state = grafted.load().state_dict()
+    assert sorted(weights) == sorted(k for k in state if k.startswith(TRAINED_PARTS["keyframes"]))
+    assert all(torch.equal(state[k], v.half().float()) for k, v in weights.items())  # weights ship in half
+    assert [s["path"] for s in grafted.manifest["grafted"]["keyframe_branch_shards"]] == [str(run / "branch-1.pt")]
+    (run / "branch-1.pt").unlink()
+    done = subprocess.run([sys.executable, str(graft), *args], capture_output=True, text=True, env=env)
+    assert done.returncode != 0 and "names a shard branch-1.pt that is not beside it" in done.stderr, done.stderr
 
 
 def test_graft_widens_the_rest_of_the_model_for_a_wider_branch(tiny_weights: Path, tmp_path: Path) -> None:
