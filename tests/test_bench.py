@@ -293,6 +293,37 @@ def test_bench_errors(use_tiny_weights: Path, tmp_path: Path, monkeypatch: pytes
     assert "pip install" in error("-s", str(short), "--frames", "all", "--plot", str(tmp_path / "plots"))
 
 
+def test_bench_outputs_never_destroy_inputs_or_earlier_files(use_tiny_weights: Path, tmp_path: Path) -> None:
+    """--json onto a sequence is refused even with --force; --keep refuses a file, a folder inside the sequences
+    and files already there unless --force; every refusal is one line, before any coding."""
+    folder, keep = tmp_path / "seq", tmp_path / "keep"
+    folder.mkdir()
+    clip = folder / "a.y4m"
+    write_clip(clip, camera_pan(3, W, H))
+    original = clip.read_bytes()
+
+    def error(*args: str) -> str:
+        result = runner.invoke(app, ["bench", "-s", str(folder), "-r", "0.1", "-n", "all", "-q", *args])
+        assert isinstance(result.exception, VcsError), result.output
+        assert "\n" not in str(result.exception)
+        return str(result.exception)
+
+    assert "is also an input" in error("--json", str(clip), "--force")
+    assert clip.read_bytes() == original
+    assert "inside the sequence folder" in error("--keep", str(folder / "kept"))
+    assert not (folder / "kept").exists()
+    (tmp_path / "notes.txt").write_text("a file")
+    assert "is a file" in error("--keep", str(tmp_path / "notes.txt"))
+    _invoke("-s", str(folder), "-r", "0.1", "-n", "all", "-q", "--keep", str(keep))
+    kept = sorted(p.name for p in keep.iterdir())
+    assert [Path(k).suffix for k in kept] == [".vcs", ".y4m"]
+    (keep / kept[1]).write_bytes(b"earlier work")
+    assert "already exists (use --force" in error("--keep", str(keep))
+    assert (keep / kept[1]).read_bytes() == b"earlier work"
+    _invoke("-s", str(folder), "-r", "0.1", "-n", "all", "-q", "--keep", str(keep), "--force")
+    assert (keep / kept[1]).read_bytes().startswith(b"YUV4MPEG2")
+
+
 def test_bench_plot(use_tiny_weights: Path, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     folder = tmp_path / "seq"

@@ -661,7 +661,9 @@ def bench(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or tables (use with --json)")] = False,
     threads: Annotated[int, typer.Option("--threads", help=_THREADS_HELP)] = 0,
-    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite the --json file")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Overwrite the --json file and files already in --keep")
+    ] = False,
 ) -> None:
     """Reproduce the paper's tables through the whole codec (encode → .vcs → decode): quality, rate and speed."""
     import shlex
@@ -671,7 +673,8 @@ def bench(
 
     json_to_stdout = str(json_file) == "-"
     if json_file is not None and not json_to_stdout:  # before the run, which can take hours, not after it
-        check_output_path(json_file, force)
+        inputs = [p for p in sequences.rglob("*") if p.is_file()] if sequences.is_dir() else []
+        check_output_path(json_file, force, *inputs)
     use_threads(threads)
     _warn(slow_bf16_warning(device, precision))
     if frames.strip().lower() == "all":
@@ -695,6 +698,7 @@ def bench(
         tuple(_number_list(quant_step, "--quant-step", float, "1.3,2.6")),
         batch_gops,
         keep,
+        force,
         tuple(anchor or ()),
         tuple(_number_list(anchor_qp, "--anchor-qp", int, "22,27,32,37")),
     )

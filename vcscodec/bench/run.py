@@ -20,6 +20,7 @@ from ..container import ContainerReader
 from ..errors import VcsError
 from ..hardware import cpu_name, pick_device
 from ..io import DEFAULT_FPS, Frame, frame_from_gray, open_writer
+from ..output import make_output_folder
 from ..quality import score_frame
 from ..quant import DEFAULT_QUANT_STEP, check_step
 from ..rd import ANCHORS, DEFAULT_ANCHOR_QPS, bd_psnr, bd_rate, check_anchor, check_qp, code_with_anchor, summarize
@@ -123,6 +124,7 @@ class BenchConfig:
     quant_steps: tuple[float, ...] = (DEFAULT_QUANT_STEP,)  # several: a rate sweep, one run per model and step
     batch_gops: int = 0
     keep: Path | None = None  # keep each .vcs and decoded .y4m here
+    force: bool = False  # overwrite files already in ``keep``
     anchors: tuple[str, ...] = ()  # conventional codecs coded on the same frames (`rd.ANCHORS`)
     anchor_qps: tuple[int, ...] = DEFAULT_ANCHOR_QPS
 
@@ -166,6 +168,31 @@ def _mean(values: list[float]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
+def _stem(seq: Sequence, card: ModelCard, quant_step: float, config: BenchConfig) -> str:
+    """The name of the .vcs and decoded .y4m one coding leaves in the --keep folder."""
+    stem = f"{seq.name}-{card.name}"  # the model's name carries its ratio
+    return f"{stem}-q{quant_step:g}" if len(config.quant_steps) > 1 else stem
+
+
+def _prepare_keep(config: BenchConfig, sequences: list[Sequence], cards: list[ModelCard]) -> None:
+    """Create the --keep folder and refuse, before hours of coding, a place whose files would be lost or reread:
+    a folder within the sequences (the next bench would take its videos for test sequences), or files already
+    there without --force."""
+    assert config.keep is not None
+    if config.keep.resolve().is_relative_to(config.sequences.resolve()):
+        raise VcsError(f"--keep {config.keep} is inside the sequence folder: its videos would be benchmarked next")
+    make_output_folder(config.keep, "vcs bench --keep", parents=True)
+    if config.force:
+        return
+    for card in cards:
+        for step in config.quant_steps:
+            for seq in sequences:
+                for suffix in (".vcs", ".y4m"):
+                    path = config.keep / f"{_stem(seq, card, step, config)}{suffix}"
+                    if path.exists():
+                        raise VcsError(f"{path} already exists (use --force to overwrite)")
+
+
 def _bench_sequence(
     seq: Sequence,
     card: ModelCard,
@@ -176,9 +203,7 @@ def _bench_sequence(
     folder: Path,
 ) -> dict[str, Any]:
     count = seq.frame_count if config.frames is None else config.frames
-    stem = f"{seq.name}-{card.name}"  # the model's name carries its ratio
-    if len(config.quant_steps) > 1:
-        stem += f"-q{encoder.quant_step:g}"
+    stem = _stem(seq, card, encoder.quant_step, config)
     vcs = folder / f"{stem}.vcs"
 
     # Encode: measure, quantize and write the container; reading the source is timed apart and left out.
@@ -461,7 +486,7 @@ def run_bench(
         codings = len(cards) * len(config.quant_steps) + len(config.anchors) * len(config.anchor_qps)
         on_start(codings * len(sequences))
     if config.keep:
-        config.keep.mkdir(parents=True, exist_ok=True)
+        _prepare_keep(config, sequences, cards)
 
     runs = []
     with tempfile.TemporaryDirectory(prefix="vcs-bench-") as tmp:
