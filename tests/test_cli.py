@@ -703,6 +703,17 @@ def test_a_signal_midway_leaves_nothing(tmp_path, clip, sig, code, said):
     assert files_in(tmp_path) == []
 
 
+def test_out_of_memory_midway_is_one_line_and_leaves_nothing(tmp_path, clip):
+    """A decode that runs out of memory after its first frame (a crafted 65535×65535 header concealed to grey, a
+    large --batch-gops): exit 1, one line that says so, and no output or temporary file left behind."""
+    script = _SIGNAL_MIDWAY.replace("os.kill(os.getpid(), stop)", "raise MemoryError('Unable to allocate 16.0 GiB')")
+    env = os.environ | {"VCS_WEIGHTS": str(clip["weights"]), "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-c", script, "SIGTERM", "decode", str(clip["vcs"]), str(tmp_path / "out.y4m"), "-q"]
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=180)
+    assert (done.returncode, done.stderr.strip()) == (1, "vcs: error: out of memory (Unable to allocate 16.0 GiB)")
+    assert files_in(tmp_path) == []
+
+
 def test_existing_output_is_refused_unless_forced(tmp_path, clip):
     w = clip["weights"]
     vcs, video = tmp_path / "a.vcs", tmp_path / "a.y4m"

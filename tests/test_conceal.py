@@ -125,9 +125,10 @@ def test_a_truncated_file_repeats_the_last_frame_rebuilt(coded, tmp_path: Path) 
     cut.write_bytes(data[: start + 20])
     lost: list[Concealed] = []
     out = decode(cut, lost)
-    assert [(c.gop, c.first, c.end, c.repeats) for c in lost] == [(3, 24, 32, 23), (4, 32, 40, 23), (5, 40, 41, 23)]
-    assert "truncated in GOP 3" in lost[0].reason and "lost with GOP 3" in lost[1].reason
-    assert lost[2].describe().endswith("frame 40 repeats frame 23")
+    # the records after the cut come as one run, whatever their number
+    assert [(c.gop, c.gops, c.first, c.end, c.repeats) for c in lost] == [(3, 1, 24, 32, 23), (4, 2, 32, 41, 23)]
+    assert "truncated in GOP 3" in lost[0].reason and lost[1].reason == "GOPs 4–5 are missing (lost with GOP 3)"
+    assert lost[1].describe().endswith("frames 32–40 repeat frame 23")
     assert same(out[:17], clean[:17])
     assert all(np.array_equal(f.y, out[23].y) for f in out[24:])
 
@@ -209,13 +210,41 @@ def test_info_lists_what_is_damaged(coded, tmp_path: Path) -> None:
     assert "frames" in result.output and "GOP 2 is damaged (CRC mismatch)" in result.output  # described all the same
     message = str(result.exception)
     assert message == (
-        f"{bad} is damaged: GOP 2 is damaged (CRC mismatch) and 1 more (vcs decode --conceal decodes what is left)"
+        f"{bad} is damaged: GOP 2 is damaged (CRC mismatch); 1 more problem listed (vcs decode --conceal decodes what "
+        "is left)"
     )
     described = json.loads(runner.invoke(app, ["info", str(bad), "--json"]).stdout)
     assert described["damaged"] == [
         "GOP 2 is damaged (CRC mismatch)",
         "3 bytes of unexpected data after the end record",
     ]
+
+
+def test_a_header_that_announces_frames_that_are_not_there(coded, tmp_path: Path) -> None:
+    """A crafted header (valid CRC) announcing 2³¹ − 1 frames over the file's 41: `vcs info` says so in one line
+    and at once, the records it lacks being one run, not 268 million items; --conceal decodes a range past them."""
+    import dataclasses
+
+    from vcscodec.container import _pack_header
+
+    vcs, data, clean = coded
+    with ContainerReader(vcs) as reader:
+        header, offset = reader.header, reader._records_offset
+    huge = tmp_path / "huge.vcs"
+    huge.write_bytes(_pack_header(dataclasses.replace(header, frame_count=2**31 - 1)) + data[offset:])
+    described = runner.invoke(app, ["info", str(huge), "--json"])
+    assert described.exit_code == 1 and "\n" not in str(described.exception)
+    damaged = json.loads(described.stdout)["damaged"]
+    assert damaged == [
+        "GOP 5 has 1 frame, the layout needs 8 (40..47)",
+        "GOPs 6–268435456 are missing (lost with GOP 5)",
+    ]
+    assert json.loads(described.stdout)["keyframes"] == 268435457
+    lost: list[Concealed] = []
+    out = decode(huge, lost, start=30, count=20)
+    assert [(c.gop, c.gops, c.first, c.end) for c in lost] == [(5, 1, 40, 48), (6, 268435451, 48, 2**31 - 1)]
+    # frames 30-39 as in the file (GOP 4 closed on its own keyframe), then frame 39 stands in for the rest
+    assert same(out[:2], clean[30:32]) and len(out) == 20 and all(np.array_equal(f.y, out[9].y) for f in out[10:])
 
 
 def test_trailing_bytes_are_ignored_with_a_warning(coded, tmp_path: Path) -> None:

@@ -342,7 +342,7 @@ def decode(
         (err if to_stdout else out).print(  # standard output carries the video
             f"{output}: {frames_phrase(report.frames)}, {report.frames / report.seconds:.2f} fps on {report.device} "
             f"({report.precision}{_cpu_threads(report)}), video codec {report.codec}"
-            + (f", lost GOPs concealed: {len(report.concealed)}" if report.concealed else ""),
+            + (f", lost GOPs concealed: {sum(c.gops for c in report.concealed)}" if report.concealed else ""),
             highlight=False,
             soft_wrap=True,
         )
@@ -496,7 +496,8 @@ def info(
             table.add_row(f"[bold]{key}", _format_value(value))
         out.print(table)
     if damaged:
-        more = f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
+        extra = len(damaged) - 1
+        more = f"; {extra} more problem{'s' * (extra > 1)} listed" if extra else ""
         raise VcsError(f"{file} is damaged: {damaged[0]}{more} (vcs decode --conceal decodes what is left)")
 
 
@@ -808,6 +809,14 @@ def main() -> None:
     except _Stopped as e:
         err.print(f"vcs: {e.why}", highlight=False)
         sys.exit(e.code)
+    except Exception as e:
+        # Out of memory (a huge frame, a large --batch-gops; torch's own OutOfMemoryError on a GPU): one line, and
+        # every writer has already dropped its temporary file on the way out. Anything else is a bug: a traceback.
+        if not isinstance(e, MemoryError) and type(e).__name__ != "OutOfMemoryError":
+            raise
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        err.print(f"vcs: error: out of memory ({why})", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)  # an Exit's code (--help: 0); a command returns None
 
 

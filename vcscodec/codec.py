@@ -547,6 +547,8 @@ def decode_records(
     skipped_before: GopRecord | None = None
     for record in reader.salvage() if on_lost else reader:
         first, position = header.record_range(record.index)
+        if isinstance(record, LostGop) and record.count > 1:
+            position = header.record_range(record.index + record.count - 1)[1]
         record_before, previous = previous, record if alternating and isinstance(record, GopRecord) else None
         if position <= start:  # wholly before the range
             if on_lost and isinstance(record, GopRecord):
@@ -566,8 +568,8 @@ def decode_records(
                 last_rebuilt = header.record_range(skipped.index)[1] - 1, rebuilt[-1]
             source, held = last_rebuilt if last_rebuilt else (None, decoder.grey_frame())
             if on_lost:
-                on_lost(Concealed(record.index, first, position, record.reason, source))
-            yield from (held for index in range(first, position) if start <= index < end)
+                on_lost(Concealed(record.index, first, position, record.reason, source, record.count))
+            yield from (held for _ in range(max(first, start), min(position, end)))
             continue
         if pending and (first >= end or len(pending) == batch_gops or len(record.frames) != len(pending[0].frames)):
             # ``record`` opens the next GOP, so its keyframe closes the chain held in ``pending``
@@ -590,13 +592,14 @@ def decode_records(
 
 @dataclass
 class Concealed:
-    """A GOP record lost in a damaged file and the frames that stand in for it (`decode_records`)."""
+    """A GOP record lost in a damaged file, or a run of them, and the frames that stand in (`decode_records`)."""
 
     gop: int
     first: int  # its frames: first … end − 1
     end: int
     reason: str
     repeats: int | None  # the rebuilt frame that stands in for them; None: mid-grey (none was rebuilt before)
+    gops: int = 1  # GOPs gop … gop + gops − 1 (a run lost with the record before it)
 
     def describe(self) -> str:
         one = self.end - self.first == 1

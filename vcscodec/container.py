@@ -347,10 +347,12 @@ class FrameMeasurements:
 
 @dataclass
 class LostGop:
-    """A GOP record that `ContainerReader.salvage` could not read: its frames have to be concealed."""
+    """GOP records that `ContainerReader.salvage` could not read: ``count`` of them from ``index`` on (a damaged
+    one alone, or a run lost with it); their frames have to be concealed."""
 
     index: int
     reason: str  # one line: what was wrong with it
+    count: int = 1  # one item for a run: a crafted header can announce 2³¹ frames that are not there
 
 
 @dataclass
@@ -684,7 +686,8 @@ class ContainerReader:
         """The GOP records in order, like iterating, but a record that cannot be read comes out as a `LostGop`
         and reading goes on at the next record whose prefix CRC holds (docs/format.md §2.3: that CRC makes a
         record's length trustworthy, so the records after a damaged one can be found again). Records that a
-        resynchronisation jumps over are lost too, and so is every record after a truncation. What follows the
+        resynchronisation jumps over are lost too, and so is every record after a truncation: they come out as one
+        more `LostGop`, a run (``count``). What follows the
         last GOP record holds no frames: a problem there (a damaged end record, trailing bytes) is kept in
         ``tail_error`` rather than raised. The header must be intact (the reader checked it on opening)."""
         n = self.header.num_records
@@ -696,8 +699,10 @@ class ContainerReader:
             except VcsError as e:
                 found = self._next_record(pos + 1, g + 1)
                 resume = found[1] if found else n
-                for lost in range(g, resume):
-                    yield LostGop(lost, str(e) if lost == g else f"GOP {lost} is missing (lost with GOP {g})")
+                yield LostGop(g, str(e))
+                if resume > g + 1:
+                    run = f"GOP {g + 1} is" if resume == g + 2 else f"GOPs {g + 1}–{resume - 1} are"
+                    yield LostGop(g + 1, f"{run} missing (lost with GOP {g})", resume - g - 1)
                 if found is None:
                     return
                 pos, g = found

@@ -35,7 +35,7 @@ def describe_file(path: Path) -> dict[str, Any]:
         "alpha_k": h.alpha_k,
         "alpha_n": h.alpha_n,
         "measurements per block": {"key": h.m_k, "non-key": h.m_n},
-        "keyframes": len(h.key_frames()),
+        "keyframes": h.num_records,  # one a record; not len(key_frames()), a list as long as the header claims
         "records": h.num_records,
         "keyframe grid shift": (
             f"{h.key_grid_shift} pixels in odd GOPs" if h.key_grid_shift else "none (every keyframe on one grid)"
