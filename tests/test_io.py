@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from fractions import Fraction
@@ -333,6 +334,38 @@ def test_truncated_y4m_reads_its_whole_frames_and_says_what_is_left_out(tmp_path
         info.truncation_warning(cut_path)
         == f"{cut_path} ends in a partial frame ({trailing} bytes; truncated?): it is left out"
     )
+
+
+@pytest.mark.parametrize(
+    ("field", "said"),
+    [
+        ("W0", "W0 is not a picture width"),
+        ("W-64", "W-64 is not a picture width"),
+        ("W3000000", "a 3000000x60 picture is larger than FFmpeg reads"),
+        ("", "no W (the picture width)"),
+        ("F0:0", "F0:0 is not a frame rate (--fps gives one)"),
+        ("F-30:1", "F-30:1 is not a frame rate"),
+        ("Fabc", "Fabc is not a frame rate"),
+    ],
+)
+def test_a_bad_y4m_header_field_is_named(tmp_path, noise_clip, field, said):
+    """FFmpeg reports a bad W or H as an unrelated errno and reads a bad F as 25 frames/s without a word; the reader
+    names the field. A bad F is read at --fps when one is given."""
+    good = tmp_path / "good.y4m"
+    write(good, noise_clip(2, 100, 60))
+    header, body = good.read_bytes().split(b"\n", 1)
+    tokens = [t for t in header.split() if t[:1] != field[:1].encode() or not field]
+    if field:
+        tokens.append(field.encode())
+    else:
+        tokens = [t for t in tokens if t[:1] != b"W"]
+    bad = tmp_path / "bad.y4m"
+    bad.write_bytes(b" ".join(tokens) + b"\n" + body)
+    with expect(re.escape(f"{bad}: bad Y4M header: {said}")):
+        open_video(bad)
+    if field.startswith("F"):
+        info, frames = read(bad, fps=30)
+        assert info.fps == 30 and len(frames) == 2
 
 
 # ------------------------------------------------------------------------------------ writing safety

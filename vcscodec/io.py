@@ -254,6 +254,46 @@ def _y4m_frame_count(path: Path, width: int, height: int, pix_fmt: str) -> tuple
     return (count, trailing) if body >= 0 else None
 
 
+# FFmpeg's av_image_check_size: (W + 128)·(H + 128) under INT_MAX / 8; beyond it the demuxer fails with an errno that
+# names nothing about the header ("Device or resource busy").
+_FFMPEG_MAX_AREA = (2**31 - 1) // 8
+
+
+def _check_y4m_header(path: Path, fps: Fraction | None) -> Fraction | None:
+    """Check the size and rate fields of a Y4M file's header line, which FFmpeg reports badly or not at all: a bad W
+    or H as an unrelated errno, a bad F as 25 frames/s without a word. Returns the rate to use instead of F (``fps``)
+    when F is bad and ``fps`` is given; raises when it is not. Files that are not Y4M pass untouched."""
+    try:
+        with open(path, "rb") as fh:
+            line = fh.readline(4096)
+    except OSError:
+        return None  # FFmpeg reports it
+    if not line.startswith(b"YUV4MPEG2 "):
+        return None
+    fields = {t[:1]: t[1:] for t in line.split() if t[:1] in (b"W", b"H", b"F")}
+    size = []
+    for key, what in ((b"W", "width"), (b"H", "height")):
+        if key not in fields:
+            raise VcsError(f"{path}: bad Y4M header: no {key.decode()} (the picture {what})")
+        value = fields[key].decode("ascii", "replace")
+        if not (value.isdigit() and int(value) > 0):
+            raise VcsError(f"{path}: bad Y4M header: {key.decode()}{value} is not a picture {what}")
+        size.append(int(value))
+    width, height = size
+    if (width + 128) * (height + 128) >= _FFMPEG_MAX_AREA:
+        raise VcsError(f"{path}: bad Y4M header: a {width}x{height} picture is larger than FFmpeg reads")
+    if b"F" not in fields:
+        return None
+    num, _, den = fields[b"F"].decode("ascii", "replace").partition(":")
+    if num.isdigit() and den.isdigit() and int(num) > 0 and int(den) > 0:
+        return None
+    if fps is None:
+        raise VcsError(
+            f"{path}: bad Y4M header: F{fields[b'F'].decode('ascii', 'replace')} is not a frame rate (--fps gives one)"
+        )
+    return fps
+
+
 class VideoReader:
     """Decoded frames of one video as 8-bit YUV 4:2:0 `Frame`s; `info` describes the source.
 
@@ -311,6 +351,7 @@ class VideoReader:
             opener = {"format": "rawvideo", "options": options}
         else:
             opener = {}
+            fps = _check_y4m_header(self.path, fps or default_fps) or fps
         try:
             self._container = av.open(str(self.path), mode="r", **opener)
         except OSError as e:  # FFmpeg's own permission and I/O errors are OSErrors too
