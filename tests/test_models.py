@@ -285,6 +285,9 @@ def test_registry_round_trip_hash_and_names(tmp_path: pytest.TempPathFactory) ->
     assert manifest["config"]["alpha_n"] == 0.01 and manifest["training"]["steps"] == 3
     assert find_model(card.name[:-4], tmp_path).name == card.name
     assert default_model(0.01, tmp_path).name == card.name
+    # a ratio near one that is there is not printed as that one
+    with pytest.raises(VcsError, match=r"no model for ratio 0\.0100001 in .* \(it has 0\.01\); use --model NAME$"):
+        default_model(0.0100001, tmp_path)
     assert [c.name for c in list_models(tmp_path)] == [card.name]
     loaded = card.load()
     for k, v in model.state_dict().items():

@@ -171,10 +171,14 @@ def find_model(name: str, folder: Path | None = None) -> ModelCard:
 
 def default_model(alpha_n: float, folder: Path | None = None) -> ModelCard:
     """The shipped model marked default for this non-keyframe ratio."""
-    cards = [c for c in installed_models(folder) if abs(c.alpha_n - alpha_n) < 1e-9]
+    installed = installed_models(folder)
+    cards = [c for c in installed if abs(c.alpha_n - alpha_n) < 1e-9]
     chosen = [c for c in cards if c.default] or cards
     if not chosen:
-        raise VcsError(f"no model for ratio {alpha_n:g} in {folder or weights_dir()}; use --model NAME")
+        ratios = ", ".join(sorted({f"{c.alpha_n:g}" for c in installed}))
+        # repr, not :g: a ratio of 0.1000001 must not read as the 0.1 that is there
+        where = folder or weights_dir()
+        raise VcsError(f"no model for ratio {alpha_n!r} in {where} (it has {ratios}); use --model NAME")
     return chosen[0]
 
 
