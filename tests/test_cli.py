@@ -185,6 +185,7 @@ def test_info_model_counts_parameters_per_part(clip):
     assert all(counts[p] > 0 for p in PARTS)
     assert sum(counts[p] for p in PARTS) == counts["total"]
     assert counts["sampling"] == (512 + 102) * 32 * 32  # Φk and Φn, no bias
+    assert_error(run_vcs("info", clip["vcs"], "--model", name, weights=clip["weights"]), "--model NAME, not both")
 
 
 def test_models_lists_the_weights_folder(tmp_path, clip):

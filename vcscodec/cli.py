@@ -203,8 +203,8 @@ def encode(
         float | None,
         typer.Option(
             "--bpp",
-            help="Target rate in bits per luma pixel, whole file: the finest quantizer step that stays within it "
-            "(the input is encoded several times to find it)",
+            help="Target rate in bits per luma pixel, whole file: the finest quantizer step that stays within it, "
+            "from 0.25 grey levels up (the input is encoded several times to find it)",
         ),
     ] = None,
     chroma: Annotated[
@@ -483,7 +483,7 @@ def info(
     from .inspect import describe_file, describe_model
 
     if (file is None) == (model is None):
-        raise VcsError("give a .vcs file or --model NAME")
+        raise VcsError("give a .vcs file or --model NAME" + (", not both" if file is not None else ""))
     described = describe_file(file) if file is not None else describe_model(model)
     damaged = described.get("damaged")
     if json_out:
