@@ -550,6 +550,15 @@ def test_pipe_errors_name_standard_input(tmp_path, clip):
         cmd = [sys.executable, "-m", "vcscodec.cli", "decode", clip["vcs"], "-"]
         done = subprocess.run(cmd, stdout=tty, stderr=subprocess.PIPE, text=True, env=env, timeout=120)
     assert_error(done, "standard output is a terminal")
+    # nor read from one; and a closed standard input (`<&-`) is named as such
+    controller, terminal = pty.openpty()
+    with os.fdopen(controller, "rb"), os.fdopen(terminal, "rb") as tty:
+        cmd = [sys.executable, "-m", "vcscodec.cli", "encode", "-", out / "a.vcs"]
+        done = subprocess.run(cmd, stdin=tty, capture_output=True, text=True, env=env, timeout=120)
+    assert_error(done, "standard input is a terminal")
+    cmd = [sys.executable, "-m", "vcscodec.cli", "encode", "-", out / "a.vcs"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, preexec_fn=lambda: os.close(0))
+    assert_error(done, "standard input is closed")
     assert files_in(out) == []
 
 

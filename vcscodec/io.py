@@ -496,8 +496,11 @@ def spooled_stdin(raw: bool = False) -> Iterator[Path]:
     """All of standard input in a temporary file, deleted afterwards: the encoder must know the frame count
     before it writes the header, so a piped video is read to its end first. ``raw``: the bytes are raw I420
     (named .yuv so that `open_video` reads them as such); otherwise FFmpeg tells the format from the content."""
-    if sys.stdin is None or sys.stdin.isatty():
-        raise VcsError("standard input is a terminal: pipe a video into it (e.g. ffmpeg … -f yuv4mpegpipe - | vcs …)")
+    pipe_one = "pipe a video into it (e.g. ffmpeg … -f yuv4mpegpipe - | vcs …)"
+    if sys.stdin is None:  # Python's stand-in when the process was started with standard input closed (<&-)
+        raise VcsError(f"standard input is closed: {pipe_one}")
+    if sys.stdin.isatty():
+        raise VcsError(f"standard input is a terminal: {pipe_one}")
     with tempfile.TemporaryDirectory(prefix="vcs-stdin-") as folder:
         path = Path(folder) / ("stdin.yuv" if raw else "stdin")
         try:
