@@ -549,6 +549,30 @@ def test_encode_numbered_pictures(tmp_path, use_tiny_weights):
     assert (header.frame_count, header.width, header.height, header.fps_num, header.fps_den) == (9, 64, 32, 12, 1)
 
 
+def test_pictures_that_change_size_are_scaled_and_said(tmp_path, use_tiny_weights):
+    """A sequence whose pictures change size (64x48, then 32x32) reads at the first size, as FFmpeg scales it;
+    the encoder says so in a warning and `vcs compare` refuses to score such frames."""
+    from vcscodec.codec import encode_file
+    from vcscodec.quality import score_videos
+
+    sizes = [(64, 48), (32, 32), (64, 48), (32, 32)]
+    for number, (w, h) in enumerate(sizes):
+        _write_png(tmp_path / f"f{number}.png", gray_clip(1, w, h, seed=number)[0].y)
+    pattern = tmp_path / "f%d.png"
+    with open_video(pattern) as reader:
+        back = list(reader)
+        warning = reader.rescale_warning()
+    assert [f.y.shape for f in back] == [(48, 64)] * 4
+    assert warning == f"{pattern}: 2 frames of another size than the first (frame 1 is 32x32) scaled to 64x48"
+    report = encode_file(pattern, tmp_path / "s.vcs", ratio=0.1)
+    assert warning in report.warnings
+    with expect(r"frame 1 is 32x32, not 64x48 like the first: frames that change size cannot be scored"):
+        score_videos(pattern, pattern)
+    with open_video(tmp_path / "f0.png") as reader:  # one size throughout: no warning
+        list(reader)
+        assert reader.rescale_warning() is None
+
+
 def test_numbered_png_pictures_written_and_read_back(tmp_path, pan_clip):
     grey = gray_clip(4, 40, 24, seed=5)
     pattern = tmp_path / "g_%03d.png"

@@ -381,6 +381,19 @@ class VideoReader:
         assert fps is not None
         self.info = VideoInfo(width, height, fps, frame_count, pix_fmt, cc.name, trailing_bytes)
         self._closed = False
+        # (index, width, height) of the frames read so far at another size than `info`'s, which were scaled to it
+        self.rescaled: list[tuple[int, int, int]] = []
+
+    def rescale_warning(self) -> str | None:
+        """What to tell a user whose frames changed size: those read so far were scaled to the first's size (as
+        FFmpeg does); None when none did."""
+        if not self.rescaled:
+            return None
+        index, width, height = self.rescaled[0]
+        return (
+            f"{self.path}: {frames_phrase(len(self.rescaled))} of another size than the first (frame {index} is "
+            f"{width}x{height}) scaled to {self.info.width}x{self.info.height}"
+        )
 
     def __iter__(self) -> Iterator[Frame]:
         if self._closed:
@@ -388,6 +401,8 @@ class VideoReader:
         n = 0
         try:
             for av_frame in self._container.decode(self._stream):
+                if (av_frame.width, av_frame.height) != (self.info.width, self.info.height):
+                    self.rescaled.append((n, av_frame.width, av_frame.height))
                 yield _to_frame(av_frame, self.info.width, self.info.height)
                 n += 1
         except av.FFmpegError as e:

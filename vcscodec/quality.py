@@ -133,4 +133,11 @@ def score_videos(
         if (a.width, a.height) != (b.width, b.height):
             raise VcsError(f"{test} is {b.width}x{b.height} but {reference} is {a.width}x{a.height}")
         scores = score_frames(islice(ref_reader, reference_start, None), test_reader, frames, reference_start > 0)
+        for reader in (ref_reader, test_reader):  # a frame scaled to the first one's size is not what was made
+            if reader.rescaled:
+                index, width, height = reader.rescaled[0]
+                raise VcsError(
+                    f"{reader.path}: frame {index} is {width}x{height}, not {reader.info.width}x{reader.info.height} "
+                    "like the first: frames that change size cannot be scored"
+                )
     return QualityReport(str(reference), str(test), a.width, a.height, scores)
