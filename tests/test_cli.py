@@ -724,6 +724,19 @@ def test_out_of_memory_midway_is_one_line_and_leaves_nothing(tmp_path, clip):
     assert files_in(tmp_path) == []
 
 
+def test_a_clip_too_small_to_score_is_refused_before_decoding(tmp_path, clip):
+    """Any size codes, but SSIM's 11×11 window needs frames that large: `decode --reference` says so before it
+    decodes anything (it used to write the video, then fail), and `compare` before reading the videos through."""
+    small, vcs, out = tmp_path / "small.y4m", tmp_path / "small.vcs", tmp_path / "out.y4m"
+    write_clip(small, gray_clip(3, 16, 8, seed=2))
+    assert_ok(run_vcs("encode", small, vcs, "-q", weights=clip["weights"]))
+    said = "SSIM needs a plane of at least 11x11, got 16x8"
+    assert_error(run_vcs("decode", vcs, out, "--reference", small, weights=clip["weights"]), "--reference", said)
+    assert not out.exists()
+    assert_ok(run_vcs("decode", vcs, out, "-q", weights=clip["weights"]))
+    assert_error(run_vcs("compare", small, out, weights=clip["weights"]), said)
+
+
 def test_existing_output_is_refused_unless_forced(tmp_path, clip):
     w = clip["weights"]
     vcs, video = tmp_path / "a.vcs", tmp_path / "a.y4m"

@@ -362,6 +362,7 @@ def _check_reference(
     from .codec import check_frame_range
     from .container import read_header
     from .io import open_video
+    from .metrics import check_ssim_size
 
     header = read_header(vcs)
     end = check_frame_range(header, start, count)
@@ -370,6 +371,10 @@ def _check_reference(
         info = reader.info
     if (info.width, info.height) != size:
         raise VcsError(f"--reference {reference} is {info.width}x{info.height}, but {vcs} holds {size[0]}x{size[1]}")
+    try:
+        check_ssim_size(*size)
+    except VcsError as e:
+        raise VcsError(f"--reference cannot score {vcs}: {e}") from None
     first, last = header.source_start + start, header.source_start + end - 1
     if info.frame_count is not None and info.frame_count <= last:
         have = frames_phrase(info.frame_count)

@@ -50,6 +50,12 @@ def psnr(ref: np.ndarray, test: np.ndarray, peak: float = 255.0) -> float:
     return float(10.0 * np.log10(peak * peak / mse))
 
 
+def check_ssim_size(width: int, height: int) -> None:
+    """Refuse a plane too small for SSIM's window: before decoding or reading a whole video, not after."""
+    if min(width, height) < SSIM_WINDOW:
+        raise VcsError(f"SSIM needs a plane of at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {width}x{height}")
+
+
 def ssim(ref: np.ndarray, test: np.ndarray) -> float:
     """Mean SSIM of Wang, Bovik, Sheikh & Simoncelli (2004) on a 2-D plane after rounding to 8 bits.
 
@@ -66,8 +72,7 @@ def ssim(ref: np.ndarray, test: np.ndarray) -> float:
     r, t = _pair(ref, test)
     if r.ndim != 2:
         raise VcsError(f"SSIM takes one 2-D plane, got shape {r.shape}")
-    if min(r.shape) < SSIM_WINDOW:
-        raise VcsError(f"SSIM needs a plane of at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {r.shape[1]}x{r.shape[0]}")
+    check_ssim_size(r.shape[1], r.shape[0])
     return float(
         structural_similarity(
             r.astype(np.float64),

@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import VcsError, frames_phrase
 from .io import DEFAULT_FPS, Frame, open_video
-from .metrics import psnr, ssim
+from .metrics import check_ssim_size, psnr, ssim
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,7 @@ def score_videos(
         a, b = ref_reader.info, test_reader.info
         if (a.width, a.height) != (b.width, b.height):
             raise VcsError(f"{test} is {b.width}x{b.height} but {reference} is {a.width}x{a.height}")
+        check_ssim_size(a.width, a.height)  # before reading both videos through
         scores = score_frames(islice(ref_reader, reference_start, None), test_reader, frames, reference_start > 0)
         for reader in (ref_reader, test_reader):  # a frame scaled to the first one's size is not what was made
             if reader.rescaled:
