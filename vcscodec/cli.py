@@ -548,9 +548,13 @@ def models(json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] 
 
 @app.command()
 def demo(
-    folder: Annotated[Path, typer.Argument(help="Folder for the sample clip, .vcs files and decoded videos")] = Path(
-        "demo-output"
-    ),
+    folder: Annotated[
+        Path,
+        typer.Argument(
+            help="Folder for the sample clip, .vcs files and decoded videos (the demo's own files there are replaced "
+            "on each run)"
+        ),
+    ] = Path("demo-output"),
     frames: Annotated[int, typer.Option("--frames", "-n", help="Frames of the sample clip")] = 17,
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
     threads: Annotated[int, typer.Option("--threads", help=_THREADS_HELP)] = 0,
