@@ -38,6 +38,21 @@ def orthonormal_basis(seed: int = 0) -> np.ndarray:
     return q.T
 
 
+def test_measurement_counts_are_the_file_formats_one_rounding() -> None:
+    """docs/format.md §2.2: α times the integer B², one binary64 product, then round half to even; (α·B)·B rounds
+    twice and differs where B is no power of two. The model and the container's check must agree everywhere."""
+    from fractions import Fraction
+
+    from vcscodec.container import expected_m
+
+    assert measurement_count(0.235, 10) == expected_m(0.235, 10) == 24  # (0.235·10)·10 = 23.499999999999996
+    for block in (7, 10, 16, 24, 32):
+        for alpha in (i / 1000 for i in range(1, 1001)):
+            exact = float(Fraction(alpha) * block * block)  # the one correctly rounded binary64 product
+            assert expected_m(alpha, block) == round(exact), (alpha, block)
+            assert measurement_count(alpha, block) == max(1, round(exact)), (alpha, block)
+
+
 @pytest.mark.parametrize(("alpha", "count"), [(0.5, 512), (0.1, 102), (0.01, 10), (1.0, 1024), (0.0049, 5)])
 def test_measurement_counts_round_not_floor(alpha: float, count: int) -> None:
     assert measurement_count(alpha, 32) == count

@@ -82,8 +82,10 @@ def _crc(*parts: bytes) -> int:
 
 
 def expected_m(alpha: float, block: int) -> int:
-    """Measurement count for a ratio: round half to even of ``alpha * block**2`` in float64."""
-    return int(round(float(alpha) * block * block))
+    """Measurement count for a ratio: round half to even of ``alpha * block**2`` in float64, one multiplication by
+    the exact integer B² (docs/format.md §2.2): ``(alpha * B) * B`` rounds twice and differs when B is no power of
+    two (α 0.235, B 10: 23.499999999999996, not 23.5)."""
+    return int(round(float(alpha) * (block * block)))
 
 
 # --------------------------------------------------------------------------------------------- header

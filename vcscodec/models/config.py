@@ -13,7 +13,7 @@ def measurement_count(alpha: float, block: int) -> int:
     """round(α·B²): 512 at 0.5, 102 at 0.1, 10 at 0.01 for B = 32 (round, not floor, as the authors' code)."""
     if not 0.0 < alpha <= 1.0:
         raise VcsError(f"sampling ratio {alpha} is outside (0, 1]")
-    return max(1, int(round(alpha * block * block)))
+    return max(1, int(round(alpha * (block * block))))  # one rounding, as the file format's expected_m
 
 
 @dataclass(frozen=True)
