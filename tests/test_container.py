@@ -481,6 +481,28 @@ def test_records_out_of_order(sample) -> None:
         reread(path, swapped + data[spans[2][1] :])
 
 
+@pytest.mark.parametrize(
+    ("position", "offset", "value", "said"),
+    [
+        (1, 0, 2, "GOP 0 frame 1 plane Y has temporal predictor 2 at position 1 of its record, which has no earlier"),
+        (2, 0, 4, "GOP 0 frame 2 plane Y has invalid predictor 4, must be 0..3"),
+        (0, 1, 5, "GOP 0 frame 0 plane Y has byte_width 5, must be 1..4"),
+    ],
+)
+def test_a_bad_plane_entry_is_named(sample, position: int, offset: int, value: int, said: str) -> None:
+    """A payload whose CRC holds (re-sealed) but whose frame table has a predictor or byte_width that §2.4 does not
+    allow: the message says which entry and why."""
+    path, data, _, _ = sample
+    _, start, end = record_spans(data)[0]
+    payload = bytearray(data[start + 13 : end - 4])
+    # u32 F, then per frame: u32 index, u8 key, and per plane (grey: one) u8 predictor, u8 byte_width, u32 M, …
+    payload[4 + position * (5 + 10) + 5 + offset] = value
+    sealed = data[: start + 13] + bytes(payload) + struct.pack("<I", zlib.crc32(bytes(payload))) + data[end:]
+    with pytest.raises(VcsError) as error:
+        reread(path, sealed)
+    assert str(error.value).startswith(said), str(error.value)
+
+
 def test_newer_version_is_refused_by_name(sample) -> None:
     path, data, _, _ = sample
     body = data[14 : header_span(data) - 4]

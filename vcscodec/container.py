@@ -508,10 +508,15 @@ def _decode_payload(h: StreamHeader, g: int, payload: bytes) -> GopRecord:
             want = h.measurement_shape(p, bool(key))
             if (m, hb, wb) != want:
                 raise VcsError(f"{where} has shape {(m, hb, wb)}, the header needs {want}")
-            if pred > 3 or (pred & PRED_TEMPORAL and i < 2):
-                raise VcsError(f"{where} has invalid predictor {pred}")
+            if pred > 3:
+                raise VcsError(f"{where} has invalid predictor {pred}, must be 0..3")
+            if pred & PRED_TEMPORAL and i < 2:  # the keyframe, and the first non-keyframe: no earlier non-keyframe
+                raise VcsError(
+                    f"{where} has temporal predictor {pred} at position {i} of its record, which has no "
+                    "earlier non-keyframe to predict from"
+                )
             if not 1 <= width <= 4:
-                raise VcsError(f"{where} has byte width {width}, must be 1..4")
+                raise VcsError(f"{where} has byte_width {width}, must be 1..4")
             specs.append((pred, width, want))
             total += width * m * hb * wb
         planes.append(specs)
