@@ -142,6 +142,10 @@ def test_exported_sampler_reproduces_the_file(tmp_path, use_tiny_weights, pan_cl
     np.testing.assert_array_equal(np.loadtxt(folder / "phi_k.csv", delimiter=","), phi_k)
     np.testing.assert_array_equal(np.loadtxt(folder / "phi_n.csv", delimiter=","), phi_n)
     assert phi_k.shape == (512, block * block) and phi_n.shape == (102, block * block)
+    # README.txt promises float16 entries, so that Φ·(8-bit pixels) can be summed exactly in integers
+    assert "every entry of Φ is a float16 value" in readme.replace("\n", " ")
+    for phi in (phi_k, phi_n):
+        np.testing.assert_array_equal(phi.astype(np.float16).astype(np.float64), phi)
 
     frames = pan_clip(10, 99, 61, seed=3)
     src, vcs = tmp_path / "clip.y4m", tmp_path / "clip.vcs"

@@ -598,7 +598,8 @@ def export_sampler(
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model name")] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite files in the folder")] = False,
 ) -> None:
-    """Write the sampling matrices Φk and Φn, so hardware or other code can make bit-compatible measurements."""
+    """Write the sampling matrices Φk and Φn and how to apply them, so hardware or other code can make the
+    measurements vcs encode makes, to the same quantized integers (README.txt there says how)."""
     from .codec import pick_model
     from .inspect import export_sampler as export
 

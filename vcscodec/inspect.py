@@ -91,13 +91,18 @@ phi_n.npy / phi_n.csv: Φn, {m_n} × {d} (non-keyframes, αn = {alpha_n:g})
 
 A frame plane (8-bit) is padded to multiples of B = {block} by repeating its last row and column, scaled to
 [0, 1] (value / 255) and cut into B×B blocks, row-major over the plane. Each block is flattened row-major
-(pixel (r, c) of the block is element r·B + c) into x, and measured as y = Φ·x in float64.
-Measurements are stored per plane as an (M, H/B, W/B) array: y[i, row, col] is row i of Φ applied to the
-block at (row, col). Quantization: q = round_half_even(y · 255 / step), step from the .vcs header.
-Keyframes are frames 0, {gop}, 2·{gop}, … and the last frame; the others are non-keyframes.
+(pixel (r, c) of the block is element r·B + c) into x, and measured as y = Φ·x in float64 (not float32:
+a value within rounding of a half quantizer step rounds the other way; every entry of Φ is a float16 value, so
+Φ·(8-bit pixels) can also be summed exactly in integers and then divided by 255).
+A plane's measurements form an (M, hb, wb) array, hb × wb the padded plane's blocks: y[i, row, col] is row i
+of Φ applied to the block at (row, col) (a .vcs file stores them block-major: docs/format.md §2.4-2.5).
+Quantization: q = round_half_even(y · 255 / step), with step in grey levels as the encoder chooses it and
+writes it into the .vcs header: vcs encode uses 1.3 unless told (--quant-step, or --bpp, which searches).
+Keyframes are frames 0, {gop}, 2·{gop}, … and the last frame of the stream (counted from its first coded frame,
+also after vcs encode --start); the others are non-keyframes.
 {grid}
 In colour (yuv420) files the U and V planes (ceil(H/2) × ceil(W/2)) are measured exactly like Y.
-The .csv files hold the same float64 values as the .npy files, to the last bit (17 significant digits).
+The .npy and .csv files hold float64 values, the .csv to the last bit (17 significant digits).
 """
 
 

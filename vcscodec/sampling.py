@@ -27,8 +27,8 @@ def measure_plane(plane: np.ndarray, phi: np.ndarray, shift: int = 0) -> np.ndar
     """An 8-bit plane (h, w) → measurements (M, hb, wb) of its padded blocks, pixels scaled to [0, 1].
 
     ``shift``: the block grid is moved that many pixels down and right, cyclically over the padded plane (the
-    keyframes of odd GOPs of a stream with a key_grid_shift, docs/format.md). Computed in float64 so that the
-    quantized integers do not depend on the BLAS that runs it.
+    keyframes of odd GOPs of a stream with a key_grid_shift, docs/format.md). Computed in float64, so that a
+    BLAS's order of summation moves y by far less than the quantizer's rounding can see (docs/format.md §5).
     """
     block = int(round(np.sqrt(phi.shape[1])))
     padded = pad_plane(plane, block).astype(np.float64) / 255.0
