@@ -366,6 +366,9 @@ def test_a_bad_y4m_header_field_is_named(tmp_path, noise_clip, field, said):
     if field.startswith("F"):
         info, frames = read(bad, fps=30)
         assert info.fps == 30 and len(frames) == 2
+    bad.write_bytes(header + b" X" * 3000 + b"\n" + body)  # FFmpeg: "Invalid argument"
+    with expect(re.escape(f"{bad}: bad Y4M header: no end of line in its first 4096 bytes")):
+        open_video(bad)
 
 
 # ------------------------------------------------------------------------------------ writing safety

@@ -270,6 +270,8 @@ def _check_y4m_header(path: Path, fps: Fraction | None) -> Fraction | None:
         return None  # FFmpeg reports it
     if not line.startswith(b"YUV4MPEG2 "):
         return None
+    if not line.endswith(b"\n"):  # FFmpeg: "Invalid argument"
+        raise VcsError(f"{path}: bad Y4M header: no end of line in its first {len(line)} bytes")
     fields = {t[:1]: t[1:] for t in line.split() if t[:1] in (b"W", b"H", b"F")}
     size = []
     for key, what in ((b"W", "width"), (b"H", "height")):
