@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .errors import OutputClosed, VcsError, frames_phrase
+from .errors import OutputClosed, VcsError, check_whole, frames_phrase
 
 try:  # Typer 0.22 and later carry their own copy of Click
     from typer._click.exceptions import ClickException, UsageError
@@ -143,7 +143,9 @@ class _FrameRate:
         self.done = 0
 
     def total(self, count: int) -> None:
-        self.progress.update(self.task, total=count)
+        """A new pass over ``count`` frames (`--bpp` encodes several times): the bar and the rate start again."""
+        self.progress.reset(self.task, total=count, fps="")
+        self.done, self.start = 0, time.perf_counter()
 
     def __call__(self, frames: int) -> None:
         self.done += frames
@@ -562,8 +564,7 @@ def demo(
     """Encode and decode a sample clip (a camera pan over a scikit-image picture) at both ratios; print quality."""
     from .demo import run_demo
 
-    if frames < 1:
-        raise VcsError("--frames must be at least 1")
+    check_whole(frames, "--frames", 1)
     use_threads(threads)
     with err.status("encoding and decoding the sample clip at ratios 0.1 and 0.01 …"):
         results = run_demo(folder, frames=frames, device=device)

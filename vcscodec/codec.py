@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .container import ContainerReader, ContainerWriter, FrameMeasurements, GopRecord, LostGop, StreamHeader
-from .errors import VcsError, frames_phrase
+from .errors import VcsError, check_whole, frames_phrase
 from .hardware import pick_device
 from .io import Frame, conversion_loss, frame_from_gray, open_video, open_writer
-from .output import check_output_path
+from .output import check_output_path, refuse_input_as_output
 from .quant import DEFAULT_QUANT_STEP, check_step, dequantize, quantize
-from .registry import ModelCard, default_model, find_model, installed_models, weights_dir
+from .registry import ModelCard, check_ratio_type, default_model, find_model, installed_models, weights_dir
 from .sampling import measure_plane
 
 if TYPE_CHECKING:
@@ -73,6 +73,8 @@ def is_neutral(frame: Frame) -> bool:
 
 def pick_model(ratio: float | None, model: str | None) -> ModelCard:
     """``--model NAME`` if given, else the shipped default for ``--ratio``."""
+    if ratio is not None:
+        check_ratio_type(ratio)
     if model:
         card = find_model(model)
         if ratio is not None and abs(card.alpha_n - ratio) > 1e-9:
@@ -170,8 +172,8 @@ def _chain(first: Frame, rest: Iterator[Frame]) -> Iterator[Frame]:
 
 
 def encode_file(
-    input: Path,
-    output: Path,
+    input: str | os.PathLike[str],
+    output: str | os.PathLike[str],
     ratio: float | None = None,
     model: str | None = None,
     size: tuple[int, int] | None = None,
@@ -189,17 +191,21 @@ def encode_file(
     (0-based), at most ``max_frames`` of them.
 
     ``target_bpp``: instead of ``quant_step``, the finest step whose file stays within that many bits per luma
-    pixel (`fit_quant_step`: the input is encoded several times)."""
+    pixel (`fit_quant_step`: the input is encoded several times; ``on_start`` and ``progress`` report each pass)."""
     if chroma not in CHROMA_MODES:
         raise VcsError(f"--chroma must be one of {', '.join(CHROMA_MODES)}")
-    if max_frames is not None and max_frames < 1:
-        raise VcsError("--frames must be at least 1")
-    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
-        raise VcsError(f"--start must be 0 or more, not {start!r}")
+    if max_frames is not None:
+        check_whole(max_frames, "--frames", 1)
+    check_whole(start, "--start", 0)
+    if target_bpp is not None and (isinstance(target_bpp, bool) or not isinstance(target_bpp, int | float)):
+        raise VcsError(f"--bpp must be a number, not {target_bpp!r}")
+    input, output = Path(input), Path(output)
+    refuse_input_as_output(output, input)  # --force included: the source would be lost
     started = time.perf_counter()
     card = pick_model(ratio, model)
     if target_bpp is not None:
-        return _encode_to_rate(input, output, card, size, fps, chroma, max_frames, force, target_bpp, start)
+        passes = (progress, on_start)
+        return _encode_to_rate(input, output, card, size, fps, chroma, max_frames, force, target_bpp, start, passes)
     encoder = FrameEncoder(card, quant_step)
     with open_video(input, size=size, fps=fps) as reader:
         info = reader.info
@@ -257,6 +263,7 @@ def _encode_to_rate(
     force: bool,
     target_bpp: float,
     start: int,
+    passes: tuple[Progress | None, Callable[[int], None] | None] = (None, None),
 ) -> EncodeReport:
     """`encode_file` with the finest quantizer step within ``target_bpp`` (`fit_quant_step`). The trials are
     written beside the output; the one that fits with the finest step is kept and moved into place, so the answer
@@ -271,9 +278,11 @@ def _encode_to_rate(
             return Path(trials) / f"{step:g}.vcs"
 
         def bpp_at(step: float) -> float:
+            progress, on_start = passes  # each pass reports as a whole encode does
             report = encode_file(
-                input, trial_path(step), None, card.name, size, fps, step, chroma, max_frames, start=start
-            )
+                input, trial_path(step), None, card.name, size, fps, step, chroma, max_frames,
+                progress=progress, on_start=on_start, start=start,
+            )  # fmt: skip
             if report.bits_per_pixel <= target_bpp:  # every step that fits is finer than the one before
                 for kept in fitting:
                     trial_path(kept.quant_step).unlink()
@@ -613,10 +622,11 @@ class Concealed:
 def check_frame_range(header: StreamHeader, start: int, count: int | None) -> int:
     """The end (exclusive) of frames ``start`` … ``start + count − 1`` of a file, checked against its length."""
     total = header.frame_count
+    check_whole(start, "--start", 0)
+    if count is not None:
+        check_whole(count, "--frames", 1)
     if not 0 <= start < total:
         raise VcsError(f"--start {start} is outside the file's {frames_phrase(total)} (0 … {total - 1})")
-    if count is not None and count < 1:
-        raise VcsError("--frames must be at least 1")
     if count is not None and count > total - start:
         raise VcsError(f"--frames {count}: the file has {frames_phrase(total - start)} from frame {start}")
     return total if count is None else start + count
@@ -629,8 +639,8 @@ def _torch_threads() -> int:
 
 
 def decode_file(
-    input: Path,
-    output: Path,
+    input: str | os.PathLike[str],
+    output: str | os.PathLike[str],
     device: str = "auto",
     batch_gops: int = 0,
     precision: str = "fp32",

@@ -15,7 +15,7 @@ from itertools import islice, zip_longest
 
 import numpy as np
 
-from .errors import VcsError, frames_phrase
+from .errors import VcsError, check_whole, frames_phrase
 from .io import DEFAULT_FPS, Frame, open_video
 from .metrics import check_ssim_size, psnr, ssim
 
@@ -120,10 +120,9 @@ def score_videos(
     ``frames``: compare only the first N; otherwise both must have the same number of frames, except after
     ``reference_start`` > 0: the test video begins at that frame of the reference (a partial decode) and every
     frame of it is scored, however long the reference goes on."""
-    if frames is not None and frames < 1:
-        raise VcsError(f"--frames must be at least 1, not {frames}")
-    if reference_start < 0:
-        raise VcsError(f"--start must be 0 or more, not {reference_start}")
+    if frames is not None:
+        check_whole(frames, "--frames", 1)
+    check_whole(reference_start, "--start", 0)
     # Scores do not depend on the frame rate, so a raw .yuv needs none.
     with (
         open_video(reference, size, fps, default_fps=DEFAULT_FPS) as ref_reader,

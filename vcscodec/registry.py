@@ -98,10 +98,22 @@ class ModelCard:
         return ModelConfig.from_dict(self.config)
 
     def load(self, device: str | torch.device = "cpu") -> HITVCSNet:
-        """The network with these weights, in float32, in eval mode, on ``device``."""
+        """The network with these weights, in float32, in eval mode, on ``device`` (``auto``, ``cpu``, ``cuda`` as
+        the command line takes them, or any torch device: ``cuda:1``, a ``torch.device``)."""
         import torch
 
+        from .hardware import DEVICES, pick_device
         from .models import HITVCSNet
+
+        if isinstance(device, str) and device in DEVICES:
+            device = pick_device(device, option="device")
+        else:
+            try:
+                device = torch.device(device)
+            except (RuntimeError, TypeError):
+                raise VcsError(f"device {device!r} is not auto, cpu, cuda or another torch device") from None
+            if device.type == "cuda" and not torch.cuda.is_available():
+                raise VcsError(f"device {device}: no CUDA device is available")
 
         model = HITVCSNet(self.model_config())
         state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in self.arrays().items()}
@@ -134,25 +146,25 @@ def _read_manifest(path: Path) -> ModelCard:
         raise VcsError(f"model manifest {path} is unreadable: {e}") from None
 
 
-def list_models(folder: Path | None = None) -> list[ModelCard]:
-    folder = folder or weights_dir()
+def list_models(folder: str | os.PathLike[str] | None = None) -> list[ModelCard]:
+    folder = Path(folder) if folder is not None else weights_dir()
     if not folder.is_dir():
         return []
     return [_read_manifest(p) for p in sorted(folder.glob("*.json"))]
 
 
-def installed_models(folder: Path | None = None) -> list[ModelCard]:
+def installed_models(folder: str | os.PathLike[str] | None = None) -> list[ModelCard]:
     """`list_models`, but none at all is an error that says why: a broken install (`pip install .` copies no
     weights) or a mistyped $VCS_WEIGHTS would otherwise surface as "no model for ratio 0.1" or an empty table."""
     cards = list_models(folder)
     if not cards:
-        folder = folder or weights_dir()
+        folder = Path(folder) if folder is not None else weights_dir()
         why = "no such folder" if not folder.is_dir() else "no .json manifests in it"
         raise VcsError(f"no models in {folder} ({why}): set ${WEIGHTS_ENV} to the folder that holds them")
     return cards
 
 
-def find_model(name: str, folder: Path | None = None) -> ModelCard:
+def find_model(name: str, folder: str | os.PathLike[str] | None = None) -> ModelCard:
     """A model by its full name or an unambiguous prefix of it."""
     cards = installed_models(folder)
     exact = [c for c in cards if c.name == name]
@@ -169,8 +181,15 @@ def find_model(name: str, folder: Path | None = None) -> ModelCard:
     raise VcsError(f"model name {name!r} is ambiguous: {', '.join(c.name for c in matches)}")
 
 
-def default_model(alpha_n: float, folder: Path | None = None) -> ModelCard:
+def check_ratio_type(alpha_n: object) -> None:
+    """A ratio from Python must be a number: "0.1" would otherwise fail deep in a comparison."""
+    if isinstance(alpha_n, bool) or not isinstance(alpha_n, int | float):
+        raise VcsError(f"ratio must be a number, got {type(alpha_n).__name__} {alpha_n!r}")
+
+
+def default_model(alpha_n: float, folder: str | os.PathLike[str] | None = None) -> ModelCard:
     """The shipped model marked default for this non-keyframe ratio."""
+    check_ratio_type(alpha_n)
     installed = installed_models(folder)
     cards = [c for c in installed if abs(c.alpha_n - alpha_n) < 1e-9]
     chosen = [c for c in cards if c.default] or cards

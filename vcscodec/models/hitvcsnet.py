@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import VcsError
 from . import motion
 from .config import ModelConfig
 from .layers import FusionUpStep, ResidualBlock, conv3x3, scale_path
@@ -185,12 +186,25 @@ class HITVCSNet(nn.Module):
 
     # ---- encoder half --------------------------------------------------------------------------------------
     def measure_key(self, frames: torch.Tensor) -> torch.Tensor:
-        """(..., H, W) frames → (..., m_k, H/B, W/B) measurements."""
-        return _apply_2d(self.sampling.key, frames)
+        """(..., H, W) frames, floating point in [0, 1], H and W multiples of B → (..., m_k, H/B, W/B)."""
+        return _apply_2d(self.sampling.key, self._check_frames(frames))
 
     def measure_non(self, frames: torch.Tensor) -> torch.Tensor:
-        """(..., H, W) frames → (..., m_n, H/B, W/B) measurements."""
-        return _apply_2d(self.sampling.non, frames)
+        """(..., H, W) frames, floating point in [0, 1], H and W multiples of B → (..., m_n, H/B, W/B)."""
+        return _apply_2d(self.sampling.non, self._check_frames(frames))
+
+    def _check_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """Refuse what the stride-B convolution would take wrongly or fail on deep inside: rows and columns past
+        the last whole block would be dropped without a word (the codec pads; `sampling.pad_plane`)."""
+        block = self.config.block
+        if not isinstance(frames, torch.Tensor):
+            raise VcsError(f"frames must be a torch.Tensor, got {type(frames).__name__}")
+        if not frames.is_floating_point():
+            raise VcsError(f"frames must be floating point in [0, 1], got {frames.dtype}")
+        if frames.dim() < 2 or frames.shape[-1] % block or frames.shape[-2] % block or 0 in frames.shape[-2:]:
+            raise VcsError(f"frames must be (..., H, W) with H and W multiples of {block}, got {tuple(frames.shape)}")
+        weight = self.sampling.key.weight
+        return frames if frames.dtype == weight.dtype else frames.to(weight.dtype)  # float64 from numpy, say
 
     # ---- decoder half --------------------------------------------------------------------------------------
     def default_positions(self, count: int) -> torch.Tensor:
@@ -212,11 +226,23 @@ class HITVCSNet(nn.Module):
         of the chain, the shift of the grid it was measured on (`keyframes_on_grids`); before: the measurements of
         the keyframe before the chain, if any (it refines the chain's first keyframe).
         """
+        cfg = self.config
+        chain = (
+            y_key.dim() == 5
+            and y_non.dim() == 6
+            and y_key.shape[2] == cfg.m_k
+            and y_non.shape[3] == cfg.m_n
+            and y_non.shape[:2] == (y_key.shape[0], y_key.shape[1] - 1)
+            and y_non.shape[-2:] == y_key.shape[-2:]
+            and y_non.shape[2] > 0
+        )
+        if not chain:
+            raise VcsError(
+                f"y_key {tuple(y_key.shape)} and y_non {tuple(y_non.shape)} are not a chain: (N, G+1, {cfg.m_k}, h, w) "
+                f"and (N, G, K ≥ 1, {cfg.m_n}, h, w)"
+            )
         n, g1, _, h, w = y_key.shape
         g, k = y_non.shape[1], y_non.shape[2]
-        if g1 != g + 1 or y_non.shape[0] != n:
-            raise ValueError(f"y_key {tuple(y_key.shape)} and y_non {tuple(y_non.shape)} are not a chain")
-        cfg = self.config
 
         flat_key = y_key.flatten(0, 1)
         init_key = self.initial_key(flat_key)  # per scale: (N(G+1), 1, Hs, Ws)
@@ -511,7 +537,7 @@ class HITVCSNet(nn.Module):
         n, t, h, w = frames.shape
         g = (t - 1) // gop
         if g < 1 or g * gop + 1 != t:
-            raise ValueError(f"a chain has G·{gop}+1 frames, got {t}")
+            raise VcsError(f"a chain has G·{gop}+1 frames (G ≥ 1), got {t}")
         keys = frames[:, ::gop]
         non = frames[:, : g * gop].reshape(n, g, gop, h, w)[:, :, 1:]
         return self.reconstruct(

@@ -1,0 +1,90 @@
+"""The Python API as a library user calls it: str paths where paths are taken, VcsError (one line) for a wrong
+argument rather than a TypeError or a torch error from deep inside, and the all-or-nothing contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import vcscodec
+from vcscodec.codec import decode_file, encode_file
+from vcscodec.errors import VcsError
+from vcscodec.quality import score_videos
+from vcscodec.registry import default_model, find_model, list_models
+from vcscodec.samples import camera_pan, write_clip
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Path:
+    path = tmp_path / "pan.y4m"
+    write_clip(path, camera_pan(9, 64, 64))
+    return path
+
+
+def test_paths_may_be_strings(use_tiny_weights: Path, clip: Path, tmp_path: Path) -> None:
+    vcs, out = str(tmp_path / "a.vcs"), str(tmp_path / "a.y4m")
+    report = encode_file(str(clip), vcs, ratio=0.1)
+    assert report.frames == 9 and Path(vcs).stat().st_size == report.bytes
+    assert decode_file(vcs, out).frames == 9
+    assert score_videos(str(clip), out).mean("psnr_y") > 10
+    folder = str(use_tiny_weights)
+    assert find_model(default_model(0.1, folder).name, folder).name in {c.name for c in list_models(folder)}
+
+
+@pytest.mark.parametrize(
+    ("call", "said"),
+    [
+        (lambda clip, out: encode_file(clip, out, ratio="0.1"), "ratio must be a number, got str '0.1'"),
+        (lambda clip, out: default_model("0.1"), "ratio must be a number, got str '0.1'"),
+        (lambda clip, out: encode_file(clip, out, max_frames="3"), "--frames must be at least 1, not '3'"),
+        (lambda clip, out: encode_file(clip, out, start=True), "--start must be 0 or more, not True"),
+        (lambda clip, out: encode_file(clip, out, target_bpp="1"), "--bpp must be a number, not '1'"),
+        (lambda clip, out: score_videos(clip, clip, frames="2"), "--frames must be at least 1, not '2'"),
+        (lambda clip, out: default_model(0.1).load("tpu"), "device 'tpu' is not auto, cpu, cuda"),
+    ],
+)
+def test_a_wrong_argument_is_a_one_line_vcs_error(use_tiny_weights, clip, tmp_path, call, said) -> None:
+    with pytest.raises(VcsError) as error:
+        call(clip, tmp_path / "out.vcs")
+    assert str(error.value).startswith(said) and "\n" not in str(error.value)
+    assert not (tmp_path / "out.vcs").exists()
+
+
+def test_encode_never_overwrites_its_own_input(use_tiny_weights, clip: Path) -> None:
+    original = clip.read_bytes()
+    with pytest.raises(VcsError, match="is also an input of this command"):
+        encode_file(clip, clip, force=True)
+    assert clip.read_bytes() == original
+
+
+def test_a_rate_search_reports_every_pass(use_tiny_weights, clip: Path, tmp_path: Path) -> None:
+    starts: list[int] = []
+    frames: list[int] = []
+    report = encode_file(clip, tmp_path / "r.vcs", target_bpp=1.0, progress=frames.append, on_start=starts.append)
+    assert report.passes > 1 and starts == [9] * report.passes and sum(frames) == 9 * report.passes
+
+
+def test_the_model_refuses_frames_it_would_take_wrongly(use_tiny_weights) -> None:
+    model = default_model(0.1).load()
+    for frames, said in [
+        (torch.rand(1, 1, 100, 130), r"H and W multiples of 32, got \(1, 1, 100, 130\)"),  # rows would be dropped
+        (torch.zeros(1, 64, 64, dtype=torch.uint8), "floating point in \\[0, 1\\], got torch.uint8"),
+        (np.zeros((64, 64)), "must be a torch.Tensor, got ndarray"),
+        (torch.rand(64), r"got \(64,\)"),
+    ]:
+        with pytest.raises(VcsError, match=said):
+            model.measure_key(frames)
+    frames = torch.rand(1, 64, 64, dtype=torch.float64)  # numpy's float64, say: measured as float32
+    assert torch.allclose(model.measure_key(frames), model.measure_key(frames.float()))
+    y_key = model.measure_key(torch.rand(1, 2, 64, 64))
+    with pytest.raises(VcsError, match="are not a chain"):
+        model.reconstruct(y_key, model.measure_non(torch.rand(1, 2, 7, 64, 64)))  # 2 GOPs need 3 keyframes
+    with pytest.raises(VcsError, match="a chain has G·8\\+1 frames"):
+        model(torch.rand(1, 5, 64, 64))
+
+
+def test_the_type_hints_ship() -> None:
+    assert (Path(vcscodec.__file__).parent / "py.typed").is_file()
