@@ -253,7 +253,8 @@ def test_a_range_of_frames_decodes_as_in_a_whole_decode(tmp_path, use_tiny_weigh
         last = (start + len(expected) - 1) // 8
         assert counting.read == min(last + 2, 4), (start, count, counting.read)
     with ContainerReader(vcs) as reader:
-        for start, count, message in ((20, None, "--start 20 is outside"), (-1, None, "outside"), (15, 6, "has 5")):
+        wrong = ((20, None, "--start 20 is outside"), (-1, None, "--start must be 0 or more"), (15, 6, "has 5"))
+        for start, count, message in wrong:
             with pytest.raises(VcsError, match=message):
                 list(decode_records(reader, model, device, start=start, count=count))
         with pytest.raises(VcsError, match="--frames must be at least 1"):

@@ -599,8 +599,7 @@ def export_sampler(
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model name")] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite files in the folder")] = False,
 ) -> None:
-    """Write the sampling matrices Φk and Φn and how to apply them, so hardware or other code can make the
-    measurements vcs encode makes, to the same quantized integers (README.txt there says how)."""
+    """Write Φk, Φn and how to apply them (README.txt), so hardware can measure as vcs encode does, to the integer."""
     from .codec import pick_model
     from .inspect import export_sampler as export
 
