@@ -72,12 +72,10 @@ def is_neutral(frame: Frame) -> bool:
 
 
 def pick_model(ratio: float | None, model: str | None) -> ModelCard:
-    """``--model NAME`` if given, else the shipped default for ``--ratio``."""
-    if ratio is not None:
-        check_ratio_type(ratio)
+    """``--model NAME`` if given, else the shipped default for ``--ratio`` (`default_model` checks its type)."""
     if model:
         card = find_model(model)
-        if ratio is not None and abs(card.alpha_n - ratio) > 1e-9:
+        if ratio is not None and abs(card.alpha_n - check_ratio_type(ratio)) > 1e-9:
             raise VcsError(f"model {card.name} is for ratio {card.alpha_n:g}, not {ratio:g}")
         return card
     return default_model(0.1 if ratio is None else ratio)
@@ -204,8 +202,9 @@ def encode_file(
     started = time.perf_counter()
     card = pick_model(ratio, model)
     if target_bpp is not None:
-        passes = (progress, on_start)
-        return _encode_to_rate(input, output, card, size, fps, chroma, max_frames, force, target_bpp, start, passes)
+        return _encode_to_rate(
+            input, output, card, size, fps, chroma, max_frames, force, target_bpp, start, progress, on_start
+        )
     encoder = FrameEncoder(card, quant_step)
     with open_video(input, size=size, fps=fps) as reader:
         info = reader.info
@@ -263,7 +262,8 @@ def _encode_to_rate(
     force: bool,
     target_bpp: float,
     start: int,
-    passes: tuple[Progress | None, Callable[[int], None] | None] = (None, None),
+    progress: Progress | None,
+    on_start: Callable[[int], None] | None,
 ) -> EncodeReport:
     """`encode_file` with the finest quantizer step within ``target_bpp`` (`fit_quant_step`). The trials are
     written beside the output; the one that fits with the finest step is kept and moved into place, so the answer
@@ -278,8 +278,7 @@ def _encode_to_rate(
             return Path(trials) / f"{step:g}.vcs"
 
         def bpp_at(step: float) -> float:
-            progress, on_start = passes  # each pass reports as a whole encode does
-            report = encode_file(
+            report = encode_file(  # each pass reports its frames as a whole encode does
                 input, trial_path(step), None, card.name, size, fps, step, chroma, max_frames,
                 progress=progress, on_start=on_start, start=start,
             )  # fmt: skip
@@ -625,7 +624,7 @@ def check_frame_range(header: StreamHeader, start: int, count: int | None) -> in
     check_whole(start, "--start", 0)
     if count is not None:
         check_whole(count, "--frames", 1)
-    if not 0 <= start < total:
+    if start >= total:  # check_whole refused a negative one
         raise VcsError(f"--start {start} is outside the file's {frames_phrase(total)} (0 … {total - 1})")
     if count is not None and count > total - start:
         raise VcsError(f"--frames {count}: the file has {frames_phrase(total - start)} from frame {start}")

@@ -181,10 +181,11 @@ def find_model(name: str, folder: str | os.PathLike[str] | None = None) -> Model
     raise VcsError(f"model name {name!r} is ambiguous: {', '.join(c.name for c in matches)}")
 
 
-def check_ratio_type(alpha_n: object) -> None:
-    """A ratio from Python must be a number: "0.1" would otherwise fail deep in a comparison."""
+def check_ratio_type(alpha_n: object) -> float:
+    """``alpha_n``, a ratio from Python, if it is a number: "0.1" would otherwise fail deep in a comparison."""
     if isinstance(alpha_n, bool) or not isinstance(alpha_n, int | float):
         raise VcsError(f"ratio must be a number, got {type(alpha_n).__name__} {alpha_n!r}")
+    return alpha_n
 
 
 def default_model(alpha_n: float, folder: str | os.PathLike[str] | None = None) -> ModelCard:

@@ -3,6 +3,7 @@ anchors and Bjøntegaard comparisons for rate sweeps."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 import time
@@ -184,13 +185,10 @@ def _prepare_keep(config: BenchConfig, sequences: list[Sequence], cards: list[Mo
     make_output_folder(config.keep, "vcs bench --keep", parents=True)
     if config.force:
         return
-    for card in cards:
-        for step in config.quant_steps:
-            for seq in sequences:
-                for suffix in (".vcs", ".y4m"):
-                    path = config.keep / f"{_stem(seq, card, step, config)}{suffix}"
-                    if path.exists():
-                        raise VcsError(f"{path} already exists (use --force to overwrite)")
+    for card, step, seq, suffix in itertools.product(cards, config.quant_steps, sequences, (".vcs", ".y4m")):
+        path = config.keep / f"{_stem(seq, card, step, config)}{suffix}"
+        if path.exists():
+            raise VcsError(f"{path} already exists (use --force to overwrite)")
 
 
 def _bench_sequence(
