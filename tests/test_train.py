@@ -164,6 +164,26 @@ def test_bad_override_is_refused(tmp_path: Path, collection: Path) -> None:
     assert load_config(path, ["optim.steps=7", "run.dir=elsewhere"]).run.dir == str(Path.cwd() / "elsewhere")
 
 
+def test_resume_weights_override_keeps_a_model_name(
+    tmp_path: Path, collection: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--set model.resume_weights=NAME names a model in the weights folder (it was once made a path under the
+    current directory, which no model is); a checkpoint's path is still made absolute, and a missing one named."""
+    from vcscodec.train.loop import _load_start_weights
+
+    monkeypatch.chdir(tmp_path)
+    path = write_config(tmp_path / "ok.toml", collection, "run")
+    name = "hitvcsnet-mhc-k0.5-n0.1-2084f228"
+    assert load_config(path, [f"model.resume_weights={name}"]).model.resume_weights == name
+    torch.save({"model": {"w": torch.ones(1)}}, tmp_path / "ck.pt")
+    given = load_config(path, ["model.resume_weights=ck.pt"]).model.resume_weights
+    assert given == str(tmp_path / "ck.pt")
+    assert _load_start_weights(load_config(path, ["model.resume_weights=ck.pt"]))["w"].item() == 1
+    missing = load_config(path, ["model.resume_weights=runs/gone.pt"])
+    with pytest.raises(VcsError, match=r"model.resume_weights: no such file .*runs/gone.pt"):
+        _load_start_weights(missing)
+
+
 def test_cli_bad_config_exits_1_with_one_line(tmp_path: Path, collection: Path) -> None:
     long_dir = tmp_path / ("a-long-folder-name-" * 5) / "missing"
     path = write_config(tmp_path / "bad.toml", collection, "run", data={"train": [str(long_dir)]})

@@ -145,6 +145,23 @@ def _unknown(kind: str, name: str, known: list[str]) -> str:
     return f"unknown {kind} {name}" + (f" (did you mean {close[0]}?)" if close else "")
 
 
+def looks_like_path(value: str) -> bool:
+    """A weights value with a folder or a checkpoint's suffix is a file; anything else may be a model's name."""
+    return "/" in value or "\\" in value or Path(value).suffix in (".pt", ".pth")
+
+
+def is_model_name(section: str, key: str, value: Any, cwd: Path) -> bool:
+    """model.resume_weights given on the command line as a model's name (no file of that name here): kept as it is,
+    so that the weights folder is searched for it rather than the current directory."""
+    return (
+        (section, key) == ("model", "resume_weights")
+        and isinstance(value, str)
+        and bool(value)
+        and not looks_like_path(value)
+        and not (cwd / value).exists()
+    )
+
+
 def _apply(config: TrainConfig, data: dict[str, Any], origin: str, cwd: Path | None = None) -> None:
     for section, values in data.items():
         if section not in SECTIONS:
@@ -157,7 +174,7 @@ def _apply(config: TrainConfig, data: dict[str, Any], origin: str, cwd: Path | N
             if key not in hints:
                 raise VcsError(f"{origin}: {_unknown('key', f'{section}.{key}', [f'{section}.{k}' for k in hints])}")
             value = _check_type(f"{section}.{key}", value, hints[key])
-            if cwd is not None and (section, key) in PATH_KEYS:
+            if cwd is not None and (section, key) in PATH_KEYS and not is_model_name(section, key, value, cwd):
                 value = [str(cwd / v) for v in value] if isinstance(value, list) else str(cwd / value) if value else ""
             setattr(target, key, value)
 

@@ -35,7 +35,7 @@ from ..hardware import device_name, pick_device, use_threads
 from ..models import HITVCSNet, architecture, hitvcsnet_loss
 from ..models.init import init_linear, load_widened
 from ..models.loss import reconstruction_terms
-from .config import SINGLE_FRAME_PARTS, TrainConfig
+from .config import SINGLE_FRAME_PARTS, TrainConfig, looks_like_path
 from .data import ChainSampler, Clip, DeviceChainSampler, load_collection
 
 CHECKPOINT = "checkpoint.pt"
@@ -154,6 +154,8 @@ def _load_start_weights(config: TrainConfig) -> dict[str, torch.Tensor]:
     if path.is_file():
         state = torch.load(path, map_location="cpu", weights_only=False)
         return state.get("model", state)
+    if looks_like_path(name):
+        raise VcsError(f"model.resume_weights: no such file {path}")
     from ..registry import find_model
 
     return find_model(name).load().state_dict()
