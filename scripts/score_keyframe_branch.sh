@@ -5,7 +5,8 @@
 #   bash scripts/score_keyframe_branch.sh CHECKPOINT.pt [MORE.pt ...]   (several: their average, a model soup)
 #
 # Environment: BASE (the model grafted into) and ARCH (the decoder), by default the weights and the decoder of the
-# shipped αn 0.1 default; THREADS (default 2). A branch ships when "all" gains +0.05 dB or more
+# shipped αn 0.1 default; THREADS (default 2); PART=non-keyframes scores the non-keyframe network of a run with
+# optim.parts = "non-keyframes" instead (BASE of its ratio, ARCH a decoder that runs that network, not a -lin one). A branch ships when "all" gains +0.05 dB or more
 # over the shipped model's score on the same chains and neither moving nor still chains are lower (docs/training.md).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +21,7 @@ folder=$(mktemp -d)
 trap 'rm -rf "$folder"' EXIT
 cp "$root/weights/$base.json" "$root/weights/$base.npz" "$folder/"
 export VCS_WEIGHTS=$folder
-grafted=$("$python" "$root/scripts/graft_keyframes.py" --branch-from "$@" --into "$base" --export "$folder" | awk '{print $2}')
+grafted=$("$python" "$root/scripts/graft_keyframes.py" --part "${PART:-keyframes}" --branch-from "$@" --into "$base" \
+    --export "$folder" | awk '{print $2}')
 derived=$("$python" "$root/scripts/derive_model.py" "$grafted" "$arch" --why "scoring $*" | awk '{print $2}')
 "$python" "$root/scripts/compare_decoders.py" "$derived" --threads "${THREADS:-2}"

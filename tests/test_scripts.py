@@ -75,6 +75,42 @@ def test_graft_averages_several_branches_and_keeps_the_rest(tiny_weights: Path, 
     assert info["keyframe_branch_steps"] == 200 and [a["steps"] for a in info["keyframe_branch_averaged"]] == [100, 200]
 
 
+def test_graft_part_non_keyframes_takes_that_network_and_keeps_the_encoder(tiny_weights: Path, tmp_path: Path) -> None:
+    """--part non-keyframes: the checkpoint's non-keyframe network goes in, the keyframe branch stays the target's,
+    and a checkpoint measured with another Φn is refused (the encoder must not change)."""
+    import os
+    import shutil
+
+    import torch
+
+    from vcscodec.registry import default_model, find_model
+    from vcscodec.train.loop import TRAINED_PARTS
+
+    folder = tmp_path / "weights"
+    shutil.copytree(tiny_weights, folder)
+    env = {**os.environ, "VCS_WEIGHTS": str(folder)}
+    into = default_model(0.1, folder)
+    state = into.load().state_dict()
+    trained = TRAINED_PARTS["non-keyframes"]
+    shifted = {k: v + 1.0 if k.startswith(trained + TRAINED_PARTS["keyframes"]) else v for k, v in state.items()}
+    other_phi = {**state, "sampling.non.weight": state["sampling.non.weight"] + 0.1}
+    script = SCRIPTS[0].parent / "graft_keyframes.py"
+    done = {}
+    for name, model in (("net", shifted), ("phi", other_phi)):
+        torch.save({"model": model, "step": 40}, tmp_path / f"{name}.pt")
+        args = ["--part", "non-keyframes", "--branch-from", str(tmp_path / f"{name}.pt"), "--into", into.name]
+        run = [sys.executable, str(script), *args, "--export", str(folder)]
+        done[name] = subprocess.run(run, capture_output=True, text=True, env=env)
+    assert done["net"].returncode == 0, done["net"].stderr
+    grafted = find_model(done["net"].stdout.split()[1], folder)
+    out = grafted.load().state_dict()
+    for k, v in state.items():
+        expected = v + 1.0 if k.startswith(trained) else v  # the keyframe branch's +1 stays behind
+        assert torch.equal(out[k], expected.half().float()), k
+    assert grafted.manifest["grafted"]["non_keyframe_network_steps"] == 40
+    assert done["phi"].returncode != 0 and "not the same Φn" in done["phi"].stderr
+
+
 def test_graft_takes_a_learned_phi_only_from_a_branch_that_learned_it(tiny_weights: Path, tmp_path: Path) -> None:
     """A branch whose Φk differs is refused, unless its checkpoint says it learned Φk (optim.orthonormal_sampling):
     then its Φk, put back onto orthonormal rows, becomes the export's encoder."""
