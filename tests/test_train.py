@@ -142,6 +142,12 @@ def test_shipped_configs_start_from_shipped_models() -> None:
         ({"model": {"arch": "hitvcsnet-mhc2-lin"}}, "skips the non-keyframe network"),
         ({"model": {"arch": "hitvcsnet-mhc-lin"}, "optim": {"parts": "non-keyframes"}}, "skips the non-keyframe"),
         ({"optim": {"parts": "non-keyframes", "orthonormal_sampling": True}}, "no Φ is trained .* non-keyframes"),
+        ({"optim": {"lr": float("nan")}}, "optim.lr: expected a finite number, got nan"),
+        ({"optim": {"lr": float("inf")}}, "optim.lr: expected a finite number, got inf"),
+        ({"optim": {"sampling_lr_scale": float("nan")}}, "optim.sampling_lr_scale: expected a finite number"),
+        ({"optim": {"warmup_steps": -1}}, "warmup_steps ≥ 0"),
+        ({"run": {"seed": -1}}, "run.seed: -1 is not in 0 to 2.32 - 1"),
+        ({"run": {"seed": 2**64}}, "run.seed: 18446744073709551616 is not in"),
     ],
 )
 def test_bad_config_is_one_line_error(tmp_path: Path, collection: Path, change: dict, message: str) -> None:
@@ -620,3 +626,100 @@ def test_torchrun_two_processes_agree(tmp_path: Path, collection: Path) -> None:
     assert records[-1]["samples"] == 16  # the batch of 4 is shared by the two ranks
     state = torch.load(tmp_path / "whole" / CHECKPOINT, weights_only=False)
     assert state["world_size"] == 2 and state["sampler_ranks"][0] != state["sampler_ranks"][1]
+
+
+# ---- the run's folders, checkpoints and signals (found by a QA pass, twenty-seventh session) -------------------
+@pytest.mark.parametrize("setting", ["run.dir", "run.export", "data.cache"])
+def test_a_file_where_a_folder_goes_is_refused_before_any_decoding(
+    tmp_path: Path, collection: Path, setting: str
+) -> None:
+    """A file in place of run.dir, run.export or data.cache: a one-line error before the data is decoded into a
+    cache (here a new one, which must not appear) and before the run's folder is made."""
+    (tmp_path / "plain").write_text("x")
+    cache = tmp_path / "fresh-cache"
+    path = write_config(tmp_path / "c.toml", collection, "r", data={"cache": str(cache)})
+    where = {"run.dir": "r", "run.export": "w", "data.cache": "fresh-cache"}
+    with pytest.raises(VcsError, match=f"{setting} .*plain") as e:
+        run_training(load_config(path, [f"{setting}={tmp_path / 'plain'}"]))
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / where[setting]).exists() and not cache.exists() and not (tmp_path / "r").exists()
+
+
+def test_a_damaged_or_foreign_checkpoint_is_refused_on_resume(tmp_path: Path, collection: Path) -> None:
+    path = write_config(tmp_path / "c.toml", collection, "r", optim={"steps": 2})
+    run_training(load_config(path))
+    ckpt = tmp_path / "r" / CHECKPOINT
+    whole = ckpt.read_bytes()
+    for damage, message in (
+        (whole[:5000], "is not a readable checkpoint"),
+        (b"", "is not a readable checkpoint"),
+        (None, "is not a vcs train checkpoint"),
+    ):
+        if damage is None:
+            torch.save(torch.load(ckpt.with_suffix(".keep"), weights_only=False)["model"], ckpt)
+        else:
+            ckpt.with_suffix(".keep").write_bytes(whole)
+            ckpt.write_bytes(damage)
+        with pytest.raises(VcsError, match=message):
+            run_training(load_config(path, ["optim.steps=3"]), resume=True)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("model.gop=4", r"another network than \[model\] describes: gop 8 ≠ 4"),
+        ("model.arch=hitvcsnet-mh", "arch 'hitvcsnet-tr' ≠ 'hitvcsnet-mh'"),
+        ("optim.parts=keyframes", "trained optim.parts = all, not keyframes"),
+    ],
+)
+def test_resume_with_another_network_or_parts_is_refused(
+    tmp_path: Path, collection: Path, change: str, message: str
+) -> None:
+    """The checkpoint's network and trained parts are its own: a resume that names others is a one-line error
+    (it once went on silently with another gop, or crashed in Adam's state for other parts)."""
+    path = write_config(tmp_path / "c.toml", collection, "r", optim={"steps": 2})
+    run_training(load_config(path))
+    before = (tmp_path / "r" / CHECKPOINT).read_bytes()
+    with pytest.raises(VcsError, match=message):
+        run_training(load_config(path, ["optim.steps=3", change]), resume=True)
+    assert (tmp_path / "r" / CHECKPOINT).read_bytes() == before
+
+
+def test_a_run_dir_in_use_is_refused(tmp_path: Path, collection: Path) -> None:
+    """Two runs in one folder would interleave their logs: the folder is locked while a run holds it."""
+    from vcscodec.train.loop import hold_run_dir
+
+    path = write_config(tmp_path / "c.toml", collection, "r", optim={"steps": 1})
+    held = hold_run_dir(tmp_path / "r")
+    try:
+        with pytest.raises(VcsError, match="is in use by another vcs train"):
+            run_training(load_config(path))
+    finally:
+        os.close(held)
+    assert run_training(load_config(path)).step == 1  # free again once the holder lets go
+
+
+def test_the_same_signal_twice_hands_over_to_the_commands_handler() -> None:
+    """The second SIGTERM stops at once through the handler that was there before (the CLI's, which exits 143
+    and says so); it was a bare KeyboardInterrupt, which the CLI turned into a silent 130."""
+    import signal
+
+    from vcscodec.train.loop import StopRequest
+
+    class Handed(Exception):
+        pass
+
+    def previous(signum: int, frame: object) -> None:
+        raise Handed(signum)
+
+    old = signal.signal(signal.SIGTERM, previous)
+    stop = StopRequest()
+    stop.install()
+    try:
+        stop._handle(signal.SIGTERM, None)
+        assert stop.reason == "SIGTERM"
+        with pytest.raises(Handed):
+            stop._handle(signal.SIGTERM, None)
+    finally:
+        stop.restore()
+        signal.signal(signal.SIGTERM, old)

@@ -48,6 +48,17 @@ def check_output_folder(folder: Path) -> None:
         raise VcsError(f"output folder {folder} is not writable")
 
 
+def check_folder_can_be_made(folder: Path, what: str) -> None:
+    """Refuse, before any work, a folder that a command will create or fill later (``what`` names the setting): a
+    file in its place, or a file or an unwritable folder where it would be made."""
+    folder = folder.absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise VcsError(f"{what} {folder} cannot be a folder: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise VcsError(f"{what} {folder} cannot be written: {existing} is not writable")
+
+
 def check_output_path(path: str | os.PathLike[str], force: bool, *inputs: Path) -> None:
     """Refuse an output before any work is done: a folder it cannot be written into, a folder as the file, an
     existing file without ``force``, or one of the command's own ``inputs`` (overwriting it would destroy what is

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +132,9 @@ def _check_type(where: str, value: Any, hint: Any) -> Any:
     origin = getattr(hint, "__origin__", None)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, float) and not math.isfinite(value):
+        # TOML has nan and inf; no setting means either, and a NaN slips through every range check below
+        raise VcsError(f"config {where}: expected a finite number, got {value!r}")
     if origin is list:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise VcsError(f"config {where}: expected a list of strings, got {value!r}")
@@ -237,7 +241,7 @@ def validate(config: TrainConfig, check_data: bool = True) -> None:
     if d.batch < 1 or o.steps < 0 or o.epoch_steps < 1 or r.checkpoint_every < 1 or r.log_every < 1:
         raise VcsError("config: batch, epoch_steps, checkpoint_every and log_every must be ≥ 1, steps ≥ 0")
     if r.validate_every < 1 or d.validation_chains < 1 or o.halve_every_epochs < 1 or o.warmup_steps < 0:
-        raise VcsError("config: validate_every, validation_chains and halve_every_epochs must be ≥ 1")
+        raise VcsError("config: validate_every, validation_chains and halve_every_epochs must be ≥ 1, warmup_steps ≥ 0")
     if not (0 <= d.static <= 1 and 0 <= d.stride2 <= 1 and d.static + d.stride2 <= 1):
         raise VcsError("config data.static and data.stride2 must be shares in [0, 1] that add up to at most 1")
     if o.lr <= 0 or o.sampling_lr_scale < 0 or o.grad_clip < 0:
@@ -265,6 +269,8 @@ def validate(config: TrainConfig, check_data: bool = True) -> None:
             raise VcsError(f"config run.{key}: {getattr(r, key)!r} is not auto, on or off")
     if r.threads < 0:
         raise VcsError("config run.threads must be ≥ 0")
+    if not 0 <= r.seed < 2**32:  # numpy's and torch's seeds
+        raise VcsError(f"config run.seed: {r.seed} is not in 0 to 2^32 - 1")
     if not d.train:
         raise VcsError("config data.train lists no folder")
     if check_data:

@@ -20,6 +20,11 @@ import signal
 import sys
 import threading
 import time
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: run.dir is not locked
+    fcntl = None  # type: ignore[assignment]
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -35,8 +40,9 @@ from ..hardware import device_name, pick_device, use_threads
 from ..models import HITVCSNet, architecture, hitvcsnet_loss
 from ..models.init import init_linear, load_widened
 from ..models.loss import reconstruction_terms
+from ..output import check_folder_can_be_made
 from .config import SINGLE_FRAME_PARTS, TrainConfig, looks_like_path
-from .data import ChainSampler, Clip, DeviceChainSampler, load_collection
+from .data import ChainSampler, Clip, DeviceChainSampler, is_pack, load_collection
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.jsonl"
@@ -264,6 +270,7 @@ class Trainer:
     samples_seen: int = 0
     last_validation: dict[str, Any] = field(default_factory=dict)  # with the step it was measured at
     stopped: str = ""  # the signal that stopped the run early ("" = it ran to optim.steps)
+    run_lock: int = -1  # the descriptor that holds run.dir's lock (hold_run_dir), -1 = none
     exported: Any = None  # the registry card of the export
 
     @property
@@ -373,26 +380,70 @@ def _note_small_clips(clips: list[Clip], crop: int, key: str) -> None:
         )
 
 
-def prepare(config: TrainConfig, resume: bool) -> tuple[Trainer, list[Clip], list[Clip]]:
-    """Everything before the first step: processes, data, model, and the checkpoint on resume."""
-    run = config.run
-    run_dir = config.path(run.dir)
+def hold_run_dir(run_dir: Path) -> int:
+    """Create run.dir and lock it for this process (a descriptor to close when done; -1 where there is no
+    ``flock``): two runs in one folder would interleave their logs and overwrite each other's checkpoints."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if fcntl is None:
+            return -1
+        fd = os.open(run_dir, os.O_RDONLY)
+    except OSError as e:
+        raise VcsError(f"run.dir {run_dir} cannot be made a folder ({e.strerror or e})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise VcsError(f"run.dir {run_dir} is in use by another vcs train") from None
+    return fd
+
+
+def release_run_dir(trainer: Trainer) -> None:
+    if trainer.run_lock >= 0:
+        os.close(trainer.run_lock)
+        trainer.run_lock = -1
+
+
+def check_checkpoint_presence(run_dir: Path, resume: bool) -> None:
+    """A new run needs a folder without a checkpoint, a resume one with it."""
     if (run_dir / CHECKPOINT).exists() and not resume:
         raise VcsError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another run.dir")
     if resume and not (run_dir / CHECKPOINT).exists():
         raise VcsError(f"--resume: no checkpoint in {run_dir}")
+
+
+def prepare(config: TrainConfig, resume: bool) -> tuple[Trainer, list[Clip], list[Clip]]:
+    """Everything before the first step: processes, data, model, and the checkpoint on resume. Every folder the
+    run will write is checked first, so that a bad one fails in a second, not after the data is decoded."""
+    run = config.run
+    run_dir = config.path(run.dir)
+    check_checkpoint_presence(run_dir, resume)
+    if run.export:
+        check_folder_can_be_made(config.path(run.export), "run.export")
+    if not all(is_pack(config.path(entry)) for entry in config.data.train):
+        check_folder_can_be_made(config.path(config.data.cache), "data.cache")
     use_threads(run.threads, "run.threads")
     dist = init_distributed(run.device)
     device = pick_device(run.device, dist.local_rank, "run.device")
-    train_clips, val_clips = split_validation(config, load_data(config, dist))
-    if dist.main:
-        _note_small_clips(train_clips, config.data.crop, "data.crop")
-        _note_small_clips(val_clips, config.data.validation_crop, "data.validation_crop")
-    trainer = build_trainer(config, train_clips, val_clips, device, dist, initialise=not resume)
-    if dist.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    if resume:
-        load_checkpoint(trainer, run_dir)
+    made = not run_dir.exists()
+    lock = hold_run_dir(run_dir) if dist.main else -1
+    try:
+        if dist.main:  # again under the lock: a run that held it until now may have written a checkpoint
+            check_checkpoint_presence(run_dir, resume)
+        train_clips, val_clips = split_validation(config, load_data(config, dist))
+        if dist.main:
+            _note_small_clips(train_clips, config.data.crop, "data.crop")
+            _note_small_clips(val_clips, config.data.validation_crop, "data.validation_crop")
+        trainer = build_trainer(config, train_clips, val_clips, device, dist, initialise=not resume)
+        trainer.run_lock = lock
+        if resume:
+            load_checkpoint(trainer, run_dir)
+    except BaseException:
+        if lock >= 0:
+            os.close(lock)
+        if made and dist.main and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # nothing half-made is left behind by a run that never started
+        raise
     return trainer, train_clips, val_clips
 
 
@@ -450,7 +501,23 @@ def load_checkpoint(trainer: Trainer, run_dir: Path) -> None:
     """Restore a checkpoint of format 1 or 2 on every rank. With the same number of ranks each rank gets its own
     sampler and RNG back; with another number, rank 0 gets rank 0's and the others a fresh, step-derived seed."""
     path = run_dir / CHECKPOINT
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # empty, truncated, or not a torch file at all
+        raise VcsError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(state, dict) or not {"model", "optimizer", "scheduler", "step"} <= state.keys():
+        raise VcsError(f"{path} is not a vcs train checkpoint (a state dict? start from it with model.resume_weights)")
+    saved, now = state.get("model_config") or {}, trainer.model.config.to_dict()
+    # Fields a newer version added are absent from older checkpoints, which then load as before.
+    differ = [f"{k} {saved[k]!r} ≠ {now[k]!r}" for k in saved if k in now and saved[k] != now[k]]
+    if differ:
+        raise VcsError(f"{path} holds another network than [model] describes: {', '.join(differ)}")
+    parts = state.get("config", {}).get("optim", {}).get("parts", "all")
+    if parts != trainer.config.optim.parts:  # another set of parameters: Adam's state no longer fits
+        raise VcsError(
+            f"{path} trained optim.parts = {parts}, not {trainer.config.optim.parts}: a resume keeps what is "
+            f"trained; start a new run from it with model.resume_weights"
+        )
     try:
         trainer.model.load_state_dict(state["model"])
     except RuntimeError as e:
@@ -619,6 +686,9 @@ class StopRequest:
     def _handle(self, signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name
         if self.reason == name:
+            previous = self._previous.get(signum)
+            if callable(previous):  # the command's own handler, which exits with the signal's status and says so
+                previous(signum, frame)
             raise KeyboardInterrupt
         self.reason = self.reason or name
 
@@ -684,11 +754,19 @@ def run_training(
             save_checkpoint(trainer, run_dir)
     finally:
         stop.restore()
+        release_run_dir(trainer)
         if log is not None:
             log.close()
     if config.run.export and not trainer.stopped:
         if main:
-            trainer.exported = export(trainer, train_clips, config.path(config.run.export), val_clips)
+            folder = config.path(config.run.export)
+            try:
+                trainer.exported = export(trainer, train_clips, folder, val_clips)
+            except OSError as e:
+                raise VcsError(
+                    f"export to {folder} failed ({e.strerror or e}); the checkpoint is in {run_dir}: "
+                    "--resume --set run.export=… exports it"
+                ) from None
         trainer.dist.barrier()
     if trainer.dist.owns_group:
         import torch.distributed as dist
