@@ -1,9 +1,9 @@
 """Write a manifest that decodes a shipped weights file with another, parameter-free architecture.
 
-    python scripts/derive_model.py BASE_MODEL ARCH --why "what the architecture adds"
+    python scripts/derive_model.py BASE_MODEL ARCH --why "what the architecture adds" [--default]
 
 Example: the -mhc-lin models are the -mhc weights decoded without the non-keyframe network (docs/architecture.md).
-The new manifest is not a default; make it one by editing `default` in both manifests of that ratio.
+With --default the new model becomes the default of its ratio, and the model that was stops being it.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ def main() -> None:
     parser.add_argument("base", help="the model whose weights file is reused (name or unambiguous prefix)")
     parser.add_argument("arch", help="the architecture to decode it with, e.g. hitvcsnet-mhc-lin")
     parser.add_argument("--why", required=True, help="recorded in the manifest's derived_from")
+    parser.add_argument("--default", action="store_true", help="make it the default model of its ratio")
     args = parser.parse_args()
-    card = derive_model(find_model(args.base), args.arch, args.why)
+    card = derive_model(find_model(args.base), args.arch, args.why, default=args.default)
     print(f"wrote {card.name} ({card.path.parent / (card.name + '.json')})")
 
 

@@ -345,6 +345,22 @@ def test_two_manifests_can_share_one_weights_file(tmp_path: pytest.TempPathFacto
             c.load()
 
 
+def test_one_default_per_ratio_whoever_marks_it(tmp_path: pytest.TempPathFactory) -> None:
+    """An export or a derived decoder marked default takes the place of the ratio's old default (the other ratio's
+    stays); two manifests marked default by hand are refused, not chosen between by their names' order."""
+    old = save_model(tiny("hitvcsnet-mhc", alpha_n=0.1), tmp_path, default=True)
+    other_ratio = save_model(tiny("hitvcsnet-mhc", alpha_n=0.01), tmp_path, default=True)
+    new = save_model(tiny("hitvcsnet-mhc", alpha_n=0.1, channels=6), tmp_path, default=True)
+    assert default_model(0.1, tmp_path).name == new.name and default_model(0.01, tmp_path).name == other_ratio.name
+    assert not find_model(old.name, tmp_path).default
+    derived = derive_model(find_model(old.name, tmp_path), "hitvcsnet-mhc-lin", "the default decoder", default=True)
+    assert default_model(0.1, tmp_path).name == derived.name and not find_model(new.name, tmp_path).default
+    manifest = json.loads((tmp_path / f"{new.name}.json").read_text())
+    (tmp_path / f"{new.name}.json").write_text(json.dumps({**manifest, "default": True}))
+    with pytest.raises(VcsError, match="several models are marked default for ratio 0.1"):
+        default_model(0.1, tmp_path)
+
+
 def test_derived_model_shares_the_weights_and_changes_only_the_decoder(tmp_path: pytest.TempPathFactory) -> None:
     card = save_model(tiny("hitvcsnet-mhc", alpha_n=0.01), tmp_path)
     derived = derive_model(card, "hitvcsnet-mhc2", "a second motion search")

@@ -194,6 +194,11 @@ def default_model(alpha_n: float, folder: str | os.PathLike[str] | None = None) 
     installed = installed_models(folder)
     cards = [c for c in installed if abs(c.alpha_n - alpha_n) < 1e-9]
     chosen = [c for c in cards if c.default] or cards
+    if len([c for c in chosen if c.default]) > 1:  # which one a file gets must not depend on names' order
+        names = ", ".join(c.name for c in chosen)
+        raise VcsError(
+            f"several models are marked default for ratio {alpha_n:g}: {names}; set default to false in all but one"
+        )
     if not chosen:
         ratios = ", ".join(sorted({f"{c.alpha_n:g}" for c in installed}))
         # repr, not :g: a ratio of 0.1000001 must not read as the 0.1 that is there
@@ -225,10 +230,26 @@ def save_model(model: HITVCSNet, folder: Path, info: dict[str, Any] | None = Non
         "default": default,
         **(info or {}),
     }
-    manifest_tmp = folder / f".{name}.json.tmp"
-    manifest_tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-    manifest_tmp.replace(folder / f"{name}.json")
-    return _read_manifest(folder / f"{name}.json")
+    _write_manifest(folder / f"{name}.json", manifest)
+    card = _read_manifest(folder / f"{name}.json")
+    if default:
+        mark_default(card)
+    return card
+
+
+def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def mark_default(card: ModelCard) -> None:
+    """Make ``card`` the default of its ratio in its folder, and no other model of that ratio: each manifest is
+    rewritten whole (written aside, then renamed)."""
+    folder = card.path.parent
+    for other in list_models(folder):
+        if abs(other.alpha_n - card.alpha_n) < 1e-9 and other.default != (other.name == card.name):
+            _write_manifest(folder / f"{other.name}.json", {**other.manifest, "default": other.name == card.name})
 
 
 # Sizes and ratios: a derived model keeps its base's; every other field comes from the derived architecture (and
@@ -236,7 +257,7 @@ def save_model(model: HITVCSNet, folder: Path, info: dict[str, Any] | None = Non
 _SIZE_FIELDS = ("block", "alpha_k", "alpha_n", "scales", "channels", "key_channels", "levels", "gop")
 
 
-def derive_model(card: ModelCard, arch: str, why: str) -> ModelCard:
+def derive_model(card: ModelCard, arch: str, why: str, default: bool = False) -> ModelCard:
     """A manifest that decodes ``card``'s weights file with another architecture that adds no parameters (the
     motion search, the projection): same tensors, same sha256, named after the new architecture, written beside
     the weights file (a manifest names its file without a folder)."""
@@ -264,4 +285,7 @@ def derive_model(card: ModelCard, arch: str, why: str) -> ModelCard:
         tmp.unlink()
         raise
     tmp.replace(folder / f"{name}.json")
-    return _read_manifest(folder / f"{name}.json")
+    derived = _read_manifest(folder / f"{name}.json")
+    if default:
+        mark_default(derived)
+    return derived
