@@ -747,11 +747,12 @@ def train(
         Path | None,
         typer.Option("--pack", help="Write the config's data as one .npz luma pack (for a remote GPU) and exit"),
     ] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="With --pack: overwrite an existing pack")] = False,
 ) -> None:
     """Train HIT-VCSNet on folders of videos and photos (never on the test set). See docs/training.md."""
     from .train.cli import train_command
 
-    train_command(config, set_ or [], resume, quiet, pack)
+    train_command(config, set_ or [], resume, quiet, pack, force)
 
 
 class _Stopped(BaseException):

@@ -9,6 +9,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from ..errors import VcsError
 from .config import load_config
 
 # Exit status of a run stopped by a signal (checkpoint written): the shell's 128 + signal number.
@@ -33,13 +34,25 @@ class RateMeter:
         return (s1 - s0) / (t1 - t0) if t1 > t0 else 0.0
 
 
-def pack_command(config_path: Path | None, overrides: list[str], target: Path) -> dict[str, Any]:
-    """Write every clip of the config's data (validation clips included) into one ``.npz`` luma pack."""
-    from .data import write_pack
+def pack_command(config_path: Path | None, overrides: list[str], target: Path, force: bool = False) -> dict[str, Any]:
+    """Write every clip of the config's data (validation clips included) into one ``.npz`` luma pack; the target
+    is checked before any decoding: a folder, a name training would not read as a pack, an existing file without
+    ``force`` and one of the config's own input packs (even with ``force``) are refused."""
+    from ..output import check_folder_can_be_made, refuse_input_as_output
+    from .data import is_pack, write_pack
     from .loop import load_data
 
     config = load_config(config_path, overrides)
     d = config.data
+    if target.is_dir():
+        raise VcsError(f"--pack {target} is a folder: give the pack's file name, e.g. packs/luma.npz")
+    if not is_pack(target):
+        raise VcsError(f"--pack {target}: a luma pack's name must end in .npz (data.train reads only that as a pack)")
+    check_folder_can_be_made(target.absolute().parent, "--pack")  # made by write_pack if missing
+    inputs = [p for p in map(config.path, d.train) if is_pack(p)]
+    refuse_input_as_output(target, *inputs, why="is one of the packs in data.train")
+    if target.exists() and not force:
+        raise VcsError(f"{target} already exists (use --force to overwrite)")
     clips = load_data(config)
     meta = write_pack(
         clips,
@@ -61,11 +74,18 @@ def pack_command(config_path: Path | None, overrides: list[str], target: Path) -
 
 
 def train_command(
-    config_path: Path | None, overrides: list[str], resume: bool, quiet: bool, pack: Path | None = None
+    config_path: Path | None,
+    overrides: list[str],
+    resume: bool,
+    quiet: bool,
+    pack: Path | None = None,
+    force: bool = False,
 ) -> None:
     if pack is not None:
-        pack_command(config_path, overrides, pack)
+        pack_command(config_path, overrides, pack, force)
         return
+    if force:  # a run is never overwritten: it is continued with --resume or given another run.dir
+        raise VcsError("--force goes with --pack (to continue a run use --resume, or choose another run.dir)")
     config = load_config(config_path, overrides)  # every setting checked before torch is even imported
     from .loop import Trainer, run_training
 

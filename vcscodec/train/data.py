@@ -17,6 +17,7 @@ import json
 import math
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,12 +34,16 @@ PHOTO_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 TEST_SEQUENCES = ("akiyo", "coastguard", "foreman", "mother_daughter", "paris", "silent")
 MEDIA_SUFFIXES = VIDEO_SUFFIXES | PHOTO_SUFFIXES
 CACHE_VERSION = 1  # part of every cache key: bump it when decoding changes, never otherwise
+# Part of a photo's cache key only: version 2 scales 16-bit photos (version 1 clipped them to white) and gives grey
+# photos the luma range of colour ones. Videos keep their keys, so their (long) decoding is not redone.
+PHOTO_VERSION = 2
 PACK_FORMAT = "vcscodec-luma-pack"
 PACK_VERSION = 1
 
 
 def find_sources(folders: list[Path]) -> list[Path]:
-    """Every video and photo below the given folders, sorted; refuses missing or empty folders."""
+    """Every video and photo below the given folders, sorted; refuses missing or empty folders, test sequences and
+    raw .yuv files whose name does not give their frame size."""
     sources: list[Path] = []
     for folder in folders:
         if not folder.is_dir():
@@ -48,21 +53,61 @@ def find_sources(folders: list[Path]) -> list[Path]:
             raise VcsError(f"data folder {folder} holds no video or photo")
         sources += found
     check_not_test_set(sources)
+    for p in sources:
+        check_raw_size(p)
     return sources
 
 
+def check_raw_size(path: Path) -> None:
+    """A raw .yuv must say its frame size in its name: training has no --size (nor needs its rate: see
+    `decode_luma`)."""
+    if path.suffix.lower() == ".yuv":
+        from ..io import parse_raw_name  # imports PyAV: only for a raw video, which needs it anyway
+
+        if parse_raw_name(path)[0] is None:
+            raise VcsError(f"{path}: a raw .yuv must give its frame size in its name (e.g. clip_352x288.yuv)")
+
+
 def check_not_test_set(sources: list[Path]) -> None:
-    """The cheap check we can make: the paper's test sequences by name (`<name>_cif`)."""
+    """The cheap check we can make: the paper's test sequences by name. A stem that is a name or starts with one
+    followed by ``_``, ``-`` or ``.`` (``foreman_352x288_30``, ``akiyo_qcif``, ``mother-daughter_cif``) is
+    refused; ``-`` and ``_`` count as one. A name running on (``foremanship``) is not one of them."""
     for p in sources:
-        stem = p.stem.lower()
-        if any(stem.startswith(f"{name}_cif") or stem == name for name in TEST_SEQUENCES):
-            raise VcsError(f"{p} looks like a test sequence of the paper: never train on the test set")
+        stem = p.stem.lower().replace("-", "_")
+        for name in TEST_SEQUENCES:
+            if stem == name or stem.startswith((f"{name}_", f"{name}.")):
+                raise VcsError(f"{p} looks like {name}, a test sequence of the paper: never train on the test set")
 
 
 def bt601_luma(rgb: np.ndarray) -> np.ndarray:
-    """8-bit limited-range BT.601 luma of an RGB image, as video decoders deliver it."""
+    """8-bit limited-range BT.601 luma of an 8-bit RGB image, as video decoders deliver it."""
     rgb = rgb[..., :3].astype(np.float64) / 255.0
     return 16.0 + 65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]
+
+
+def photo_luma(path: Path) -> np.ndarray:
+    """The luma of a photo, (H, W) float64 as `bt601_luma` gives it: grey or colour, with or without alpha
+    (dropped), at any bit depth (scaled to 8 bits, not clipped). A file that is no picture is a VcsError."""
+    from skimage.io import imread
+    from skimage.util import img_as_ubyte
+
+    try:
+        image = np.asarray(imread(path))
+    except Exception as e:  # noqa: BLE001 - Pillow and imageio's fallbacks fail in many ways on a foreign file
+        why = f" ({e.strerror})" if isinstance(e, OSError) and e.strerror else ""
+        raise VcsError(f"{path} is not a picture that can be read{why}") from None
+    if image.ndim == 3 and image.shape[-1] in (2, 4):
+        image = image[..., :-1]  # grey + alpha, RGB + alpha
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=-1)  # grey is R = G = B: the range of a colour photo's luma
+    if image.ndim != 3 or image.shape[-1] != 3 or image.size == 0:
+        raise VcsError(f"{path} is not a single grey or colour picture (its pixels are {image.shape})")
+    try:
+        return bt601_luma(img_as_ubyte(image))
+    except ValueError as e:  # a float picture outside [-1, 1]
+        raise VcsError(f"{path}: cannot convert its pixels to 8 bits ({e})") from None
 
 
 def photo_clip(image: np.ndarray, frames: int, size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -88,10 +133,12 @@ def photo_clip(image: np.ndarray, frames: int, size: tuple[int, int], rng: np.ra
 
 def decode_luma(path: Path, max_frames: int | None = None) -> np.ndarray:
     """All (or the first ``max_frames``) luma planes of a video, (T, H, W) uint8."""
-    from ..io import open_video
+    from ..io import DEFAULT_FPS, open_video
 
+    check_raw_size(path)
     frames = []
-    with open_video(path) as reader:
+    # Training never uses the frame rate, so a raw .yuv need not give one in its name.
+    with open_video(path, default_fps=DEFAULT_FPS) as reader:
         for frame in reader:
             frames.append(frame.y)
             if max_frames and len(frames) >= max_frames:
@@ -130,24 +177,24 @@ def load_clips(
     clips = []
     for path in sources:
         is_photo = path.suffix.lower() in PHOTO_SUFFIXES
-        settings = f"photo:{photo_frames}:{photo_size}" if is_photo else f"video:{max_frames}"
+        settings = f"photo{PHOTO_VERSION}:{photo_frames}:{photo_size}" if is_photo else f"video:{max_frames}"
         key = _cache_key(path, settings)
         target = cache_dir / f"{key}.npy"
         if not target.exists():
             if is_photo:
-                from skimage.io import imread
-
-                image = imread(path)
-                luma = bt601_luma(image) if image.ndim == 3 else image.astype(np.float64)
                 seed = int(key[:8], 16)
-                frames = photo_clip(luma, photo_frames, photo_size, np.random.default_rng(seed))
+                frames = photo_clip(photo_luma(path), photo_frames, photo_size, np.random.default_rng(seed))
             else:
                 frames = decode_luma(path, max_frames)
             # The pid keeps two processes (ranks of one run, two runs) that decode the same file from
             # writing into one temporary file; the rename is atomic, so the last one simply wins.
             tmp = cache_dir / f"{key}.tmp-{os.getpid()}.npy"
-            np.save(tmp, frames)
-            tmp.replace(target)
+            try:
+                np.save(tmp, frames)
+                tmp.replace(target)
+            except BaseException:  # Ctrl-C and a full disk too: a clip's luma is 100 MB, never leave it behind
+                tmp.unlink(missing_ok=True)
+                raise
         frames = np.load(target, mmap_mode="r")
         if frames.shape[0] < 2:
             raise VcsError(f"{path} has fewer than 2 frames")
@@ -167,12 +214,15 @@ def load_collection(
     max_frames: int | None = None,
 ) -> list[Clip]:
     """The clips of every data.train entry, in order: folders through the cache, packs straight from the file."""
+    # Every folder's files are found (and checked) first: a bad name in the last folder is refused before the
+    # first one is decoded.
+    sources = {entry: find_sources([entry]) for entry in entries if not is_pack(entry)}
     clips: list[Clip] = []
     for entry in entries:
         if is_pack(entry):
             clips += read_pack(entry)
         else:
-            clips += load_clips(find_sources([entry]), cache_dir, photo_frames, photo_size, max_frames)
+            clips += load_clips(sources[entry], cache_dir, photo_frames, photo_size, max_frames)
     return clips
 
 
@@ -292,15 +342,43 @@ def write_pack(
         tmp.unlink(missing_ok=True)
 
 
+# How a damaged or foreign file fails inside np.load: zipfile (a bad CRC, a cut-off archive), zlib (a damaged
+# member), numpy's .npy header parser, an empty file (EOFError), a lone .npy (an array, not an archive).
+_DAMAGED = (
+    OSError,
+    EOFError,
+    ValueError,
+    KeyError,
+    IndexError,
+    TypeError,
+    AttributeError,
+    zipfile.BadZipFile,
+    zlib.error,
+)
+
+
+def _reason(e: BaseException) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
 def read_pack_meta(path: Path) -> dict[str, Any]:
     """The meta record of a luma pack, without decompressing the frames."""
+    if path.is_file() and path.stat().st_size == 0:
+        raise VcsError(f"{path} is empty, not a luma pack written by `vcs train --pack`")
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
-        raise VcsError(f"{path} is not a luma pack written by `vcs train --pack` ({e})") from None
-    if meta.get("format") != PACK_FORMAT or meta.get("version") != PACK_VERSION:
+    except _DAMAGED as e:
+        raise VcsError(
+            f"{path} is not a luma pack written by `vcs train --pack`, or is damaged ({_reason(e)})"
+        ) from None
+    if not isinstance(meta, dict) or meta.get("format") != PACK_FORMAT or meta.get("version") != PACK_VERSION:
         raise VcsError(f"{path} is not a version-{PACK_VERSION} luma pack")
+    if not isinstance(meta.get("clips"), list) or not all(
+        isinstance(c, dict) and all(isinstance(c.get(k), str) for k in ("name", "source", "sha256"))
+        for c in meta["clips"]
+    ):
+        raise VcsError(f"{path}: the pack's record of its clips is damaged")
     return meta
 
 
@@ -309,9 +387,16 @@ def read_pack(path: Path) -> list[Clip]:
     meta = read_pack_meta(path)
     check_not_test_set([Path(c["source"]) for c in meta["clips"]])
     clips = []
-    with np.load(path, allow_pickle=False) as z:
+    try:
+        z = np.load(path, allow_pickle=False)
+    except _DAMAGED as e:
+        raise VcsError(f"{path}: cannot read the pack ({_reason(e)})") from None
+    with z:
         for i, c in enumerate(meta["clips"]):
-            frames = z[f"clip{i:04d}"]
+            try:
+                frames = z[f"clip{i:04d}"]
+            except _DAMAGED as e:  # named: the pack's other clips may be intact
+                raise VcsError(f"{path}: clip {c['name']} is damaged ({_reason(e)})") from None
             if frames.dtype != np.uint8 or frames.ndim != 3 or frames.shape[0] < 1:
                 raise VcsError(f"{path}: clip {c['name']} is not a (T ≥ 1, H, W) uint8 array")
             clips.append(Clip(c["name"], Path(c["source"]), f"pack:{c['sha256'][:12]}", frames, c["sha256"]))
