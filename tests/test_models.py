@@ -345,6 +345,18 @@ def test_two_manifests_can_share_one_weights_file(tmp_path: pytest.TempPathFacto
             c.load()
 
 
+def test_an_interrupted_export_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import vcscodec.registry as registry
+
+    def interrupted(path: object) -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(registry, "sha256_file", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_model(tiny("hitvcsnet-tr", alpha_n=0.1), tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_one_default_per_ratio_whoever_marks_it(tmp_path: pytest.TempPathFactory) -> None:
     """An export or a derived decoder marked default takes the place of the ratio's old default (the other ratio's
     stays); two manifests marked default by hand are refused, not chosen between by their names' order."""

@@ -148,12 +148,16 @@ def test_shipped_configs_start_from_shipped_models() -> None:
         ({"optim": {"warmup_steps": -1}}, "warmup_steps ≥ 0"),
         ({"run": {"seed": -1}}, "run.seed: -1 is not in 0 to 2.32 - 1"),
         ({"run": {"seed": 2**64}}, "run.seed: 18446744073709551616 is not in"),
+        ({"run": {"dir": ""}}, "run.dir is empty"),
+        ({"data": {"train": ["afile.y4m"]}}, "afile.y4m is a file; list the folder that holds it"),
+        ({"data": {"validation": ["val_64x64", "nope"]}}, "data.validation names clips that are not in the data: nope"),
     ],
 )
 def test_bad_config_is_one_line_error(tmp_path: Path, collection: Path, change: dict, message: str) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "cif").mkdir()
     (tmp_path / "cif" / "foreman_cif.y4m").write_bytes(b"")
+    (tmp_path / "afile.y4m").write_bytes(b"")
     change = {s: dict(v) for s, v in change.items()}
     if "train" in change.get("data", {}):
         change["data"]["train"] = [str(tmp_path / name) for name in change["data"]["train"]]
@@ -168,6 +172,17 @@ def test_bad_override_is_refused(tmp_path: Path, collection: Path) -> None:
     with pytest.raises(VcsError, match="unknown key optim.nope"):
         load_config(path, ["optim.nope=3"])
     assert load_config(path, ["optim.steps=7", "run.dir=elsewhere"]).run.dir == str(Path.cwd() / "elsewhere")
+
+
+def test_a_key_outside_a_section_and_a_date_like_value(tmp_path: Path, collection: Path) -> None:
+    """`steps = 3` above the sections is named as such (it read "unknown section [steps]"); --set run.dir=2026-12-07
+    is a folder's name, not a TOML date (which failed as "expected str")."""
+    path = write_config(tmp_path / "c.toml", collection, "run")
+    loose = tmp_path / "loose.toml"
+    loose.write_text("steps = 3\n" + path.read_text())
+    with pytest.raises(VcsError, match=r"steps = 3 stands outside a section \(model, data, optim, run\)"):
+        load_config(loose)
+    assert load_config(path, ["run.dir=2026-12-07"]).run.dir == str(Path.cwd() / "2026-12-07")
 
 
 def test_resume_weights_override_keeps_a_model_name(
@@ -188,6 +203,17 @@ def test_resume_weights_override_keeps_a_model_name(
     missing = load_config(path, ["model.resume_weights=runs/gone.pt"])
     with pytest.raises(VcsError, match=r"model.resume_weights: no such file .*runs/gone.pt"):
         _load_start_weights(missing)
+    # Files that hold no weights are named, not a traceback from deep inside torch or the loop.
+    (tmp_path / "garbage.pt").write_bytes(b"not a torch file")
+    torch.save([1, 2], tmp_path / "list.pt")
+    (tmp_path / "folder.pt").mkdir()
+    for name, message in (
+        ("garbage.pt", "garbage.pt is not a readable checkpoint"),
+        ("list.pt", "list.pt holds no weights"),
+        ("folder.pt", "folder.pt is a folder"),
+    ):
+        with pytest.raises(VcsError, match=f"model.resume_weights: .*{message}"):
+            _load_start_weights(load_config(path, [f"model.resume_weights={name}"]))
 
 
 def test_cli_bad_config_exits_1_with_one_line(tmp_path: Path, collection: Path) -> None:

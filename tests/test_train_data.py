@@ -303,3 +303,11 @@ def test_cli_force_goes_with_pack(tmp_path: Path, photos: Path, monkeypatch: pyt
     assert len(read_pack(target)) == 2
     alone = CliRunner().invoke(app, ["train", "--force", *settings])
     assert alone.exit_code == 1 and str(alone.exception).startswith("--force goes with --pack")
+
+
+def test_pack_does_not_go_with_resume(tmp_path: Path) -> None:
+    from vcscodec.train.cli import train_command
+
+    with pytest.raises(VcsError, match="--pack writes a pack and trains nothing: it does not go with --resume"):
+        train_command(None, [], resume=True, quiet=True, pack=tmp_path / "luma.npz")
+    assert not (tmp_path / "luma.npz").exists()

@@ -213,11 +213,15 @@ def save_model(model: HITVCSNet, folder: Path, info: dict[str, Any] | None = Non
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {k: v.detach().cpu().half().numpy() for k, v in model.state_dict().items()}
     tmp = folder / f".export-{os.getpid()}.npz"
-    np.savez(tmp, **arrays)
-    sha = sha256_file(tmp)
-    name = model_name(cfg.arch, cfg.alpha_k, cfg.alpha_n, sha)
-    target = folder / f"{name}.npz"
-    tmp.replace(target)
+    try:
+        np.savez(tmp, **arrays)
+        sha = sha256_file(tmp)
+        name = model_name(cfg.arch, cfg.alpha_k, cfg.alpha_n, sha)
+        target = folder / f"{name}.npz"
+        tmp.replace(target)
+    except BaseException:  # Ctrl-C or a full disk: no half-written weights left in the folder
+        tmp.unlink(missing_ok=True)
+        raise
     manifest = {
         "name": name,
         "arch": cfg.arch,

@@ -68,7 +68,7 @@ def pack_command(config_path: Path | None, overrides: list[str], target: Path, f
     total = sum(c["frames_total"] for c in meta["clips"])
     print(
         f"wrote {target}: {len(clips)} clips, {kept} of {total} frames (≤ {meta['frame_cap']} a clip, "
-        f"{d.pack_frames}, scale 1/{d.pack_scale}), {meta['bytes'] / 1e6:.1f} MB"
+        f"{d.pack_frames}, scale 1/{d.pack_scale}), {meta['bytes'] / 1e6:.3g} MB"
     )
     return meta
 
@@ -82,6 +82,8 @@ def train_command(
     force: bool = False,
 ) -> None:
     if pack is not None:
+        if resume:
+            raise VcsError("--pack writes a pack and trains nothing: it does not go with --resume")
         pack_command(config_path, overrides, pack, force)
         return
     if force:  # a run is never overwritten: it is continued with --resume or given another run.dir

@@ -10,6 +10,7 @@ Unknown keys, wrong types, missing or empty data folders are refused before any 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import math
 import tomllib
@@ -168,10 +169,10 @@ def is_model_name(section: str, key: str, value: Any, cwd: Path) -> bool:
 
 def _apply(config: TrainConfig, data: dict[str, Any], origin: str, cwd: Path | None = None) -> None:
     for section, values in data.items():
+        if not isinstance(values, dict):  # `steps = 3` above every [section]
+            raise VcsError(f"{origin}: {section} = {values!r} stands outside a section ({', '.join(SECTIONS)})")
         if section not in SECTIONS:
             raise VcsError(f"{origin}: {_unknown('section', f'[{section}]', [f'[{s}]' for s in SECTIONS])}")
-        if not isinstance(values, dict):
-            raise VcsError(f"{origin}: [{section}] must be a table")
         target = getattr(config, section)
         hints = get_type_hints(type(target))
         for key, value in values.items():
@@ -192,6 +193,8 @@ def parse_override(text: str) -> dict[str, Any]:
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
+        value = raw
+    if isinstance(value, datetime.date | datetime.time):  # run.dir=2026-12-07 names a folder, not a day
         value = raw
     return {section: {key: value}}
 
@@ -273,18 +276,26 @@ def validate(config: TrainConfig, check_data: bool = True) -> None:
         raise VcsError(f"config run.seed: {r.seed} is not in 0 to 2^32 - 1")
     if not d.train:
         raise VcsError("config data.train lists no folder")
+    if not r.dir:
+        raise VcsError("config run.dir is empty: name the run's folder")
     if check_data:
+        names: set[str] = set()
         for entry in d.train:
-            meta = check_data_entry(config.path(entry))
+            meta, found = check_data_entry(config.path(entry))
+            names.update(found)
             if meta and o.parts in CHAIN_PARTS and any(c.get("spread") for c in meta["clips"]):
                 raise VcsError(
                     f"config data.train: pack {entry} keeps frames spread over each clip (data.pack_frames): "
-                    "they are not consecutive, so only optim.parts = keyframes can train on it"
+                    f"they are not consecutive, so only optim.parts = {' or '.join(SINGLE_FRAME_PARTS)} can train on it"
                 )
+        unknown = sorted(set(d.validation) - names)
+        if unknown:  # before hours of decoding, not after (clips are named by their file's stem)
+            raise VcsError(f"config data.validation names clips that are not in the data: {', '.join(unknown)}")
 
 
-def check_data_entry(p: Path) -> dict[str, Any] | None:
-    """A data.train entry is a folder holding at least one video or photo, or a luma pack (its meta is returned)."""
+def check_data_entry(p: Path) -> tuple[dict[str, Any] | None, list[str]]:
+    """A data.train entry is a folder holding at least one video or photo, or a luma pack: its meta (None for a
+    folder) and the names of its clips."""
     from .data import MEDIA_SUFFIXES, check_not_test_set, read_pack_meta
 
     if p.suffix.lower() == PACK_SUFFIX and not p.is_dir():
@@ -292,11 +303,13 @@ def check_data_entry(p: Path) -> dict[str, Any] | None:
             raise VcsError(f"config data.train: pack {p} does not exist")
         meta = read_pack_meta(p)
         check_not_test_set([Path(c["source"]) for c in meta["clips"]])
-        return meta
+        return meta, [c["name"] for c in meta["clips"]]
+    if p.is_file():
+        raise VcsError(f"config data.train: {p} is a file; list the folder that holds it (or a .npz pack)")
     if not p.is_dir():
         raise VcsError(f"config data.train: folder {p} does not exist")
     found = [f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in MEDIA_SUFFIXES]
     if not found:
         raise VcsError(f"config data.train: folder {p} holds no video or photo")
     check_not_test_set(found)
-    return None
+    return None, [f.stem for f in found]

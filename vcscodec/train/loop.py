@@ -158,8 +158,16 @@ def _load_start_weights(config: TrainConfig) -> dict[str, torch.Tensor]:
     name = config.model.resume_weights
     path = config.path(name)
     if path.is_file():
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        return state.get("model", state)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:  # empty, cut off, or not a torch file
+            raise VcsError(f"model.resume_weights: {path} is not a readable checkpoint ({type(e).__name__})") from None
+        state = state.get("model", state) if isinstance(state, dict) else state
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise VcsError(f"model.resume_weights: {path} holds no weights (a checkpoint.pt or a state dict)")
+        return state
+    if path.is_dir():
+        raise VcsError(f"model.resume_weights: {path} is a folder; name its checkpoint.pt")
     if looks_like_path(name):
         raise VcsError(f"model.resume_weights: no such file {path}")
     from ..registry import find_model
