@@ -230,6 +230,23 @@ def test_cli_bad_config_exits_1_with_one_line(tmp_path: Path, collection: Path) 
     assert "Traceback" not in done.stderr and not (tmp_path / "run").exists()
 
 
+def test_cli_failure_while_loading_leaves_stdout_empty(tmp_path: Path, collection: Path) -> None:
+    """A clip that fails once the progress display has started: the error is the one line on stderr and stdout
+    stays empty, as for every other command (the bar was on stdout and left an empty line there)."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "bad_64x64.y4m").write_bytes(b"YUV4MPEG2 W64 H64 F25:1\nFRAME\nxx")
+    path = write_config(tmp_path / "c.toml", collection, "run", data={"train": [str(tmp_path / "d")], "validation": []})
+    done = subprocess.run(
+        [sys.executable, "-c", "from vcscodec.cli import main; main()", "train", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("vcs: error: ") and "has no frames" in done.stderr
+    assert not (tmp_path / "run").exists()
+
+
 # ---- data --------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("gop", [8, 0], ids=["chains", "single frames"])
 def test_device_sampler_draws_what_the_host_sampler_draws(collection: Path, gop: int) -> None:

@@ -104,9 +104,10 @@ def train_command(
             TimeElapsedColumn(),
             TextColumn("ETA {task.fields[eta]}"),
         )
-        from ..cli import shown_until_error
+        from ..cli import err, shown_until_error
 
-        with shown_until_error(Progress(*columns)) as progress:
+        # As every other command's: on stderr, and only on a terminal (a log gets the records, not bar frames).
+        with shown_until_error(Progress(*columns, console=err, disable=not err.is_terminal)) as progress:
             task = progress.add_task("train", total=config.optim.steps, status="loading data", eta="-")
             state: dict[str, Any] = {}
             meter = RateMeter()
