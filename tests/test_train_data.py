@@ -213,6 +213,24 @@ def test_raw_yuv_without_rate_in_its_name_trains(tmp_path: Path) -> None:
     np.testing.assert_array_equal(clip.frames, planes[:, : 24 * 32].reshape(3, 24, 32))
 
 
+def test_truncated_clip_is_trained_on_with_the_warning_encode_gives(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A clip that ends in a partial frame loses that frame, and says so once, when it is decoded into the cache."""
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    frame = b"FRAME\n" + bytes(24 * 32 * 3 // 2)
+    (folder / "cut.y4m").write_bytes(b"YUV4MPEG2 W32 H24 F25:1 C420jpeg\n" + 2 * frame + frame[:100])
+    (clip,) = load_clips(find_sources([folder]), tmp_path / "cache")
+    assert clip.frames.shape == (2, 24, 32)
+    said = capsys.readouterr().err
+    assert (
+        said == f"vcs: warning: {folder / 'cut.y4m'} ends in a partial frame (100 bytes; truncated?): it is left out\n"
+    )
+    load_clips(find_sources([folder]), tmp_path / "cache")  # from the cache: nothing to say again
+    assert capsys.readouterr().err == ""
+
+
 def test_raw_yuv_without_size_in_its_name_is_refused_before_decoding(tmp_path: Path, photos: Path) -> None:
     (photos / "street.yuv").write_bytes(bytes(24 * 32 * 3 // 2))
     with pytest.raises(VcsError, match=f"^{photos / 'street.yuv'}: a raw .yuv must give its frame size in its name"):

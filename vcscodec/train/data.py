@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -143,6 +144,10 @@ def decode_luma(path: Path, max_frames: int | None = None) -> np.ndarray:
             frames.append(frame.y)
             if max_frames and len(frames) >= max_frames:
                 break
+        # As vcs encode says them; once, when the clip is decoded into the cache.
+        for warning in (reader.info.truncation_warning(path), reader.rescale_warning()):
+            if warning:
+                print(f"vcs: warning: {warning}", file=sys.stderr)
     if not frames:
         raise VcsError(f"{path} has no frames")
     return np.stack(frames)
