@@ -144,12 +144,11 @@ def decode_luma(path: Path, max_frames: int | None = None) -> np.ndarray:
             frames.append(frame.y)
             if max_frames and len(frames) >= max_frames:
                 break
-        # As vcs encode says them; once, when the clip is decoded into the cache.
-        for warning in (reader.info.truncation_warning(path), reader.rescale_warning()):
-            if warning:
-                print(f"vcs: warning: {warning}", file=sys.stderr)
+        warnings = [w for w in (reader.info.truncation_warning(path), reader.rescale_warning()) if w]
     if not frames:
-        raise VcsError(f"{path} has no frames")
+        raise VcsError(f"{path} has no frames")  # the error alone: one line
+    for warning in warnings:  # as vcs encode says them; once, when the clip is decoded into the cache
+        print(f"vcs: warning: {warning}", file=sys.stderr)
     return np.stack(frames)
 
 
