@@ -193,12 +193,13 @@ def default_model(alpha_n: float, folder: str | os.PathLike[str] | None = None) 
     check_ratio_type(alpha_n)
     installed = installed_models(folder)
     cards = [c for c in installed if abs(c.alpha_n - alpha_n) < 1e-9]
-    chosen = [c for c in cards if c.default] or cards
-    if len([c for c in chosen if c.default]) > 1:  # which one a file gets must not depend on names' order
-        names = ", ".join(c.name for c in chosen)
+    marked = [c for c in cards if c.default]
+    if len(marked) > 1:  # which one a file gets must not depend on names' order
+        names = ", ".join(c.name for c in marked)
         raise VcsError(
             f"several models are marked default for ratio {alpha_n:g}: {names}; set default to false in all but one"
         )
+    chosen = marked or cards
     if not chosen:
         ratios = ", ".join(sorted({f"{c.alpha_n:g}" for c in installed}))
         # repr, not :g: a ratio of 0.1000001 must not read as the 0.1 that is there

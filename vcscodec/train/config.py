@@ -155,16 +155,10 @@ def looks_like_path(value: str) -> bool:
     return "/" in value or "\\" in value or Path(value).suffix in (".pt", ".pth")
 
 
-def is_model_name(section: str, key: str, value: Any, cwd: Path) -> bool:
-    """model.resume_weights given on the command line as a model's name (no file of that name here): kept as it is,
-    so that the weights folder is searched for it rather than the current directory."""
-    return (
-        (section, key) == ("model", "resume_weights")
-        and isinstance(value, str)
-        and bool(value)
-        and not looks_like_path(value)
-        and not (cwd / value).exists()
-    )
+def names_a_model(value: str, cwd: Path) -> bool:
+    """A model.resume_weights given on the command line that is a model's name (no file of that name here): kept
+    as it is, so that the weights folder is searched for it rather than the current directory."""
+    return bool(value) and not looks_like_path(value) and not (cwd / value).exists()
 
 
 def _apply(config: TrainConfig, data: dict[str, Any], origin: str, cwd: Path | None = None) -> None:
@@ -179,7 +173,11 @@ def _apply(config: TrainConfig, data: dict[str, Any], origin: str, cwd: Path | N
             if key not in hints:
                 raise VcsError(f"{origin}: {_unknown('key', f'{section}.{key}', [f'{section}.{k}' for k in hints])}")
             value = _check_type(f"{section}.{key}", value, hints[key])
-            if cwd is not None and (section, key) in PATH_KEYS and not is_model_name(section, key, value, cwd):
+            if (
+                cwd is not None
+                and (section, key) in PATH_KEYS
+                and not ((section, key) == ("model", "resume_weights") and names_a_model(value, cwd))
+            ):
                 value = [str(cwd / v) for v in value] if isinstance(value, list) else str(cwd / value) if value else ""
             setattr(target, key, value)
 
@@ -288,9 +286,14 @@ def validate(config: TrainConfig, check_data: bool = True) -> None:
                     f"config data.train: pack {entry} keeps frames spread over each clip (data.pack_frames): "
                     f"they are not consecutive, so only optim.parts = {' or '.join(SINGLE_FRAME_PARTS)} can train on it"
                 )
-        unknown = sorted(set(d.validation) - names)
-        if unknown:  # before hours of decoding, not after (clips are named by their file's stem)
-            raise VcsError(f"config data.validation names clips that are not in the data: {', '.join(unknown)}")
+        check_validation_names(set(d.validation), names)  # before hours of decoding, not after
+
+
+def check_validation_names(held: set[str], names: set[str]) -> None:
+    """Every data.validation name is a clip of the data (a file's stem, or a name a pack gives)."""
+    unknown = sorted(held - names)
+    if unknown:
+        raise VcsError(f"config data.validation names clips that are not in the data: {', '.join(unknown)}")
 
 
 def check_data_entry(p: Path) -> tuple[dict[str, Any] | None, list[str]]:

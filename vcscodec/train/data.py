@@ -136,8 +136,7 @@ def decode_luma(path: Path, max_frames: int | None = None) -> np.ndarray:
     """All (or the first ``max_frames``) luma planes of a video, (T, H, W) uint8."""
     from ..io import DEFAULT_FPS, open_video
 
-    check_raw_size(path)
-    frames = []
+    frames = []  # find_sources has refused a raw .yuv without its size
     # Training never uses the frame rate, so a raw .yuv need not give one in its name.
     with open_video(path, default_fps=DEFAULT_FPS) as reader:
         for frame in reader:

@@ -41,7 +41,7 @@ from ..models import HITVCSNet, architecture, hitvcsnet_loss
 from ..models.init import init_linear, load_widened
 from ..models.loss import reconstruction_terms
 from ..output import check_folder_can_be_made
-from .config import SINGLE_FRAME_PARTS, TrainConfig, looks_like_path
+from .config import SINGLE_FRAME_PARTS, TrainConfig, check_validation_names, looks_like_path
 from .data import ChainSampler, Clip, DeviceChainSampler, is_pack, load_collection
 
 CHECKPOINT = "checkpoint.pt"
@@ -153,15 +153,20 @@ def stable_klt_basis(second_moment: np.ndarray) -> np.ndarray:
     return basis * signs[:, None]
 
 
+def read_torch_file(path: Path, prefix: str = "") -> Any:
+    """What ``torch.load`` reads from ``path``; an empty, cut-off or foreign file is a one-line error."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # torch and pickle fail in many ways on a file that is not theirs
+        raise VcsError(f"{prefix}{path} is not a readable checkpoint ({type(e).__name__}: {e})") from None
+
+
 def _load_start_weights(config: TrainConfig) -> dict[str, torch.Tensor]:
     """model.resume_weights: a checkpoint.pt, a state dict file, or the name of a model in the weights folder."""
     name = config.model.resume_weights
     path = config.path(name)
     if path.is_file():
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:  # empty, cut off, or not a torch file
-            raise VcsError(f"model.resume_weights: {path} is not a readable checkpoint ({type(e).__name__})") from None
+        state = read_torch_file(path, "model.resume_weights: ")
         state = state.get("model", state) if isinstance(state, dict) else state
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise VcsError(f"model.resume_weights: {path} holds no weights (a checkpoint.pt or a state dict)")
@@ -348,9 +353,7 @@ def build_trainer(
 
 def split_validation(config: TrainConfig, clips: list[Clip]) -> tuple[list[Clip], list[Clip]]:
     held = set(config.data.validation)
-    unknown = held - {c.name for c in clips}
-    if unknown:
-        raise VcsError(f"config data.validation names clips that are not in the data: {', '.join(sorted(unknown))}")
+    check_validation_names(held, {c.name for c in clips})
     train = [c for c in clips if c.name not in held]
     if not train:
         raise VcsError("every clip is held out for validation: nothing left to train on")
@@ -509,10 +512,7 @@ def load_checkpoint(trainer: Trainer, run_dir: Path) -> None:
     """Restore a checkpoint of format 1 or 2 on every rank. With the same number of ranks each rank gets its own
     sampler and RNG back; with another number, rank 0 gets rank 0's and the others a fresh, step-derived seed."""
     path = run_dir / CHECKPOINT
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # empty, truncated, or not a torch file at all
-        raise VcsError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from None
+    state = read_torch_file(path)
     if not isinstance(state, dict) or not {"model", "optimizer", "scheduler", "step"} <= state.keys():
         raise VcsError(f"{path} is not a vcs train checkpoint (a state dict? start from it with model.resume_weights)")
     saved, now = state.get("model_config") or {}, trainer.model.config.to_dict()
