@@ -7,7 +7,8 @@ A model is two files in the weights folder:
 
 Names are ``<arch>-k<αk>-n<αn>-<sha256[:8]>`` as CompressAI's zoo names its files: a name identifies the weights,
 never a position in a list, so a ``.vcs`` file can say exactly which model decodes it.
-The weights folder is ``$VCS_WEIGHTS`` if set, else ``weights/`` beside the package.
+The weights folder is ``$VCS_WEIGHTS`` if set, else the copy of ``weights/`` a wheel installs inside the package
+(``vcscodec/_weights``), else ``weights/`` beside the package (a source tree, an editable install).
 """
 
 from __future__ import annotations
@@ -32,9 +33,18 @@ if TYPE_CHECKING:  # torch stays out of the encoder's imports
 WEIGHTS_ENV = "VCS_WEIGHTS"
 
 
+BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "_weights"
+"""Where a wheel (any non-editable install) carries the shipped models: pyproject.toml maps ``weights/`` there."""
+
+
 def weights_dir() -> Path:
+    """``$VCS_WEIGHTS`` if set; else the models installed with the package from a wheel; else ``weights/`` beside
+    the package (a source tree or an editable install)."""
     env = os.environ.get(WEIGHTS_ENV)
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "weights"
+    if env:
+        return Path(env)
+    # The installed copy comes first: beside an installed package is site-packages, whose weights/ is not ours.
+    return BUNDLED_WEIGHTS if BUNDLED_WEIGHTS.is_dir() else Path(__file__).resolve().parent.parent / "weights"
 
 
 def sha256_file(path: Path) -> str:
