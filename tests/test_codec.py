@@ -223,16 +223,28 @@ def test_decode_holds_a_bounded_number_of_records(tmp_path, use_tiny_weights, no
     assert counting.peak == batch_gops + 1, counting.peak
 
 
-def test_a_range_of_frames_decodes_as_in_a_whole_decode(tmp_path, use_tiny_weights, pan_clip):
+@pytest.fixture
+def lin_decoder(tiny_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A copy of the tiny models plus the αn 0.1 one's decoder without the non-keyframe network (the shipped
+    defaults' kind: the codec rebuilds each keyframe once), $VCS_WEIGHTS pointed at it; returns its name."""
+    folder = tmp_path / "weights"
+    shutil.copytree(tiny_weights, folder)
+    monkeypatch.setenv("VCS_WEIGHTS", str(folder))
+    return derive_model(default_model(0.1), "hitvcsnet-mhc2s-obmc-lin", "test").name
+
+
+@pytest.mark.parametrize("decoder", ["whole network", "-lin"])
+def test_a_range_of_frames_decodes_as_in_a_whole_decode(tmp_path, use_tiny_weights, pan_clip, request, decoder):
     """--start/--frames rebuild only the GOPs that hold the range, and their frames are the whole decode's: a GOP
     depends on its own measurements and its two keyframes alone. Bit for bit when both rebuild one GOP per network
     call; batched differently, floating-point rounding may move a pixel by a grey level or so
     (docs/performance.md), never a frame. 20 frames: GOPs 0-7, 8-15, 16-18 (a short one), then the final
-    keyframe 19."""
+    keyframe 19. A -lin decoder shares each keyframe between the chains on either side of it."""
+    name = request.getfixturevalue("lin_decoder") if decoder == "-lin" else default_model(0.1).name
     src, vcs = tmp_path / "a.y4m", tmp_path / "a.vcs"
     write_clip(src, pan_clip(20, 70, 40), fps=25)
-    encode_file(src, vcs)
-    model, device = default_model(0.1).load("cpu"), pick_device("cpu")
+    encode_file(src, vcs, model=name)
+    model, device = find_model(name).load("cpu"), pick_device("cpu")
     with ContainerReader(vcs) as reader:
         whole = list(decode_records(reader, model, device, batch_gops=1))
     assert len(whole) == 20
@@ -263,6 +275,58 @@ def test_a_range_of_frames_decodes_as_in_a_whole_decode(tmp_path, use_tiny_weigh
     assert decode_file(vcs, out, device="cpu", batch_gops=1, start=5, count=7).frames == 7
     _, back = read(out)
     assert all(np.array_equal(a.y, b.y) for a, b in zip(back, whole[5:12], strict=True))
+
+
+def test_each_keyframe_is_rebuilt_once(tmp_path, lin_decoder, pan_clip, monkeypatch):
+    """Without the non-keyframe network the rebuilt picture is all the GOPs on either side of a keyframe read of it,
+    so a decode rebuilds each keyframe once, on its own: alike whatever the batch, and not again for the next chain
+    or the final frame (chains of one GOP each rebuilt both of theirs: 7 here). A range rebuilds only its own."""
+    from vcscodec.models import HITVCSNet
+
+    src, vcs = tmp_path / "a.y4m", tmp_path / "a.vcs"
+    write_clip(src, pan_clip(25, 64, 32), fps=25)  # keyframes 0, 8, 16, 24
+    encode_file(src, vcs, model=lin_decoder, chroma="gray")
+    rebuilt: list[int] = []
+    network = HITVCSNet.keyframes_from_initial
+
+    def counted(self, init_key, y_key, levels=None):
+        rebuilt.append(len(y_key))
+        return network(self, init_key, y_key, levels)
+
+    monkeypatch.setattr(HITVCSNet, "keyframes_from_initial", counted)
+    model, device = find_model(lin_decoder).load("cpu"), pick_device("cpu")
+    runs = {}
+    for label, batch, start, count in (("one", 1, 0, None), ("three", 3, 0, None), ("range", 1, 17, 8)):
+        rebuilt.clear()
+        with ContainerReader(vcs) as reader:
+            runs[label] = list(decode_records(reader, model, device, batch, start=start, count=count))
+        runs[label + " rebuilt"] = sum(rebuilt)
+    assert runs["one rebuilt"] == runs["three rebuilt"] == 4 and runs["range rebuilt"] == 2  # GOP 16-23, keyframe 24
+    assert all(np.array_equal(runs["one"][i].y, runs["three"][i].y) for i in (0, 8, 16, 24))
+    assert all(np.array_equal(a.y, b.y) for a, b in zip(runs["range"], runs["one"][17:], strict=True))
+
+
+def test_rebuilt_keyframes_are_taken_only_where_nothing_else_is_read(use_tiny_weights, lin_decoder):
+    """`reconstruct(keyframes=…)` gives what rebuilding them inside gives, and is refused where the rest reads more
+    of a keyframe than its picture (the non-keyframe network reads the keyframe network's features) or where the
+    pictures do not fit the measurements."""
+    import torch
+
+    torch.manual_seed(0)
+    lin, whole = find_model(lin_decoder).load("cpu"), default_model(0.1).load("cpu")
+    frames = torch.rand(1, 9, 64, 96)
+    keys, non = frames[:, [0, 8]], frames[:, 1:8]
+    y_key, y_non = lin.measure_key(keys), lin.measure_non(non).unsqueeze(1)
+    with torch.no_grad():
+        alone = torch.cat([lin.reconstruct_keyframes(y_key[:, i]) for i in range(2)])
+        given = lin.reconstruct(y_key, y_non, keyframes=alone)
+        inside = lin.reconstruct(y_key, y_non)
+        torch.testing.assert_close(given.key, inside.key, atol=1e-5, rtol=0)
+        torch.testing.assert_close(given.non, inside.non, atol=1e-5, rtol=0)
+        with pytest.raises(VcsError, match="only to a decoder"):
+            whole.reconstruct(y_key, y_non, keyframes=alone)
+        with pytest.raises(VcsError, match="do not fit"):
+            lin.reconstruct(y_key, y_non, keyframes=alone[:1])
 
 
 def test_two_decodes_give_identical_bytes(tmp_path, use_tiny_weights, pan_clip):

@@ -409,6 +409,11 @@ class GopDecoder:
         self.header, self.device, self.precision = header, device, precision
         if header.block != model.config.block or header.gop != model.config.gop:
             raise VcsError(f"model {header.model_name} does not match the file's block/GOP size")
+        # Without the non-keyframe network and alternating grids, the rebuilt picture is all that the GOPs on either
+        # side of a keyframe read of it: each keyframe is rebuilt once, on its own (so alike in every decode, whole
+        # or of a range, however batched), and the one closing a chain is kept for the next chain or the last frame.
+        self.shares_keyframes = not model.config.non_key_network and not header.key_grid_shift
+        self._closing: dict[tuple[int, int], torch.Tensor] = {}  # (record index, plane) → its rebuilt keyframe
 
     def _tensor(self, arrays: list[np.ndarray]) -> torch.Tensor:
         import torch
@@ -441,6 +446,7 @@ class GopDecoder:
         k = len(records[0].frames) - 1
         shifts = [h.key_shift(r.index) for r in [*records, next_key]]
         planes: list[list[np.ndarray]] = []  # per plane: frames in order
+        closing: dict[int, torch.Tensor] = {}  # plane → next_key's keyframe, when shared
         for p in range(h.num_planes):
             keys = self._tensor([r.frames[0].planes[p] for r in records] + [next_key.frames[0].planes[p]])
             with torch.no_grad(), torch.autocast(self.device.type, torch.bfloat16, enabled=self.precision == "bf16"):
@@ -450,15 +456,33 @@ class GopDecoder:
                 else:
                     non = self._tensor([f.planes[p] for r in records for f in r.frames[1:]])
                     non = non.view(1, len(records), k, *non.shape[1:])
+                    rebuilt = None
+                    if self.shares_keyframes:
+                        alone = {r.index: self._keyframe(r, p) for r in [*records, next_key]}
+                        rebuilt = torch.cat([alone[r.index] for r in [*records, next_key]])
+                        closing[p] = alone[next_key.index]
                     rec = self.model.reconstruct(
-                        keys.unsqueeze(0), non, self.model.default_positions(k), shifts, self._before(before, p)
+                        keys.unsqueeze(0),
+                        non,
+                        self.model.default_positions(k),
+                        shifts,
+                        self._before(before, p),
+                        keyframes=rebuilt,
                     )
                     out = []
                     for g in range(len(records)):
                         out.append(rec.key[0, g, 0])
                         out.extend(rec.non[0, g, i, 0] for i in range(k))
             planes.append([_to_uint8(t) for t in out])
+        self._closing = {(next_key.index, p): key for p, key in closing.items()}
         return [self._frame([plane[i] for plane in planes]) for i in range(len(planes[0]))]
+
+    def _keyframe(self, record: GopRecord, plane: int) -> torch.Tensor:
+        """``record``'s keyframe rebuilt on its own, (1, 1, H, W): the one kept from the last chain if it is that."""
+        kept = self._closing.get((record.index, plane))
+        if kept is not None:
+            return kept
+        return self.model.reconstruct_keyframes(self._tensor([record.frames[0].planes[plane]]))
 
     def decode_last_key(self, record: GopRecord, before: GopRecord | None = None) -> Frame:
         """The final keyframe, a record of its own; ``before`` as in ``decode_chain``."""
@@ -469,7 +493,10 @@ class GopDecoder:
         for p in range(self.header.num_planes):
             keys = self._tensor([record.frames[0].planes[p]])
             with torch.no_grad(), torch.autocast(self.device.type, torch.bfloat16, enabled=self.precision == "bf16"):
-                key = self.model.reconstruct_keyframes(keys, shifts, self._before(before, p))
+                if self.shares_keyframes:  # usually the keyframe that closed the last chain, rebuilt already
+                    key = self._keyframe(record, p)
+                else:
+                    key = self.model.reconstruct_keyframes(keys, shifts, self._before(before, p))
                 planes.append(_to_uint8(key[0, 0]))
         return self._frame(planes)
 

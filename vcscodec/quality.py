@@ -57,7 +57,8 @@ class QualityReport:
     frames: list[FrameQuality]
 
     def mean(self, field: str) -> float:
-        """Mean over frames of one ``FrameQuality`` field; inf when every frame is identical (PSNR)."""
+        """Mean over frames of one ``FrameQuality`` field; for PSNR, inf as soon as one frame is identical (its own
+        PSNR is inf): the paper's mean of per-frame values, which never meets such a frame in a CS decode."""
         return float(np.mean([getattr(f, field) for f in self.frames]))
 
     def means(self) -> dict[str, float]:

@@ -218,13 +218,17 @@ class HITVCSNet(nn.Module):
         positions: torch.Tensor | None = None,
         key_shifts: Sequence[int] | None = None,
         before: KeyMeasurements | None = None,
+        keyframes: torch.Tensor | None = None,
     ) -> Reconstruction:
         """Rebuild chains of GOPs from measurements alone.
 
         y_key: (N, G+1, m_k, h, w); y_non: (N, G, K, m_n, h, w); positions: (K,) temporal positions of the
         non-keyframes between their keyframes (only the temporal-prior variant uses them). key_shifts: per keyframe
         of the chain, the shift of the grid it was measured on (`keyframes_on_grids`); before: the measurements of
-        the keyframe before the chain, if any (it refines the chain's first keyframe).
+        the keyframe before the chain, if any (it refines the chain's first keyframe). keyframes: the chain's
+        keyframes as `reconstruct_keyframes` rebuilt them from y_key, (N·(G+1), 1, H, W), so that a decoder whose
+        chains share a keyframe rebuilds it once; only where they are all the rest reads of them (no
+        non-keyframe network, which reads the keyframe network's features; no alternating grids).
         """
         cfg = self.config
         chain = (
@@ -248,7 +252,14 @@ class HITVCSNet(nn.Module):
         init_key = self.initial_key(flat_key)  # per scale: (N(G+1), 1, Hs, Ws)
         # MSEM's features at every level, for HFIM (not kept when the non-keyframe network does not run)
         key_levels: list[list[torch.Tensor]] | None = [] if cfg.non_key_network else None
-        key_deep = self.keyframes_from_initial(init_key, flat_key, key_levels)
+        if keyframes is None:
+            key_deep = self.keyframes_from_initial(init_key, flat_key, key_levels)
+        elif cfg.non_key_network or _alternating(key_shifts, before):
+            raise VcsError("rebuilt keyframes can be passed only to a decoder that reads nothing else of them")
+        elif keyframes.shape != (n * g1, 1, h * cfg.block, w * cfg.block):
+            raise VcsError(f"keyframes {tuple(keyframes.shape)} do not fit y_key {tuple(y_key.shape)}")
+        else:
+            key_deep = keyframes
         if key_shifts is not None and _alternating(key_shifts, before):
             # Everything below works on each keyframe's own picture: move the odd ones back from their grid.
             shifts, width = list(key_shifts) * n, w * cfg.block  # (N·(G+1)) order
