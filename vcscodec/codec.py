@@ -491,11 +491,11 @@ class GopDecoder:
         planes = []
         shifts = [self.header.key_shift(record.index)]
         for p in range(self.header.num_planes):
-            keys = self._tensor([record.frames[0].planes[p]])
             with torch.no_grad(), torch.autocast(self.device.type, torch.bfloat16, enabled=self.precision == "bf16"):
                 if self.shares_keyframes:  # usually the keyframe that closed the last chain, rebuilt already
                     key = self._keyframe(record, p)
                 else:
+                    keys = self._tensor([record.frames[0].planes[p]])
                     key = self.model.reconstruct_keyframes(keys, shifts, self._before(before, p))
                 planes.append(_to_uint8(key[0, 0]))
         return self._frame(planes)
