@@ -60,6 +60,31 @@ def test_a_video_scores_the_mean_of_its_frames_not_the_pooled_error(tmp_path, fr
     assert score_videos(ref_path, ref_path).mean("psnr_y") == math.inf
 
 
+def test_compare_says_what_a_mean_of_inf_hides(tmp_path, frames):
+    """One frame of three identical: the mean PSNR Y is inf (the paper's mean of per-frame values), and `vcs
+    compare` adds the mean over the frames that differ; U, identical in every frame, and V, in none, get no note."""
+    import subprocess
+    import sys
+
+    test = [frames[0], shifted(frames[1], dy=1, dv=2), shifted(frames[2], dy=10, dv=2)]
+    ref_path, test_path = tmp_path / "ref.y4m", tmp_path / "test.y4m"
+    write_clip(ref_path, frames, fps=25)
+    write_clip(test_path, test, fps=25)
+    report = score_videos(ref_path, test_path)
+    assert report.mean("psnr_y") == math.inf
+    differing = (10 * math.log10(255**2 / 1) + 10 * math.log10(255**2 / 100)) / 2
+    assert report.identical("psnr_y") == (1, pytest.approx(differing))
+    assert report.identical("psnr_u") == (3, None) and report.identical("psnr_v")[0] == 1
+    done = subprocess.run(
+        [sys.executable, "-m", "vcscodec.cli", "compare", ref_path, test_path], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stdout.splitlines() if line.startswith("PSNR ")]
+    others = report.identical("psnr_y")[1]
+    assert notes[0] == f"PSNR Y: 1 of 3 frames identical (inf), so the mean is inf; the other 2: {others:.2f} dB"
+    assert notes[1].startswith("PSNR V: 1 of 3") and len(notes) == 2
+
+
 def test_frame_counts_must_match_unless_limited(tmp_path, frames):
     ref_path, short_path = tmp_path / "ref.y4m", tmp_path / "short.y4m"
     write_clip(ref_path, frames, fps=25)

@@ -471,7 +471,16 @@ def compare(
             row(str(start + i), q)  # the reference's frame numbers
         table.add_section()
     row("mean", FrameQuality(**scores.means()))
-    (err if json_to_stdout else out).print(table)
+    shown = err if json_to_stdout else out
+    shown.print(table)
+    for field, plane in (("psnr_y", "Y"), ("psnr_u", "U"), ("psnr_v", "V")):
+        same, others = scores.identical(field)
+        if others is not None and same:  # some frames identical, not all: the mean of inf says nothing of the rest
+            shown.print(
+                f"PSNR {plane}: {same} of {len(scores.frames)} frames identical (inf), so the mean is inf; "
+                f"the other {len(scores.frames) - same}: {others:.2f} dB",
+                highlight=False,
+            )
     if json_file is not None and not json_to_stdout:
         out.print(f"wrote {json_file}", highlight=False)
 

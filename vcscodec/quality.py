@@ -61,6 +61,13 @@ class QualityReport:
         PSNR is inf): the paper's mean of per-frame values, which never meets such a frame in a CS decode."""
         return float(np.mean([getattr(f, field) for f in self.frames]))
 
+    def identical(self, field: str) -> tuple[int, float | None]:
+        """How many frames score inf on a PSNR ``field`` (identical pictures), and the mean over the others (None
+        when there are none): what a mean of inf hides when only some frames are identical."""
+        values = [getattr(f, field) for f in self.frames]
+        finite = [v for v in values if v != float("inf")]
+        return len(values) - len(finite), float(np.mean(finite)) if finite else None
+
     def means(self) -> dict[str, float]:
         return {f.name: self.mean(f.name) for f in fields(FrameQuality)}
 
