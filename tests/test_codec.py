@@ -160,6 +160,29 @@ def test_colour_input_keeps_colour(tmp_path, use_tiny_weights, pan_clip):
     assert report.chroma == "gray" and report.warnings and "colour" in report.warnings[0]
 
 
+def test_colour_after_black_frames_stays_colour(tmp_path, use_tiny_weights, pan_clip, monkeypatch):
+    """A fade-in: grey (black) frames first, colour after. `--chroma auto` reads ahead through the grey frames and
+    codes colour; only when the grey frames fill its read-ahead does it code grey, and then it warns."""
+    import vcscodec.codec as codec
+
+    colour = pan_clip(9, 100, 60, seed=2)
+    black = Frame(np.full((60, 100), 16, np.uint8), np.full((30, 50), 128, np.uint8), np.full((30, 50), 128, np.uint8))
+    frames = [black] * 4 + colour[4:]
+    src, vcs, out = tmp_path / "fade.y4m", tmp_path / "fade.vcs", tmp_path / "fade_out.y4m"
+    write_clip(src, frames, fps=25)
+    report = encode_file(src, vcs)
+    assert report.chroma == "yuv420" and report.warnings == []
+    decode_file(vcs, out, device="cpu")
+    back = read(out)[1]
+    assert np.std(back[8].u.astype(float)) > 0.7 * np.std(colour[8].u.astype(float))
+    frame_bytes = 100 * 60 + 2 * 50 * 30
+    monkeypatch.setattr(codec, "AUTO_CHROMA_LOOKAHEAD_BYTES", 3 * frame_bytes)  # room for three frames only
+    report = encode_file(src, vcs, force=True)
+    assert report.chroma == "gray" and "frame 4 has colour" in report.warnings[0]
+    monkeypatch.setattr(codec, "AUTO_CHROMA_LOOKAHEAD_BYTES", 5 * frame_bytes)
+    assert encode_file(src, vcs, force=True).chroma == "yuv420"
+
+
 def test_ratio_001_model(tmp_path, use_tiny_weights, pan_clip):
     frames = pan_clip(9, 100, 60, seed=3)
     src, vcs, out = tmp_path / "a.y4m", tmp_path / "a.vcs", tmp_path / "b.y4m"

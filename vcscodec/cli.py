@@ -210,7 +210,12 @@ def encode(
         ),
     ] = None,
     chroma: Annotated[
-        str, typer.Option("--chroma", help="auto | yuv420 | gray (auto: gray when the first frame has U=V=128)")
+        str,
+        typer.Option(
+            "--chroma",
+            help="auto | yuv420 | gray (auto: gray when the frames have U=V=128; it reads ahead through grey frames "
+            "to the first in colour, 256 MB of them at most, so a fade-in from black stays in colour)",
+        ),
     ] = "auto",
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary")] = False,
@@ -353,6 +358,8 @@ def decode(
 
         scores = score_videos(reference, output, size, fps, report.frames, reference_start=reference_start)
         out.print(_quality_line(scores), highlight=False, soft_wrap=True)
+        for note in _identical_notes(scores):
+            out.print(note, highlight=False)
 
 
 def _check_reference(
@@ -394,6 +401,20 @@ def _quality_line(scores: QualityReport) -> str:
         f"quality against {scores.reference} (mean of {frames_phrase(len(scores.frames))}): "
         f"PSNR Y {mean['psnr_y']:.2f} dB, U {mean['psnr_u']:.2f}, V {mean['psnr_v']:.2f}; SSIM Y {mean['ssim_y']:.4f}"
     )
+
+
+def _identical_notes(scores: QualityReport) -> list[str]:
+    """A line for each PSNR whose mean is inf because some frames, not all, are identical (a black frame can be
+    rebuilt exactly): how many, and the mean over the others, which the mean of inf hides."""
+    notes = []
+    for field, plane in (("psnr_y", "Y"), ("psnr_u", "U"), ("psnr_v", "V")):
+        same, others = scores.identical(field)
+        if others is not None and same:
+            notes.append(
+                f"PSNR {plane}: {same} of {len(scores.frames)} frames identical (inf), so the mean is inf; "
+                f"the other {len(scores.frames) - same}: {others:.2f} dB"
+            )
+    return notes
 
 
 @app.command()
@@ -473,14 +494,8 @@ def compare(
     row("mean", FrameQuality(**scores.means()))
     shown = err if json_to_stdout else out
     shown.print(table)
-    for field, plane in (("psnr_y", "Y"), ("psnr_u", "U"), ("psnr_v", "V")):
-        same, others = scores.identical(field)
-        if others is not None and same:  # some frames identical, not all: the mean of inf says nothing of the rest
-            shown.print(
-                f"PSNR {plane}: {same} of {len(scores.frames)} frames identical (inf), so the mean is inf; "
-                f"the other {len(scores.frames) - same}: {others:.2f} dB",
-                highlight=False,
-            )
+    for note in _identical_notes(scores):
+        shown.print(note, highlight=False)
     if json_file is not None and not json_to_stdout:
         out.print(f"wrote {json_file}", highlight=False)
 

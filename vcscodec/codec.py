@@ -71,6 +71,24 @@ def is_neutral(frame: Frame) -> bool:
     return bool(np.all(frame.u == NEUTRAL) and np.all(frame.v == NEUTRAL))
 
 
+AUTO_CHROMA_LOOKAHEAD_BYTES = 256 << 20
+"""How much of the input ``--chroma auto`` holds while it reads ahead through grey frames: a colour video that opens
+on black frames (a fade-in) is coded in colour when its colour shows within this much (82 frames of 1080p)."""
+
+
+def auto_chroma(first: Frame, rest: Iterator[Frame]) -> tuple[str, Iterator[Frame]]:
+    """``gray`` if the frames are neutral up to the end or to ``AUTO_CHROMA_LOOKAHEAD_BYTES`` of them, else
+    ``yuv420``; and every frame, ``first`` included, for the encoder."""
+    ahead = [first]
+    frame_bytes = first.y.nbytes + first.u.nbytes + first.v.nbytes
+    while is_neutral(ahead[-1]) and (len(ahead) + 1) * frame_bytes <= AUTO_CHROMA_LOOKAHEAD_BYTES:
+        following = next(rest, None)
+        if following is None:
+            break
+        ahead.append(following)
+    return ("gray" if is_neutral(ahead[-1]) else "yuv420"), itertools.chain(ahead, rest)
+
+
 def pick_model(ratio: float | None, model: str | None) -> ModelCard:
     """``--model NAME`` if given, else the shipped default for ``--ratio`` (`default_model` checks its type)."""
     if model:
@@ -136,14 +154,16 @@ def encode_frames(
     if first is None:
         raise VcsError("the input has no frames")
     if chroma == "auto":
-        chroma = "gray" if is_neutral(first) else "yuv420"
+        chroma, stream = auto_chroma(first, frames)
+    else:
+        stream = itertools.chain([first], frames)
     header = header_for(chroma)
     warnings: list[str] = []
     records = header.gop_ranges()
     with ContainerWriter(output, header, force=force) as writer:
         g, record = 0, GopRecord(0)
         index = -1
-        for index, frame in enumerate(_chain(first, frames)):
+        for index, frame in enumerate(stream):
             if index >= header.frame_count:
                 raise VcsError(f"the input has more frames than the {header.frame_count} announced")
             if (frame.y.shape[1], frame.y.shape[0]) != (header.width, header.height):
@@ -162,11 +182,6 @@ def encode_frames(
         if index + 1 != header.frame_count:
             raise VcsError(f"the input ended after {index + 1} of {frames_phrase(header.frame_count)}")
     return header, warnings
-
-
-def _chain(first: Frame, rest: Iterator[Frame]) -> Iterator[Frame]:
-    yield first
-    yield from rest
 
 
 def encode_file(
