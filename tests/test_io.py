@@ -142,6 +142,36 @@ def test_mp4_odd_size_falls_back_to_mpeg4(tmp_path, pan_clip):
     assert min(psnr(a.y, b.y) for a, b in zip(frames, back, strict=True)) > 30
 
 
+def test_a_rotated_video_is_coded_as_stored_and_said(tmp_path, pan_clip, use_tiny_weights):
+    """A phone video asks players to rotate it (a display matrix). The pictures are read and coded as stored, and
+    `encode` says so; an unrotated one gets no such warning."""
+    from vcscodec.codec import encode_file
+
+    if not hasattr(av.video.stream.VideoStream, "set_display_rotation"):
+        pytest.skip("PyAV < 14 cannot write a display matrix")
+    frames = pan_clip(3, 64, 32)
+    for degrees in (90, 0):
+        path = tmp_path / f"rot{degrees}.mp4"
+        with av.open(str(path), "w") as out:
+            stream = out.add_stream("mpeg4", rate=25)
+            stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
+            if degrees:
+                stream.set_display_rotation(degrees)
+            for i, frame in enumerate(frames):
+                picture = av.VideoFrame.from_ndarray(np.concatenate([frame.y.ravel(), frame.u.ravel(), frame.v.ravel()])
+                                                     .reshape(48, 64), format="yuv420p")  # fmt: skip
+                picture.pts = i
+                out.mux(stream.encode(picture))
+            out.mux(stream.encode())
+        info, back = read(path)
+        assert (info.width, info.height, len(back)) == (64, 32, 3)  # as stored: not turned to 32×64
+        warnings = encode_file(path, tmp_path / f"rot{degrees}.vcs").warnings
+        rotated = [w for w in warnings if "rotated by" in w]
+        assert len(rotated) == (1 if degrees else 0), warnings
+        if degrees:
+            assert f"rotated by {degrees}°" in rotated[0] and "as stored" in rotated[0]
+
+
 def test_mpeg4_when_libx264_is_missing(tmp_path, pan_clip, monkeypatch):
     monkeypatch.setattr(av, "codecs_available", set(av.codecs_available) - {"libx264"})
     path = tmp_path / "clip.mkv"

@@ -385,6 +385,7 @@ class VideoReader:
         self._closed = False
         # (index, width, height) of the frames read so far at another size than `info`'s, which were scaled to it
         self.rescaled: list[tuple[int, int, int]] = []
+        self.rotation = 0  # the first frame's display rotation in degrees (PyAV's reading of its display matrix)
 
     def rescale_warning(self) -> str | None:
         """What to tell a user whose frames changed size: those read so far were scaled to the first's size (as
@@ -397,12 +398,24 @@ class VideoReader:
             f"{width}x{height}) scaled to {self.info.width}x{self.info.height}"
         )
 
+    def rotation_warning(self) -> str | None:
+        """What to tell a user whose video asks players to rotate it (phone videos do): the pictures are coded as
+        stored; None when it does not."""
+        if not self.rotation:
+            return None
+        return (
+            f"{self.path}: the file asks players to show it rotated by {self.rotation}° (a display matrix); vcs codes "
+            "the pictures as stored, unrotated (ffmpeg -i IN OUT.y4m writes them rotated)"
+        )
+
     def __iter__(self) -> Iterator[Frame]:
         if self._closed:
             raise VcsError(f"{self.path}: reader is closed")
         n = 0
         try:
             for av_frame in self._container.decode(self._stream):
+                if n == 0:
+                    self.rotation = int(getattr(av_frame, "rotation", 0) or 0)  # PyAV ≥ 14
                 if (av_frame.width, av_frame.height) != (self.info.width, self.info.height):
                     self.rescaled.append((n, av_frame.width, av_frame.height))
                 yield _to_frame(av_frame, self.info.width, self.info.height)
