@@ -172,6 +172,37 @@ def test_a_rotated_video_is_coded_as_stored_and_said(tmp_path, pan_clip, use_tin
             assert f"rotated by {degrees}°" in rotated[0] and "as stored" in rotated[0]
 
 
+def test_sound_is_left_out_and_said(tmp_path, pan_clip, use_tiny_weights):
+    """vcs codes pictures only: an input with sound is coded all the same, and `encode` says the sound is left out."""
+    from vcscodec.codec import encode_file
+
+    path = tmp_path / "talk.mkv"
+    frames = pan_clip(3, 64, 32)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("mpeg4", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 32, "yuv420p"
+        audio = out.add_stream("pcm_s16le", rate=8000)
+        audio.layout = "mono"
+        for i, frame in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(np.concatenate([frame.y.ravel(), frame.u.ravel(), frame.v.ravel()])
+                                                 .reshape(48, 64), format="yuv420p")  # fmt: skip
+            picture.pts = i
+            out.mux(video.encode(picture))
+            sound = av.AudioFrame.from_ndarray(np.zeros((1, 320), np.int16), format="s16", layout="mono")
+            sound.sample_rate, sound.pts = 8000, i * 320
+            out.mux(audio.encode(sound))
+        out.mux(video.encode())
+        out.mux(audio.encode())
+    info, back = read(path)
+    assert (info.width, info.height, len(back)) == (64, 32, 3)
+    warnings = encode_file(path, tmp_path / "talk.vcs").warnings
+    assert [w for w in warnings if "sound" in w] == [f"{path} has an audio stream: vcs codes video only, so the sound "
+                                                     "is not in the .vcs file"]  # fmt: skip
+    silent = tmp_path / "silent.mkv"
+    write(silent, frames, fps=Fraction(25))
+    assert not [w for w in encode_file(silent, tmp_path / "silent.vcs").warnings if "sound" in w]
+
+
 def test_mpeg4_when_libx264_is_missing(tmp_path, pan_clip, monkeypatch):
     monkeypatch.setattr(av, "codecs_available", set(av.codecs_available) - {"libx264"})
     path = tmp_path / "clip.mkv"

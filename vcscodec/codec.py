@@ -246,9 +246,9 @@ def encode_file(
             force,
             progress,
         )
-        rescaled, rotated = reader.rescale_warning(), reader.rotation_warning()
+        noticed = [reader.rescale_warning(), reader.rotation_warning(), reader.audio_warning()]
     loss = conversion_loss(info.pix_fmt, header.chroma)
-    warnings[:0] = [w for w in (info.truncation_warning(input), rescaled, rotated, loss) if w]
+    warnings[:0] = [w for w in (info.truncation_warning(input), *noticed, loss) if w]
     if max_frames and max_frames > count:  # as ffmpeg's -frames, a bound; but a user who asked for more is told
         warnings.append(f"--frames {max_frames}: {input} has {frames_phrase(count)} from frame {start}; all coded")
     size_bytes = output.stat().st_size

@@ -386,6 +386,7 @@ class VideoReader:
         # (index, width, height) of the frames read so far at another size than `info`'s, which were scaled to it
         self.rescaled: list[tuple[int, int, int]] = []
         self.rotation = 0  # the first frame's display rotation in degrees (PyAV's reading of its display matrix)
+        self.audio_streams = len(self._container.streams.audio)
 
     def rescale_warning(self) -> str | None:
         """What to tell a user whose frames changed size: those read so far were scaled to the first's size (as
@@ -397,6 +398,13 @@ class VideoReader:
             f"{self.path}: {frames_phrase(len(self.rescaled))} of another size than the first (frame {index} is "
             f"{width}x{height}) scaled to {self.info.width}x{self.info.height}"
         )
+
+    def audio_warning(self) -> str | None:
+        """What to tell a user whose input has sound: vcs codes the pictures only; None when it has none."""
+        if not self.audio_streams:
+            return None
+        streams = "an audio stream" if self.audio_streams == 1 else f"{self.audio_streams} audio streams"
+        return f"{self.path} has {streams}: vcs codes video only, so the sound is not in the .vcs file"
 
     def rotation_warning(self) -> str | None:
         """What to tell a user whose video asks players to rotate it (phone videos do): the pictures are coded as
