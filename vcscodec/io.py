@@ -209,6 +209,11 @@ def _to_frame(av_frame: av.VideoFrame, width: int, height: int) -> Frame:
     return Frame(y, u, v)
 
 
+def _turned(frame: Frame, quarter_turns: int) -> Frame:
+    """The frame turned counter-clockwise by ``quarter_turns`` × 90° (chroma with it: 4:2:0 stays 4:2:0)."""
+    return Frame(*(np.ascontiguousarray(np.rot90(p, quarter_turns)) for p in (frame.y, frame.u, frame.v)))
+
+
 def conversion_loss(pix_fmt: str, chroma: str) -> str | None:
     """What coding a source of ``pix_fmt`` as 8-bit ``chroma`` ("yuv420" or "gray") loses, in words; None when
     nothing a user would miss (8-bit 4:2:0 or grey sources, RGB pictures, unknown formats).
@@ -381,12 +386,39 @@ class VideoReader:
                 if counted is not None:
                     frame_count, trailing_bytes = counted
         assert fps is not None
-        self.info = VideoInfo(width, height, fps, frame_count, pix_fmt, cc.name, trailing_bytes)
+        self._stored = (width, height)  # the pictures' size as decoded, before any turn
+        self._decoded = self._container.decode(self._stream)
+        self._first: av.VideoFrame | None = None
         self._closed = False
+        # A display matrix (phone videos set one) comes with the decoded frames: PyAV shows none on the stream. As
+        # ffmpeg's command line does by default, the pictures are turned as it asks, in quarter turns.
+        self.rotation = 0  # degrees counter-clockwise (PyAV's reading of the matrix); 0 without one
+        if not raw and sequence is None:
+            try:
+                self._first = self._next_decoded(0)
+            except VcsError:
+                self.close()
+                raise
+            self.rotation = int(getattr(self._first, "rotation", 0) or 0)  # PyAV ≥ 14 reads it
+        # PyAV truncates the angle to whole degrees: within 1° of a quarter turn is one (ffmpeg's own tolerance).
+        quarters = round(self.rotation / 90)
+        self._quarter_turns = quarters % 4 if abs(self.rotation - 90 * quarters) <= 1 else 0
+        if self._quarter_turns % 2:
+            width, height = height, width
+        self.info = VideoInfo(width, height, fps, frame_count, pix_fmt, cc.name, trailing_bytes)
         # (index, width, height) of the frames read so far at another size than `info`'s, which were scaled to it
         self.rescaled: list[tuple[int, int, int]] = []
-        self.rotation = 0  # the first frame's display rotation in degrees (PyAV's reading of its display matrix)
         self.audio_streams = len(self._container.streams.audio)
+
+    def _next_decoded(self, index: int) -> av.VideoFrame | None:
+        """The next decoded picture, None at the end; ``index`` (its number) names where a damaged file fails."""
+        try:
+            return next(self._decoded, None)
+        except av.FFmpegError as e:
+            raise self._damaged(index, e) from e
+
+    def _damaged(self, index: int, e: av.FFmpegError) -> VcsError:
+        return VcsError(f"{self.path}: damaged video, decoding failed after {frames_phrase(index)} ({_why(e)})")
 
     def rescale_warning(self) -> str | None:
         """What to tell a user whose frames changed size: those read so far were scaled to the first's size (as
@@ -396,7 +428,7 @@ class VideoReader:
         index, width, height = self.rescaled[0]
         return (
             f"{self.path}: {frames_phrase(len(self.rescaled))} of another size than the first (frame {index} is "
-            f"{width}x{height}) scaled to {self.info.width}x{self.info.height}"
+            f"{width}x{height}) scaled to {self._stored[0]}x{self._stored[1]}"
         )
 
     def audio_warning(self) -> str | None:
@@ -407,29 +439,31 @@ class VideoReader:
         return f"{self.path} has {streams}: vcs codes video only, so the sound is not in the .vcs file"
 
     def rotation_warning(self) -> str | None:
-        """What to tell a user whose video asks players to rotate it (phone videos do): the pictures are coded as
-        stored; None when it does not."""
-        if not self.rotation:
+        """What to tell a user whose video asks to be shown turned by other than quarter turns, which are applied;
+        None otherwise."""
+        if self._quarter_turns or abs(self.rotation - 90 * round(self.rotation / 90)) <= 1:
             return None
         return (
-            f"{self.path}: the file asks players to show it rotated by {self.rotation}° (a display matrix); vcs codes "
-            "the pictures as stored, unrotated (ffmpeg -i IN OUT.y4m writes them rotated)"
+            f"{self.path}: the file asks players to show it rotated by {self.rotation}° (a display matrix); vcs turns "
+            "pictures by quarter turns only and codes these as stored"
         )
 
     def __iter__(self) -> Iterator[Frame]:
         if self._closed:
             raise VcsError(f"{self.path}: reader is closed")
         n = 0
-        try:
-            for av_frame in self._container.decode(self._stream):
-                if n == 0:
-                    self.rotation = int(getattr(av_frame, "rotation", 0) or 0)  # PyAV ≥ 14
-                if (av_frame.width, av_frame.height) != (self.info.width, self.info.height):
-                    self.rescaled.append((n, av_frame.width, av_frame.height))
-                yield _to_frame(av_frame, self.info.width, self.info.height)
-                n += 1
-        except av.FFmpegError as e:
-            raise VcsError(f"{self.path}: damaged video, decoding failed after {frames_phrase(n)} ({_why(e)})") from e
+        av_frame = self._first if self._first is not None else self._next_decoded(n)
+        self._first = None  # iterate once: the frames stream from the file
+        while av_frame is not None:
+            if (av_frame.width, av_frame.height) != self._stored:
+                self.rescaled.append((n, av_frame.width, av_frame.height))
+            try:
+                frame = _to_frame(av_frame, *self._stored)
+            except av.FFmpegError as e:
+                raise self._damaged(n, e) from e
+            yield _turned(frame, self._quarter_turns) if self._quarter_turns else frame
+            n += 1
+            av_frame = self._next_decoded(n)
 
     def close(self) -> None:
         if not self._closed:
