@@ -406,7 +406,7 @@ class VideoReader:
         if self._quarter_turns % 2:
             width, height = height, width
         self.info = VideoInfo(width, height, fps, frame_count, pix_fmt, cc.name, trailing_bytes)
-        # (index, width, height) of the frames read so far at another size than `info`'s, which were scaled to it
+        # (index, width, height) of the frames read so far at another size than the first's, which were scaled to it
         self.rescaled: list[tuple[int, int, int]] = []
         self.audio_streams = len(self._container.streams.audio)
 
@@ -418,6 +418,7 @@ class VideoReader:
             raise self._damaged(index, e) from e
 
     def _damaged(self, index: int, e: av.FFmpegError) -> VcsError:
+        """The one-line error for a file that fails to decode after ``index`` frames."""
         return VcsError(f"{self.path}: damaged video, decoding failed after {frames_phrase(index)} ({_why(e)})")
 
     def rescale_warning(self) -> str | None:
@@ -441,7 +442,7 @@ class VideoReader:
     def rotation_warning(self) -> str | None:
         """What to tell a user whose video asks to be shown turned by other than quarter turns, which are applied;
         None otherwise."""
-        if self._quarter_turns or abs(self.rotation - 90 * round(self.rotation / 90)) <= 1:
+        if abs(self.rotation - 90 * round(self.rotation / 90)) <= 1:  # none, or a quarter turn (applied)
             return None
         return (
             f"{self.path}: the file asks players to show it rotated by {self.rotation}° (a display matrix); vcs turns "
