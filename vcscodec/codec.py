@@ -424,10 +424,10 @@ class GopDecoder:
         self.header, self.device, self.precision = header, device, precision
         if header.block != model.config.block or header.gop != model.config.gop:
             raise VcsError(f"model {header.model_name} does not match the file's block/GOP size")
-        # Without the non-keyframe network and alternating grids, the rebuilt picture is all that the GOPs on either
-        # side of a keyframe read of it: each keyframe is rebuilt once, on its own (so alike in every decode, whole
-        # or of a range, however batched), and the one closing a chain is kept for the next chain or the last frame.
-        self.shares_keyframes = not model.config.non_key_network and not header.key_grid_shift
+        # Each keyframe rebuilt once, on its own (so alike in every decode, whole or of a range, however batched),
+        # and the one closing a chain kept for the next chain or the last frame; alternating grids refine keyframes
+        # per chain, so not with them.
+        self.shares_keyframes = model.shares_keyframes and not header.key_grid_shift
         self._closing: dict[tuple[int, int], torch.Tensor] = {}  # (record index, plane) → its rebuilt keyframe
 
     def _tensor(self, arrays: list[np.ndarray]) -> torch.Tensor:
@@ -459,11 +459,12 @@ class GopDecoder:
 
         h = self.header
         k = len(records[0].frames) - 1
-        shifts = [h.key_shift(r.index) for r in [*records, next_key]]
+        key_records = [*records, next_key]
+        shifts = [h.key_shift(r.index) for r in key_records]
         planes: list[list[np.ndarray]] = []  # per plane: frames in order
         closing: dict[int, torch.Tensor] = {}  # plane → next_key's keyframe, when shared
         for p in range(h.num_planes):
-            keys = self._tensor([r.frames[0].planes[p] for r in records] + [next_key.frames[0].planes[p]])
+            keys = self._tensor([r.frames[0].planes[p] for r in key_records])
             with torch.no_grad(), torch.autocast(self.device.type, torch.bfloat16, enabled=self.precision == "bf16"):
                 if k == 0:
                     key_rec = self.model.reconstruct_keyframes(keys[:-1], shifts[:-1], self._before(before, p))
@@ -473,8 +474,8 @@ class GopDecoder:
                     non = non.view(1, len(records), k, *non.shape[1:])
                     rebuilt = None
                     if self.shares_keyframes:
-                        alone = {r.index: self._keyframe(r, p) for r in [*records, next_key]}
-                        rebuilt = torch.cat([alone[r.index] for r in [*records, next_key]])
+                        alone = {r.index: self._keyframe(r, p) for r in key_records}  # next_key may be records[-1]
+                        rebuilt = torch.cat([alone[r.index] for r in key_records])
                         closing[p] = alone[next_key.index]
                     rec = self.model.reconstruct(
                         keys.unsqueeze(0),

@@ -207,6 +207,13 @@ class HITVCSNet(nn.Module):
         return frames if frames.dtype == weight.dtype else frames.to(weight.dtype)  # float64 from numpy, say
 
     # ---- decoder half --------------------------------------------------------------------------------------
+    @property
+    def shares_keyframes(self) -> bool:
+        """What the rest of the decoder reads of a keyframe is its rebuilt picture alone (no non-keyframe network,
+        whose HFIM reads the keyframe network's features), so chains that share a keyframe can be given it rebuilt
+        once (`reconstruct(keyframes=…)`), on a stream without alternating grids."""
+        return not self.config.non_key_network
+
     def default_positions(self, count: int) -> torch.Tensor:
         """Temporal positions t ∈ (0, 1) of ``count`` non-keyframes evenly between two keyframes."""
         return torch.arange(1, count + 1, dtype=torch.float32) / (count + 1)
@@ -254,7 +261,7 @@ class HITVCSNet(nn.Module):
         key_levels: list[list[torch.Tensor]] | None = [] if cfg.non_key_network else None
         if keyframes is None:
             key_deep = self.keyframes_from_initial(init_key, flat_key, key_levels)
-        elif cfg.non_key_network or _alternating(key_shifts, before):
+        elif not self.shares_keyframes or _alternating(key_shifts, before):
             raise VcsError("rebuilt keyframes can be passed only to a decoder that reads nothing else of them")
         elif keyframes.shape != (n * g1, 1, h * cfg.block, w * cfg.block):
             raise VcsError(f"keyframes {tuple(keyframes.shape)} do not fit y_key {tuple(y_key.shape)}")
