@@ -21,7 +21,7 @@ from vcscodec.models import (
     parameter_counts,
 )
 from vcscodec.models.init import init_linear, klt_basis, load_widened
-from vcscodec.models.loss import squared_error
+from vcscodec.models.loss import loss_term
 from vcscodec.registry import default_model, derive_model, find_model, list_models, model_name, save_model, sha256_file
 from vcscodec.samples import camera_pan
 
@@ -196,11 +196,28 @@ def test_frame_psnr_loss_is_minus_the_mean_psnr_of_each_term_and_weighs_frames_b
     rebuilt = torch.stack([torch.full((8, 8), 0.01), torch.full((8, 8), 0.3)]).requires_grad_()
     for loss, ratio in (("mse", 1 / 30), ("frame-psnr", 30.0)):
         rebuilt.grad = None
-        squared_error(rebuilt, truth, loss).backward()
+        loss_term(rebuilt, truth, loss).backward()
         good, bad = rebuilt.grad.abs().mean((-2, -1))
         assert (good / bad).item() == pytest.approx(ratio, rel=1e-3)
     with pytest.raises(ValueError, match="frame-psnr"):
-        squared_error(rebuilt, truth, "l1")
+        loss_term(rebuilt, truth, "l1")
+
+
+def test_charbonnier_loss_is_a_smooth_l1_whose_gradient_does_not_shrink_with_the_error() -> None:
+    """optim.loss = "charbonnier": the mean over pixels of √(d² + ε²), so a pixel's pull on the gradient is about
+    the sign of its error, where the MSE's shrinks with the error."""
+    truth = torch.zeros(2, 8, 8)
+    rebuilt = torch.stack([torch.full((8, 8), 0.01), torch.full((8, 8), -0.3)]).requires_grad_()
+    value = loss_term(rebuilt, truth, "charbonnier")
+    assert value.item() == pytest.approx((0.01 + 0.3) / 2, rel=1e-3)
+    value.backward()
+    good, bad = rebuilt.grad.mean((-2, -1))
+    assert good.item() > 0 > bad.item()
+    assert (good / -bad).item() == pytest.approx(1.0, rel=1e-2)
+    # an exact pixel has a zero gradient (the ε keeps it smooth there) and costs ε
+    exact = torch.zeros(1, 4, 4, requires_grad=True)
+    loss_term(exact, torch.zeros(1, 4, 4), "charbonnier").backward()
+    assert exact.grad.abs().max().item() == 0
 
 
 def test_decoder_is_deterministic_on_cpu() -> None:

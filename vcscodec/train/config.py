@@ -91,7 +91,8 @@ class OptimSection:
     # step is 1.3; 0 = off, clean measurements as before). Validation stays clean, as logged runs always were.
     quant_noise: float = 0.0
     # mse (the paper's) | frame-psnr: the mean over frames of 10·log10 of each frame's MSE (models/loss.py), the
-    # bench's mean per-frame PSNR, so still frames are not spent to buy the worst moving ones
+    # bench's mean per-frame PSNR, so still frames are not spent to buy the worst moving ones | charbonnier: a smooth
+    # L1 per pixel, √(d² + ε²)
     loss: str = "mse"
     # Project every trained Φ back onto orthonormal rows after each step (its polar factor), so a learned Φ keeps
     # the KLT's measurement energy: larger rows would buy a lower quantizer error with more bits, not a better Φ.
@@ -260,7 +261,7 @@ def validate(config: TrainConfig, check_data: bool = True) -> None:
     if o.parts not in CHAIN_PARTS + SINGLE_FRAME_PARTS:
         raise VcsError(f"config optim.parts: {o.parts!r} is not {', '.join(CHAIN_PARTS + SINGLE_FRAME_PARTS)}")
     if o.loss not in LOSSES:
-        raise VcsError(f"config optim.loss: {o.loss!r} is not {' or '.join(LOSSES)}")
+        raise VcsError(f"config optim.loss: {o.loss!r} is not {', '.join(LOSSES[:-1])} or {LOSSES[-1]}")
     if o.orthonormal_sampling and (o.sampling_lr_scale == 0 or o.parts in ("keyframe-head", "non-keyframes")):
         raise VcsError(f"config optim.orthonormal_sampling: no Φ is trained (sampling_lr_scale = 0 or {o.parts})")
     if r.device not in ("auto", "cpu", "cuda"):
