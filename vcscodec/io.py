@@ -8,10 +8,11 @@ import shutil
 import sys
 import tempfile
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 
@@ -19,6 +20,7 @@ import av
 import numpy as np
 
 from vcscodec.errors import OutputClosed, VcsError, frames_phrase
+from vcscodec.orientation import UPRIGHT, Orientation, frame_orientation, shown, swaps_axes
 from vcscodec.output import AllOrNothing, check_output_folder, check_output_path
 
 __all__ = [
@@ -209,11 +211,6 @@ def _to_frame(av_frame: av.VideoFrame, width: int, height: int) -> Frame:
     return Frame(y, u, v)
 
 
-def _turned(frame: Frame, quarter_turns: int) -> Frame:
-    """The frame turned counter-clockwise by ``quarter_turns`` × 90° (chroma with it: 4:2:0 stays 4:2:0)."""
-    return Frame(*(np.ascontiguousarray(np.rot90(p, quarter_turns)) for p in (frame.y, frame.u, frame.v)))
-
-
 def conversion_loss(pix_fmt: str, chroma: str) -> str | None:
     """What coding a source of ``pix_fmt`` as 8-bit ``chroma`` ("yuv420" or "gray") loses, in words; None when
     nothing a user would miss (8-bit 4:2:0 or grey sources, RGB pictures, unknown formats).
@@ -386,25 +383,36 @@ class VideoReader:
                 if counted is not None:
                     frame_count, trailing_bytes = counted
         assert fps is not None
-        self._stored = (width, height)  # the pictures' size as decoded, before any turn
         self._decoded = self._container.decode(self._stream)
         self._first: av.VideoFrame | None = None
         self._closed = False
-        # A display matrix (phone videos set one) comes with the decoded frames: PyAV shows none on the stream. As
-        # ffmpeg's command line does by default, the pictures are turned as it asks, in quarter turns.
-        self.rotation = 0  # degrees counter-clockwise (PyAV's reading of the matrix); 0 without one
-        if not raw and sequence is None:
+        # Photos ask to be turned or mirrored by their EXIF, one by one; videos by a display matrix (phone videos
+        # set one), which comes with the decoded frames: PyAV shows none on the stream. As ffmpeg's command line
+        # does by default, the pictures are read as shown, the first one's orientation setting the size.
+        format_name = self._container.format.name
+        photos = format_name == "image2" or format_name.endswith("_pipe")  # FFmpeg's picture demuxers
+        self._picture: Callable[[int], Path] | None = None  # the photo file of frame n
+        if sequence is not None:
+            self._picture = partial(_numbered_picture, self.path, sequence[0])
+        elif photos:
+            self._picture = lambda _: self.path
+        self.rotation = 0  # degrees counter-clockwise (PyAV's reading of the first matrix); 0 without one
+        self._orientation: Orientation = UPRIGHT  # the first picture's
+        self._odd_turn = False  # whether the first asks for a turn vcs does not make (not a quarter turn)
+        if not raw:
             try:
                 self._first = self._next_decoded(0)
             except VcsError:
                 self.close()
                 raise
+        if self._first is not None:
             self.rotation = int(getattr(self._first, "rotation", 0) or 0)  # PyAV ≥ 14 reads it
-        # PyAV truncates the angle to whole degrees: within 1° of a quarter turn is one (ffmpeg's own tolerance).
-        quarters = round(self.rotation / 90)
-        self._quarter_turns = quarters % 4 if abs(self.rotation - 90 * quarters) <= 1 else 0
-        if self._quarter_turns % 2:
+            picture = self._picture(0) if self._picture else None
+            asked = frame_orientation(self._first, picture)
+            self._orientation, self._odd_turn = asked or UPRIGHT, asked is None
+        if swaps_axes(self._orientation):
             width, height = height, width
+        self._shown = (width, height)  # every frame's size as read: the first's, as shown
         self.info = VideoInfo(width, height, fps, frame_count, pix_fmt, cc.name, trailing_bytes)
         # (index, width, height) of the frames read so far at another size than the first's, which were scaled to it
         self.rescaled: list[tuple[int, int, int]] = []
@@ -429,7 +437,7 @@ class VideoReader:
         index, width, height = self.rescaled[0]
         return (
             f"{self.path}: {frames_phrase(len(self.rescaled))} of another size than the first (frame {index} is "
-            f"{width}x{height}) scaled to {self._stored[0]}x{self._stored[1]}"
+            f"{width}x{height}) scaled to {self._shown[0]}x{self._shown[1]}"
         )
 
     def audio_warning(self) -> str | None:
@@ -440,12 +448,14 @@ class VideoReader:
         return f"{self.path} has {streams}: vcs codes video only, so the sound is not in the .vcs file"
 
     def rotation_warning(self) -> str | None:
-        """What to tell a user whose video asks to be shown turned by other than quarter turns, which are applied;
-        None otherwise."""
-        if abs(self.rotation - 90 * round(self.rotation / 90)) <= 1:  # none, or a quarter turn (applied)
+        """What to tell a user whose video asks to be shown turned by other than quarter turns (quarter turns and
+        mirrors are applied); None otherwise."""
+        if not self._odd_turn:
             return None
+        odd_angle = abs(self.rotation - 90 * round(self.rotation / 90)) > 1
+        asked = f"rotated by {self.rotation}°" if odd_angle else "transformed"  # else a shear or a stretch
         return (
-            f"{self.path}: the file asks players to show it rotated by {self.rotation}° (a display matrix); vcs turns "
+            f"{self.path}: the file asks players to show it {asked} (a display matrix); vcs turns and mirrors "
             "pictures by quarter turns only and codes these as stored"
         )
 
@@ -456,13 +466,18 @@ class VideoReader:
         av_frame = self._first if self._first is not None else self._next_decoded(n)
         self._first = None  # iterate once: the frames stream from the file
         while av_frame is not None:
-            if (av_frame.width, av_frame.height) != self._stored:
-                self.rescaled.append((n, av_frame.width, av_frame.height))
+            orientation = self._orientation
+            if n and self._picture is not None:  # photos, each with its own EXIF
+                orientation = frame_orientation(av_frame, self._picture(n)) or UPRIGHT
+            size = self._shown[::-1] if swaps_axes(orientation) else self._shown  # what it must be stored at
+            if (av_frame.width, av_frame.height) != size:
+                stored = (av_frame.width, av_frame.height)
+                self.rescaled.append((n, *(stored[::-1] if swaps_axes(orientation) else stored)))  # as shown
             try:
-                frame = _to_frame(av_frame, *self._stored)
+                frame = _to_frame(av_frame, *size)
             except av.FFmpegError as e:
                 raise self._damaged(n, e) from e
-            yield _turned(frame, self._quarter_turns) if self._quarter_turns else frame
+            yield Frame(*(shown(p, orientation) for p in (frame.y, frame.u, frame.v)))
             n += 1
             av_frame = self._next_decoded(n)
 
@@ -514,6 +529,15 @@ def image_sequence(path: Path) -> tuple[int, int] | None:
     while count in numbers:
         count += 1
     return first, count - first
+
+
+def _numbered_picture(pattern: Path, first: int, index: int) -> Path:
+    """The file of picture ``index`` (from 0) of the numbered pictures that ``pattern`` names, numbered from
+    ``first`` (`image_sequence`)."""
+    parts = _numbered_name(pattern.name)
+    assert parts is not None
+    prefix, counter, suffix = parts
+    return pattern.parent / f"{prefix}{counter % (first + index)}{suffix}"
 
 
 def open_video(
