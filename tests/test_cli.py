@@ -422,6 +422,16 @@ def test_outputs_that_would_destroy_an_input_are_refused(tmp_path, clip):
     done = run_vcs("compare", reference, clip["y4m"], "--json", reference, "--force", weights=w)
     assert_error(done, "ref.y4m", "input")
     assert reference.read_bytes() == before
+    # numbered pictures: the output pattern, or one picture, names files the --reference pattern reads
+    pictures = tmp_path / "p_%03d.png"
+    assert_ok(run_vcs("decode", clip["vcs"], pictures, weights=w))
+    written = {p: p.read_bytes() for p in tmp_path.glob("p_*.png")}
+    assert len(written) == 9
+    done = run_vcs("decode", clip["vcs"], pictures, "--reference", pictures, "--force", weights=w)
+    assert_error(done, "p_%03d.png", "--reference")
+    done = run_vcs("compare", clip["y4m"], pictures, "--json", tmp_path / "p_004.png", "--force", weights=w)
+    assert_error(done, "p_004.png", "input")
+    assert {p: p.read_bytes() for p in tmp_path.glob("p_*.png")} == written
 
 
 def test_json_reports_keep_the_force_rule(tmp_path, clip):

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import partial
 from pathlib import Path
 from types import TracebackType
 
@@ -20,6 +19,7 @@ import av
 import numpy as np
 
 from vcscodec.errors import OutputClosed, VcsError, frames_phrase
+from vcscodec.numbered import has_counter, is_pattern, numbered_files, picture_path
 from vcscodec.orientation import UPRIGHT, Orientation, frame_orientation, shown, swaps_axes
 from vcscodec.output import AllOrNothing, check_output_folder, check_output_path
 
@@ -315,7 +315,7 @@ class VideoReader:
         exists = self.path.exists()
         sequence = None if exists else image_sequence(self.path)
         if not exists and sequence is None:
-            numbered = _numbered_name(self.path.name) is not None
+            numbered = is_pattern(self.path.name)
             raise VcsError(f"{self.path}: no such file" + (" and no numbered picture matches it" if numbered else ""))
         if self.path.is_dir():
             raise VcsError(f"{self.path} is a folder, not a video file")
@@ -393,7 +393,8 @@ class VideoReader:
         photos = format_name == "image2" or format_name.endswith("_pipe")  # FFmpeg's picture demuxers
         self._picture: Callable[[int], Path] | None = None  # the photo file of frame n
         if sequence is not None:
-            self._picture = partial(_numbered_picture, self.path, sequence[0])
+            first_number = sequence[0]
+            self._picture = lambda n: picture_path(self.path, first_number + n)
         elif photos:
             self._picture = lambda _: self.path
         self.rotation = 0  # degrees counter-clockwise (PyAV's reading of the first matrix); 0 without one
@@ -495,49 +496,17 @@ class VideoReader:
         self.close()
 
 
-_SEQUENCE_PATTERN = re.compile(r"%(0\d+)?d")
-
-
-def _numbered_name(name: str) -> tuple[str, str, str] | None:
-    """A file name with one printf-style counter (``f_%04d.png``) split as (prefix, counter, suffix); None
-    without exactly one."""
-    counters = list(_SEQUENCE_PATTERN.finditer(name))
-    if len(counters) != 1:
-        return None
-    counter = counters[0]
-    return name[: counter.start()], counter.group(0), name[counter.end() :]
-
-
 def image_sequence(path: Path) -> tuple[int, int] | None:
     """(first number, count) of the numbered pictures a printf-style name like ``frames/f_%04d.png`` stands for, as
     FFmpeg's image2 demuxer reads them: from the lowest number present, while the numbers follow each other. None
-    when the name has no single ``%d`` / ``%0Nd`` or no file matches it."""
-    parts = _numbered_name(path.name)
-    if parts is None or not path.parent.is_dir():
-        return None
-    prefix, counter, suffix = parts
-    name = re.compile(re.escape(prefix) + r"(\d+)" + re.escape(suffix))
-    # A number counts only if the pattern prints it that way (%03d: 007 and 1000, not 7; %d: 7, not 007).
-    numbers = {
-        int(m.group(1))
-        for f in path.parent.iterdir()
-        if (m := name.fullmatch(f.name)) and counter % int(m.group(1)) == m.group(1)
-    }
+    when the name is no pattern (`vcscodec.numbered`) or no file matches it."""
+    numbers = numbered_files(path)
     if not numbers:
         return None
     first = count = min(numbers)
     while count in numbers:
         count += 1
     return first, count - first
-
-
-def _numbered_picture(pattern: Path, first: int, index: int) -> Path:
-    """The file of picture ``index`` (from 0) of the numbered pictures that ``pattern`` names, numbered from
-    ``first`` (`image_sequence`)."""
-    parts = _numbered_name(pattern.name)
-    assert parts is not None
-    prefix, counter, suffix = parts
-    return pattern.parent / f"{prefix}{counter % (first + index)}{suffix}"
 
 
 def open_video(
@@ -792,13 +761,13 @@ class PictureWriter(_Output):
     ) -> None:
         self.path = Path(path)
         self._name = str(self.path)
-        self._single = _SEQUENCE_PATTERN.search(self.path.name) is None
-        parts = (self.path.name, "", "") if self._single else _numbered_name(self.path.name)
-        if parts is None:
-            raise VcsError(f"{self.path}: numbered pictures need one %d or %0Nd in the name, e.g. f_%04d.png")
+        self._single = not has_counter(self.path.name)
+        if not self._single and not is_pattern(self.path.name):
+            raise VcsError(
+                f"{self.path}: numbered pictures need one %d or %0Nd in the name, e.g. f_%04d.png (%% for a %)"
+            )
         if self._single and frames is not None and frames > 1:
             raise self._one_picture(frames)
-        self._prefix, self._counter, self._suffix = parts
         if int(width) != width or int(height) != height or width < 1 or height < 1:
             raise VcsError(f"{self.path}: bad frame size {width}x{height}")
         self.width, self.height = int(width), int(height)
@@ -821,7 +790,7 @@ class PictureWriter(_Output):
     def _picture_name(self, index: int) -> str:
         if self._single:
             return self.path.name
-        return self._prefix + self._counter % (self.first_number + index) + self._suffix
+        return self.path.name % (self.first_number + index)
 
     def _one_picture(self, frames: int | None) -> VcsError:
         count = f"{frames} frames" if frames is not None else "more than one frame"

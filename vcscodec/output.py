@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Self
 
 from .errors import VcsError
+from .numbered import files_named
 
 
 class AllOrNothing:
@@ -73,10 +74,17 @@ def check_output_path(path: str | os.PathLike[str], force: bool, *inputs: Path) 
 
 
 def refuse_input_as_output(path: Path, *inputs: Path, why: str = "is also an input of this command") -> None:
-    """Writing ``path`` must never destroy one of ``inputs`` (the same file by any name); ``--force`` included."""
-    for source in inputs:
-        if path.exists() and source.exists() and os.path.samefile(path, source):
-            raise VcsError(f"{path} {why}: choose another output name")
+    """Writing ``path`` must never destroy one of ``inputs`` (the same file by any name, and for numbered pictures
+    any picture either name stands for); ``--force`` included."""
+    read = {_file_id(file) for source in inputs for file in files_named(Path(source))}
+    if any(_file_id(file) in read for file in files_named(path)):
+        raise VcsError(f"{path} {why}: choose another output name")
+
+
+def _file_id(path: Path) -> tuple[int, int]:
+    """What makes two names one file (hard links, symbolic links, ``..``): its device and inode."""
+    status = path.stat()
+    return status.st_dev, status.st_ino
 
 
 def make_output_folder(folder: Path, command: str, parents: bool = False) -> None:
