@@ -614,13 +614,45 @@ def test_numbered_pictures_read_as_a_video(tmp_path):
     with open_video(pattern) as reader:
         assert (reader.info.frame_count, reader.info.fps) == (4, Fraction(25))
         back = list(reader)
+        said = "shot_011.png is missing, so 2 more pictures after it are left out"
+        assert said in reader.gap_warning() and reader.notices() == [reader.gap_warning()]
     assert len(back) == 4 and all(np.array_equal(a.y, b.y) for a, b in zip(back, frames[:4], strict=True))
+    with open_video(pattern, start=2) as reader:  # as ffmpeg's -start_number 9
+        assert reader.info.frame_count == 2
+        assert all(np.array_equal(a.y, b.y) for a, b in zip(reader, frames[2:4], strict=True))
+    with pytest.raises(VcsError, match=r"--start 4 is outside .*shot_%03d.png, which has 4 frames"):
+        open_video(pattern, start=4)
     with open_video(pattern, fps="30000/1001") as reader:
         assert reader.info.fps == Fraction(30000, 1001)
     assert io.image_sequence(tmp_path / "shot_%d.png") is None  # %d prints 7, not 007: no file matches
     with pytest.raises(VcsError, match="no numbered picture matches it"):
         open_video(tmp_path / "shot_%d.png")
     assert io.image_sequence(tmp_path / "shot_%03d_%03d.png") is None  # two counters: not a sequence
+
+
+def test_reading_from_a_start_takes_the_size_of_the_first_frame_read(tmp_path, pan_clip):
+    """`--start` reads from that frame, as ffmpeg's -start_number or -ss would: its size is the first frame read's
+    (here a portrait photo among landscape ones), and a later frame of another size is named by its own number."""
+    landscape = [f.y for f in gray_clip(4, 64, 32, seed=5)]
+    portrait = gray_clip(1, 32, 64, seed=6)[0].y
+    for number, y in enumerate([landscape[0], landscape[1], portrait, landscape[3]]):
+        _write_png(tmp_path / f"p_{number}.png", y)
+    with open_video(tmp_path / "p_%d.png", start=2) as reader:
+        assert (reader.info.width, reader.info.height, reader.info.frame_count) == (32, 64, 2)
+        first, second = list(reader)
+        assert reader.rescaled == [(3, 64, 32)]
+    assert np.array_equal(first.y, portrait) and second.y.shape == (64, 32)
+    with open_video(tmp_path / "p_%d.png", start=3) as reader:
+        assert (reader.info.width, reader.info.height) == (64, 32) and len(list(reader)) == 1 and not reader.rescaled
+    # a video: the frames before the start are decoded and dropped
+    clip = pan_clip(5, 64, 32)
+    write(tmp_path / "c.y4m", clip)
+    info, back = read(tmp_path / "c.y4m", start=3)
+    assert info.frame_count == 2 and all(np.array_equal(a.y, b.y) for a, b in zip(back, clip[3:], strict=True))
+    with pytest.raises(VcsError, match="--start 5 is outside .*c.y4m, which has 5 frames"):
+        read(tmp_path / "c.y4m", start=5)
+    with pytest.raises(VcsError, match="--start must be 0 or more"):
+        read(tmp_path / "c.y4m", start=-1)
 
 
 def test_encode_numbered_pictures(tmp_path, use_tiny_weights):

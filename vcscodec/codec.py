@@ -221,22 +221,21 @@ def encode_file(
             input, output, card, size, fps, chroma, max_frames, force, target_bpp, start, progress, on_start
         )
     encoder = FrameEncoder(card, quant_step)
-    with open_video(input, size=size, fps=fps) as reader:
+    with open_video(input, size=size, fps=fps, start=start) as reader:
         info = reader.info
         if size is not None and size != (info.width, info.height):  # a raw .yuv is read at --size: never here
             raise VcsError(
                 f"--size {size[0]}x{size[1]} is for raw .yuv input; {input} is {info.width}x{info.height} "
                 "(vcs encode does not scale)"
             )
-        total = info.frame_count if info.frame_count is not None else _count_frames(input, size, fps)
+        # from --start on (the reader refused one past the end)
+        total = info.frame_count if info.frame_count is not None else _count_frames(input, size, fps, start)
         if total < 1:
             raise VcsError(f"{input} has no frames")
-        if start >= total:
-            raise VcsError(f"--start {start} is outside {input}, which has {frames_phrase(total)}")
-        count = total - start if not max_frames else min(total - start, max_frames)
+        count = total if not max_frames else min(total, max_frames)
         if on_start:
             on_start(count)
-        frames = _take(itertools.islice(reader, start, None), count)
+        frames = _take(iter(reader), count)
         header, warnings = encode_frames(
             frames,
             output,
@@ -246,7 +245,7 @@ def encode_file(
             force,
             progress,
         )
-        noticed = [reader.rescale_warning(), reader.rotation_warning(), reader.audio_warning()]
+        noticed = reader.notices()
     loss = conversion_loss(info.pix_fmt, header.chroma)
     warnings[:0] = [w for w in (info.truncation_warning(input), *noticed, loss) if w]
     if max_frames and max_frames > count:  # as ffmpeg's -frames, a bound; but a user who asked for more is told
@@ -370,10 +369,10 @@ def _take(frames: Iterator[Frame], count: int) -> Iterator[Frame]:
         yield frame
 
 
-def _count_frames(path: Path, size: tuple[int, int] | None, fps: Fraction | None) -> int:
+def _count_frames(path: Path, size: tuple[int, int] | None, fps: Fraction | None, start: int = 0) -> int:
     """Formats that do not state their frame count are counted by decoding once (the encoder must know the
-    last frame in advance: it is a keyframe)."""
-    with open_video(path, size=size, fps=fps) as reader:
+    last frame in advance: it is a keyframe); from frame ``start`` on."""
+    with open_video(path, size=size, fps=fps, start=start) as reader:
         return sum(1 for _ in reader)
 
 

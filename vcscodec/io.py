@@ -18,7 +18,7 @@ from types import TracebackType
 import av
 import numpy as np
 
-from vcscodec.errors import OutputClosed, VcsError, frames_phrase
+from vcscodec.errors import OutputClosed, VcsError, check_whole, frames_phrase
 from vcscodec.numbered import has_counter, is_pattern, numbered_files, picture_path
 from vcscodec.orientation import UPRIGHT, Orientation, frame_orientation, shown, swaps_axes
 from vcscodec.output import AllOrNothing, check_output_folder, check_output_path
@@ -310,8 +310,10 @@ class VideoReader:
         size: tuple[int, int] | None = None,
         fps: Fraction | int | float | str | None = None,
         default_fps: Fraction | None = None,
+        start: int = 0,
     ) -> None:
         self.path = Path(path)
+        self.start = check_whole(start, "--start", 0)  # the source frame read first
         exists = self.path.exists()
         sequence = None if exists else image_sequence(self.path)
         if not exists and sequence is None:
@@ -325,8 +327,13 @@ class VideoReader:
         raw = self.path.suffix.lower() == ".yuv" and sequence is None
         frame_count: int | None = None
         trailing_bytes = 0
+        self._left_out = 0  # numbered pictures after a gap in the numbers, which are not read
         if sequence is not None:
             first, frame_count = sequence
+            self._left_out = sum(1 for number in numbered_files(self.path) if number > first + frame_count)
+            self._gap = picture_path(self.path, first + frame_count)
+            self._check_start(frame_count)
+            first, frame_count = first + start, frame_count - start  # as ffmpeg's -start_number: FFmpeg skips
             fps = fps or DEFAULT_FPS
             options = {"start_number": str(first), "framerate": str(fps)}
             opener = {"format": "image2", "options": options}
@@ -386,6 +393,14 @@ class VideoReader:
         self._decoded = self._container.decode(self._stream)
         self._first: av.VideoFrame | None = None
         self._closed = False
+        if sequence is None and start:
+            if frame_count is not None:
+                self._check_start(frame_count)
+                frame_count -= start
+            for index in range(start):  # decoded and dropped, so that the first frame kept sets the size
+                if self._next_decoded(index) is None:
+                    self.close()
+                    self._check_start(index)
         # Photos ask to be turned or mirrored by their EXIF, one by one; videos by a display matrix (phone videos
         # set one), which comes with the decoded frames: PyAV shows none on the stream. As ffmpeg's command line
         # does by default, the pictures are read as shown, the first one's orientation setting the size.
@@ -402,11 +417,15 @@ class VideoReader:
         self._odd_turn = False  # whether the first asks for a turn vcs does not make (not a quarter turn)
         if not raw:
             try:
-                self._first = self._next_decoded(0)
+                self._first = self._next_decoded(start)
             except VcsError:
                 self.close()
                 raise
+            if self._first is None and start:
+                self.close()
+                self._check_start(start)
         if self._first is not None:
+            width, height = self._first.width, self._first.height  # the stream's may be another frame's
             self.rotation = int(getattr(self._first, "rotation", 0) or 0)  # PyAV ≥ 14 reads it
             picture = self._picture(0) if self._picture else None
             asked = frame_orientation(self._first, picture)
@@ -418,6 +437,11 @@ class VideoReader:
         # (index, width, height) of the frames read so far at another size than the first's, which were scaled to it
         self.rescaled: list[tuple[int, int, int]] = []
         self.audio_streams = len(self._container.streams.audio)
+
+    def _check_start(self, frame_count: int) -> None:
+        """Refuse a ``start`` at or past the end of a source of ``frame_count`` frames."""
+        if self.start >= frame_count:
+            raise VcsError(f"--start {self.start} is outside {self.path}, which has {frames_phrase(frame_count)}")
 
     def _next_decoded(self, index: int) -> av.VideoFrame | None:
         """The next decoded picture, None at the end; ``index`` (its number) names where a damaged file fails."""
@@ -448,6 +472,20 @@ class VideoReader:
         streams = "an audio stream" if self.audio_streams == 1 else f"{self.audio_streams} audio streams"
         return f"{self.path} has {streams}: vcs codes video only, so the sound is not in the .vcs file"
 
+    def gap_warning(self) -> str | None:
+        """What to tell a user whose numbered pictures have a gap: those after it are not read (as FFmpeg reads
+        them); None otherwise."""
+        if not self._left_out:
+            return None
+        more = "1 more picture" if self._left_out == 1 else f"{self._left_out} more pictures"
+        verb = "is" if self._left_out == 1 else "are"
+        return f"{self.path}: {self._gap.name} is missing, so {more} after it {verb} left out (numbers must follow on)"
+
+    def notices(self) -> list[str]:
+        """Every warning about what was read: scaled frames, a turn not made, sound left out, pictures left out."""
+        said = (self.rescale_warning(), self.rotation_warning(), self.audio_warning(), self.gap_warning())
+        return [w for w in said if w]
+
     def rotation_warning(self) -> str | None:
         """What to tell a user whose video asks to be shown turned by other than quarter turns (quarter turns and
         mirrors are applied); None otherwise."""
@@ -463,8 +501,8 @@ class VideoReader:
     def __iter__(self) -> Iterator[Frame]:
         if self._closed:
             raise VcsError(f"{self.path}: reader is closed")
-        n = 0
-        av_frame = self._first if self._first is not None else self._next_decoded(n)
+        n = 0  # frames read; the source's frame self.start + n is next
+        av_frame = self._first if self._first is not None else self._next_decoded(self.start)
         self._first = None  # iterate once: the frames stream from the file
         while av_frame is not None:
             orientation = self._orientation
@@ -473,14 +511,15 @@ class VideoReader:
             size = self._shown[::-1] if swaps_axes(orientation) else self._shown  # what it must be stored at
             if (av_frame.width, av_frame.height) != size:
                 stored = (av_frame.width, av_frame.height)
-                self.rescaled.append((n, *(stored[::-1] if swaps_axes(orientation) else stored)))  # as shown
+                shown_size = stored[::-1] if swaps_axes(orientation) else stored
+                self.rescaled.append((self.start + n, *shown_size))
             try:
                 frame = _to_frame(av_frame, *size)
             except av.FFmpegError as e:
-                raise self._damaged(n, e) from e
+                raise self._damaged(self.start + n, e) from e
             yield Frame(*(shown(p, orientation) for p in (frame.y, frame.u, frame.v)))
             n += 1
-            av_frame = self._next_decoded(n)
+            av_frame = self._next_decoded(self.start + n)
 
     def close(self) -> None:
         if not self._closed:
@@ -514,12 +553,17 @@ def open_video(
     size: tuple[int, int] | None = None,
     fps: Fraction | int | float | str | None = None,
     default_fps: Fraction | None = None,
+    start: int = 0,
 ) -> VideoReader:
     """Open a video for reading. `size` is (width, height); `size` and `fps` are needed for raw .yuv
     unless its name carries them (see `parse_raw_name`) or, for the rate, `default_fps` is given (readers whose
     result does not depend on it); for other inputs `fps` overrides the container's rate and `size` is ignored.
-    A name with ``%d`` or ``%0Nd`` reads numbered pictures (`image_sequence`) at `fps` (default 25)."""
-    return VideoReader(path, size=size, fps=fps, default_fps=default_fps)
+    A name with ``%d`` or ``%0Nd`` reads numbered pictures (`image_sequence`) at `fps` (default 25).
+
+    `start`: read from that frame on, as ffmpeg's ``-start_number`` for pictures (FFmpeg skips the others) or by
+    decoding and dropping the frames before it; `info` then describes the frames from there (their size, as the
+    first of them is shown, and their count), and a `start` past the end is a `VcsError`."""
+    return VideoReader(path, size=size, fps=fps, default_fps=default_fps, start=start)
 
 
 def _why(e: BaseException) -> str:

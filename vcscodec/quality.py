@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from fractions import Fraction
-from itertools import islice, zip_longest
+from itertools import zip_longest
 
 import numpy as np
 
@@ -133,14 +133,14 @@ def score_videos(
     check_whole(reference_start, "--start", 0)
     # Scores do not depend on the frame rate, so a raw .yuv needs none.
     with (
-        open_video(reference, size, fps, default_fps=DEFAULT_FPS) as ref_reader,
+        open_video(reference, size, fps, default_fps=DEFAULT_FPS, start=reference_start) as ref_reader,
         open_video(test, size, fps, default_fps=DEFAULT_FPS) as test_reader,
     ):
         a, b = ref_reader.info, test_reader.info
         if (a.width, a.height) != (b.width, b.height):
             raise VcsError(f"{test} is {b.width}x{b.height} but {reference} is {a.width}x{a.height}")
         check_ssim_size(a.width, a.height)  # before reading both videos through
-        scores = score_frames(islice(ref_reader, reference_start, None), test_reader, frames, reference_start > 0)
+        scores = score_frames(ref_reader, test_reader, frames, reference_start > 0)
         for reader in (ref_reader, test_reader):  # a frame scaled to the first one's size is not what was made
             if reader.rescaled:
                 index, width, height = reader.rescaled[0]
