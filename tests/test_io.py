@@ -655,6 +655,27 @@ def test_reading_from_a_start_takes_the_size_of_the_first_frame_read(tmp_path, p
         read(tmp_path / "c.y4m", start=-1)
 
 
+def test_a_damaged_picture_ffmpeg_decodes_anyway_is_said(tmp_path, pan_clip, use_tiny_weights):
+    """FFmpeg conceals what it cannot decode (a cut JPEG is padded) and says so only on its log, which PyAV
+    silences: encode names the file, the frame and FFmpeg's reason instead of coding it without a word."""
+    from PIL import Image
+
+    from vcscodec.codec import encode_file
+
+    for number, frame in enumerate(pan_clip(3, 64, 48)):
+        Image.fromarray(frame.y).save(tmp_path / f"j_{number}.jpg", quality=95)
+    with open_video(tmp_path / "j_%d.jpg") as reader:
+        list(reader)
+        assert reader.damage_warning() is None
+    whole = (tmp_path / "j_1.jpg").read_bytes()
+    (tmp_path / "j_1.jpg").write_bytes(whole[: len(whole) // 2])
+    report = encode_file(tmp_path / "j_%d.jpg", tmp_path / "j.vcs")
+    said = [w for w in report.warnings if "is damaged" in w]
+    assert len(said) == 1 and "the first at frame 1 (j_1.jpg)" in said[0] and said[0].endswith("coded as decoded")
+    assert report.frames == 3
+    assert av.logging.get_level() is None  # FFmpeg's log is left as PyAV had it
+
+
 def test_encode_numbered_pictures(tmp_path, use_tiny_weights):
     from typer.testing import CliRunner
 

@@ -393,6 +393,8 @@ class VideoReader:
         self._decoded = self._container.decode(self._stream)
         self._first: av.VideoFrame | None = None
         self._closed = False
+        self._errors = 0  # FFmpeg's error messages while decoding: a damaged file it decoded anyway
+        self._first_error: tuple[int, str] = (0, "")  # (frame, message) of the first
         if sequence is None and start:
             if frame_count is not None:
                 self._check_start(frame_count)
@@ -444,11 +446,17 @@ class VideoReader:
             raise VcsError(f"--start {self.start} is outside {self.path}, which has {frames_phrase(frame_count)}")
 
     def _next_decoded(self, index: int) -> av.VideoFrame | None:
-        """The next decoded picture, None at the end; ``index`` (its number) names where a damaged file fails."""
+        """The next decoded picture, None at the end; ``index`` (its number) names where a damaged file fails, and
+        where FFmpeg's decoder reported an error it concealed (kept for `damage_warning`)."""
         try:
-            return next(self._decoded, None)
+            with _ffmpeg_errors() as errors:
+                return next(self._decoded, None)
         except av.FFmpegError as e:
             raise self._damaged(index, e) from e
+        finally:
+            if errors and not self._errors:
+                self._first_error = (index, errors[0])
+            self._errors += len(errors)
 
     def _damaged(self, index: int, e: av.FFmpegError) -> VcsError:
         """The one-line error for a file that fails to decode after ``index`` frames."""
@@ -481,9 +489,26 @@ class VideoReader:
         verb = "is" if self._left_out == 1 else "are"
         return f"{self.path}: {self._gap.name} is missing, so {more} after it {verb} left out (numbers must follow on)"
 
+    def damage_warning(self) -> str | None:
+        """What to tell a user whose file FFmpeg decoded with errors (a cut or corrupt stream: it conceals what it
+        cannot decode, as ffmpeg's command line does, and says so on its log, which PyAV silences); None otherwise."""
+        if not self._errors:
+            return None
+        index, message = self._first_error
+        numbered = self._picture is not None and self._picture(0) != self.path
+        where = f"frame {index}" + (f" ({self._picture(index - self.start).name})" if numbered else "")
+        errors = "1 decoding error" if self._errors == 1 else f"{self._errors} decoding errors"
+        return f"{self.path} is damaged: FFmpeg reported {errors}, the first at {where}: {message}; coded as decoded"
+
     def notices(self) -> list[str]:
-        """Every warning about what was read: scaled frames, a turn not made, sound left out, pictures left out."""
-        said = (self.rescale_warning(), self.rotation_warning(), self.audio_warning(), self.gap_warning())
+        """Every warning about what was read: damage, scaled frames, a turn not made, sound or pictures left out."""
+        said = (
+            self.damage_warning(),
+            self.rescale_warning(),
+            self.rotation_warning(),
+            self.audio_warning(),
+            self.gap_warning(),
+        )
         return [w for w in said if w]
 
     def rotation_warning(self) -> str | None:
@@ -564,6 +589,21 @@ def open_video(
     decoding and dropping the frames before it; `info` then describes the frames from there (their size, as the
     first of them is shown, and their count), and a `start` past the end is a `VcsError`."""
     return VideoReader(path, size=size, fps=fps, default_fps=default_fps, start=start)
+
+
+@contextmanager
+def _ffmpeg_errors() -> Iterator[list[str]]:
+    """The error messages FFmpeg logs meanwhile (from any thread: decoders run their own), one line each. PyAV
+    silences FFmpeg's log by default; it is opened at the error level for this call only and restored after."""
+    previous = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    errors: list[str] = []
+    try:
+        with av.logging.Capture(local=False) as logs:
+            yield errors
+            errors.extend(" ".join(text.split()) for level, _, text in logs if level <= av.logging.ERROR)
+    finally:
+        av.logging.set_level(previous)
 
 
 def _why(e: BaseException) -> str:

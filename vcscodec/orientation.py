@@ -3,6 +3,7 @@ orientation. vcs reads pictures as shown, as ffmpeg's command line does (its ``-
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import av
@@ -45,12 +46,13 @@ _EXIF_ORIENTATIONS: dict[int, Orientation] = {
 
 def matrix_orientation(matrix: np.ndarray) -> Orientation | None:
     """The orientation a display matrix (nine int32, FFmpeg's layout) asks for; None for any other transform (a
-    turn by another angle, a shear), which vcs does not apply."""
+    turn by another angle, a shear), which vcs does not apply. A matrix that flattens the picture to nothing is
+    ignored, as ffmpeg ignores it (its angle is undefined): upright."""
     a, b, c, d = np.asarray(matrix, dtype=np.float64)[[0, 1, 3, 4]]
     # Each axis by its own length, as av_display_rotation_get does: a stretch (a pixel aspect) turns nothing.
     x_scale, y_scale = np.hypot(a, c), np.hypot(b, d)
     if x_scale == 0 or y_scale == 0:
-        return None
+        return UPRIGHT
     linear = np.array([a / x_scale, b / y_scale, c / x_scale, d / y_scale])
     signs = np.round(linear)
     if np.abs(linear - signs).max() > _MATRIX_TOLERANCE:
@@ -76,7 +78,8 @@ def picture_orientation(path: Path) -> Orientation | None:
     from PIL import Image  # installed with scikit-image; only photos need it
 
     try:
-        with Image.open(path) as image:
+        # Pillow warns of corrupt EXIF on stderr, in two lines of its own
+        with warnings.catch_warnings(action="ignore"), Image.open(path) as image:
             value = image.getexif().get(_EXIF_ORIENTATION_TAG)
     except Exception:  # EXIF is a hint: a file Pillow cannot parse is read as stored
         return None
