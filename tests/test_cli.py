@@ -548,6 +548,14 @@ def test_pipe_errors_name_standard_input(tmp_path, clip):
     assert "/tmp" not in line and "stdin" not in line  # the temporary copy is not what the user gave
     done = run_vcs_piped("decode", "-", out / "a.y4m", weights=w, stdin=b"junk")
     assert_error(done, "not a .vcs file")
+    # vcs info reads - too, as every command does
+    done = run_vcs_piped("info", "-", "--json", weights=w, stdin=clip["bytes"])
+    assert done.returncode == 0, done.stderr
+    described = json.loads(done.stdout)
+    assert described["file"] == "standard input" and described["frames"] == 9
+    done = run_vcs_piped("info", "-", weights=w, stdin=clip["bytes"][:-40])  # cut: described, and exit 1
+    assert_error(done, "standard input is damaged")
+    assert b"standard input" in done.stdout
     done = run_vcs_piped("decode", clip["vcs"], "-", "--reference", clip["y4m"], weights=w)
     assert_error(done, "--reference", "not -")
     assert done.stdout == b""
@@ -583,6 +591,8 @@ def test_missing_and_unreadable_inputs(tmp_path, clip):
     assert_error(run_vcs("decode", tmp_path / "gone.vcs", out / "a.y4m", weights=w), "gone.vcs", "no such file")
     assert_error(run_vcs("info", tmp_path / "gone.vcs", weights=w), "gone.vcs", "no such file")
     assert_error(run_vcs("encode", tmp_path, out / "a.vcs", weights=w), "is a folder")
+    assert_error(run_vcs("decode", tmp_path, out / "a.y4m", weights=w), "is a folder, not a .vcs file")
+    assert_error(run_vcs("encode", clip["y4m"], "-", weights=w), "writes a .vcs file, not standard output")
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(os.urandom(3000))
     assert_error(run_vcs("encode", junk, out / "a.vcs", weights=w), "junk.mp4", "not a video FFmpeg can decode")

@@ -227,6 +227,8 @@ def encode(
     from .codec import encode_file
     from .io import STDIO, spooled_stdin
 
+    if str(output) == STDIO:
+        raise VcsError("vcs encode writes a .vcs file, not standard output: give an output name ending in .vcs")
     if output.suffix.lower() != ".vcs":  # e.g. swapped arguments: never write a .vcs file under a video's name
         raise VcsError(f"{output}: the encoder writes .vcs files; give an output name ending in .vcs")
     if bpp is not None and quant_step is not None:
@@ -502,7 +504,7 @@ def compare(
 
 @app.command()
 def info(
-    file: Annotated[Path | None, typer.Argument(help="A .vcs file to describe")] = None,
+    file: Annotated[Path | None, typer.Argument(help="A .vcs file to describe (- reads standard input)")] = None,
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="Describe a model instead: parameters per part")
     ] = None,
@@ -512,10 +514,17 @@ def info(
 
     A damaged file is described all the same, with what is damaged; the exit code is then 1."""
     from .inspect import describe_file, describe_model
+    from .io import STDIO, spooled_stdin
 
     if (file is None) == (model is None):
         raise VcsError("give a .vcs file or --model NAME" + (", not both" if file is not None else ""))
-    described = describe_file(file) if file is not None else describe_model(model)
+    if file is None:
+        described = describe_model(model)
+    else:
+        with spooled_stdin() if str(file) == STDIO else nullcontext(file) as source:
+            described = describe_file(source)
+            if str(file) == STDIO:
+                described["file"] = "standard input"
     damaged = described.get("damaged")
     if json_out:
         out.print_json(json.dumps(described))
@@ -529,7 +538,8 @@ def info(
     if damaged:
         extra = len(damaged) - 1
         more = f"; {extra} more problem{'s' * (extra > 1)} listed" if extra else ""
-        raise VcsError(f"{file} is damaged: {damaged[0]}{more} (vcs decode --conceal decodes what is left)")
+        name = described["file"]
+        raise VcsError(f"{name} is damaged: {damaged[0]}{more} (vcs decode --conceal decodes what is left)")
 
 
 def _format_value(value: object) -> str:

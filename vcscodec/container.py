@@ -635,7 +635,7 @@ def _open_for_reading(path: str) -> tuple:
     except FileNotFoundError:
         raise VcsError(f"{path}: no such file") from None
     except IsADirectoryError:
-        raise VcsError(f"not a file: {path}") from None
+        raise VcsError(f"{path} is a folder, not a .vcs file") from None
     except OSError as e:
         raise VcsError(f"cannot read {path}: {e.strerror}") from None
     return f, os.fstat(f.fileno()).st_size

@@ -377,7 +377,7 @@ class VideoReader:
         width, height = int(cc.width), int(cc.height)
         if width < 1 or height < 1:
             self._container.close()
-            raise VcsError(f"{self.path}: video stream has no picture size")
+            raise VcsError(f"{self.path}: not a video FFmpeg can decode (its video stream has no picture size)")
         pix_fmt = cc.pix_fmt or (self._stream.format.name if self._stream.format else "unknown")
         if not raw:
             # An explicit fps overrides the container's; FFmpeg leaves some rates unset.
