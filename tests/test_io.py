@@ -676,6 +676,31 @@ def test_a_damaged_picture_ffmpeg_decodes_anyway_is_said(tmp_path, pan_clip, use
     assert av.logging.get_level() is None  # FFmpeg's log is left as PyAV had it
 
 
+def test_a_variable_frame_rate_is_said(tmp_path, pan_clip):
+    """A .vcs file has one rate: a video whose frames are unevenly spaced (a phone's variable rate, a GIF's own
+    delays) is coded at a constant one, and the reader says so; an even rate, rounded to MKV's milliseconds, is not
+    taken for a variable one."""
+    frames = pan_clip(6, 64, 32)
+    steady, uneven = tmp_path / "steady.mkv", tmp_path / "uneven.mkv"
+    write(steady, frames)  # 30000/1001 fps: 33 and 34 ms apart
+    with av.open(str(uneven), "w") as out:
+        stream = out.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        for frame, ms in zip(frames, (0, 40, 80, 280, 320, 360), strict=True):
+            planes = np.concatenate([frame.y.ravel(), frame.u.ravel(), frame.v.ravel()]).reshape(48, 64)
+            picture = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+            picture.pts, picture.time_base = ms, Fraction(1, 1000)
+            out.mux(stream.encode(picture))
+        out.mux(stream.encode())
+    with open_video(steady) as reader:
+        assert len(list(reader)) == 6 and reader.frame_rate_warning() is None
+    with open_video(uneven) as reader:
+        assert len(list(reader)) == 6
+        said = reader.frame_rate_warning()
+    assert said and "variable frame rate (frames 40 to 200 ms apart)" in said and "constant" in said
+
+
 def test_encode_numbered_pictures(tmp_path, use_tiny_weights):
     from typer.testing import CliRunner
 

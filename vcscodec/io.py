@@ -259,6 +259,10 @@ def _y4m_frame_count(path: Path, width: int, height: int, pix_fmt: str) -> tuple
 # FFmpeg's av_image_check_size: (W + 128)·(H + 128) under INT_MAX / 8; beyond it the demuxer fails with an errno that
 # names nothing about the header ("Device or resource busy").
 _FFMPEG_MAX_AREA = (2**31 - 1) // 8
+# Frame spacing beyond which a video's rate is variable: the longest interval over 1.5× the shortest and more than
+# 2 ms apart (container timestamps are rounded: 1/1000 s in MKV, so a steady 30 fps reads as 33 and 34 ms).
+_VARIABLE_RATE = 1.5
+_RATE_JITTER = 0.002
 
 
 def _check_y4m_header(path: Path, fps: Fraction | None) -> Fraction | None:
@@ -394,6 +398,7 @@ class VideoReader:
         self._first: av.VideoFrame | None = None
         self._closed = False
         self._errors = 0  # FFmpeg's error messages while decoding: a damaged file it decoded anyway
+        self._intervals: list[float] = []  # [shortest, longest] time between frames read, in seconds
         self._first_error: tuple[int, str] = (0, "")  # (frame, message) of the first
         if sequence is None and start:
             if frame_count is not None:
@@ -500,10 +505,22 @@ class VideoReader:
         errors = "1 decoding error" if self._errors == 1 else f"{self._errors} decoding errors"
         return f"{self.path} is damaged: FFmpeg reported {errors}, the first at {where}: {message}; coded as decoded"
 
+    def frame_rate_warning(self) -> str | None:
+        """What to tell a user whose video's frames are not evenly spaced in time (a variable frame rate, a GIF's
+        own delays): a .vcs file has one rate, so its timing changes; None for a constant rate."""
+        if not self._intervals:
+            return None
+        shortest, longest = self._intervals
+        if longest <= shortest * _VARIABLE_RATE or longest - shortest < _RATE_JITTER:
+            return None
+        spacing = f"{shortest * 1000:.3g} to {longest * 1000:.3g} ms apart"
+        return f"{self.path} has a variable frame rate (frames {spacing}): coded at a constant {self.info.fps} fps"
+
     def notices(self) -> list[str]:
         """Every warning about what was read: damage, scaled frames, a turn not made, sound or pictures left out."""
         said = (
             self.damage_warning(),
+            self.frame_rate_warning(),
             self.rescale_warning(),
             self.rotation_warning(),
             self.audio_warning(),
@@ -529,7 +546,14 @@ class VideoReader:
         n = 0  # frames read; the source's frame self.start + n is next
         av_frame = self._first if self._first is not None else self._next_decoded(self.start)
         self._first = None  # iterate once: the frames stream from the file
+        shown_at = None  # the previous frame's time
         while av_frame is not None:
+            if av_frame.time is not None:
+                if shown_at is not None and av_frame.time > shown_at:
+                    gap = av_frame.time - shown_at
+                    low, high = self._intervals or (gap, gap)
+                    self._intervals = [min(low, gap), max(high, gap)]
+                shown_at = av_frame.time
             orientation = self._orientation
             if n and self._picture is not None:  # photos, each with its own EXIF
                 orientation = frame_orientation(av_frame, self._picture(n)) or UPRIGHT
