@@ -88,3 +88,23 @@ def test_the_model_refuses_frames_it_would_take_wrongly(use_tiny_weights) -> Non
 
 def test_the_type_hints_ship() -> None:
     assert (Path(vcscodec.__file__).parent / "py.typed").is_file()
+
+
+def test_a_shared_prefix_is_settled_by_what_the_caller_can_use(tiny_weights: Path, tmp_path: Path) -> None:
+    """`--model PREFIX` that several models share: when only one of them fits (the ratio asked for, the file's
+    weights) it is that one; when several fit, the error lists those, not every model of the prefix."""
+    import shutil
+
+    from vcscodec.registry import derive_model
+
+    folder = tmp_path / "weights"
+    shutil.copytree(tiny_weights, folder)
+    coarse, fine = default_model(0.1, folder), default_model(0.01, folder)
+    derive_model(coarse, "hitvcsnet-mhc", why="test")
+    prefix = "hitvcsnet-mh"  # all three
+    with pytest.raises(VcsError, match="is ambiguous: hitvcsnet-mh"):
+        find_model(prefix, folder)
+    assert find_model(prefix, folder, fits=lambda c: c.alpha_n == 0.01, fitting="ratio 0.01").name == fine.name
+    with pytest.raises(VcsError, match="ambiguous: 2 models for this file's weights start so") as said:
+        find_model(prefix, folder, fits=lambda c: c.sha256 == coarse.sha256, fitting="this file's weights")
+    assert fine.name not in str(said.value) and coarse.name in str(said.value)

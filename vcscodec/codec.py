@@ -92,8 +92,12 @@ def auto_chroma(first: Frame, rest: Iterator[Frame]) -> tuple[str, Iterator[Fram
 def pick_model(ratio: float | None, model: str | None) -> ModelCard:
     """``--model NAME`` if given, else the shipped default for ``--ratio`` (`default_model` checks its type)."""
     if model:
-        card = find_model(model)
-        if ratio is not None and abs(card.alpha_n - check_ratio_type(ratio)) > 1e-9:
+        if ratio is None:
+            card = find_model(model)
+        else:
+            alpha_n = check_ratio_type(ratio)
+            card = find_model(model, fits=lambda c: abs(c.alpha_n - alpha_n) < 1e-9, fitting=f"ratio {ratio:g}")
+        if ratio is not None and abs(card.alpha_n - ratio) > 1e-9:
             raise VcsError(f"model {card.name} is for ratio {card.alpha_n:g}, not {ratio:g}")
         return card
     return default_model(0.1 if ratio is None else ratio)
@@ -384,7 +388,7 @@ def model_for(header: StreamHeader, decoder: str | None = None) -> ModelCard:
     same weights file, checked by the same hash (``hitvcsnet-mhc`` runs the whole network ``-mhc-lin`` skips part of).
     """
     if decoder is not None:
-        card = find_model(decoder)
+        card = find_model(decoder, fits=lambda c: c.sha256 == header.weights_sha256, fitting="this file's weights")
         if card.sha256 != header.weights_sha256:
             raise VcsError(
                 f"model {card.name} has other weights than this file's {header.model_name} "

@@ -17,6 +17,7 @@ import difflib
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -174,13 +175,24 @@ def installed_models(folder: str | os.PathLike[str] | None = None) -> list[Model
     return cards
 
 
-def find_model(name: str, folder: str | os.PathLike[str] | None = None) -> ModelCard:
-    """A model by its full name or an unambiguous prefix of it."""
+def find_model(
+    name: str,
+    folder: str | os.PathLike[str] | None = None,
+    fits: Callable[[ModelCard], bool] | None = None,
+    fitting: str = "",
+) -> ModelCard:
+    """A model by its full name or an unambiguous prefix of it. ``fits``: what the caller can use (a file's
+    weights, a ratio), which settles a prefix that several models share when one of them fits; ``fitting`` says
+    what it is, in the error that lists those that fit when several do."""
     cards = installed_models(folder)
     exact = [c for c in cards if c.name == name]
     matches = exact or [c for c in cards if c.name.startswith(name)]
-    if len(matches) == 1:
-        return matches[0]
+    usable = [c for c in matches if fits(c)] if fits is not None and len(matches) > 1 else []
+    if len(matches) == 1 or len(usable) == 1:
+        return (usable or matches)[0]
+    if len(usable) > 1:
+        names = ", ".join(c.name for c in usable)
+        raise VcsError(f"model name {name!r} is ambiguous: {len(usable)} models for {fitting} start so: {names}")
     if not matches:
         # Close names if any (a typo), else the count: the whole list is `vcs models`, not a one-line error.
         close = difflib.get_close_matches(name, [c.name for c in cards], n=3, cutoff=0.6)
