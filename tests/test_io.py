@@ -701,6 +701,22 @@ def test_a_variable_frame_rate_is_said(tmp_path, pan_clip):
     assert said and "variable frame rate (frames 40 to 200 ms apart)" in said and "constant" in said
 
 
+def test_a_finer_picture_later_in_a_sequence_is_said(tmp_path, pan_clip, use_tiny_weights):
+    """What 4:2:0 loses is said for any picture read, not the first alone: a 4:4:4 JPEG among 4:2:0 ones."""
+    from PIL import Image
+
+    from vcscodec.codec import encode_file
+
+    for number, frame in enumerate(pan_clip(3, 64, 48)):
+        rgb = np.stack([frame.y, frame.y[::-1], frame.y[:, ::-1]], axis=-1)
+        Image.fromarray(rgb).save(tmp_path / f"m_{number}.jpg", quality=95, subsampling=0 if number == 1 else 2)
+    warnings = encode_file(tmp_path / "m_%d.jpg", tmp_path / "m.vcs").warnings
+    assert [w for w in warnings if "chroma subsampled to 4:2:0" in w] == [
+        "the source is yuvj444p: chroma subsampled to 4:2:0"
+    ]
+    assert not [w for w in encode_file(tmp_path / "m_0.jpg", tmp_path / "m0.vcs").warnings if "subsampled" in w]
+
+
 def test_encode_numbered_pictures(tmp_path, use_tiny_weights):
     from typer.testing import CliRunner
 

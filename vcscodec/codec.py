@@ -250,7 +250,9 @@ def encode_file(
             progress,
         )
         noticed = reader.notices()
-    loss = conversion_loss(info.pix_fmt, header.chroma)
+    # the first picture's format, or a later one's (numbered pictures: a 4:4:4 JPEG among 4:2:0 ones)
+    losses = (conversion_loss(fmt, header.chroma) for fmt in dict.fromkeys([info.pix_fmt, *reader.pixel_formats]))
+    loss = next((said for said in losses if said), None)
     warnings[:0] = [w for w in (info.truncation_warning(input), *noticed, loss) if w]
     if max_frames and max_frames > count:  # as ffmpeg's -frames, a bound; but a user who asked for more is told
         warnings.append(f"--frames {max_frames}: {input} has {frames_phrase(count)} from frame {start}; all coded")

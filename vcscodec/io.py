@@ -399,6 +399,7 @@ class VideoReader:
         self._closed = False
         self._errors = 0  # FFmpeg's error messages while decoding: a damaged file it decoded anyway
         self._intervals: list[float] = []  # [shortest, longest] time between frames read, in seconds
+        self.pixel_formats: list[str] = []  # of the frames read, each once: pictures of a sequence may differ
         self._first_error: tuple[int, str] = (0, "")  # (frame, message) of the first
         if sequence is None and start:
             if frame_count is not None:
@@ -548,6 +549,8 @@ class VideoReader:
         self._first = None  # iterate once: the frames stream from the file
         shown_at = None  # the previous frame's time
         while av_frame is not None:
+            if av_frame.format.name not in self.pixel_formats:
+                self.pixel_formats.append(av_frame.format.name)
             if av_frame.time is not None:
                 if shown_at is not None and av_frame.time > shown_at:
                     gap = av_frame.time - shown_at
