@@ -459,6 +459,7 @@ def test_demo_and_export_sampler_refuse_a_file_as_their_folder(tmp_path, clip):
     assert a_file.read_text() == "mine\n"
     assert_error(run_vcs("export-sampler", tmp_path / "gone" / "phi", weights=w), "output folder", "gone")
     assert_error(run_vcs("demo", tmp_path / "demo", "-n", "0", weights=w), "--frames must be at least 1")
+    assert_error(run_vcs("demo", tmp_path / "gone" / "demo", "-n", "1", weights=w), "output folder", "gone")
     assert files_in(tmp_path) == ["a_file"]
 
 
