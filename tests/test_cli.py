@@ -843,6 +843,10 @@ def test_truncated_y4m_is_coded_to_its_last_whole_frame_with_a_warning(tmp_path,
         f"vcs: warning: {src} ends in a partial frame (8906 bytes; truncated?): it is left out"
     ]
     assert "8 frames" in done.stdout and read_header(vcs).frame_count == 8
+    header, frame = clip["y4m"].read_bytes().split(b"\n", 1)[0], 100 * 60 * 3 // 2
+    src.write_bytes(header + b"\nFRAME\n" + bytes(frame - 10))  # its only frame cut short
+    done = run_vcs("encode", src, tmp_path / "none.vcs", weights=clip["weights"])
+    assert_error(done, "cut.y4m has no frames but a partial one (8996 bytes; truncated?)")  # with its FRAME line
 
 
 @pytest.mark.parametrize(
