@@ -21,6 +21,7 @@ from vcscodec.output import refuse_input_as_output
         ("f_%03d_%03d.png", False),  # two counters
         ("50%_%d.png", False),  # a lone %: FFmpeg refuses the name
         ("f_%%d.png", False),  # a literal "%d", no counter
+        ("f_%3d.png", True),  # FFmpeg pads %3d with zeros, as %03d
         ("still.png", False),
     ],
 )
@@ -35,6 +36,10 @@ def test_files_of_a_pattern_are_found_as_it_prints_them(tmp_path):
     assert sorted(numbered_files(tmp_path / "f_%03d.png")) == [7, 8, 1000]  # not 7 printed as "7"
     assert sorted(numbered_files(tmp_path / "f_%d.png")) == [7, 1000]  # not "007"
     assert numbered_files(tmp_path / "100%%_%03d.png") == {2: tmp_path / "100%_002.png"}
+    assert sorted(numbered_files(tmp_path / "f_%3d.png")) == [7, 8, 1000]  # as FFmpeg prints %3d: 007
+    assert picture_path(tmp_path / "f_%3d.png", 7) == tmp_path / "f_007.png"
+    (tmp_path / "f_009.png").symlink_to(tmp_path / "gone.png")  # a dangling link names no picture
+    assert 9 not in numbered_files(tmp_path / "f_%03d.png")
     assert picture_path(tmp_path / "100%%_%03d.png", 2) == tmp_path / "100%_002.png"
     assert numbered_files(tmp_path / "missing" / "f_%03d.png") == {}
     assert files_named(tmp_path / "f_007.png") == [tmp_path / "f_007.png"]
@@ -55,3 +60,6 @@ def test_an_output_that_names_an_input_picture_is_refused_by_any_name(tmp_path):
         refuse_input_as_output(pattern, tmp_path / "r_000.png")  # a pattern over a single input
     refuse_input_as_output(tmp_path / "r_%d.png", pattern)  # r_0.png…: no picture read
     refuse_input_as_output(tmp_path / "r_003.png", pattern)  # not there yet: nothing to destroy
+    (tmp_path / "d_000.png").symlink_to(tmp_path / "gone.png")
+    refuse_input_as_output(tmp_path / "d_%03d.png", pattern)  # a dangling link: neither read nor destroyed
+    refuse_input_as_output(pattern.with_name("x.png"), tmp_path / "d_%03d.png")

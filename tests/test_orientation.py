@@ -137,6 +137,10 @@ def test_numbered_photos_each_follow_their_own_exif(tmp_path):
     assert len(frames) == 4
     for frame in frames:
         np.testing.assert_array_equal(frame.y, reference.y)
+    with open_video(tmp_path / "p_%03d.png", start=2) as reader:  # from p_003.png: each still by its own EXIF
+        frames = list(reader)
+        assert (reader.info.width, reader.info.height) == (64, 32) and not reader.rescaled
+    assert len(frames) == 2 and all(np.array_equal(f.y, reference.y) for f in frames)
 
 
 def test_a_photo_of_another_shape_as_shown_is_scaled_and_said(tmp_path):

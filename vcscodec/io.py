@@ -7,6 +7,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ import av
 import numpy as np
 
 from vcscodec.errors import OutputClosed, VcsError, check_whole, frames_phrase
-from vcscodec.numbered import has_counter, is_pattern, numbered_files, picture_path
+from vcscodec.numbered import has_counter, is_pattern, numbered_files, picture_path, printf_name
 from vcscodec.orientation import UPRIGHT, Orientation, frame_orientation, shown, swaps_axes
 from vcscodec.output import AllOrNothing, check_output_folder, check_output_path
 
@@ -321,8 +322,11 @@ class VideoReader:
         exists = self.path.exists()
         sequence = None if exists else image_sequence(self.path)
         if not exists and sequence is None:
-            numbered = is_pattern(self.path.name)
-            raise VcsError(f"{self.path}: no such file" + (" and no numbered picture matches it" if numbered else ""))
+            if is_pattern(self.path.name):
+                raise VcsError(f"{self.path}: no such file and no numbered picture matches it")
+            if has_counter(self.path.name):  # a counter, but a lone % or a second counter beside it
+                raise VcsError(f"{self.path}: no such file (numbered pictures: one %d or %0Nd, and %% for a %)")
+            raise VcsError(f"{self.path}: no such file")
         if self.path.is_dir():
             raise VcsError(f"{self.path} is a folder, not a video file")
         if self.path.is_file() and self.path.stat().st_size == 0:
@@ -416,7 +420,7 @@ class VideoReader:
         photos = format_name == "image2" or format_name.endswith("_pipe")  # FFmpeg's picture demuxers
         self._picture: Callable[[int], Path] | None = None  # the photo file of frame n
         if sequence is not None:
-            first_number = sequence[0]
+            first_number = sequence[0] + start  # frame n read is picture first_number + n
             self._picture = lambda n: picture_path(self.path, first_number + n)
         elif photos:
             self._picture = lambda _: self.path
@@ -502,7 +506,9 @@ class VideoReader:
             return None
         index, message = self._first_error
         numbered = self._picture is not None and self._picture(0) != self.path
-        where = f"frame {index}" + (f" ({self._picture(index - self.start).name})" if numbered else "")
+        # A picture is decoded as it is read; a video's decoder holds frames back (B-frames, threads), so an error
+        # shows while a later frame is read than the one it damaged.
+        where = f"frame {index} ({self._picture(index - self.start).name})" if numbered else f"frame {index} or before"
         errors = "1 decoding error" if self._errors == 1 else f"{self._errors} decoding errors"
         return f"{self.path} is damaged: FFmpeg reported {errors}, the first at {where}: {message}; coded as decoded"
 
@@ -618,19 +624,29 @@ def open_video(
     return VideoReader(path, size=size, fps=fps, default_fps=default_fps, start=start)
 
 
+# One capture at a time: PyAV's log level, its repeat filter and its process-wide capture are global state, so two
+# readers decoding at once in two threads would each take the other's messages and could leave the level changed.
+_FFMPEG_LOG = threading.Lock()
+
+
 @contextmanager
 def _ffmpeg_errors() -> Iterator[list[str]]:
     """The error messages FFmpeg logs meanwhile (from any thread: decoders run their own), one line each. PyAV
-    silences FFmpeg's log by default; it is opened at the error level for this call only and restored after."""
-    previous = av.logging.get_level()
-    av.logging.set_level(av.logging.ERROR)
+    silences FFmpeg's log by default; it is opened at the error level for this call only and restored after, with
+    PyAV's filter of repeated lines off (it compares with the last line of any earlier call: a file decoded twice
+    would report its errors once)."""
     errors: list[str] = []
-    try:
-        with av.logging.Capture(local=False) as logs:
-            yield errors
-            errors.extend(" ".join(text.split()) for level, _, text in logs if level <= av.logging.ERROR)
-    finally:
-        av.logging.set_level(previous)
+    with _FFMPEG_LOG:
+        previous, repeats = av.logging.get_level(), av.logging.get_skip_repeated()
+        av.logging.set_level(av.logging.ERROR)
+        av.logging.set_skip_repeated(False)
+        try:
+            with av.logging.Capture(local=False) as logs:
+                yield errors
+                errors.extend(" ".join(text.split()) for level, _, text in logs if level <= av.logging.ERROR)
+        finally:
+            av.logging.set_skip_repeated(repeats)
+            av.logging.set_level(previous)
 
 
 def _why(e: BaseException) -> str:
@@ -901,7 +917,7 @@ class PictureWriter(_Output):
     def _picture_name(self, index: int) -> str:
         if self._single:
             return self.path.name
-        return self.path.name % (self.first_number + index)
+        return printf_name(self.path.name) % (self.first_number + index)
 
     def _one_picture(self, frames: int | None) -> VcsError:
         count = f"{frames} frames" if frames is not None else "more than one frame"

@@ -1,8 +1,8 @@
 """Names of numbered pictures, printf-style as FFmpeg's image2 reads and writes them: ``frames/f_%04d.png``.
 
-A name is a pattern when it holds exactly one counter (``%d`` or ``%0Nd``) and any other ``%`` doubled (``%%``, a
-literal ``%``, as FFmpeg reads it); picture n is then ``name % n``. Standard library only: the output checks
-(`vcscodec.output`) use it too.
+A name is a pattern when it holds exactly one counter (``%d``, ``%0Nd``, or ``%Nd``, which FFmpeg pads with zeros
+too) and any other ``%`` doubled (``%%``, a literal ``%``, as FFmpeg reads it); picture n is then
+``printf_name(name) % n``. Standard library only: the output checks (`vcscodec.output`) use it too.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-_TOKENS = re.compile(r"%%|%(0\d+)?d")
-_COUNTER = re.compile(r"(?<!%)(?:%%)*%(0\d+)?d")
+_TOKENS = re.compile(r"%%|%(\d+)?d")
+_COUNTER = re.compile(r"(?<!%)(?:%%)*%(\d+)?d")
 
 
 def has_counter(name: str) -> bool:
@@ -39,6 +39,11 @@ def _regex(name: str) -> re.Pattern[str] | None:
     return re.compile("".join(parts) + re.escape(tail))
 
 
+def printf_name(name: str) -> str:
+    """``name`` as Python's % operator prints it as FFmpeg does: ``%3d`` zero-padded, as ``%03d``."""
+    return _TOKENS.sub(lambda t: f"%0{int(t.group(1))}d" if t.group(1) else t.group(0), name)
+
+
 def is_pattern(name: str) -> bool:
     """Whether ``name`` names numbered pictures (one counter, other % doubled)."""
     return _regex(name) is not None
@@ -50,17 +55,18 @@ def numbered_files(pattern: Path) -> dict[int, Path]:
     regex = _regex(pattern.name)
     if regex is None or not pattern.parent.is_dir():
         return {}
-    found = {}
+    found, printf = {}, printf_name(pattern.name)
     for file in pattern.parent.iterdir():
         match = regex.fullmatch(file.name)
-        if match and pattern.name % int(match.group(1)) == file.name:
+        # a dangling link names no picture: FFmpeg cannot read it, and nothing is there to overwrite
+        if match and printf % int(match.group(1)) == file.name and file.exists():
             found[int(match.group(1))] = file
     return found
 
 
 def picture_path(pattern: Path, number: int) -> Path:
     """The file of picture ``number`` of ``pattern``."""
-    return pattern.parent / (pattern.name % number)
+    return pattern.parent / (printf_name(pattern.name) % number)
 
 
 def files_named(path: Path) -> list[Path]:

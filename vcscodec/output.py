@@ -76,14 +76,18 @@ def check_output_path(path: str | os.PathLike[str], force: bool, *inputs: Path) 
 def refuse_input_as_output(path: Path, *inputs: Path, why: str = "is also an input of this command") -> None:
     """Writing ``path`` must never destroy one of ``inputs`` (the same file by any name, and for numbered pictures
     any picture either name stands for); ``--force`` included."""
-    read = {_file_id(file) for source in inputs for file in files_named(Path(source))}
+    read = {_file_id(file) for source in inputs for file in files_named(Path(source))} - {None}
     if any(_file_id(file) in read for file in files_named(path)):
         raise VcsError(f"{path} {why}: choose another output name")
 
 
-def _file_id(path: Path) -> tuple[int, int]:
-    """What makes two names one file (hard links, symbolic links, ``..``): its device and inode."""
-    status = path.stat()
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """What makes two names one file (hard links, symbolic links, ``..``): its device and inode; None for a name
+    that is gone (a dangling link, a file deleted meanwhile), which no write can destroy."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
     return status.st_dev, status.st_ino
 
 
