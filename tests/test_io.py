@@ -684,6 +684,21 @@ def test_a_damaged_picture_ffmpeg_decodes_anyway_is_said(tmp_path, pan_clip, use
     assert av.logging.get_level() is None and av.logging.get_skip_repeated()  # FFmpeg's log as PyAV had it
 
 
+def test_a_rate_rounded_by_millisecond_timestamps_reads_as_the_standard_one(tmp_path, pan_clip):
+    """MKV keeps times in milliseconds: 59.94 fps comes back from FFmpeg as 19001/317, and a .vcs header or a
+    written video would carry that; it is read as 60000/1001. A rate far from any standard one stays as it is."""
+    frames = pan_clip(3, 64, 32)
+    for rate in (Fraction(60000, 1001), Fraction(24000, 1001), Fraction(25), Fraction(37, 3)):
+        path = tmp_path / "clip.mkv"
+        write(path, frames, fps=rate, force=True)
+        with av.open(str(path)) as container:
+            stored = container.streams.video[0].average_rate
+        if rate == Fraction(60000, 1001):
+            assert stored != rate  # what FFmpeg reads back is rounded: the case this is about
+        info, _ = read(path)
+        assert info.fps == rate, (rate, stored, info.fps)
+
+
 def test_a_variable_frame_rate_is_said(tmp_path, pan_clip):
     """A .vcs file has one rate: a video whose frames are unevenly spaced (a phone's variable rate, a GIF's own
     delays) is coded at a constant one, and the reader says so; an even rate, rounded to MKV's milliseconds, is not

@@ -266,6 +266,20 @@ _VARIABLE_RATE = 1.5
 _RATE_JITTER = 0.002
 
 
+# Rates that containers' rounded timestamps stand for: the NTSC family and whole numbers.
+_NTSC_RATES = tuple(Fraction(k * 1000, 1001) for k in (24, 30, 48, 60, 120, 240))
+_RATE_TOLERANCE = 1e-4  # relative; MKV's and FLV's millisecond rounding is under 2e-5 at 60 fps
+
+
+def _standard_rate(rate: Fraction) -> Fraction:
+    """A container's frame rate snapped to the standard one its rounded timestamps stand for (MKV's 59.94 reads
+    as 19001/317, FLV's 29.97 as 989/33: a .vcs header and a written video would carry those); else as it is."""
+    for standard in (*_NTSC_RATES, Fraction(round(rate))):
+        if standard and abs(rate - standard) <= _RATE_TOLERANCE * standard:
+            return standard
+    return rate
+
+
 def _check_y4m_header(path: Path, fps: Fraction | None) -> Fraction | None:
     """Check the size and rate fields of a Y4M file's header line, which FFmpeg reports badly or not at all: a bad W
     or H as an unrelated errno, a bad F as 25 frames/s without a word. Returns the rate to use instead of F (``fps``)
@@ -390,6 +404,8 @@ class VideoReader:
         if not raw:
             # An explicit fps overrides the container's; FFmpeg leaves some rates unset.
             rate = self._stream.average_rate or self._stream.guessed_rate or self._stream.base_rate
+            if rate and self._container.format.name != "yuv4mpegpipe":  # Y4M states its rate exactly
+                rate = _standard_rate(Fraction(rate))
             fps = fps or (Fraction(rate) if rate else DEFAULT_FPS)
             if self._stream.frames:
                 frame_count = int(self._stream.frames)
