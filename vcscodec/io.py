@@ -421,14 +421,9 @@ class VideoReader:
         self._intervals: list[float] = []  # [shortest, longest] time between frames read, in seconds
         self.pixel_formats: list[str] = []  # of the frames read, each once: pictures of a sequence may differ
         self._first_error: tuple[int, str] = (0, "")  # (frame, message) of the first
-        if sequence is None and start:
-            if frame_count is not None:
-                self._check_start(frame_count)
-                frame_count -= start
-            for index in range(start):  # decoded and dropped, so that the first frame kept sets the size
-                if self._next_decoded(index) is None:
-                    self.close()
-                    self._check_start(index)
+        if sequence is None and start and frame_count is not None:
+            self._check_start(frame_count)
+            frame_count -= start
         # Photos ask to be turned or mirrored by their EXIF, one by one; videos by a display matrix (phone videos
         # set one), which comes with the decoded frames: PyAV shows none on the stream. As ffmpeg's command line
         # does by default, the pictures are read as shown, the first one's orientation setting the size.
@@ -443,15 +438,18 @@ class VideoReader:
         self.rotation = 0  # degrees counter-clockwise (PyAV's reading of the first matrix); 0 without one
         self._orientation: Orientation = UPRIGHT  # the first picture's
         self._odd_turn = False  # whether the first asks for a turn vcs does not make (not a quarter turn)
-        if not raw:
-            try:
+        try:
+            if sequence is None:  # FFmpeg skipped a sequence's first pictures; a video's are decoded and dropped
+                for index in range(start):
+                    if self._next_decoded(index) is None:
+                        self._check_start(index)
+            if not raw:
                 self._first = self._next_decoded(start)
-            except VcsError:
-                self.close()
-                raise
-            if self._first is None and start:
-                self.close()
-                self._check_start(start)
+                if self._first is None and start:
+                    self._check_start(start)
+        except VcsError:
+            self.close()
+            raise
         if self._first is not None:
             width, height = self._first.width, self._first.height  # the stream's may be another frame's
             self.rotation = int(getattr(self._first, "rotation", 0) or 0)  # PyAV ≥ 14 reads it
@@ -474,8 +472,9 @@ class VideoReader:
     def _next_decoded(self, index: int) -> av.VideoFrame | None:
         """The next decoded picture, None at the end; ``index`` (its number) names where a damaged file fails, and
         where FFmpeg's decoder reported an error it concealed (kept for `damage_warning`)."""
+        errors: list[str] = []
         try:
-            with _ffmpeg_errors() as errors:
+            with _ffmpeg_errors(errors):
                 return next(self._decoded, None)
         except av.FFmpegError as e:
             raise self._damaged(index, e) from e
@@ -646,19 +645,19 @@ _FFMPEG_LOG = threading.Lock()
 
 
 @contextmanager
-def _ffmpeg_errors() -> Iterator[list[str]]:
-    """The error messages FFmpeg logs meanwhile (from any thread: decoders run their own), one line each. PyAV
+def _ffmpeg_errors(errors: list[str]) -> Iterator[None]:
+    """The error messages FFmpeg logs meanwhile (from any thread: decoders run their own), one line each, added to
+    ``errors`` (when the block ends without an exception: an exception says more). PyAV
     silences FFmpeg's log by default; it is opened at the error level for this call only and restored after, with
     PyAV's filter of repeated lines off (it compares with the last line of any earlier call: a file decoded twice
     would report its errors once)."""
-    errors: list[str] = []
     with _FFMPEG_LOG:
         previous, repeats = av.logging.get_level(), av.logging.get_skip_repeated()
         av.logging.set_level(av.logging.ERROR)
         av.logging.set_skip_repeated(False)
         try:
             with av.logging.Capture(local=False) as logs:
-                yield errors
+                yield
                 errors.extend(" ".join(text.split()) for level, _, text in logs if level <= av.logging.ERROR)
         finally:
             av.logging.set_skip_repeated(repeats)
