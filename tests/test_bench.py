@@ -15,7 +15,7 @@ from typer.testing import CliRunner, Result
 from vcscodec.bench import implied_keyframe_psnr, paper_results, paper_sequence, scored_frames
 from vcscodec.cli import app
 from vcscodec.errors import VcsError
-from vcscodec.samples import camera_pan, write_clip
+from vcscodec.samples import camera_pan, gray_clip, write_clip
 
 W, H, N = 96, 64, 17
 runner = CliRunner()
@@ -177,6 +177,7 @@ def test_bench_scores_chroma_of_colour_files(use_tiny_weights: Path, sequences, 
     assert "PSNR U/V" in next(line for line in lines if "sequence" in line)
     assert f"{colour['psnr_u']:.2f}/{colour['psnr_v']:.2f}" in next(line for line in lines if "Foreman" in line)
     assert "│           – │" in next(line for line in lines if "pan_png" in line)
+    assert "average PSNR U/V: over the sequence in colour only (the rest were coded grey)" in "\n".join(lines)
 
     # Coded grey (the paper's protocol, the default): no chroma scores and no column.
     gray_path = tmp_path / "gray.json"
@@ -473,3 +474,23 @@ def test_bench_rate_sweeps_of_two_models_are_compared(use_tiny_weights: Path, tm
     one_step = tmp_path / "one.json"
     _invoke("-s", str(folder), "--json", str(one_step), "-q")
     assert json.loads(one_step.read_text())["rd"] == []
+
+
+def test_a_sequence_that_cannot_be_scored_is_skipped_and_named(tmp_path: Path) -> None:
+    """One clip under SSIM's 11×11 window, a link to a file that is gone, a Y4M cut inside its only frame: each is
+    skipped with a line that names it and why, and the others are benched."""
+    from vcscodec.bench.sequences import find_sequences
+
+    write_clip(tmp_path / "good_64x64.y4m", gray_clip(17, 64, 64, seed=1))
+    write_clip(tmp_path / "tiny_cif.y4m", gray_clip(17, 8, 8, seed=2))
+    (tmp_path / "gone_cif.y4m").symlink_to(tmp_path / "nowhere.y4m")
+    whole = (tmp_path / "good_64x64.y4m").read_bytes()
+    header = whole.split(b"\n", 1)[0]
+    (tmp_path / "cut_cif.y4m").write_bytes(header + b"\nFRAME\n" + bytes(100))
+    sequences, warnings = find_sequences(tmp_path)
+    assert [s.path.name for s in sequences] == ["good_64x64.y4m"]
+    assert sorted(warnings) == [
+        "skipped cut_cif.y4m: " + f"{tmp_path / 'cut_cif.y4m'} has no frames but a partial one (106 bytes; truncated?)",
+        "skipped gone_cif.y4m: a link to a missing file",
+        "skipped tiny_cif.y4m: SSIM needs a plane of at least 11x11, got 8x8",
+    ]

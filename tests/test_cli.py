@@ -755,7 +755,7 @@ def test_a_clip_too_small_to_score_is_refused_before_decoding(tmp_path, clip):
     assert_error(run_vcs("decode", vcs, out, "--reference", small, weights=clip["weights"]), "--reference", said)
     assert not out.exists()
     assert_ok(run_vcs("decode", vcs, out, "-q", weights=clip["weights"]))
-    assert_error(run_vcs("compare", small, out, weights=clip["weights"]), said)
+    assert_error(run_vcs("compare", small, out, weights=clip["weights"]), "small.y4m and", "cannot be scored", said)
 
 
 def test_existing_output_is_refused_unless_forced(tmp_path, clip):

@@ -732,6 +732,9 @@ def bench(
     ratio_list = _number_list(ratios, "--ratios", float, "0.01,0.1") if ratios is not None else None
     if plot is not None:
         require_matplotlib()
+        from .output import check_output_folder
+
+        check_output_folder(plot.absolute().parent)  # before the run; the folder itself is made after it
     config = BenchConfig(
         sequences,
         ratio_list,

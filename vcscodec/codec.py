@@ -235,8 +235,7 @@ def encode_file(
         # from --start on (the reader refused one past the end)
         total = info.frame_count if info.frame_count is not None else _count_frames(input, size, fps, start)
         if total < 1:
-            partial = f" but a partial one ({info.trailing_bytes} bytes; truncated?)" if info.trailing_bytes else ""
-            raise VcsError(f"{input} has no frames{partial}")
+            raise info.no_frames(input)
         count = total if not max_frames else min(total, max_frames)
         if on_start:
             on_start(count)

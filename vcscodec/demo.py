@@ -37,7 +37,7 @@ def run_demo(
     device: str = "auto",
 ) -> list[DemoResult]:
     clip = camera_pan(frames, width, height, image=image)  # before the folder: a bad --frames creates nothing
-    make_output_folder(folder, "the demo")  # as every output: a mistyped parent is not created
+    make_output_folder(folder, "the demo")
     source = folder / f"{image}_pan_{width}x{height}.y4m"
     # Written every time: a clip left by an earlier demo may have another frame count.
     write_clip(source, clip, 30, force=True)

@@ -85,6 +85,11 @@ class VideoInfo:
     codec: str
     trailing_bytes: int = 0  # of a partial last frame that is not read (a truncated Y4M file)
 
+    def no_frames(self, path: str | os.PathLike[str]) -> VcsError:
+        """The error for a source without a whole frame: naming the partial one it ends in, if any."""
+        partial = f" but a partial one ({self.trailing_bytes} bytes; truncated?)" if self.trailing_bytes else ""
+        return VcsError(f"{path} has no frames{partial}")
+
     def truncation_warning(self, path: str | os.PathLike[str]) -> str | None:
         """What to tell a user whose file ends in a partial frame; None when it does not."""
         if not self.trailing_bytes:

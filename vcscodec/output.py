@@ -91,14 +91,13 @@ def _file_id(path: Path) -> tuple[int, int] | None:
     return status.st_dev, status.st_ino
 
 
-def make_output_folder(folder: Path, command: str, parents: bool = False) -> None:
+def make_output_folder(folder: Path, command: str) -> None:
     """Create ``folder`` for a command that writes several files into it (``command`` names it in errors); a file
-    there is refused, and so is a missing parent unless ``parents``."""
+    there is refused, and so is a missing parent (as for every output: a mistyped path is not created)."""
     if folder.exists() and not folder.is_dir():
         raise VcsError(f"{folder} is a file: {command} writes into a folder")
-    if not parents:  # as encode and decode: a mistyped path is not created
-        check_output_folder(folder.absolute().parent)
+    check_output_folder(folder.absolute().parent)
     try:
-        folder.mkdir(parents=parents, exist_ok=True)
+        folder.mkdir(exist_ok=True)
     except OSError as e:
         raise VcsError(f"cannot create {folder}: {e.strerror or e}") from None

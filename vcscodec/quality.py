@@ -139,7 +139,10 @@ def score_videos(
         a, b = ref_reader.info, test_reader.info
         if (a.width, a.height) != (b.width, b.height):
             raise VcsError(f"{test} is {b.width}x{b.height} but {reference} is {a.width}x{a.height}")
-        check_ssim_size(a.width, a.height)  # before reading both videos through
+        try:
+            check_ssim_size(a.width, a.height)  # before reading both videos through
+        except VcsError as e:
+            raise VcsError(f"{reference} and {test} cannot be scored: {e}") from None
         scores = score_frames(ref_reader, test_reader, frames, reference_start > 0)
         for reader in (ref_reader, test_reader):  # a frame scaled to the first one's size is not what was made
             if reader.rescaled:

@@ -65,7 +65,7 @@ def write_plots(report: dict[str, Any], folder: Path) -> list[Path]:
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(exist_ok=True)  # its parent was checked before the run (a mistyped path is not created)
     written = []
     for run in report["runs"]:
         fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -291,6 +291,11 @@ def render(report: dict[str, Any], console: Console) -> None:
             )
         if methods and report["protocol"]["frames"] != PAPER_FRAMES:
             notes.append("the paper's figures are for the first 17 frames; these scores are not")
+        grey = [s for s in run["sequences"] if s.get("psnr_u") is None]
+        if chroma and grey:
+            in_colour = len(run["sequences"]) - len(grey)
+            which = "the sequence" if in_colour == 1 else f"the {in_colour} sequences"
+            notes.append(f"average PSNR U/V: over {which} in colour only (the rest were coded grey)")
         for note in notes:
             console.print(f"  {note}", highlight=False)
     if len(report["runs"]) > 1:

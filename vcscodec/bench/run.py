@@ -182,7 +182,7 @@ def _prepare_keep(config: BenchConfig, sequences: list[Sequence], cards: list[Mo
     assert config.keep is not None
     if config.keep.resolve().is_relative_to(config.sequences.resolve()):
         raise VcsError(f"--keep {config.keep} is inside the sequence folder: its videos would be benchmarked next")
-    make_output_folder(config.keep, "vcs bench --keep", parents=True)
+    make_output_folder(config.keep, "vcs bench --keep")
     if config.force:
         return
     for card, step, seq, suffix in itertools.product(cards, config.quant_steps, sequences, (".vcs", ".y4m")):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import VcsError
 from ..io import DEFAULT_FPS, Frame, open_video
+from ..metrics import check_ssim_size
 
 VIDEO_EXTENSIONS = (".y4m", ".yuv", ".mp4", ".mkv", ".avi", ".webm", ".mov", ".m4v")
 
@@ -66,7 +67,7 @@ def _open_sequence(path: Path) -> Sequence:
         # Formats that do not state their length are counted by decoding once.
         count = info.frame_count if info.frame_count is not None else sum(1 for _ in reader)
     if count < 1:
-        raise VcsError(f"{path} has no frames")
+        raise info.no_frames(path)
     return Sequence(path.stem, path, info.width, info.height, info.fps, count)
 
 
@@ -83,9 +84,14 @@ def find_sequences(folder: Path) -> tuple[list[Sequence], list[str]]:
         and ((p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS) or (p.is_dir() and _png_frames(p)))
     )
     sequences, warnings = [], []
+    for path in sorted(folder.iterdir()):  # a link to a file that is gone is no candidate, but is said
+        if path.is_symlink() and not path.exists() and path.suffix.lower() in VIDEO_EXTENSIONS:
+            warnings.append(f"skipped {path.name}: a link to a missing file")
     for path in candidates:
         try:
-            sequences.append(_open_sequence(path))
+            sequence = _open_sequence(path)
+            check_ssim_size(sequence.width, sequence.height)  # one too small is skipped, not the whole bench
+            sequences.append(sequence)
         except VcsError as e:
             warnings.append(f"skipped {path.name}: {e}")
     if not sequences:
