@@ -44,6 +44,15 @@ def test_paths_may_be_strings(use_tiny_weights: Path, clip: Path, tmp_path: Path
         (lambda clip, out: encode_file(clip, out, target_bpp="1"), "--bpp must be a number, not '1'"),
         (lambda clip, out: score_videos(clip, clip, frames="2"), "--frames must be at least 1, not '2'"),
         (lambda clip, out: default_model(0.1).load("tpu"), "device 'tpu' is not auto, cpu, cuda"),
+        (lambda clip, out: encode_file(123, out), "the input must be a path (a str or a Path), not int 123"),
+        (lambda clip, out: encode_file(clip, None), "the output must be a path (a str or a Path), not NoneType"),
+        (lambda clip, out: encode_file(bytes(clip), out), "the input must be a path (a str or a Path), not bytes"),
+        (lambda clip, out: encode_file(clip, out, size="128x96"), "--size must be a (width, height) pair"),
+        (lambda clip, out: encode_file(clip, out, model=5), "a model name must be a str, not int 5"),
+        (lambda clip, out: decode_file(5, out), "the input must be a path (a str or a Path), not int 5"),
+        (lambda clip, out: decode_file(clip, out, batch_gops="2"), "--batch-gops must be 0 or more, not '2'"),
+        (lambda clip, out: score_videos(1, clip), "the reference must be a path (a str or a Path), not int 1"),
+        (lambda clip, out: score_videos(clip, clip, frames=2).mean("psnr_x"), "no score 'psnr_x': the scores are"),
     ],
 )
 def test_a_wrong_argument_is_a_one_line_vcs_error(use_tiny_weights, clip, tmp_path, call, said) -> None:

@@ -165,6 +165,8 @@ def test_info_shows_bits_per_pixel(clip):
     assert_ok(done)
     info = json.loads(done.stdout)
     assert info["bits per pixel"] == pytest.approx(len(clip["bytes"]) * 8 / (100 * 60 * 9))
+    assert info["compression vs 8-bit 4:2:0"] == pytest.approx((100 * 60 + 2 * 50 * 30) * 9 / len(clip["bytes"]))
+    assert "rate" not in info
     assert f"{info['bits per pixel']:.4g}" in run_vcs("info", clip["vcs"], weights=clip["weights"]).stdout
     assert (info["frames"], info["size"], info["frame rate"], info["records"]) == (9, "100x60", "25/1", 2)
     assert info["weights sha256"] == read_header(clip["vcs"]).weights_sha256
@@ -262,6 +264,8 @@ def test_damaged_files_fail_info_with_one_line(tmp_path, clip):
         path = tmp_path / "bad.vcs"
         path.write_bytes(damaged)
         assert_error(run_vcs("info", path, weights=clip["weights"]), message), what
+    done = run_vcs("info", path, "--json", weights=clip["weights"])  # the last case: its rate is of what is left
+    assert json.loads(done.stdout)["rate"].endswith("count the bytes present: the file is damaged")
 
 
 # Decoding stops at the damage after it has loaded torch and the model (seconds each on a shared CPU), so it runs

@@ -563,7 +563,11 @@ def models(json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] 
     if json_out:
         out.print_json(json.dumps([c.manifest for c in cards]))
         return
-    table = Table(title=f"models in {weights_dir()}", caption="steps a+b: b of a keyframe branch grafted in")
+    caption = (
+        "steps a+b: b of a keyframe branch grafted in; val PSNR: the trainer's validation of the weights, which every "
+        "decoder derived from them shows too (docs/training.md scores each decoder)"
+    )
+    table = Table(title=f"models in {weights_dir()}", caption=caption)
     # Names are what users copy into --model: folded onto a second line in a narrow terminal, never cut short.
     table.add_column("name", overflow="fold")
     for col in ("αk", "αn", "default", "steps", "val PSNR"):

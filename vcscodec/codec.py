@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .container import ContainerReader, ContainerWriter, FrameMeasurements, GopRecord, LostGop, StreamHeader
-from .errors import VcsError, check_whole, frames_phrase
+from .errors import VcsError, check_path, check_size, check_whole, frames_phrase
 from .hardware import pick_device
 from .io import Frame, conversion_loss, frame_from_gray, open_video, open_writer
 from .output import check_output_path, refuse_input_as_output
@@ -209,6 +209,8 @@ def encode_file(
 
     ``target_bpp``: instead of ``quant_step``, the finest step whose file stays within that many bits per luma
     pixel (`fit_quant_step`: the input is encoded several times; ``on_start`` and ``progress`` report each pass)."""
+    input, output = check_path(input, "the input"), check_path(output, "the output")
+    size = check_size(size)
     if chroma not in CHROMA_MODES:
         raise VcsError(f"--chroma must be one of {', '.join(CHROMA_MODES)}")
     if max_frames is not None:
@@ -216,7 +218,6 @@ def encode_file(
     check_whole(start, "--start", 0)
     if target_bpp is not None and (isinstance(target_bpp, bool) or not isinstance(target_bpp, int | float)):
         raise VcsError(f"--bpp must be a number, not {target_bpp!r}")
-    input, output = Path(input), Path(output)
     refuse_input_as_output(output, input)  # --force included: the source would be lost
     started = time.perf_counter()
     card = pick_model(ratio, model)
@@ -703,6 +704,8 @@ def decode_file(
     names or with ``decoder``, another model of the same weights (``model_for``): all its frames, or ``count``
     from ``start`` (``decode_records``). ``on_start`` receives the number of frames to come. ``conceal``: damaged or
     missing GOP records are concealed (``decode_records``) and listed in the report instead of stopping."""
+    input, output = check_path(input, "the input"), check_path(output, "the output")
+    check_whole(batch_gops, "--batch-gops", 0)
     started = time.perf_counter()
     with ContainerReader(input) as reader:
         header = reader.header

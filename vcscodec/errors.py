@@ -1,6 +1,11 @@
 """The one exception type of vcscodec, which the CLI turns into a one-line message and exit code 1, and the
 wording its messages share."""
 
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
 
 class VcsError(Exception):
     """A user-facing error: bad input, a damaged file, a missing model. The message is the whole story."""
@@ -18,6 +23,26 @@ def check_whole(value: object, option: str, minimum: int) -> int:
         least = "0 or more" if minimum == 0 else f"at least {minimum}"
         raise VcsError(f"{option} must be {least}, not {value!r}")
     return value
+
+
+def check_path(value: object, what: str) -> Path:
+    """``value`` as a Path if it can name a file (a str or an os.PathLike), else the one-line error that names
+    ``what``: from Python, a number or None would otherwise fail deep inside pathlib."""
+    if isinstance(value, str) or (isinstance(value, os.PathLike) and isinstance(os.fspath(value), str)):
+        return Path(value)
+    raise VcsError(f"{what} must be a path (a str or a Path), not {type(value).__name__} {value!r}")
+
+
+def check_size(value: object) -> tuple[int, int] | None:
+    """``value`` if it is None or a (width, height) pair of whole numbers of at least 1 (``--size``), else the
+    one-line error: a "WxH" string from Python would otherwise be read one character per field."""
+    if value is None:
+        return None
+    if isinstance(value, tuple | list) and len(value) == 2:
+        width, height = value
+        if all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (width, height)):
+            return int(width), int(height)
+    raise VcsError(f"--size must be a (width, height) pair of whole numbers, not {value!r}")
 
 
 def frames_phrase(count: int) -> str:

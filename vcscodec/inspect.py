@@ -23,7 +23,9 @@ def describe_file(path: Path) -> dict[str, Any]:
             damaged.append(reader.tail_error)
         size = reader.file_size
     pixels = h.width * h.height * h.frame_count
-    return {
+    # 8-bit 4:2:0 as it is stored (a Y4M frame's bytes): chroma planes of ⌈W/2⌉×⌈H/2⌉ at odd sizes
+    raw_bytes = (h.width * h.height + 2 * ((h.width + 1) // 2) * ((h.height + 1) // 2)) * h.frame_count
+    described = {
         "file": str(path),
         "format version": h.version,
         "size": f"{h.width}x{h.height}",
@@ -47,9 +49,12 @@ def describe_file(path: Path) -> dict[str, Any]:
         "decodable here": _decodable(h),
         "bytes": size,
         "bits per pixel": size * 8 / pixels,
-        "compression vs 8-bit 4:2:0": pixels * 1.5 / size,
+        "compression vs 8-bit 4:2:0": raw_bytes / size,
         "damaged": damaged,
     }
+    if damaged:  # the rate counts what is there, not what the whole file held
+        described["rate"] = "bits per pixel and compression count the bytes present: the file is damaged"
+    return described
 
 
 def describe_model(name: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from types import TracebackType
 import av
 import numpy as np
 
-from vcscodec.errors import OutputClosed, VcsError, check_whole, frames_phrase
+from vcscodec.errors import OutputClosed, VcsError, check_path, check_size, check_whole, frames_phrase
 from vcscodec.numbered import has_counter, is_pattern, numbered_files, picture_path, printf_name
 from vcscodec.orientation import UPRIGHT, Orientation, frame_orientation, shown, swaps_axes
 from vcscodec.output import AllOrNothing, check_output_folder, check_output_path
@@ -336,7 +336,8 @@ class VideoReader:
         default_fps: Fraction | None = None,
         start: int = 0,
     ) -> None:
-        self.path = Path(path)
+        self.path = check_path(path, "a video")
+        size = check_size(size)
         self.start = check_whole(start, "--start", 0)  # the source frame read first
         exists = self.path.exists()
         sequence = None if exists else image_sequence(self.path)

@@ -15,7 +15,7 @@ from itertools import zip_longest
 
 import numpy as np
 
-from .errors import VcsError, check_whole, frames_phrase
+from .errors import VcsError, check_path, check_whole, frames_phrase
 from .io import DEFAULT_FPS, Frame, open_video
 from .metrics import check_ssim_size, psnr, ssim
 
@@ -59,12 +59,19 @@ class QualityReport:
     def mean(self, field: str) -> float:
         """Mean over frames of one ``FrameQuality`` field; for PSNR, inf as soon as one frame is identical (its own
         PSNR is inf): the paper's mean of per-frame values, which never meets such a frame in a CS decode."""
-        return float(np.mean([getattr(f, field) for f in self.frames]))
+        return float(np.mean(self._values(field)))
+
+    def _values(self, field: str) -> list[float]:
+        """Every frame's ``field``, a name checked against `FrameQuality`'s."""
+        names = [f.name for f in fields(FrameQuality)]
+        if field not in names:
+            raise VcsError(f"no score {field!r}: the scores are {', '.join(names)}")
+        return [getattr(f, field) for f in self.frames]
 
     def identical(self, field: str) -> tuple[int, float | None]:
         """How many frames score inf on a PSNR ``field`` (identical pictures), and the mean over the others (None
         when there are none): what a mean of inf hides when only some frames are identical."""
-        values = [getattr(f, field) for f in self.frames]
+        values = self._values(field)
         finite = [v for v in values if v != float("inf")]
         return len(values) - len(finite), float(np.mean(finite)) if finite else None
 
@@ -128,6 +135,7 @@ def score_videos(
     ``frames``: compare only the first N; otherwise both must have the same number of frames, except after
     ``reference_start`` > 0: the test video begins at that frame of the reference (a partial decode) and every
     frame of it is scored, however long the reference goes on."""
+    reference, test = check_path(reference, "the reference"), check_path(test, "the test video")
     if frames is not None:
         check_whole(frames, "--frames", 1)
     check_whole(reference_start, "--start", 0)

@@ -184,6 +184,8 @@ def find_model(
     """A model by its full name or an unambiguous prefix of it. ``fits``: what the caller can use (a file's
     weights, a ratio), which settles a prefix that several models share when one of them fits; ``fitting`` says
     what it is, in the error that lists those that fit when several do."""
+    if not isinstance(name, str):
+        raise VcsError(f"a model name must be a str, not {type(name).__name__} {name!r}")
     cards = installed_models(folder)
     exact = [c for c in cards if c.name == name]
     matches = exact or [c for c in cards if c.name.startswith(name)]
