@@ -937,3 +937,23 @@ def test_bf16_is_not_warned_where_torch_does_not_say(monkeypatch):
 
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", unknown)
     assert cpu_has_bf16() is None and slow_bf16_warning("cpu", "bf16") is None
+
+
+def test_a_signal_after_the_work_is_done_changes_nothing(monkeypatch, clip):
+    """Once a command has finished (its output in place), Ctrl-C and SIGTERM are ignored on the way out: a late
+    one used to end a finished decode with exit 130 and no message."""
+    import signal
+
+    from vcscodec import cli
+
+    monkeypatch.setenv("VCS_WEIGHTS", str(clip["weights"]))
+    monkeypatch.setattr(sys, "argv", ["vcs", "info", str(clip["vcs"]), "--json"])
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(SystemExit) as done:
+            cli.main()
+        assert done.value.code == 0
+        assert all(signal.getsignal(sig) == signal.SIG_IGN for sig in before)
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)

@@ -869,6 +869,10 @@ def main() -> None:
         why = str(e).splitlines()[0] if str(e) else type(e).__name__
         err.print(f"vcs: error: out of memory ({why})", highlight=False, markup=False, soft_wrap=True)
         sys.exit(1)
+    # The work is done and its output in place: a Ctrl-C from here on (torch's and PyAV's teardown) must not turn a
+    # finished run into an "interrupted" exit code with no message.
+    for sig in _Stopped.EXIT:
+        signal.signal(sig, signal.SIG_IGN)
     sys.exit(code if isinstance(code, int) else 0)  # an Exit's code (--help: 0); a command returns None
 
 
