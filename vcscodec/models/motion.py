@@ -32,10 +32,10 @@ _ENERGY_BUDGET = 1 << 22
 
 
 def _smooth_length(n: int) -> int:
-    """The least n' ≥ n with no prime factor above 5: FFTs of such lengths are fast (752 = 16·47 is not)."""
+    """The least n' ≥ n with no prime factor above 7: FFTs of such lengths are fast (752 = 16·47 is not)."""
     while True:
         rest = n
-        for p in (2, 3, 5):
+        for p in (2, 3, 5, 7):
             while rest % p == 0:
                 rest //= p
         if rest == 1:
