@@ -699,6 +699,24 @@ def test_a_rate_rounded_by_millisecond_timestamps_reads_as_the_standard_one(tmp_
         assert info.fps == rate, (rate, stored, info.fps)
 
 
+def test_an_interlaced_source_is_said(tmp_path, pan_clip):
+    """Interlaced frames (a Y4M header's "It") are coded whole, both fields together: said, since motion combs
+    them; progressive ones ("Ip", or no flag) are not."""
+    frames = pan_clip(3, 64, 32)
+    path = tmp_path / "clip.y4m"
+    write(path, frames)
+    progressive = path.read_bytes()
+    header, rest = progressive.split(b"\n", 1)
+    for flag, said in ((b" Ip", False), (b" It", True)):
+        fields = [f for f in header.split(b" ") if not f.startswith(b"I")]
+        path.write_bytes(b" ".join(fields) + flag + b"\n" + rest)
+        with open_video(path) as reader:
+            assert len(list(reader)) == 3
+            warning = reader.interlace_warning()
+        assert (warning is not None) is said, (flag, warning)
+    assert "is interlaced (3 frames): coded as whole frames" in warning
+
+
 def test_a_variable_frame_rate_is_said(tmp_path, pan_clip):
     """A .vcs file has one rate: a video whose frames are unevenly spaced (a phone's variable rate, a GIF's own
     delays) is coded at a constant one, and the reader says so; an even rate, rounded to MKV's milliseconds, is not

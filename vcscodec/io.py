@@ -426,6 +426,7 @@ class VideoReader:
         self._errors = 0  # FFmpeg's error messages while decoding: a damaged file it decoded anyway
         self._intervals: list[float] = []  # [shortest, longest] time between frames read, in seconds
         self.pixel_formats: list[str] = []  # of the frames read, each once: pictures of a sequence may differ
+        self._interlaced = 0  # frames read that FFmpeg flags as interlaced (two fields)
         self._first_error: tuple[int, str] = (0, "")  # (frame, message) of the first
         if sequence is None and start and frame_count is not None:
             self._check_start(frame_count)
@@ -544,11 +545,23 @@ class VideoReader:
         spacing = f"{shortest * 1000:.3g} to {longest * 1000:.3g} ms apart"
         return f"{self.path} has a variable frame rate (frames {spacing}): coded at a constant {self.info.fps} fps"
 
+    def interlace_warning(self) -> str | None:
+        """What to tell a user whose frames are interlaced: they are coded whole, two fields of different instants
+        together, so motion combs the blocks the decoder predicts; None for progressive frames."""
+        if not self._interlaced:
+            return None
+        return (
+            f"{self.path} is interlaced ({frames_phrase(self._interlaced)}): coded as whole frames, both fields "
+            "together; deinterlace it first for moving scenes (e.g. ffmpeg -vf bwdif)"
+        )
+
     def notices(self) -> list[str]:
-        """Every warning about what was read: damage, scaled frames, a turn not made, sound or pictures left out."""
+        """Every warning about what was read: damage, an uneven rate, interlacing, scaled frames, a turn not made,
+        sound or pictures left out."""
         said = (
             self.damage_warning(),
             self.frame_rate_warning(),
+            self.interlace_warning(),
             self.rescale_warning(),
             self.rotation_warning(),
             self.audio_warning(),
@@ -578,6 +591,7 @@ class VideoReader:
         while av_frame is not None:
             if av_frame.format.name not in self.pixel_formats:
                 self.pixel_formats.append(av_frame.format.name)
+            self._interlaced += bool(getattr(av_frame, "interlaced_frame", False))
             if av_frame.time is not None:
                 if shown_at is not None and av_frame.time > shown_at:
                     gap = av_frame.time - shown_at
