@@ -143,9 +143,11 @@ def decode_luma(path: Path, max_frames: int | None = None) -> np.ndarray:
             frames.append(frame.y)
             if max_frames and len(frames) >= max_frames:
                 break
-        warnings = [w for w in (reader.info.truncation_warning(path), reader.rescale_warning()) if w]
-    if not frames:
-        raise VcsError(f"{path} has no frames")  # the error alone: one line
+        # what bears on training: a cut, damage FFmpeg concealed, combed fields, frames scaled
+        said = (reader.info.truncation_warning(path), reader.damage_warning(), reader.interlace_warning())
+        warnings = [w for w in (*said, reader.rescale_warning()) if w]
+        if not frames:
+            raise reader.info.no_frames(path)  # the error alone: one line
     for warning in warnings:  # as vcs encode says them; once, when the clip is decoded into the cache
         print(f"vcs: warning: {warning}", file=sys.stderr)
     return np.stack(frames)
