@@ -223,7 +223,9 @@ def encode(
     """Measure a video block by block (the light, sensor-side half) into a .vcs file.
 
     INPUT - reads the video from standard input, e.g. ffmpeg -i clip.mkv -f yuv4mpegpipe - | vcs encode - clip.vcs
-    (with --size and --fps, raw I420)."""
+    (with --size and --fps, raw I420).
+
+    Pictures are read as shown: turned or mirrored as a display matrix or EXIF asks, as ffmpeg does."""
     from .codec import encode_file
     from .io import STDIO, spooled_stdin
 
