@@ -93,12 +93,15 @@ def pick_model(ratio: float | None, model: str | None) -> ModelCard:
     """``--model NAME`` if given, else the shipped default for ``--ratio`` (`default_model` checks its type)."""
     if model:
         if ratio is None:
-            card = find_model(model)
-        else:
-            alpha_n = check_ratio_type(ratio)
-            card = find_model(model, fits=lambda c: abs(c.alpha_n - alpha_n) < 1e-9, fitting=f"ratio {ratio:g}")
-        if ratio is not None and abs(card.alpha_n - ratio) > 1e-9:
-            raise VcsError(f"model {card.name} is for ratio {card.alpha_n:g}, not {ratio:g}")
+            return find_model(model)
+        alpha_n = check_ratio_type(ratio)
+
+        def fits(card: ModelCard) -> bool:
+            return abs(card.alpha_n - alpha_n) < 1e-9
+
+        card = find_model(model, fits=fits, fitting=f"ratio {alpha_n:g}")
+        if not fits(card):
+            raise VcsError(f"model {card.name} is for ratio {card.alpha_n:g}, not {alpha_n:g}")
         return card
     return default_model(0.1 if ratio is None else ratio)
 

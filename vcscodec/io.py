@@ -21,7 +21,7 @@ import numpy as np
 
 from vcscodec.errors import OutputClosed, VcsError, check_path, check_size, check_whole, frames_phrase
 from vcscodec.numbered import has_counter, is_pattern, numbered_files, picture_path, printf_name
-from vcscodec.orientation import UPRIGHT, Orientation, frame_orientation, shown, swaps_axes
+from vcscodec.orientation import UPRIGHT, Orientation, frame_orientation, quarter_turns, shown, swaps_axes
 from vcscodec.output import AllOrNothing, check_output_folder, check_output_path
 
 __all__ = [
@@ -437,6 +437,7 @@ class VideoReader:
         format_name = self._container.format.name
         photos = format_name == "image2" or format_name.endswith("_pipe")  # FFmpeg's picture demuxers
         self._picture: Callable[[int], Path] | None = None  # the photo file of frame n
+        self._numbered = sequence is not None
         if sequence is not None:
             first_number = sequence[0] + start  # frame n read is picture first_number + n
             self._picture = lambda n: picture_path(self.path, first_number + n)
@@ -527,10 +528,10 @@ class VideoReader:
         if not self._errors:
             return None
         index, message = self._first_error
-        numbered = self._picture is not None and self._picture(0) != self.path
+        picture_of = self._picture if self._numbered else None
         # A picture is decoded as it is read; a video's decoder holds frames back (B-frames, threads), so an error
         # shows while a later frame is read than the one it damaged.
-        where = f"frame {index} ({self._picture(index - self.start).name})" if numbered else f"frame {index} or before"
+        where = f"frame {index} ({picture_of(index - self.start).name})" if picture_of else f"frame {index} or before"
         errors = "1 decoding error" if self._errors == 1 else f"{self._errors} decoding errors"
         return f"{self.path} is damaged: FFmpeg reported {errors}, the first at {where}: {message}; coded as decoded"
 
@@ -574,7 +575,7 @@ class VideoReader:
         mirrors are applied); None otherwise."""
         if not self._odd_turn:
             return None
-        odd_angle = abs(self.rotation - 90 * round(self.rotation / 90)) > 1
+        odd_angle = quarter_turns(self.rotation) is None
         asked = f"rotated by {self.rotation}°" if odd_angle else "transformed"  # else a shear or a stretch
         return (
             f"{self.path}: the file asks players to show it {asked} (a display matrix); vcs turns and mirrors "

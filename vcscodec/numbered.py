@@ -11,12 +11,11 @@ import re
 from pathlib import Path
 
 _TOKENS = re.compile(r"%%|%(\d+)?d")
-_COUNTER = re.compile(r"(?<!%)(?:%%)*%(\d+)?d")
 
 
 def has_counter(name: str) -> bool:
     """Whether ``name`` holds a counter at all (a pattern, or a malformed one with two)."""
-    return _COUNTER.search(name) is not None
+    return any(token.group(0) != "%%" for token in _TOKENS.finditer(name))
 
 
 def _regex(name: str) -> re.Pattern[str] | None:

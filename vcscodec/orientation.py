@@ -95,9 +95,15 @@ def frame_orientation(av_frame: av.VideoFrame, picture: Path | None = None) -> O
     matrix = display_matrix(av_frame)
     if matrix is not None:
         return matrix_orientation(matrix)
-    rotation = getattr(av_frame, "rotation", 0) or 0  # PyAV ≥ 14 reads it; whole degrees
-    quarters = round(rotation / 90)
-    return (quarters % 4, False) if abs(rotation - 90 * quarters) <= 1 else None
+    turns = quarter_turns(getattr(av_frame, "rotation", 0) or 0)  # PyAV ≥ 14 reads it; whole degrees
+    return None if turns is None else (turns, False)
+
+
+def quarter_turns(degrees: float) -> int | None:
+    """Counter-clockwise ``degrees`` as quarter turns (0–3), within 1° of one (ffmpeg's tolerance); None for any
+    other angle."""
+    quarters = round(degrees / 90)
+    return quarters % 4 if abs(degrees - 90 * quarters) <= 1 else None
 
 
 def shown(plane: np.ndarray, orientation: Orientation) -> np.ndarray:

@@ -77,14 +77,15 @@ def find_sequences(folder: Path) -> tuple[list[Sequence], list[str]]:
         raise VcsError(f"sequence folder {folder} does not exist")
     if not folder.is_dir():
         raise VcsError(f"{folder} is not a folder (give the folder that holds the test sequences)")
-    candidates = sorted(
+    entries = sorted(folder.iterdir())
+    candidates = [
         p
-        for p in folder.iterdir()
+        for p in entries
         if not p.name.startswith(".")
         and ((p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS) or (p.is_dir() and _png_frames(p)))
-    )
+    ]
     sequences, warnings = [], []
-    for path in sorted(folder.iterdir()):  # a link to a file that is gone is no candidate, but is said
+    for path in entries:  # a link to a file that is gone is no candidate, but is said
         if path.is_symlink() and not path.exists() and path.suffix.lower() in VIDEO_EXTENSIONS:
             warnings.append(f"skipped {path.name}: a link to a missing file")
     for path in candidates:
