@@ -21,7 +21,7 @@ from vcscodec.models import (
     parameter_counts,
 )
 from vcscodec.models.init import init_linear, klt_basis, load_widened
-from vcscodec.models.loss import loss_term
+from vcscodec.models.loss import frame_ssim, loss_term
 from vcscodec.registry import default_model, derive_model, find_model, list_models, model_name, save_model, sha256_file
 from vcscodec.samples import camera_pan
 
@@ -218,6 +218,36 @@ def test_charbonnier_loss_is_a_smooth_l1_whose_gradient_does_not_shrink_with_the
     exact = torch.zeros(1, 4, 4, requires_grad=True)
     loss_term(exact, torch.zeros(1, 4, 4), "charbonnier").backward()
     assert exact.grad.abs().max().item() == 0
+
+
+def test_frame_ssim_is_the_bench_ssim_before_rounding_and_the_ssim_l1_loss_mixes_it_with_l1() -> None:
+    """optim.loss = "ssim-l1": the SSIM term is metrics.ssim's definition (scikit-image's Gaussian SSIM), per
+    frame, on unrounded pixels; the loss is 0.84·(1 − SSIM) + 0.16·L1 and pulls a blurred frame toward its truth."""
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(5)
+    truth = torch.from_numpy(rng.random((2, 3, 24, 30))).float()
+    rebuilt = (truth + 0.1 * torch.from_numpy(rng.standard_normal((2, 3, 24, 30))).float()).clamp(0, 1)
+    expected = [
+        structural_similarity(
+            t.double().numpy(),
+            r.double().numpy(),
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            data_range=1.0,
+        )
+        for t, r in zip(truth.reshape(-1, 24, 30), rebuilt.reshape(-1, 24, 30), strict=True)
+    ]
+    got = frame_ssim(rebuilt, truth)
+    assert got.shape == (2, 3)
+    assert got.flatten().tolist() == pytest.approx(expected, abs=1e-5)
+    assert frame_ssim(truth, truth).flatten().tolist() == pytest.approx([1.0] * 6, abs=1e-6)
+    l1 = (rebuilt - truth).abs().mean().item()
+    value = loss_term(rebuilt, truth, "ssim-l1").item()
+    assert value == pytest.approx(0.84 * (1 - float(np.mean(expected))) + 0.16 * l1, abs=1e-5)
+    with pytest.raises(ValueError, match="11x11"):
+        frame_ssim(torch.zeros(1, 10, 40), torch.zeros(1, 10, 40))
 
 
 def test_decoder_is_deterministic_on_cpu() -> None:

@@ -138,7 +138,7 @@ def test_shipped_configs_start_from_shipped_models() -> None:
         ({"optim": {"quant_noise": -1.0}}, "optim.quant_noise"),
         ({"optim": {"orthonormal_sampling": True, "sampling_lr_scale": 0.0}}, "optim.orthonormal_sampling"),
         ({"optim": {"adam_eps": 0.0}}, "optim.adam_eps"),
-        ({"optim": {"loss": "l1"}}, "optim.loss: 'l1' is not mse, frame-psnr or charbonnier"),
+        ({"optim": {"loss": "l1"}}, "optim.loss: 'l1' is not mse, frame-psnr, charbonnier or ssim-l1"),
         ({"model": {"arch": "hitvcsnet-mhc2-lin"}}, "skips the non-keyframe network"),
         ({"model": {"arch": "hitvcsnet-mhc-lin"}, "optim": {"parts": "non-keyframes"}}, "skips the non-keyframe"),
         ({"optim": {"parts": "non-keyframes", "orthonormal_sampling": True}}, "no Φ is trained .* non-keyframes"),

@@ -92,7 +92,7 @@ class OptimSection:
     quant_noise: float = 0.0
     # mse (the paper's) | frame-psnr: the mean over frames of 10·log10 of each frame's MSE (models/loss.py), the
     # bench's mean per-frame PSNR, so still frames are not spent to buy the worst moving ones | charbonnier: a smooth
-    # L1 per pixel, √(d² + ε²)
+    # L1 per pixel, √(d² + ε²) | ssim-l1: 0.84·(1 − SSIM) + 0.16·L1, the SSIM the bench scores
     loss: str = "mse"
     # Project every trained Φ back onto orthonormal rows after each step (its polar factor), so a learned Φ keeps
     # the KLT's measurement energy: larger rows would buy a lower quantizer error with more bits, not a better Φ.
