@@ -333,6 +333,31 @@ def test_a_part_encoded_with_start_is_scored_against_its_own_source_frames(tmp_p
     assert_error(done, "has 8 frames; frames up to 8 are decoded (the file begins at its frame 4)")
 
 
+def test_a_numbered_reference_is_sized_and_counted_from_its_first_scored_picture(tmp_path, clip):
+    """`decode --reference p_%03d.png` for a part coded from frame 4 opens the pictures at p_004.png: pictures
+    before it may be any size (they are not scored), and a reference that ends before the part begins says how
+    many frames it has, as a short one does."""
+    from PIL import Image
+
+    w, part_vcs = clip["weights"], tmp_path / "part.vcs"
+    assert_ok(run_vcs("encode", clip["y4m"], part_vcs, "--start", 4, "-n", 5, weights=w))
+    pictures = tmp_path / "p_%03d.png"
+    assert_ok(run_vcs("decode", clip["vcs"], pictures, weights=w))
+    for number in range(4):  # not scored: a thumbnail's size
+        Image.new("L", (50, 40), 128).save(tmp_path / f"p_{number:03d}.png")
+    done = run_vcs("decode", part_vcs, tmp_path / "part.y4m", "--reference", pictures, weights=w)
+    assert_ok(done)
+    compared = run_vcs("compare", pictures, tmp_path / "part.y4m", "--start", 4, "--json", "-", weights=w)
+    assert_ok(compared)
+    mean = json.loads(compared.stdout)["mean"]["psnr_y"]
+    assert f"(mean of {frames_phrase(5)}): PSNR Y {mean:.2f} dB" in done.stdout
+    few = tmp_path / "few.y4m"  # three frames: the part begins at the source's frame 4
+    write_clip(few, clip["frames"][:3], fps=25)
+    done = run_vcs("decode", part_vcs, tmp_path / "x.y4m", "--reference", few, weights=w)
+    assert_error(done, "--reference", "has 3 frames; frames up to 8 are decoded (the file begins at its frame 4)")
+    assert not (tmp_path / "x.y4m").exists()
+
+
 def test_decode_a_range_with_its_reference(tmp_path, clip):
     """`--start 4 --frames 3` writes frames 4-6, and `--reference` scores them against the reference's 4-6."""
     w, part = clip["weights"], tmp_path / "part.y4m"

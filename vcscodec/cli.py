@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .errors import OutputClosed, VcsError, check_whole, frames_phrase
+from .errors import OutputClosed, StartPastEnd, VcsError, check_whole, frames_phrase
 
 try:  # Typer 0.22 and later carry their own copy of Click
     from typer._click.exceptions import ClickException, UsageError
@@ -380,19 +380,28 @@ def _check_reference(
     header = read_header(vcs)
     end = check_frame_range(header, start, count)
     size, fps = (header.width, header.height), Fraction(header.fps_num, header.fps_den)
-    with open_video(reference, size, fps) as reader:
-        info = reader.info
+    first, last = header.source_start + start, header.source_start + end - 1
+    where = f" (the file begins at its frame {header.source_start})" if header.source_start else ""
+
+    def too_short(frame_count: int) -> VcsError:
+        return VcsError(
+            f"--reference {reference} has {frames_phrase(frame_count)}; frames up to {last} are decoded{where}"
+        )
+
+    # Opened at the first frame scored, so that numbered pictures are sized by that picture, not by picture 0.
+    try:
+        with open_video(reference, size, fps, start=first) as reader:
+            info = reader.info
+    except StartPastEnd as e:
+        raise too_short(e.frame_count) from None
     if (info.width, info.height) != size:
         raise VcsError(f"--reference {reference} is {info.width}x{info.height}, but {vcs} holds {size[0]}x{size[1]}")
     try:
         check_ssim_size(*size)
     except VcsError as e:
         raise VcsError(f"--reference cannot score {vcs}: {e}") from None
-    first, last = header.source_start + start, header.source_start + end - 1
-    if info.frame_count is not None and info.frame_count <= last:
-        have = frames_phrase(info.frame_count)
-        where = f" (the file begins at its frame {header.source_start})" if header.source_start else ""
-        raise VcsError(f"--reference {reference} has {have}; frames up to {last} are decoded{where}")
+    if info.frame_count is not None and first + info.frame_count <= last:  # info counts the frames from ``first``
+        raise too_short(first + info.frame_count)
     return size, fps, first
 
 

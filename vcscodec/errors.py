@@ -11,6 +11,15 @@ class VcsError(Exception):
     """A user-facing error: bad input, a damaged file, a missing model. The message is the whole story."""
 
 
+class StartPastEnd(VcsError):
+    """A first frame to read (``--start``) at or past the end of a source; ``frame_count`` is how many it has, so
+    that a caller that chose the start itself (`decode --reference`) can say it in its own words."""
+
+    def __init__(self, message: str, frame_count: int) -> None:
+        super().__init__(message)
+        self.frame_count = frame_count
+
+
 class OutputClosed(VcsError):
     """The reader of standard output closed it (`vcs decode in.vcs - | head -c …`, a player quit): not a fault of
     the input, so the CLI says it without "error" and exits 141, as a process killed by SIGPIPE would."""

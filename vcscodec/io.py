@@ -19,7 +19,7 @@ from types import TracebackType
 import av
 import numpy as np
 
-from vcscodec.errors import OutputClosed, VcsError, check_path, check_size, check_whole, frames_phrase
+from vcscodec.errors import OutputClosed, StartPastEnd, VcsError, check_path, check_size, check_whole, frames_phrase
 from vcscodec.numbered import has_counter, is_pattern, numbered_files, picture_path, printf_name
 from vcscodec.orientation import UPRIGHT, Orientation, frame_orientation, quarter_turns, shown, swaps_axes
 from vcscodec.output import AllOrNothing, check_output_folder, check_output_path
@@ -475,7 +475,9 @@ class VideoReader:
     def _check_start(self, frame_count: int) -> None:
         """Refuse a ``start`` at or past the end of a source of ``frame_count`` frames."""
         if self.start >= frame_count:
-            raise VcsError(f"--start {self.start} is outside {self.path}, which has {frames_phrase(frame_count)}")
+            raise StartPastEnd(
+                f"--start {self.start} is outside {self.path}, which has {frames_phrase(frame_count)}", frame_count
+            )
 
     def _next_decoded(self, index: int) -> av.VideoFrame | None:
         """The next decoded picture, None at the end; ``index`` (its number) names where a damaged file fails, and
