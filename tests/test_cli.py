@@ -3,6 +3,7 @@ one-line errors without tracebacks, and that a failed command leaves no output (
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -164,13 +165,17 @@ def test_info_shows_bits_per_pixel(clip):
     done = run_vcs("info", clip["vcs"], "--json", weights=clip["weights"])
     assert_ok(done)
     info = json.loads(done.stdout)
-    assert info["bits per pixel"] == pytest.approx(len(clip["bytes"]) * 8 / (100 * 60 * 9))
-    assert info["compression vs 8-bit 4:2:0"] == pytest.approx((100 * 60 + 2 * 50 * 30) * 9 / len(clip["bytes"]))
-    assert "rate" not in info
-    assert f"{info['bits per pixel']:.4g}" in run_vcs("info", clip["vcs"], weights=clip["weights"]).stdout
-    assert (info["frames"], info["size"], info["frame rate"], info["records"]) == (9, "100x60", "25/1", 2)
-    assert info["weights sha256"] == read_header(clip["vcs"]).weights_sha256
-    assert info["decodable here"] == "yes"
+    assert info["bits_per_pixel"] == pytest.approx(len(clip["bytes"]) * 8 / (100 * 60 * 9))
+    assert info["compression_vs_8bit_420"] == pytest.approx((100 * 60 + 2 * 50 * 30) * 9 / len(clip["bytes"]))
+    assert f"{info['bits_per_pixel']:.4g}" in run_vcs("info", clip["vcs"], weights=clip["weights"]).stdout
+    # the header's fields under their names in docs/format.md, with their values, as numbers
+    header = dataclasses.asdict(read_header(clip["vcs"]))
+    assert {k: info[k] for k in header} == header
+    assert (info["format_version"], info["width"], info["fps_num"], info["records"]) == (1, 100, 25, 2)
+    assert (info["decodable"], info["decode_error"], info["damaged"]) == (True, None, [])
+    assert info["bytes"] == len(clip["bytes"])
+    spec = (Path(__file__).parents[1] / "docs" / "format.md").read_text()
+    assert all(f"| {name} |" in spec for name in [*header, "format_version"])
 
 
 def test_info_model_counts_parameters_per_part(clip):
@@ -264,8 +269,9 @@ def test_damaged_files_fail_info_with_one_line(tmp_path, clip):
         path = tmp_path / "bad.vcs"
         path.write_bytes(damaged)
         assert_error(run_vcs("info", path, weights=clip["weights"]), message), what
-    done = run_vcs("info", path, "--json", weights=clip["weights"])  # the last case: its rate is of what is left
-    assert json.loads(done.stdout)["rate"].endswith("count the bytes present: the file is damaged")
+    done = run_vcs("info", path, weights=clip["weights"])  # the last case: its rate is of what is left
+    assert "count the bytes present: the file is damaged" in " ".join(done.stdout.split())
+    assert json.loads(run_vcs("info", path, "--json", weights=clip["weights"]).stdout)["damaged"]
 
 
 # Decoding stops at the damage after it has loaded torch and the model (seconds each on a shared CPU), so it runs
@@ -315,7 +321,7 @@ def test_a_part_encoded_with_start_is_scored_against_its_own_source_frames(tmp_p
     header = read_header(part_vcs)
     assert (header.version, header.source_start, header.frame_count) == (3, 4, 5)
     info = json.loads(run_vcs("info", part_vcs, "--json", weights=w).stdout)
-    assert (info["format version"], info["first source frame"]) == (3, 4)
+    assert (info["format_version"], info["source_start"]) == (3, 4)
     with open_video(clip["y4m"]) as reader:
         original = list(reader)
     for args, first in (((), 4), (("--start", 2, "-n", 2), 6)):
@@ -582,7 +588,7 @@ def test_pipe_errors_name_standard_input(tmp_path, clip):
     done = run_vcs_piped("info", "-", "--json", weights=w, stdin=clip["bytes"])
     assert done.returncode == 0, done.stderr
     described = json.loads(done.stdout)
-    assert described["file"] == "standard input" and described["frames"] == 9
+    assert described["file"] == "standard input" and described["frame_count"] == 9
     done = run_vcs_piped("info", "-", weights=w, stdin=clip["bytes"][:-40])  # cut: described, and exit 1
     assert_error(done, "standard input is damaged")
     assert b"standard input" in done.stdout
@@ -698,7 +704,7 @@ def test_file_made_with_other_weights_names_its_model(tmp_path, clip):
     assert "needs model" in line and "not in the weights folder" in line
     # vcs info says so before anyone tries, in the same words
     info = json.loads(run_vcs("info", clip["vcs"], "--json", weights=other).stdout)
-    assert info["decodable here"] == "no: " + line.removeprefix("vcs: error: ")
+    assert (info["decodable"], info["decode_error"]) == (False, line.removeprefix("vcs: error: "))
     # same name, other weights: a manifest that claims the name with another hash is refused by hash
     forged = tmp_path / "forged_weights"
     shutil.copytree(clip["weights"], forged)

@@ -519,21 +519,24 @@ def info(
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="Describe a model instead: parameters per part")
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    json_out: Annotated[
+        bool,
+        typer.Option("--json", help="Print JSON: a file's header fields by their names in docs/format.md, as numbers"),
+    ] = False,
 ) -> None:
     """Describe a .vcs file (header, GOPs, bits per pixel) or a model (parameters per part).
 
     A damaged file is described all the same, with what is damaged; the exit code is then 1."""
-    from .inspect import describe_file, describe_model
+    from .inspect import describe_file, describe_model, file_rows, model_rows
     from .io import STDIO, spooled_stdin
 
     if (file is None) == (model is None):
         raise VcsError("give a .vcs file or --model NAME" + (", not both" if file is not None else ""))
     if file is None:
-        described = describe_model(model)
+        described, rows = describe_model(model), model_rows
     else:
         with spooled_stdin() if str(file) == STDIO else nullcontext(file) as source:
-            described = describe_file(source)
+            described, rows = describe_file(source), file_rows
             if str(file) == STDIO:
                 described["file"] = "standard input"
     damaged = described.get("damaged")
@@ -543,8 +546,8 @@ def info(
         table = Table(show_header=False, box=None)
         table.add_column(no_wrap=True)
         table.add_column(overflow="fold")  # wrap long values (hashes, paths) rather than cut them with "…"
-        for key, value in described.items():
-            table.add_row(f"[bold]{key}", _format_value(value))
+        for label, value in rows(described):
+            table.add_row(f"[bold]{label}", _format_value(value))
         out.print(table)
     if damaged:
         extra = len(damaged) - 1

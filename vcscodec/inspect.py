@@ -10,12 +10,15 @@ import numpy as np
 from .container import ContainerReader, LostGop, StreamHeader
 from .errors import VcsError
 from .output import make_output_folder
-from .registry import ModelCard, find_model
+from .registry import ModelCard, find_model, steps_phrase
 
 
 def describe_file(path: Path) -> dict[str, Any]:
-    """Header fields, rate, and what is damaged: every record is read (`ContainerReader.salvage`), so every
-    CRC is checked, and a damaged record is listed under "damaged" instead of ending the description."""
+    """Header fields, rate, and what is damaged, as `vcs info --json` prints them: the header's fields under
+    their names in docs/format.md, then what was found (``records``, ``decodable``, ``decode_error``, ``bytes``,
+    ``bits_per_pixel``, ``compression_vs_8bit_420``, ``damaged``). Every record is read
+    (`ContainerReader.salvage`), so every CRC is checked, and a damaged record is listed under "damaged" instead
+    of ending the description."""
     with ContainerReader(path) as reader:
         h = reader.header
         damaged = [r.reason for r in reader.salvage() if isinstance(r, LostGop)]
@@ -25,68 +28,120 @@ def describe_file(path: Path) -> dict[str, Any]:
     pixels = h.width * h.height * h.frame_count
     # 8-bit 4:2:0 as it is stored (a Y4M frame's bytes): chroma planes of ⌈W/2⌉×⌈H/2⌉ at odd sizes
     raw_bytes = (h.width * h.height + 2 * ((h.width + 1) // 2) * ((h.height + 1) // 2)) * h.frame_count
-    described = {
+    decode_error = _decode_error(h)
+    return {
         "file": str(path),
-        "format version": h.version,
-        "size": f"{h.width}x{h.height}",
-        "frame rate": f"{h.fps_num}/{h.fps_den}",
-        "frames": h.frame_count,
-        "first source frame": h.source_start,
-        "GOP": h.gop,
+        "format_version": h.version,
+        "width": h.width,
+        "height": h.height,
+        "fps_num": h.fps_num,
+        "fps_den": h.fps_den,
+        "frame_count": h.frame_count,
+        "source_start": h.source_start,
+        "gop": h.gop,
         "block": h.block,
         "alpha_k": h.alpha_k,
         "alpha_n": h.alpha_n,
-        "measurements per block": {"key": h.m_k, "non-key": h.m_n},
-        "keyframes": h.num_records,  # one a record; not len(key_frames()), a list as long as the header claims
-        "records": h.num_records,
-        "keyframe grid shift": (
-            f"{h.key_grid_shift} pixels in odd GOPs" if h.key_grid_shift else "none (every keyframe on one grid)"
-        ),
-        "quantizer step": h.quant_step,
+        "m_k": h.m_k,
+        "m_n": h.m_n,
+        "key_grid_shift": h.key_grid_shift,
+        "quant_step": h.quant_step,
         "chroma": h.chroma,
-        "model": h.model_name,
-        "weights sha256": h.weights_sha256,
-        "decodable here": _decodable(h),
+        "model_name": h.model_name,
+        "weights_sha256": h.weights_sha256,
+        "records": h.num_records,  # GOP records, one keyframe each; not len(key_frames()), as long as the header claims
+        "decodable": decode_error is None,
+        "decode_error": decode_error,
         "bytes": size,
-        "bits per pixel": size * 8 / pixels,
-        "compression vs 8-bit 4:2:0": raw_bytes / size,
+        "bits_per_pixel": size * 8 / pixels,
+        "compression_vs_8bit_420": raw_bytes / size,
         "damaged": damaged,
     }
-    if damaged:  # the rate counts what is there, not what the whole file held
-        described["rate"] = "bits per pixel and compression count the bytes present: the file is damaged"
-    return described
+
+
+def file_rows(d: dict[str, Any]) -> list[tuple[str, Any]]:
+    """`vcs info`'s table of a ``describe_file`` description: (label, value) rows, in words."""
+    shift = d["key_grid_shift"]
+    rows = [
+        ("file", d["file"]),
+        ("format version", d["format_version"]),
+        ("size", f"{d['width']}x{d['height']}"),
+        ("frame rate", f"{d['fps_num']}/{d['fps_den']}"),
+        ("frames", d["frame_count"]),
+        ("first source frame", d["source_start"]),
+        ("GOP", d["gop"]),
+        ("block", d["block"]),
+        ("alpha_k", d["alpha_k"]),
+        ("alpha_n", d["alpha_n"]),
+        ("measurements per block", {"key": d["m_k"], "non-key": d["m_n"]}),
+        ("keyframes", d["records"]),
+        ("keyframe grid shift", f"{shift} pixels in odd GOPs" if shift else "none (every keyframe on one grid)"),
+        ("quantizer step", d["quant_step"]),
+        ("chroma", d["chroma"]),
+        ("model", d["model_name"]),
+        ("weights sha256", d["weights_sha256"]),
+        ("decodable here", "yes" if d["decodable"] else f"no: {d['decode_error']}"),
+        ("bytes", d["bytes"]),
+        ("bits per pixel", d["bits_per_pixel"]),
+        ("compression vs 8-bit 4:2:0", d["compression_vs_8bit_420"]),
+        ("damaged", d["damaged"]),
+    ]
+    if d["damaged"]:  # the rate counts what is there, not what the whole file held
+        rows.append(("rate", "bits per pixel and compression count the bytes present: the file is damaged"))
+    return rows
 
 
 def describe_model(name: str) -> dict[str, Any]:
-    """Parameter count of each part of the network (sampling, initial reconstruction, MSEM, HFFM, HFIM, MSFM)."""
+    """A model as `vcs info --model NAME --json` prints it: its manifest's names (``name``, ``arch``, ``alpha_k``,
+    ``alpha_n``, ``config``, ``file``, ``sha256``), the parameter count of each part of the network (sampling,
+    initial reconstruction, MSEM, HFFM, HFIM, MSFM), and its training (``training_steps``,
+    ``keyframe_branch_steps``, ``training_hardware``; null where the manifest does not say)."""
     from .models import HITVCSNet, parameter_counts
 
     card = find_model(name)
     model = HITVCSNet(card.model_config())
-    training = card.manifest.get("training", {})
     return {
-        "model": card.name,
-        "architecture": card.arch,
+        "name": card.name,
+        "arch": card.arch,
         "alpha_k": card.alpha_k,
         "alpha_n": card.alpha_n,
         "config": {k: v for k, v in card.config.items() if k not in ("arch", "extra")},
         "parameters": parameter_counts(model),
-        "weights": str(card.path),
+        "file": str(card.path),
         "sha256": card.sha256,
-        "training steps": card.training_steps() or "unknown",
-        "training hardware": training.get("hardware", "unknown"),
+        "training_steps": card.manifest.get("training", {}).get("steps"),
+        "keyframe_branch_steps": card.manifest.get("grafted", {}).get("keyframe_branch_steps"),
+        "training_hardware": card.manifest.get("training", {}).get("hardware"),
     }
 
 
-def _decodable(header: StreamHeader) -> str:
-    """Whether this installation can decode the file: its model, by name and hash, in the weights folder."""
+def model_rows(d: dict[str, Any]) -> list[tuple[str, Any]]:
+    """`vcs info --model`'s table of a ``describe_model`` description: (label, value) rows, in words."""
+    steps = steps_phrase(d["training_steps"], d["keyframe_branch_steps"])
+    return [
+        ("model", d["name"]),
+        ("architecture", d["arch"]),
+        ("alpha_k", d["alpha_k"]),
+        ("alpha_n", d["alpha_n"]),
+        ("config", d["config"]),
+        ("parameters", d["parameters"]),
+        ("weights", d["file"]),
+        ("sha256", d["sha256"]),
+        ("training steps", steps or "unknown"),
+        ("training hardware", d["training_hardware"] or "unknown"),
+    ]
+
+
+def _decode_error(header: StreamHeader) -> str | None:
+    """Why this installation cannot decode the file (its model, by name and hash, is not in the weights folder),
+    or None when it can."""
     from .codec import model_for  # the decoder's own check, so the answer is the one `vcs decode` would give
 
     try:
         model_for(header)
     except VcsError as e:
-        return f"no: {e}"
-    return "yes"
+        return str(e)
+    return None
 
 
 SAMPLER_README = """Sampling matrices of model {name} (sha256 {sha})

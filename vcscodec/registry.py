@@ -76,12 +76,9 @@ class ModelCard:
 
     def training_steps(self, short: bool = False) -> str:
         """The steps of the run that made these weights, plus those of a keyframe branch grafted into them
-        (``scripts/graft_keyframes.py``): '534 (+2919 keyframe branch)', short '534+2919'; '' when not known."""
+        (``scripts/graft_keyframes.py``), in ``steps_phrase``'s words."""
         steps = self.manifest.get("training", {}).get("steps")
-        grafted = self.manifest.get("grafted", {}).get("keyframe_branch_steps")
-        if steps is None or not grafted:
-            return "" if steps is None else str(steps)
-        return f"{steps}+{grafted}" if short else f"{steps} (+{grafted} keyframe branch)"
+        return steps_phrase(steps, self.manifest.get("grafted", {}).get("keyframe_branch_steps"), short)
 
     def verify(self) -> None:
         """Check the weights file against the manifest's sha256 (a renamed or damaged file is refused)."""
@@ -135,6 +132,13 @@ class ModelCard:
                 f"{len(unexpected)} unexpected tensors)"
             )
         return model.to(device).eval()
+
+
+def steps_phrase(steps: int | None, keyframe_branch_steps: int | None, short: bool = False) -> str:
+    """A model's training steps in words: '534 (+2919 keyframe branch)', short '534+2919'; '' when not known."""
+    if steps is None or not keyframe_branch_steps:
+        return "" if steps is None else str(steps)
+    return f"{steps}+{keyframe_branch_steps}" if short else f"{steps} (+{keyframe_branch_steps} keyframe branch)"
 
 
 def _read_manifest(path: Path) -> ModelCard:
