@@ -531,7 +531,34 @@ def test_pipes_carry_the_same_bytes_as_files(tmp_path, clip):
     done = run_vcs_piped("decode", "-", "-", "--device", "cpu", "-q", weights=w, stdin=clip["bytes"])
     assert done.returncode == 0, done.stderr
     assert done.stdout == file_out.read_bytes() and done.stderr == ""
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.vcs", "b.vcs", "clip.yuv", "file.y4m"]
+    # encode's - output: the whole file once it is complete, its summary on stderr; from standard input too
+    done = run_vcs_piped("encode", clip["y4m"], "-", weights=w)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == clip["bytes"] and done.stderr.startswith("standard output: 9 frames")
+    done = run_vcs_piped("encode", "-", "-", "--bpp", "1", "-q", weights=w, stdin=clip["y4m"].read_bytes())
+    assert done.returncode == 0, done.stderr
+    (tmp_path / "c.vcs").write_bytes(done.stdout)
+    assert read_header(tmp_path / "c.vcs").quant_step > 1.3 and len(done.stdout) * 8 <= 100 * 60 * 9
+    assert not done.stderr
+    failed = run_vcs_piped("encode", "-", "-", weights=w, stdin=b"not a video at all" * 100)
+    assert_error(failed, "standard input: not a video FFmpeg can decode")
+    assert failed.stdout == b""  # nothing half-written reaches the pipe
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.vcs", "b.vcs", "c.vcs", "clip.yuv", "file.y4m"]
+
+
+def test_reader_closing_standard_output_stops_the_encode_quietly(clip):
+    """`vcs encode in.y4m - | …` whose reader is gone before the file is sent: one line, SIGPIPE's exit code 141."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env |= {"VCS_WEIGHTS": str(clip["weights"]), "OMP_NUM_THREADS": "1"}
+    encode = subprocess.Popen(
+        [sys.executable, "-m", "vcscodec.cli", "encode", clip["y4m"], "-"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    encode.stdout.close()  # before the interpreter has even started: the first write finds no reader
+    stderr = encode.stderr.read().decode()
+    assert encode.wait(timeout=180) == 141, stderr
+    size = len(clip["bytes"])
+    assert stderr.strip() == f"vcs: standard output closed by its reader before the file's end ({size:,} bytes)"
 
 
 def test_compare_reads_either_video_from_standard_input(tmp_path, clip):
@@ -604,6 +631,11 @@ def test_pipe_errors_name_standard_input(tmp_path, clip):
         cmd = [sys.executable, "-m", "vcscodec.cli", "decode", clip["vcs"], "-"]
         done = subprocess.run(cmd, stdout=tty, stderr=subprocess.PIPE, text=True, env=env, timeout=120)
     assert_error(done, "standard output is a terminal")
+    controller, terminal = pty.openpty()  # nor a .vcs file
+    with os.fdopen(controller, "rb"), os.fdopen(terminal, "wb") as tty:
+        cmd = [sys.executable, "-m", "vcscodec.cli", "encode", clip["y4m"], "-"]
+        done = subprocess.run(cmd, stdout=tty, stderr=subprocess.PIPE, text=True, env=env, timeout=120)
+    assert_error(done, "standard output is a terminal", "- > clip.vcs")
     # nor read from one; and a closed standard input (`<&-`) is named as such
     controller, terminal = pty.openpty()
     with os.fdopen(controller, "rb"), os.fdopen(terminal, "rb") as tty:
@@ -628,7 +660,6 @@ def test_missing_and_unreadable_inputs(tmp_path, clip):
     assert_error(run_vcs("info", tmp_path / "gone.vcs", weights=w), "gone.vcs", "no such file")
     assert_error(run_vcs("encode", tmp_path, out / "a.vcs", weights=w), "is a folder")
     assert_error(run_vcs("decode", tmp_path, out / "a.y4m", weights=w), "is a folder, not a .vcs file")
-    assert_error(run_vcs("encode", clip["y4m"], "-", weights=w), "writes a .vcs file, not standard output")
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(os.urandom(3000))
     assert_error(run_vcs("encode", junk, out / "a.vcs", weights=w), "junk.mp4", "not a video FFmpeg can decode")

@@ -173,7 +173,10 @@ def encode(
             "- reads standard input"
         ),
     ],
-    output: Annotated[Path, typer.Argument(help="The .vcs file to write")],
+    output: Annotated[
+        Path,
+        typer.Argument(help="The .vcs file to write; - writes it to standard output once it is complete"),
+    ],
     ratio: Annotated[
         float | None, typer.Option("--ratio", "-r", help="Non-keyframe ratio αn of the default model: 0.1 or 0.01")
     ] = None,
@@ -223,27 +226,29 @@ def encode(
     """Measure a video block by block (the light, sensor-side half) into a .vcs file.
 
     INPUT - reads the video from standard input, e.g. ffmpeg -i clip.mkv -f yuv4mpegpipe - | vcs encode - clip.vcs
-    (with --size and --fps, raw I420).
+    (with --size and --fps, raw I420). OUTPUT - writes the .vcs file to standard output when it is complete (its
+    header counts the frames), e.g. vcs encode clip.y4m - | ssh host vcs decode - clip.y4m; the summary goes to
+    standard error.
 
     Pictures are read as shown: turned or mirrored as a display matrix or EXIF asks, as ffmpeg does."""
     from .codec import encode_file
-    from .io import STDIO, spooled_stdin
+    from .io import STDIO, spooled_stdin, spooled_stdout
 
-    if str(output) == STDIO:
-        raise VcsError("vcs encode writes a .vcs file, not standard output: give an output name ending in .vcs")
-    if output.suffix.lower() != ".vcs":  # e.g. swapped arguments: never write a .vcs file under a video's name
-        raise VcsError(f"{output}: the encoder writes .vcs files; give an output name ending in .vcs")
+    to_stdout = str(output) == STDIO
+    if not to_stdout and output.suffix.lower() != ".vcs":  # e.g. swapped arguments: never a .vcs under a video's name
+        raise VcsError(f"{output}: the encoder writes .vcs files; give an output name ending in .vcs, or -")
     if bpp is not None and quant_step is not None:
         raise VcsError("give --quant-step or --bpp, not both (--bpp chooses the step)")
     # No bar on a pipe or in a log: it would only add a stale line before the summary or the error.
     with (
         spooled_stdin(raw=size is not None) if str(input) == STDIO else nullcontext(input) as source,
+        spooled_stdout(".vcs") if to_stdout else nullcontext(output) as target,
         _progress(quiet, "encode") as progress,
     ):
         rate = _FrameRate(progress, "encode")
         report = encode_file(
             source,
-            output,
+            target,
             ratio,
             model,
             _parse_size(size),
@@ -260,8 +265,9 @@ def encode(
     for w in report.warnings:
         _warn(w)
     if not quiet:
-        out.print(
-            f"{output}: {frames_phrase(report.frames)} {report.width}×{report.height}, {report.bytes:,} bytes, "
+        (err if to_stdout else out).print(  # standard output carries the file
+            f"{'standard output' if to_stdout else output}: {frames_phrase(report.frames)} "
+            f"{report.width}×{report.height}, {report.bytes:,} bytes, "
             f"{report.bits_per_pixel:.4f} bpp, chroma {report.chroma}, model {report.model}, "
             + (
                 f"quantizer step {report.quant_step:g} ({report.passes} pass{'es' * (report.passes > 1)}), "

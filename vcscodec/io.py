@@ -747,6 +747,30 @@ def spooled_stdin(raw: bool = False) -> Iterator[Path]:
             raise VcsError(str(e).replace(str(path), "standard input")) from None
 
 
+@contextmanager
+def spooled_stdout(suffix: str) -> Iterator[Path]:
+    """A temporary file for the block to write, copied to standard output once the block has ended without an
+    error: a .vcs header holds the frame count and the rate search of `--bpp` rewrites the file, so nothing reaches
+    the pipe until the file is whole, and a failure sends nothing. A terminal is refused (binary data)."""
+    if sys.stdout is None or sys.stdout.closed:
+        raise VcsError("standard output is closed: redirect it to a file or a pipe")
+    if sys.stdout.isatty():
+        raise VcsError("standard output is a terminal: redirect it to a file or a pipe (… - > clip.vcs, … - | …)")
+    with tempfile.TemporaryDirectory(prefix="vcs-stdout-") as folder:
+        path = Path(folder) / f"stdout{suffix}"
+        try:
+            yield path
+        except VcsError as e:  # name what the user gave, not the temporary file
+            raise VcsError(str(e).replace(str(path), _STDOUT_NAME)) from None
+        size = path.stat().st_size
+        try:
+            with path.open("rb") as f:
+                shutil.copyfileobj(f, sys.stdout.buffer, 1 << 20)
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:
+            raise OutputClosed(f"standard output closed by its reader before the file's end ({size:,} bytes)") from None
+
+
 def _to_av_frame(frame: Frame) -> av.VideoFrame:
     """A yuv420p FFmpeg frame of a `Frame` (float planes rounded and clipped)."""
     av_frame = av.VideoFrame(frame.width, frame.height, "yuv420p")
