@@ -558,7 +558,34 @@ def test_reader_closing_standard_output_stops_the_encode_quietly(clip):
     stderr = encode.stderr.read().decode()
     assert encode.wait(timeout=180) == 141, stderr
     size = len(clip["bytes"])
-    assert stderr.strip() == f"vcs: standard output closed by its reader before the file's end ({size:,} bytes)"
+    assert stderr.strip() == f"vcs: standard output closed by its reader after 0 of the file's {size:,} bytes"
+
+
+def test_an_encode_to_standard_output_that_cannot_be_written_is_one_line(tmp_path, clip):
+    """The reader leaving mid-file (past a pipe's 64 KiB buffer: a short write, no exception from a buffered
+    writer) is exit 141, never a summary and exit 0; a full disk and a closed standard output are one line."""
+    big = tmp_path / "big.y4m"
+    write_clip(big, camera_pan(9, 320, 240, seed=3), fps=25)
+    script = f"{sys.executable} -m vcscodec.cli encode {big} - --quant-step 0.05 | head -c 70000 | wc -c"
+    env = os.environ | {"VCS_WEIGHTS": str(clip["weights"]), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        ["bash", "-c", script + "; echo ${PIPESTATUS[0]}"], capture_output=True, text=True, env=env, timeout=180
+    )
+    received, code = done.stdout.split()
+    assert (received, code) == ("70000", "141"), done.stderr
+    assert re.fullmatch(
+        r"vcs: standard output closed by its reader after [\d,]+ of the file's [\d,]+ bytes\n", done.stderr
+    )
+    cmd = [sys.executable, "-m", "vcscodec.cli", "encode", clip["y4m"], "-"]
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(cmd, stdout=full, stderr=subprocess.PIPE, text=True, env=env, timeout=120)
+    assert_error(done, "standard output: writing the file failed after 0 bytes (No space left on device)")
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, preexec_fn=lambda: os.close(1))
+    assert_error(done, "standard output is closed")
+    with open("/dev/full", "wb") as full:
+        info = [sys.executable, "-m", "vcscodec.cli", "info", clip["vcs"], "--json"]
+        done = subprocess.run(info, stdout=full, stderr=subprocess.PIPE, text=True, env=env, timeout=120)
+    assert_error(done, "No space left on device")
 
 
 def test_compare_reads_either_video_from_standard_input(tmp_path, clip):
@@ -641,7 +668,12 @@ def test_pipe_errors_name_standard_input(tmp_path, clip):
     with os.fdopen(controller, "rb"), os.fdopen(terminal, "rb") as tty:
         cmd = [sys.executable, "-m", "vcscodec.cli", "encode", "-", out / "a.vcs"]
         done = subprocess.run(cmd, stdin=tty, capture_output=True, text=True, env=env, timeout=120)
-    assert_error(done, "standard input is a terminal")
+    assert_error(done, "standard input is a terminal", "pipe a video")
+    controller, terminal = pty.openpty()  # where a .vcs file is expected, the hint says so
+    with os.fdopen(controller, "rb"), os.fdopen(terminal, "rb") as tty:
+        cmd = [sys.executable, "-m", "vcscodec.cli", "info", "-"]
+        done = subprocess.run(cmd, stdin=tty, capture_output=True, text=True, env=env, timeout=120)
+    assert_error(done, "standard input is a terminal", "pipe a .vcs file")
     cmd = [sys.executable, "-m", "vcscodec.cli", "encode", "-", out / "a.vcs"]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, preexec_fn=lambda: os.close(0))
     assert_error(done, "standard input is closed")
@@ -660,6 +692,9 @@ def test_missing_and_unreadable_inputs(tmp_path, clip):
     assert_error(run_vcs("info", tmp_path / "gone.vcs", weights=w), "gone.vcs", "no such file")
     assert_error(run_vcs("encode", tmp_path, out / "a.vcs", weights=w), "is a folder")
     assert_error(run_vcs("decode", tmp_path, out / "a.y4m", weights=w), "is a folder, not a .vcs file")
+    # a .vcs file given where a video belongs: named for what it is
+    assert_error(run_vcs("encode", clip["vcs"], out / "a.vcs", weights=w), "clip.vcs: a .vcs file", "vcs decode")
+    assert_error(run_vcs("compare", clip["y4m"], clip["vcs"], weights=w), "a .vcs file, not a video")
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(os.urandom(3000))
     assert_error(run_vcs("encode", junk, out / "a.vcs", weights=w), "junk.mp4", "not a video FFmpeg can decode")
@@ -745,6 +780,12 @@ def test_file_made_with_other_weights_names_its_model(tmp_path, clip):
     manifest.write_text(json.dumps(info))
     line = assert_error(run_vcs("decode", clip["vcs"], out / "a.y4m", weights=forged), model_name)
     assert "made with model" in line and "sha256 0000000000000000" in line
+    # a hash that differs late is shown far enough to tell the two apart
+    real = read_header(clip["vcs"]).weights_sha256
+    info["sha256"] = real[:40] + ("0" if real[40] != "0" else "1") + real[41:]
+    manifest.write_text(json.dumps(info))
+    line = assert_error(run_vcs("decode", clip["vcs"], out / "a.y4m", weights=forged), model_name)
+    assert f"(sha256 {real[:48]}…)" in line and f"(sha256 {info['sha256'][:48]}…)" in line
     assert files_in(out) == []
 
 

@@ -44,7 +44,7 @@ app = typer.Typer(
 err = Console(stderr=True)
 # Piped into a file or another program, rich would assume 80 columns and fold tables (model names split over two
 # lines defeat `vcs models | grep`, figures are cut to "…"): there, tables are printed whole, unless $COLUMNS says.
-out = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200)
+out = Console(width=None if (sys.stdout and sys.stdout.isatty()) or "COLUMNS" in os.environ else 200)  # None: closed
 
 
 def _print_version(value: bool) -> None:
@@ -342,7 +342,7 @@ def decode(
         raise VcsError("--reference scores the file written: give an output file, not -")
     if reference is not None:
         refuse_input_as_output(output, reference, why="is the --reference: writing it would destroy the original")
-    with spooled_stdin() if str(input) == STDIO else nullcontext(input) as source:
+    with spooled_stdin(vcs=True) if str(input) == STDIO else nullcontext(input) as source:
         if reference is not None:
             size, fps, reference_start = _check_reference(reference, source, start, frames)
         with _progress(quiet, "decode") as progress:
@@ -527,7 +527,7 @@ def info(
     ] = None,
     json_out: Annotated[
         bool,
-        typer.Option("--json", help="Print JSON: a file's header fields by their names in docs/format.md, as numbers"),
+        typer.Option("--json", help="Print JSON: a file's header fields by their names in docs/format.md"),
     ] = False,
 ) -> None:
     """Describe a .vcs file (header, GOPs, bits per pixel) or a model (parameters per part).
@@ -541,7 +541,7 @@ def info(
     if file is None:
         described, rows = describe_model(model), model_rows
     else:
-        with spooled_stdin() if str(file) == STDIO else nullcontext(file) as source:
+        with spooled_stdin(vcs=True) if str(file) == STDIO else nullcontext(file) as source:
             described, rows = describe_file(source), file_rows
             if str(file) == STDIO:
                 described["file"] = "standard input"
@@ -851,6 +851,8 @@ def main() -> None:
     try:
         # Not standalone: Typer would print a usage error as a boxed panel of five lines; here it is ours to report.
         code = app(prog_name="vcs", standalone_mode=False)
+        if sys.stdout is not None:
+            sys.stdout.flush()  # here, where a full disk is one line, not at exit, where it is Python's traceback
     except UsageError as e:  # an unknown option, a missing argument, a value of the wrong type
         if type(e).__name__ == "NoArgsIsHelpError":  # plain `vcs`: Typer has printed the help already
             sys.exit(e.exit_code)
@@ -881,6 +883,15 @@ def main() -> None:
     except _Stopped as e:
         err.print(f"vcs: {e.why}", highlight=False)
         sys.exit(e.code)
+    except BrokenPipeError:
+        # A text command's reader went away (`vcs models | head -1`): quiet, as `yes | head`; SIGPIPE's code.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
+    except OSError as e:
+        # The system refused a read or a write that no check could foresee (a full disk, an I/O error): one line.
+        where = f"{e.filename}: " if e.filename else ""
+        err.print(f"vcs: error: {where}{e.strerror or e}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(1)
     except Exception as e:
         # Out of memory (a huge frame, a large --batch-gops; torch's own OutOfMemoryError on a GPU): one line, and
         # every writer has already dropped its temporary file on the way out. Anything else is a bug: a traceback.

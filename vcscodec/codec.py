@@ -389,6 +389,14 @@ def _count_frames(path: Path, size: tuple[int, int] | None, fps: Fraction | None
 # ---------------------------------------------------------------------------------------------- decoding
 
 
+def _two_hashes(ours: str, theirs: str) -> tuple[str, str]:
+    """Two different sha256 digests for a message: 16 hex digits each, or as many more as tell them apart."""
+    n = 16
+    while n < len(ours) and ours[:n] == theirs[:n]:
+        n += 16
+    return tuple(h if n >= len(h) else h[:n] + "…" for h in (ours, theirs))  # type: ignore[return-value]
+
+
 def model_for(header: StreamHeader, decoder: str | None = None) -> ModelCard:
     """The model a file was made with, found by name and checked by hash; or ``decoder``, another model of the
     same weights file, checked by the same hash (``hitvcsnet-mhc`` runs the whole network ``-mhc-lin`` skips part of).
@@ -396,10 +404,10 @@ def model_for(header: StreamHeader, decoder: str | None = None) -> ModelCard:
     if decoder is not None:
         card = find_model(decoder, fits=lambda c: c.sha256 == header.weights_sha256, fitting="this file's weights")
         if card.sha256 != header.weights_sha256:
+            ours, theirs = _two_hashes(card.sha256, header.weights_sha256)
             raise VcsError(
                 f"model {card.name} has other weights than this file's {header.model_name} "
-                f"(sha256 {card.sha256[:16]}… ≠ {header.weights_sha256[:16]}…): only a decoder of the same weights "
-                "can decode it"
+                f"(sha256 {ours} ≠ {theirs}): only a decoder of the same weights can decode it"
             )
         card.verify()
         return card
@@ -412,9 +420,10 @@ def model_for(header: StreamHeader, decoder: str | None = None) -> ModelCard:
             f"which is not in the weights folder {weights_dir()}"
         )
     if card.sha256 != header.weights_sha256:
+        theirs, ours = _two_hashes(header.weights_sha256, card.sha256)
         raise VcsError(
-            f"this file was made with model {header.model_name} (sha256 {header.weights_sha256[:16]}…); "
-            f"the weights folder has {card.name} (sha256 {card.sha256[:16]}…)"
+            f"this file was made with model {header.model_name} (sha256 {theirs}); "
+            f"the weights folder has {card.name} (sha256 {ours})"
         )
     card.verify()
     return card

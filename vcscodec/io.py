@@ -396,6 +396,8 @@ class VideoReader:
         except OSError as e:  # FFmpeg's own permission and I/O errors are OSErrors too
             raise VcsError(f"{self.path}: cannot read ({_why(e)})") from e
         except av.FFmpegError as e:
+            if _is_vcs_file(self.path):  # `vcs encode x.vcs …` for `vcs decode x.vcs …`
+                raise VcsError(f"{self.path}: a .vcs file, not a video: vcs decode rebuilds the video from it") from e
             raise VcsError(f"{self.path}: not a video FFmpeg can decode ({_why(e)})") from e
         if not self._container.streams.video:
             self._container.close()
@@ -722,12 +724,28 @@ def _discard(container: av.container.OutputContainer | None, temp: Path | None) 
         pass
 
 
+def _is_vcs_file(path: Path) -> bool:
+    """Whether a file begins with the .vcs magic (docs/format.md §2.1)."""
+    from .container import MAGIC
+
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
+
+
 @contextmanager
-def spooled_stdin(raw: bool = False) -> Iterator[Path]:
+def spooled_stdin(raw: bool = False, vcs: bool = False) -> Iterator[Path]:
     """All of standard input in a temporary file, deleted afterwards: the encoder must know the frame count
     before it writes the header, so a piped video is read to its end first. ``raw``: the bytes are raw I420
-    (named .yuv so that `open_video` reads them as such); otherwise FFmpeg tells the format from the content."""
-    pipe_one = "pipe a video into it (e.g. ffmpeg … -f yuv4mpegpipe - | vcs …)"
+    (named .yuv so that `open_video` reads them as such); otherwise FFmpeg tells the format from the content.
+    ``vcs``: a .vcs file is expected (`vcs decode -`, `vcs info -`), which messages say."""
+    pipe_one = (
+        "pipe a .vcs file into it (e.g. vcs encode clip.y4m - | vcs …)"
+        if vcs
+        else "pipe a video into it (e.g. ffmpeg … -f yuv4mpegpipe - | vcs …)"
+    )
     if sys.stdin is None:  # Python's stand-in when the process was started with standard input closed (<&-)
         raise VcsError(f"standard input is closed: {pipe_one}")
     if sys.stdin.isatty():
@@ -762,13 +780,23 @@ def spooled_stdout(suffix: str) -> Iterator[Path]:
             yield path
         except VcsError as e:  # name what the user gave, not the temporary file
             raise VcsError(str(e).replace(str(path), _STDOUT_NAME)) from None
-        size = path.stat().st_size
+        size, sent = path.stat().st_size, 0
+        # os.write on the descriptor, every count checked: a buffered write to a pipe whose reader leaves mid-file
+        # can return a short count without raising, and the rest of the file would be lost in silence.
         try:
+            sys.stdout.flush()
             with path.open("rb") as f:
-                shutil.copyfileobj(f, sys.stdout.buffer, 1 << 20)
-            sys.stdout.buffer.flush()
+                while chunk := f.read(1 << 20):
+                    view = memoryview(chunk)
+                    while view:
+                        written = os.write(sys.stdout.fileno(), view)
+                        view, sent = view[written:], sent + written
         except BrokenPipeError:
-            raise OutputClosed(f"standard output closed by its reader before the file's end ({size:,} bytes)") from None
+            raise OutputClosed(
+                f"standard output closed by its reader after {sent:,} of the file's {size:,} bytes"
+            ) from None
+        except OSError as e:
+            raise VcsError(f"{_STDOUT_NAME}: writing the file failed after {sent:,} bytes ({_why(e)})") from None
 
 
 def _to_av_frame(frame: Frame) -> av.VideoFrame:
