@@ -226,9 +226,10 @@ def encode(
     """Measure a video block by block (the light, sensor-side half) into a .vcs file.
 
     INPUT - reads the video from standard input, e.g. ffmpeg -i clip.mkv -f yuv4mpegpipe - | vcs encode - clip.vcs
-    (with --size and --fps, raw I420). OUTPUT - writes the .vcs file to standard output when it is complete (its
-    header counts the frames), e.g. vcs encode clip.y4m - | ssh host vcs decode - clip.y4m; the summary goes to
-    standard error.
+
+    (Raw I420 from standard input needs --size and --fps.)
+
+    OUTPUT - sends the .vcs file to standard output once it is whole: vcs encode c.y4m - | ssh gpu vcs decode - r.y4m
 
     Pictures are read as shown: turned or mirrored as a display matrix or EXIF asks, as ffmpeg does."""
     from .codec import encode_file
