@@ -6,8 +6,10 @@ under a minute on two shared cores; never the real data.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -56,6 +58,7 @@ def collection(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_clip(root / "data" / "b_64x64.y4m", gray_clip(18, 64, 64, "coffee", 1))
     write_clip(root / "data" / "val_64x64.y4m", gray_clip(10, 64, 64, "chelsea", 2))
     imsave(root / "data" / "photo.png", data.camera()[:80, :96])
+    (root / "PROVENANCE.md").write_text("# Where the test collection comes from\nscikit-image's pictures.\n")
     return root
 
 
@@ -151,6 +154,8 @@ def test_shipped_configs_start_from_shipped_models() -> None:
         ({"run": {"dir": ""}}, "run.dir is empty"),
         ({"data": {"train": ["afile.y4m"]}}, "afile.y4m is a file; list the folder that holds it"),
         ({"data": {"validation": ["val_64x64", "nope"]}}, "data.validation names clips that are not in the data: nope"),
+        ({"data": {"max_frames": 5}}, r"data.max_frames 5 is shorter than a chain \(model.gop \+ 1 = 9\)"),
+        ({"data": {"train": ["empty", "empty"]}}, "data.train lists .*empty more than once"),
     ],
 )
 def test_bad_config_is_one_line_error(tmp_path: Path, collection: Path, change: dict, message: str) -> None:
@@ -285,6 +290,10 @@ def test_pack_holds_the_collection_and_trains(tmp_path: Path, collection: Path) 
     files = {f["name"]: f["sha256"] for f in manifest["data"]["files"]}
     assert files["a_64x64.y4m"] == sha256_file(collection / "data" / "a_64x64.y4m")
     assert manifest["data"]["packs"][0]["sha256"] == sha256_file(pack)
+    # the collection's PROVENANCE.md, found above its folder when the pack was made, is cited with its hash
+    provenance = sha256_file(collection / "PROVENANCE.md")
+    assert meta["provenance"].endswith(f"PROVENANCE.md (sha256 {provenance})")
+    assert manifest["data"]["provenance"] == meta["provenance"]
 
 
 def test_spread_pack_keeps_scenes_for_keyframes_only(tmp_path: Path, collection: Path) -> None:
@@ -589,6 +598,7 @@ def test_sigterm_checkpoints_and_resume_continues_exactly(tmp_path: Path, collec
         proc.kill()
     assert proc.returncode == 143, err
     assert "stopped by SIGTERM" in err and "Traceback" not in err
+    assert "vcs: SIGTERM received: stopping after this step (again: stop now)" in err
     stopped = torch.load(tmp_path / "killed" / CHECKPOINT, weights_only=False)["step"]
     assert stopped >= 3
     target = stopped + 2
@@ -688,6 +698,43 @@ def test_a_file_where_a_folder_goes_is_refused_before_any_decoding(
     assert not (tmp_path / where[setting]).exists() and not cache.exists() and not (tmp_path / "r").exists()
 
 
+def test_held_out_content_in_the_training_data_short_clips_and_provenance(
+    tmp_path: Path, collection: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A copy of a validation clip under another name is refused (validation would score trained content); a clip
+    shorter than a chain is named in a note; the manifest cites the PROVENANCE.md beside the data, or says none."""
+    from vcscodec.samples import gray_clip, write_clip
+
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(collection / "data" / "val_64x64.y4m", copy / "renamed.y4m")
+    path = write_config(tmp_path / "c.toml", collection, "r", data={"train": [str(collection / "data"), str(copy)]})
+    with pytest.raises(VcsError, match=r"val_64x64.y4m is held out, but .*renamed.y4m in data.train has the same"):
+        run_training(load_config(path))
+    short = tmp_path / "short"
+    short.mkdir()
+    write_clip(short / "s_64x64.y4m", gray_clip(5, 64, 64, "coffee", 3))
+    path = write_config(
+        tmp_path / "s.toml",
+        collection,
+        "s",
+        data={"train": [str(collection / "data"), str(short)]},
+        optim={"steps": 1},
+        run={"export": str(tmp_path / "weights"), "validate_every": 1},
+    )
+    trainer = run_training(load_config(path))
+    assert "1 clip(s) shorter than a chain (gop + 1 = 9 frames)" in capsys.readouterr().err
+    manifest = json.loads(trainer.exported.path.with_suffix(".json").read_text())
+    assert manifest["data"]["provenance"].startswith(os.path.relpath(collection / "PROVENANCE.md"))
+    (collection / "PROVENANCE.md").rename(collection / "moved.md")
+    try:
+        from vcscodec.train.data import find_provenance
+
+        assert find_provenance([collection / "data", short]) == ""
+    finally:
+        (collection / "moved.md").rename(collection / "PROVENANCE.md")
+
+
 def test_a_damaged_or_foreign_checkpoint_is_refused_on_resume(tmp_path: Path, collection: Path) -> None:
     path = write_config(tmp_path / "c.toml", collection, "r", optim={"steps": 2})
     run_training(load_config(path))
@@ -705,6 +752,22 @@ def test_a_damaged_or_foreign_checkpoint_is_refused_on_resume(tmp_path: Path, co
             ckpt.write_bytes(damage)
         with pytest.raises(VcsError, match=message):
             run_training(load_config(path, ["optim.steps=3"]), resume=True)
+    # edited by hand: a counter or Adam's state missing, a tensor of another shape
+    state = torch.load(ckpt.with_suffix(".keep"), weights_only=False)
+    for edit, message in (
+        (lambda s: s.pop("samples_seen"), r"is damaged or not vcs train's \(missing 'samples_seen'\)"),
+        (lambda s: s["optimizer"].pop("state"), r"is damaged or not vcs train's \(missing 'state'\)"),
+        (
+            lambda s: s["model"].update({k: v[:1] for k, v in list(s["model"].items())[:1]}),
+            r"holds another network than \[model\] describes: size mismatch for [\w.]+: copying a param",
+        ),
+    ):
+        edited = copy.deepcopy(state)
+        edit(edited)
+        torch.save(edited, ckpt)
+        with pytest.raises(VcsError, match=message) as e:
+            run_training(load_config(path, ["optim.steps=3"]), resume=True)
+        assert "\n" not in str(e.value)
 
 
 @pytest.mark.parametrize(

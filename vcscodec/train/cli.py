@@ -39,7 +39,7 @@ def pack_command(config_path: Path | None, overrides: list[str], target: Path, f
     is checked before any decoding: a folder, a name training would not read as a pack, an existing file without
     ``force`` and one of the config's own input packs (even with ``force``) are refused."""
     from ..output import check_folder_can_be_made, refuse_input_as_output
-    from .data import is_pack, write_pack
+    from .data import find_provenance, is_pack, write_pack
     from .loop import load_data
 
     config = load_config(config_path, overrides)
@@ -60,7 +60,13 @@ def pack_command(config_path: Path | None, overrides: list[str], target: Path, f
         d.pack_scale,
         d.pack_max_mb,
         min_frames=config.model.gop + 1,
-        info={"train": d.train, "validation": d.validation, "photo_frames": d.photo_frames, "max_frames": d.max_frames},
+        info={
+            "train": d.train,
+            "validation": d.validation,
+            "photo_frames": d.photo_frames,
+            "max_frames": d.max_frames,
+            "provenance": find_provenance([config.path(e) for e in d.train]),
+        },
         spread=d.pack_frames == "spread",
         contiguous=frozenset(d.validation),
     )

@@ -275,6 +275,12 @@ def validate(config: TrainConfig, check_data: bool = True) -> None:
         raise VcsError(f"config run.seed: {r.seed} is not in 0 to 2^32 - 1")
     if not d.train:
         raise VcsError("config data.train lists no folder")
+    if 0 < d.max_frames < m.gop + 1:  # validation runs whole chains, whatever optim.parts trains
+        raise VcsError(f"config data.max_frames {d.max_frames} is shorter than a chain (model.gop + 1 = {m.gop + 1})")
+    listed = [config.path(entry).resolve() for entry in d.train]
+    twice = sorted({str(p) for p in listed if listed.count(p) > 1})
+    if twice:  # its clips would be sampled twice as often, and listed twice in the manifest
+        raise VcsError(f"config data.train lists {', '.join(twice)} more than once")
     if not r.dir:
         raise VcsError("config run.dir is empty: name the run's folder")
     if check_data:

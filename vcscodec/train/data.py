@@ -259,6 +259,35 @@ def _frame_cap(lengths: list[int], areas: list[int], budget: float) -> int:
     return lo
 
 
+PROVENANCE_FILE = "PROVENANCE.md"
+
+
+def find_provenance(folders: list[Path]) -> str:
+    """Where the training data says where it came from: each PROVENANCE.md found in a data.train folder or up to
+    two folders above it, by path and sha256 (the manifest cites it); a pack carries what was found when it was
+    made. '' when there is none."""
+    import hashlib
+
+    found: dict[Path, str] = {}
+    for folder in folders:
+        if is_pack(folder):
+            try:
+                cited = read_pack_meta(folder).get("provenance", "")
+            except VcsError:
+                cited = ""
+            if cited:
+                found.setdefault(folder, cited)
+            continue
+        for place in [folder, *folder.resolve().parents[:2]]:
+            candidate = place / PROVENANCE_FILE
+            if candidate.is_file():
+                digest = hashlib.sha256(candidate.read_bytes()).hexdigest()
+                where = os.path.relpath(candidate.resolve())  # as the shipped manifests cite it, from the checkout
+                found.setdefault(candidate.resolve(), f"{where} (sha256 {digest})")
+                break
+    return "; ".join(dict.fromkeys(found.values()))
+
+
 def write_pack(
     clips: list[Clip],
     target: Path,

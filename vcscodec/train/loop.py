@@ -42,7 +42,7 @@ from ..models.init import init_linear, load_widened
 from ..models.loss import reconstruction_terms
 from ..output import check_folder_can_be_made
 from .config import SINGLE_FRAME_PARTS, TrainConfig, check_validation_names, looks_like_path
-from .data import ChainSampler, Clip, DeviceChainSampler, is_pack, load_collection
+from .data import ChainSampler, Clip, DeviceChainSampler, find_provenance, is_pack, load_collection
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.jsonl"
@@ -207,8 +207,7 @@ def build_model(config: TrainConfig, train_clips: list[Clip], initialise: bool =
             else:
                 model.load_state_dict(start)
         except (RuntimeError, ValueError) as e:
-            why = str(e).splitlines()[0]
-            raise VcsError(f"model.resume_weights {m.resume_weights} do not fit [model]: {why}") from None
+            raise VcsError(f"model.resume_weights {m.resume_weights} do not fit [model]: {_misfit(e)}") from None
     elif m.init == "klt":
         cfg = model.config
         blocks, residuals = block_second_moments(train_clips, cfg.block, cfg.gop, m.init_samples, config.run.seed)
@@ -352,12 +351,23 @@ def build_trainer(
 
 
 def split_validation(config: TrainConfig, clips: list[Clip]) -> tuple[list[Clip], list[Clip]]:
+    """The clips to train on and those held out (data.validation, by name). A held-out clip whose content is also
+    among the training clips under another name (a copy, a second folder) is refused: validation would measure
+    what the network was trained on."""
     held = set(config.data.validation)
     check_validation_names(held, {c.name for c in clips})
     train = [c for c in clips if c.name not in held]
     if not train:
         raise VcsError("every clip is held out for validation: nothing left to train on")
-    return train, [c for c in clips if c.name in held]
+    val = [c for c in clips if c.name in held]
+    trained = {c.sha256_prefix: c for c in train}  # the cache key: the content (and the same decoding settings)
+    for clip in val:
+        if clip.sha256_prefix in trained:
+            raise VcsError(
+                f"config data.validation: {clip.source} is held out, but {trained[clip.sha256_prefix].source} "
+                "in data.train has the same content: remove the copy or hold it out too"
+            )
+    return train, val
 
 
 def load_data(config: TrainConfig, dist: Dist | None = None) -> list[Clip]:
@@ -379,6 +389,17 @@ def load_data(config: TrainConfig, dist: Dist | None = None) -> list[Clip]:
         if dist.local_rank == 0:
             dist.barrier()
     return clips
+
+
+def _note_short_clips(clips: list[Clip], gop: int) -> None:
+    """A chain needs gop + 1 frames; a shorter clip's chains end in its last frame repeated: say which."""
+    short = [c.name for c in clips if c.frames.shape[0] < gop + 1]
+    if short:
+        print(
+            f"vcs: note: {len(short)} clip(s) shorter than a chain (gop + 1 = {gop + 1} frames) end their chains in "
+            f"their last frame repeated: {', '.join(short)}",
+            file=sys.stderr,
+        )
 
 
 def _note_small_clips(clips: list[Clip], crop: int, key: str) -> None:
@@ -445,6 +466,9 @@ def prepare(config: TrainConfig, resume: bool) -> tuple[Trainer, list[Clip], lis
         if dist.main:
             _note_small_clips(train_clips, config.data.crop, "data.crop")
             _note_small_clips(val_clips, config.data.validation_crop, "data.validation_crop")
+            if config.optim.parts not in SINGLE_FRAME_PARTS:  # validation always runs chains
+                _note_short_clips(train_clips, config.model.gop)
+            _note_short_clips(val_clips, config.model.gop)
         trainer = build_trainer(config, train_clips, val_clips, device, dist, initialise=not resume)
         trainer.run_lock = lock
         if resume:
@@ -529,7 +553,26 @@ def load_checkpoint(trainer: Trainer, run_dir: Path) -> None:
     try:
         trainer.model.load_state_dict(state["model"])
     except RuntimeError as e:
-        raise VcsError(f"{path} holds another network than [model] describes: {str(e).splitlines()[0]}") from None
+        raise VcsError(f"{path} holds another network than [model] describes: {_misfit(e)}") from None
+    try:
+        _restore_state(trainer, state)
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:  # a checkpoint edited or cut by hand
+        what = f"missing {e}" if isinstance(e, KeyError) else _misfit(e)
+        raise VcsError(f"{path} is damaged or not vcs train's ({what}): start a new run") from None
+
+
+def _misfit(error: Exception) -> str:
+    """The line of torch's load_state_dict error that names a tensor (its first line only says that there are
+    errors), with how many more there are."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if len(lines) < 2 or not lines[0].startswith("Error(s) in loading state_dict"):
+        return lines[0] if lines else type(error).__name__
+    more = len(lines) - 2
+    return lines[1].rstrip(".") + (f" (and {more} more)" if more else "")
+
+
+def _restore_state(trainer: Trainer, state: dict[str, Any]) -> None:
+    """The optimizer, schedule, counters, samplers and random states of a checkpoint (the model is loaded)."""
     trainer.optimizer.load_state_dict(state["optimizer"])
     trainer.scheduler.load_state_dict(state["scheduler"])
     # The learning rates and Adam's ε follow the config as it is now (an --set optim.lr=… on resume applies);
@@ -698,6 +741,8 @@ class StopRequest:
             if callable(previous):  # the command's own handler, which exits with the signal's status and says so
                 previous(signum, frame)
             raise KeyboardInterrupt
+        if not self.reason:
+            print(f"vcs: {name} received: stopping after this step (again: stop now)", file=sys.stderr, flush=True)
         self.reason = self.reason or name
 
     def restore(self) -> None:
@@ -832,7 +877,7 @@ def export(trainer: Trainer, train_clips: list[Clip], folder: Path, val_clips: l
             **{k: v for k, v in val.items() if k != "step"},
         },
         "data": {
-            "provenance": "../shared/data/PROVENANCE.md (video clips and photos; several research-only sources)",
+            "provenance": find_provenance([cfg.path(e) for e in cfg.data.train]) or "no PROVENANCE.md beside the data",
             "files": [_file_record(c) for c in train_clips],
             "held_out_for_validation": cfg.data.validation,
             "validation_files": [_file_record(c) for c in val_clips or []],
