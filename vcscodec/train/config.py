@@ -236,26 +236,29 @@ def validate(config: TrainConfig, check_data: bool = True) -> None:
         raise VcsError(f"config model.init: {m.init!r} is not 'klt' or 'random'")
     if m.block < 1 or m.scales < 1 or m.block % (1 << (m.scales - 1)):
         raise VcsError(f"config model.block {m.block} must be positive and divisible by 2^(scales-1)")
-    if m.gop < 2 or m.channels < 1 or m.levels < 1 or m.init_samples < 1 or m.key_channels < 0:
-        raise VcsError("config model.gop must be ≥ 2, model.channels, levels and init_samples ≥ 1, key_channels ≥ 0")
+    # Each bound by itself, so that the message names the key at fault and its value.
+    floors = (
+        (m, "model", ("gop", 2), ("channels", 1), ("levels", 1), ("init_samples", 1), ("key_channels", 0)),
+        (d, "data", ("batch", 1), ("validation_chains", 1), ("max_frames", 0), ("photo_frames", 2)),
+        (d, "data", ("photo_width", m.block), ("photo_height", m.block), ("pack_scale", 1), ("pack_max_mb", 0)),
+        (o, "optim", ("steps", 0), ("epoch_steps", 1), ("halve_every_epochs", 1), ("warmup_steps", 0)),
+        (o, "optim", ("sampling_lr_scale", 0), ("grad_clip", 0)),
+        (r, "run", ("checkpoint_every", 1), ("log_every", 1), ("validate_every", 1), ("threads", 0)),
+    )
+    for values, section, *bounds in floors:
+        for key, floor in bounds:
+            if getattr(values, key) < floor:
+                raise VcsError(f"config {section}.{key}: {getattr(values, key)!r} is below its minimum, {floor}")
+    if o.lr <= 0:
+        raise VcsError(f"config optim.lr: {o.lr!r} must be > 0")
     if d.crop <= 0 or d.crop % m.block or d.validation_crop <= 0 or d.validation_crop % m.block:
         raise VcsError(f"config data.crop and data.validation_crop must be positive multiples of the block {m.block}")
-    if d.batch < 1 or o.steps < 0 or o.epoch_steps < 1 or r.checkpoint_every < 1 or r.log_every < 1:
-        raise VcsError("config: batch, epoch_steps, checkpoint_every and log_every must be ≥ 1, steps ≥ 0")
-    if r.validate_every < 1 or d.validation_chains < 1 or o.halve_every_epochs < 1 or o.warmup_steps < 0:
-        raise VcsError("config: validate_every, validation_chains and halve_every_epochs must be ≥ 1, warmup_steps ≥ 0")
     if not (0 <= d.static <= 1 and 0 <= d.stride2 <= 1 and d.static + d.stride2 <= 1):
         raise VcsError("config data.static and data.stride2 must be shares in [0, 1] that add up to at most 1")
-    if o.lr <= 0 or o.sampling_lr_scale < 0 or o.grad_clip < 0:
-        raise VcsError("config optim.lr must be > 0, sampling_lr_scale and grad_clip ≥ 0")
     if not 0 < o.adam_eps < 1:
         raise VcsError(f"config optim.adam_eps: {o.adam_eps!r} is not in (0, 1)")
     if not 0 <= o.quant_noise <= 255:
         raise VcsError(f"config optim.quant_noise: {o.quant_noise!r} is not a step in grey levels, 0 (off) to 255")
-    if d.max_frames < 0 or d.photo_frames < 2 or d.photo_width < m.block or d.photo_height < m.block:
-        raise VcsError("config data.max_frames must be ≥ 0, photo_frames ≥ 2, the photo size at least one block")
-    if d.pack_scale < 1 or d.pack_max_mb < 0:
-        raise VcsError("config data.pack_scale must be ≥ 1 and data.pack_max_mb ≥ 0")
     if d.pack_frames not in ("first", "spread"):
         raise VcsError(f"config data.pack_frames: {d.pack_frames!r} is not first or spread")
     if o.parts not in CHAIN_PARTS + SINGLE_FRAME_PARTS:
@@ -269,8 +272,6 @@ def validate(config: TrainConfig, check_data: bool = True) -> None:
     for key in ("bf16", "channels_last"):
         if getattr(r, key) not in ("auto", "on", "off"):
             raise VcsError(f"config run.{key}: {getattr(r, key)!r} is not auto, on or off")
-    if r.threads < 0:
-        raise VcsError("config run.threads must be ≥ 0")
     if not 0 <= r.seed < 2**32:  # numpy's and torch's seeds
         raise VcsError(f"config run.seed: {r.seed} is not in 0 to 2^32 - 1")
     if not d.train:
