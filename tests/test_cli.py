@@ -193,6 +193,14 @@ def test_info_model_counts_parameters_per_part(clip):
     assert sum(counts[p] for p in PARTS) == counts["total"]
     assert counts["sampling"] == (512 + 102) * 32 * 32  # Φk and Φn, no bias
     assert_error(run_vcs("info", clip["vcs"], "--model", name, weights=clip["weights"]), "--model NAME, not both")
+    # --json: the manifest's names, the counts as numbers
+    described = json.loads(run_vcs("info", "--model", name, "--json", weights=clip["weights"]).stdout)
+    manifest = json.loads((clip["weights"] / f"{name}.json").read_text())
+    assert {k: described[k] for k in ("name", "arch", "alpha_k", "alpha_n", "sha256")} == {
+        k: manifest[k] for k in ("name", "arch", "alpha_k", "alpha_n", "sha256")
+    }
+    assert described["file"].endswith(manifest["file"]) and described["parameters"]["total"] == counts["total"]
+    assert described["training_steps"] == manifest["training"]["steps"] and described["keyframe_branch_steps"] is None
 
 
 def test_models_lists_the_weights_folder(tmp_path, clip):
@@ -559,6 +567,19 @@ def test_reader_closing_standard_output_stops_the_encode_quietly(clip):
     assert encode.wait(timeout=180) == 141, stderr
     size = len(clip["bytes"])
     assert stderr.strip() == f"vcs: standard output closed by its reader after 0 of the file's {size:,} bytes"
+    # with standard input spooled too (`vcs encode - -`, `vcs decode - -`): the same stop, not an error
+    for args, data, said in (
+        (("encode", "-", "-"), clip["y4m"].read_bytes(), f"after 0 of the file's {size:,} bytes"),
+        (("decode", "-", "-", "--device", "cpu"), clip["bytes"], "after 0 frames"),
+    ):
+        piped = subprocess.Popen(
+            [sys.executable, "-m", "vcscodec.cli", *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        )  # fmt: skip
+        piped.stdout.close()
+        _, stderr = piped.communicate(data, timeout=180)
+        assert piped.returncode == 141, stderr
+        assert stderr.decode().strip() == f"vcs: standard output closed by its reader {said}"
 
 
 def test_an_encode_to_standard_output_that_cannot_be_written_is_one_line(tmp_path, clip):

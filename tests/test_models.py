@@ -248,6 +248,14 @@ def test_frame_ssim_is_the_bench_ssim_before_rounding_and_the_ssim_l1_loss_mixes
     assert value == pytest.approx(0.84 * (1 - float(np.mean(expected))) + 0.16 * l1, abs=1e-5)
     with pytest.raises(ValueError, match="11x11"):
         frame_ssim(torch.zeros(1, 10, 40), torch.zeros(1, 10, 40))
+    # its gradient pulls a blurred frame back toward the sharp one: one small step lowers the loss and lifts SSIM
+    sharp = truth[0, :1]
+    blurred = F.avg_pool2d(sharp.unsqueeze(0), 3, stride=1, padding=1, count_include_pad=False)[0].requires_grad_()
+    before = loss_term(blurred, sharp, "ssim-l1")
+    before.backward()
+    stepped = (blurred - 0.5 * blurred.grad / blurred.grad.abs().max()).detach()
+    assert loss_term(stepped, sharp, "ssim-l1") < before
+    assert frame_ssim(stepped, sharp).item() > frame_ssim(blurred.detach(), sharp).item()
 
 
 def test_decoder_is_deterministic_on_cpu() -> None:

@@ -160,6 +160,11 @@ def test_shipped_configs_start_from_shipped_models() -> None:
         ({"data": {"validation": ["val_64x64", "nope"]}}, "data.validation names clips that are not in the data: nope"),
         ({"data": {"max_frames": 5}}, r"data.max_frames 5 is shorter than a chain \(model.gop \+ 1 = 9\)"),
         ({"data": {"train": ["empty", "empty"]}}, "data.train lists .*empty more than once"),
+        ({"data": {"train": ["empty/inner", "empty"]}}, "data.train lists .*inner, which is inside .*empty, also"),
+        (
+            {"model": {"block": 8}, "data": {"crop": 8, "validation_crop": 8}, "optim": {"loss": "ssim-l1"}},
+            "ssim-l1 needs crops of at least 11 pixels, data.crop is 8",
+        ),
     ],
 )
 def test_bad_config_is_one_line_error(tmp_path: Path, collection: Path, change: dict, message: str) -> None:
@@ -705,14 +710,23 @@ def test_a_file_where_a_folder_goes_is_refused_before_any_decoding(
 def test_held_out_content_in_the_training_data_short_clips_and_provenance(
     tmp_path: Path, collection: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A copy of a validation clip under another name is refused (validation would score trained content); a clip
-    shorter than a chain is named in a note; the manifest cites the PROVENANCE.md beside the data, or says none."""
+    """A copy of a validation clip under another name is refused (validation would score trained content), loose
+    or in a pack; a clip shorter than a chain is named in a note; the manifest cites the PROVENANCE.md beside the
+    data as the config names its folder, with its hash, or says there is none."""
+    from vcscodec.registry import sha256_file
     from vcscodec.samples import gray_clip, write_clip
+    from vcscodec.train.cli import train_command
+    from vcscodec.train.data import find_provenance
 
-    copy = tmp_path / "copy"
-    copy.mkdir()
-    shutil.copy(collection / "data" / "val_64x64.y4m", copy / "renamed.y4m")
-    path = write_config(tmp_path / "c.toml", collection, "r", data={"train": [str(collection / "data"), str(copy)]})
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    shutil.copy(collection / "data" / "val_64x64.y4m", copies / "renamed.y4m")
+    path = write_config(tmp_path / "c.toml", collection, "r", data={"train": [str(collection / "data"), str(copies)]})
+    with pytest.raises(VcsError, match=r"val_64x64.y4m is held out, but .*renamed.y4m in data.train has the same"):
+        run_training(load_config(path))
+    pack = tmp_path / "luma.npz"  # the held-out clip in a pack, its copy loose
+    train_command(write_config(tmp_path / "p.toml", collection, "p"), [], resume=False, quiet=True, pack=pack)
+    path = write_config(tmp_path / "pc.toml", collection, "pc", data={"train": [str(pack), str(copies)]})
     with pytest.raises(VcsError, match=r"val_64x64.y4m is held out, but .*renamed.y4m in data.train has the same"):
         run_training(load_config(path))
     short = tmp_path / "short"
@@ -729,14 +743,12 @@ def test_held_out_content_in_the_training_data_short_clips_and_provenance(
     trainer = run_training(load_config(path))
     assert "1 clip(s) shorter than a chain (gop + 1 = 9 frames)" in capsys.readouterr().err
     manifest = json.loads(trainer.exported.path.with_suffix(".json").read_text())
-    assert manifest["data"]["provenance"].startswith(os.path.relpath(collection / "PROVENANCE.md"))
-    (collection / "PROVENANCE.md").rename(collection / "moved.md")
-    try:
-        from vcscodec.train.data import find_provenance
-
-        assert find_provenance([collection / "data", short]) == ""
-    finally:
-        (collection / "moved.md").rename(collection / "PROVENANCE.md")
+    cited = f"{collection / 'PROVENANCE.md'} (sha256 {sha256_file(collection / 'PROVENANCE.md')})"
+    assert manifest["data"]["provenance"] == cited
+    assert find_provenance(["data/../data"], lambda entry: collection / entry) == cited.replace(
+        str(collection / "PROVENANCE.md"), "PROVENANCE.md"
+    )  # named from the entry as written, whatever the working directory
+    assert find_provenance([str(short)], Path) == ""
 
 
 def test_a_damaged_or_foreign_checkpoint_is_refused_on_resume(tmp_path: Path, collection: Path) -> None:

@@ -242,8 +242,8 @@ def encode(
         raise VcsError("give --quant-step or --bpp, not both (--bpp chooses the step)")
     # No bar on a pipe or in a log: it would only add a stale line before the summary or the error.
     with (
+        spooled_stdout(".vcs") if to_stdout else nullcontext(output) as target,  # a terminal: refused before reading
         spooled_stdin(raw=size is not None) if str(input) == STDIO else nullcontext(input) as source,
-        spooled_stdout(".vcs") if to_stdout else nullcontext(output) as target,
         _progress(quiet, "encode") as progress,
     ):
         rate = _FrameRate(progress, "encode")
@@ -383,6 +383,7 @@ def _check_reference(
     from .container import read_header
     from .io import open_video
     from .metrics import check_ssim_size
+    from .numbered import is_pattern
 
     header = read_header(vcs)
     end = check_frame_range(header, start, count)
@@ -395,9 +396,12 @@ def _check_reference(
             f"--reference {reference} has {frames_phrase(frame_count)}; frames up to {last} are decoded{where}"
         )
 
-    # Opened at the first frame scored, so that numbered pictures are sized by that picture, not by picture 0.
+    # Numbered pictures are opened at the first frame scored, so that they are sized by that picture, not by
+    # picture 0 (which may not exist); a video at frame 0, since reaching a later frame means decoding up to it,
+    # and scoring does that again.
+    opened_at = first if is_pattern(str(reference)) else 0
     try:
-        with open_video(reference, size, fps, start=first) as reader:
+        with open_video(reference, size, fps, start=opened_at) as reader:
             info = reader.info
     except StartPastEnd as e:
         raise too_short(e.frame_count) from None
@@ -407,8 +411,8 @@ def _check_reference(
         check_ssim_size(*size)
     except VcsError as e:
         raise VcsError(f"--reference cannot score {vcs}: {e}") from None
-    if info.frame_count is not None and first + info.frame_count <= last:  # info counts the frames from ``first``
-        raise too_short(first + info.frame_count)
+    if info.frame_count is not None and opened_at + info.frame_count <= last:  # info counts from ``opened_at``
+        raise too_short(opened_at + info.frame_count)
     return size, fps, first
 
 
@@ -884,10 +888,6 @@ def main() -> None:
     except _Stopped as e:
         err.print(f"vcs: {e.why}", highlight=False)
         sys.exit(e.code)
-    except BrokenPipeError:
-        # A text command's reader went away (`vcs models | head -1`): quiet, as `yes | head`; SIGPIPE's code.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(141)
     except OSError as e:
         # The system refused a read or a write that no check could foresee (a full disk, an I/O error): one line.
         where = f"{e.filename}: " if e.filename else ""

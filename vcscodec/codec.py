@@ -394,7 +394,7 @@ def _two_hashes(ours: str, theirs: str) -> tuple[str, str]:
     n = 16
     while n < len(ours) and ours[:n] == theirs[:n]:
         n += 16
-    return tuple(h if n >= len(h) else h[:n] + "…" for h in (ours, theirs))  # type: ignore[return-value]
+    return (ours if n >= len(ours) else ours[:n] + "…"), (theirs if n >= len(theirs) else theirs[:n] + "…")
 
 
 def model_for(header: StreamHeader, decoder: str | None = None) -> ModelCard:

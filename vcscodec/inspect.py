@@ -109,8 +109,7 @@ def describe_model(name: str) -> dict[str, Any]:
         "parameters": parameter_counts(model),
         "file": str(card.path),
         "sha256": card.sha256,
-        "training_steps": card.manifest.get("training", {}).get("steps"),
-        "keyframe_branch_steps": card.manifest.get("grafted", {}).get("keyframe_branch_steps"),
+        **dict(zip(("training_steps", "keyframe_branch_steps"), card.step_counts(), strict=True)),
         "training_hardware": card.manifest.get("training", {}).get("hardware"),
     }
 

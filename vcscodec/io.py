@@ -735,6 +735,13 @@ def _is_vcs_file(path: Path) -> bool:
         return False
 
 
+def _renamed(error: VcsError, temporary: Path, name: str) -> VcsError:
+    """The error with the spooled temporary file named as what the user gave ("standard input"), its class kept
+    (an `OutputClosed` from an inner spooler must still exit as one)."""
+    error.args = (str(error).replace(str(temporary), name),)
+    return error
+
+
 @contextmanager
 def spooled_stdin(raw: bool = False, vcs: bool = False) -> Iterator[Path]:
     """All of standard input in a temporary file, deleted afterwards: the encoder must know the frame count
@@ -761,8 +768,8 @@ def spooled_stdin(raw: bool = False, vcs: bool = False) -> Iterator[Path]:
             raise VcsError("standard input is empty")
         try:
             yield path
-        except VcsError as e:  # name what the user gave, not the temporary file
-            raise VcsError(str(e).replace(str(path), "standard input")) from None
+        except VcsError as e:
+            raise _renamed(e, path, "standard input") from None
 
 
 @contextmanager
@@ -778,8 +785,8 @@ def spooled_stdout(suffix: str) -> Iterator[Path]:
         path = Path(folder) / f"stdout{suffix}"
         try:
             yield path
-        except VcsError as e:  # name what the user gave, not the temporary file
-            raise VcsError(str(e).replace(str(path), _STDOUT_NAME)) from None
+        except VcsError as e:
+            raise _renamed(e, path, _STDOUT_NAME) from None
         size, sent = path.stat().st_size, 0
         # os.write on the descriptor, every count checked: a buffered write to a pipe whose reader leaves mid-file
         # can return a short count without raising, and the rest of the file would be lost in silence.

@@ -14,6 +14,8 @@ from vcscodec.errors import VcsError
 __all__ = ["psnr", "ssim", "to_uint8"]
 
 SSIM_WINDOW = 11  # 11×11 Gaussian window: σ 1.5, truncated at 3.5σ → radius 5
+SSIM_SIGMA = 1.5
+SSIM_K1, SSIM_K2 = 0.01, 0.03  # Wang et al.'s stabilising constants, times the data range
 
 
 def to_uint8(a: np.ndarray) -> np.ndarray:
@@ -78,8 +80,10 @@ def ssim(ref: np.ndarray, test: np.ndarray) -> float:
             r.astype(np.float64),
             t.astype(np.float64),
             gaussian_weights=True,
-            sigma=1.5,
+            sigma=SSIM_SIGMA,
             use_sample_covariance=False,
             data_range=255,
+            K1=SSIM_K1,
+            K2=SSIM_K2,
         )
     )

@@ -77,8 +77,12 @@ class ModelCard:
     def training_steps(self, short: bool = False) -> str:
         """The steps of the run that made these weights, plus those of a keyframe branch grafted into them
         (``scripts/graft_keyframes.py``), in ``steps_phrase``'s words."""
-        steps = self.manifest.get("training", {}).get("steps")
-        return steps_phrase(steps, self.manifest.get("grafted", {}).get("keyframe_branch_steps"), short)
+        return steps_phrase(*self.step_counts(), short)
+
+    def step_counts(self) -> tuple[int | None, int | None]:
+        """The manifest's training steps and those of a keyframe branch grafted in; None where it does not say."""
+        grafted = self.manifest.get("grafted", {}).get("keyframe_branch_steps")
+        return self.manifest.get("training", {}).get("steps"), grafted
 
     def verify(self) -> None:
         """Check the weights file against the manifest's sha256 (a renamed or damaged file is refused)."""

@@ -28,13 +28,13 @@ def frame_ssim(rebuilt: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The mean SSIM of each frame (…, H, W) of pixels in [0, 1], as ``metrics.ssim`` defines it (an 11×11 Gaussian
     window of σ 1.5, K1 0.01, K2 0.03, population statistics, 'valid' filtering, the mean of the map) but without
     rounding to 8 bits, so that it has a gradient. Returns a tensor of shape (…)."""
-    from ..metrics import SSIM_WINDOW
+    from ..metrics import SSIM_K1, SSIM_K2, SSIM_SIGMA, SSIM_WINDOW
 
     height, width = rebuilt.shape[-2:]
     if min(height, width) < SSIM_WINDOW:
         raise ValueError(f"SSIM needs frames of at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {width}x{height}")
     taps = torch.arange(SSIM_WINDOW, dtype=torch.float32, device=rebuilt.device) - SSIM_WINDOW // 2
-    gauss = torch.exp(-(taps**2) / (2 * 1.5**2))
+    gauss = torch.exp(-(taps**2) / (2 * SSIM_SIGMA**2))
     gauss = gauss / gauss.sum()
     lead = rebuilt.shape[:-2]
     x = rebuilt.float().reshape(-1, 1, height, width)
@@ -48,7 +48,7 @@ def frame_ssim(rebuilt: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     var_x = window_mean(x * x) - mu_x**2
     var_y = window_mean(y * y) - mu_y**2
     cov = window_mean(x * y) - mu_x * mu_y
-    c1, c2 = 0.01**2, 0.03**2  # (K·L)² with L = 1
+    c1, c2 = SSIM_K1**2, SSIM_K2**2  # (K·L)² with L = 1
     ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     return ssim_map.mean((-3, -2, -1)).reshape(lead)
 

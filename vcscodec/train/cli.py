@@ -65,7 +65,7 @@ def pack_command(config_path: Path | None, overrides: list[str], target: Path, f
             "validation": d.validation,
             "photo_frames": d.photo_frames,
             "max_frames": d.max_frames,
-            "provenance": find_provenance([config.path(e) for e in d.train]),
+            "provenance": find_provenance(d.train, config.path),
         },
         spread=d.pack_frames == "spread",
         contiguous=frozenset(d.validation),

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from ..errors import VcsError
+from ..metrics import SSIM_WINDOW
 
 SECTIONS = ("model", "data", "optim", "run")
 # Keys that hold paths: a --set value is made absolute against the current directory.
@@ -236,19 +237,24 @@ def validate(config: TrainConfig, check_data: bool = True) -> None:
         raise VcsError(f"config model.init: {m.init!r} is not 'klt' or 'random'")
     if m.block < 1 or m.scales < 1 or m.block % (1 << (m.scales - 1)):
         raise VcsError(f"config model.block {m.block} must be positive and divisible by 2^(scales-1)")
-    # Each bound by itself, so that the message names the key at fault and its value.
-    floors = (
-        (m, "model", ("gop", 2), ("channels", 1), ("levels", 1), ("init_samples", 1), ("key_channels", 0)),
-        (d, "data", ("batch", 1), ("validation_chains", 1), ("max_frames", 0), ("photo_frames", 2)),
-        (d, "data", ("photo_width", m.block), ("photo_height", m.block), ("pack_scale", 1), ("pack_max_mb", 0)),
-        (o, "optim", ("steps", 0), ("epoch_steps", 1), ("halve_every_epochs", 1), ("warmup_steps", 0)),
-        (o, "optim", ("sampling_lr_scale", 0), ("grad_clip", 0)),
-        (r, "run", ("checkpoint_every", 1), ("log_every", 1), ("validate_every", 1), ("threads", 0)),
-    )
-    for values, section, *bounds in floors:
-        for key, floor in bounds:
-            if getattr(values, key) < floor:
-                raise VcsError(f"config {section}.{key}: {getattr(values, key)!r} is below its minimum, {floor}")
+    # Each lower bound by itself, so that the message names the key at fault and its value.
+    floors = {
+        "model.gop": 2, "model.channels": 1, "model.levels": 1, "model.init_samples": 1, "model.key_channels": 0,
+        "data.batch": 1, "data.validation_chains": 1, "data.max_frames": 0, "data.photo_frames": 2,
+        "data.photo_width": m.block, "data.photo_height": m.block, "data.pack_scale": 1, "data.pack_max_mb": 0,
+        "optim.steps": 0, "optim.epoch_steps": 1, "optim.halve_every_epochs": 1, "optim.warmup_steps": 0,
+        "optim.sampling_lr_scale": 0, "optim.grad_clip": 0,
+        "run.checkpoint_every": 1, "run.log_every": 1, "run.validate_every": 1, "run.threads": 0,
+    }  # fmt: skip
+    for dotted, floor in floors.items():
+        section, key = dotted.split(".")
+        value = getattr(getattr(config, section), key)
+        if value < floor:
+            raise VcsError(f"config {dotted}: {value!r} is below its minimum, {floor}")
+    if o.loss == "ssim-l1" and d.crop < SSIM_WINDOW:
+        raise VcsError(
+            f"config optim.loss: ssim-l1 needs crops of at least {SSIM_WINDOW} pixels, data.crop is {d.crop}"
+        )
     if o.lr <= 0:
         raise VcsError(f"config optim.lr: {o.lr!r} must be > 0")
     if d.crop <= 0 or d.crop % m.block or d.validation_crop <= 0 or d.validation_crop % m.block:
@@ -278,10 +284,16 @@ def validate(config: TrainConfig, check_data: bool = True) -> None:
         raise VcsError("config data.train lists no folder")
     if 0 < d.max_frames < m.gop + 1:  # validation runs whole chains, whatever optim.parts trains
         raise VcsError(f"config data.max_frames {d.max_frames} is shorter than a chain (model.gop + 1 = {m.gop + 1})")
+    # Folders are read with their subfolders: one listed twice, or inside another listed, would have its clips
+    # sampled twice as often and listed twice in the manifest.
     listed = [config.path(entry).resolve() for entry in d.train]
-    twice = sorted({str(p) for p in listed if listed.count(p) > 1})
-    if twice:  # its clips would be sampled twice as often, and listed twice in the manifest
-        raise VcsError(f"config data.train lists {', '.join(twice)} more than once")
+    for i, here in enumerate(listed):
+        for other in listed[i + 1 :]:
+            if here == other:
+                raise VcsError(f"config data.train lists {here} more than once")
+            if here in other.parents or other in here.parents:
+                inner, outer = (other, here) if here in other.parents else (here, other)
+                raise VcsError(f"config data.train lists {inner}, which is inside {outer}, also listed")
     if not r.dir:
         raise VcsError("config run.dir is empty: name the run's folder")
     if check_data:

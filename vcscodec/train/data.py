@@ -19,6 +19,7 @@ import os
 import sys
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -153,12 +154,14 @@ def decode_luma(path: Path, max_frames: int | None = None) -> np.ndarray:
     return np.stack(frames)
 
 
-def _cache_key(path: Path, settings: str) -> str:
-    h = hashlib.sha256(f"{CACHE_VERSION}:{settings}:".encode())
+def _cache_key(path: Path, settings: str) -> tuple[str, str]:
+    """The cache key (content and decoding settings) and the file's own sha256, from one read of the file."""
+    key, content = hashlib.sha256(f"{CACHE_VERSION}:{settings}:".encode()), hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:20]
+            key.update(chunk)
+            content.update(chunk)
+    return key.hexdigest()[:20], content.hexdigest()
 
 
 @dataclass
@@ -167,7 +170,7 @@ class Clip:
     source: Path  # the original file (for a pack's clips: its name only, the file is elsewhere)
     sha256_prefix: str  # the cache key (content and decoding settings)
     frames: np.ndarray  # (T, H, W) uint8, memory-mapped from the cache or held in memory from a pack
-    sha256: str = ""  # of the source file, when already known (packs carry it, the file being absent)
+    sha256: str = ""  # of the source file (read with the cache key; packs carry it, the file being absent)
 
 
 def load_clips(
@@ -183,7 +186,7 @@ def load_clips(
     for path in sources:
         is_photo = path.suffix.lower() in PHOTO_SUFFIXES
         settings = f"photo{PHOTO_VERSION}:{photo_frames}:{photo_size}" if is_photo else f"video:{max_frames}"
-        key = _cache_key(path, settings)
+        key, sha256 = _cache_key(path, settings)
         target = cache_dir / f"{key}.npy"
         if not target.exists():
             if is_photo:
@@ -203,7 +206,7 @@ def load_clips(
         frames = np.load(target, mmap_mode="r")
         if frames.shape[0] < 2:
             raise VcsError(f"{path} has fewer than 2 frames")
-        clips.append(Clip(path.stem, path, key, frames))
+        clips.append(Clip(path.stem, path, key, frames, sha256))
     return clips
 
 
@@ -262,28 +265,27 @@ def _frame_cap(lengths: list[int], areas: list[int], budget: float) -> int:
 PROVENANCE_FILE = "PROVENANCE.md"
 
 
-def find_provenance(folders: list[Path]) -> str:
-    """Where the training data says where it came from: each PROVENANCE.md found in a data.train folder or up to
-    two folders above it, by path and sha256 (the manifest cites it); a pack carries what was found when it was
-    made. '' when there is none."""
-    import hashlib
-
+def find_provenance(entries: list[str], base: Callable[[str], Path]) -> str:
+    """Where the training data says it came from: each PROVENANCE.md found in a data.train folder or up to two
+    folders above it, by path (as the config names the folder, so not by the working directory) and sha256; a
+    pack carries what was found when it was made. ``base`` resolves an entry as the config does. '' when none."""
     found: dict[Path, str] = {}
-    for folder in folders:
+    for entry in entries:
+        folder = base(entry)
         if is_pack(folder):
             try:
                 cited = read_pack_meta(folder).get("provenance", "")
             except VcsError:
                 cited = ""
             if cited:
-                found.setdefault(folder, cited)
+                found.setdefault(folder.resolve(), cited)
             continue
-        for place in [folder, *folder.resolve().parents[:2]]:
-            candidate = place / PROVENANCE_FILE
+        for up in range(3):
+            candidate = folder.joinpath(*[".."] * up, PROVENANCE_FILE)
             if candidate.is_file():
                 digest = hashlib.sha256(candidate.read_bytes()).hexdigest()
-                where = os.path.relpath(candidate.resolve())  # as the shipped manifests cite it, from the checkout
-                found.setdefault(candidate.resolve(), f"{where} (sha256 {digest})")
+                named = os.path.normpath(os.path.join(entry, *[".."] * up, PROVENANCE_FILE))
+                found.setdefault(candidate.resolve(), f"{named} (sha256 {digest})")
                 break
     return "; ".join(dict.fromkeys(found.values()))
 

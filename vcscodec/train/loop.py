@@ -360,11 +360,11 @@ def split_validation(config: TrainConfig, clips: list[Clip]) -> tuple[list[Clip]
     if not train:
         raise VcsError("every clip is held out for validation: nothing left to train on")
     val = [c for c in clips if c.name in held]
-    trained = {c.sha256_prefix: c for c in train}  # the cache key: the content (and the same decoding settings)
+    trained = {c.sha256: c for c in train if c.sha256}  # of each source file, a pack's clips included
     for clip in val:
-        if clip.sha256_prefix in trained:
+        if clip.sha256 in trained:
             raise VcsError(
-                f"config data.validation: {clip.source} is held out, but {trained[clip.sha256_prefix].source} "
+                f"config data.validation: {clip.source} is held out, but {trained[clip.sha256].source} "
                 "in data.train has the same content: remove the copy or hold it out too"
             )
     return train, val
@@ -741,8 +741,8 @@ class StopRequest:
             if callable(previous):  # the command's own handler, which exits with the signal's status and says so
                 previous(signum, frame)
             raise KeyboardInterrupt
-        if not self.reason:
-            print(f"vcs: {name} received: stopping after this step (again: stop now)", file=sys.stderr, flush=True)
+        if not self.reason:  # os.write: print() in a handler can re-enter a stderr write it interrupted
+            os.write(2, f"vcs: {name} received: stopping after this step (again: stop now)\n".encode())
         self.reason = self.reason or name
 
     def restore(self) -> None:
@@ -877,7 +877,7 @@ def export(trainer: Trainer, train_clips: list[Clip], folder: Path, val_clips: l
             **{k: v for k, v in val.items() if k != "step"},
         },
         "data": {
-            "provenance": find_provenance([cfg.path(e) for e in cfg.data.train]) or "no PROVENANCE.md beside the data",
+            "provenance": find_provenance(cfg.data.train, cfg.path) or "no PROVENANCE.md beside the data",
             "files": [_file_record(c) for c in train_clips],
             "held_out_for_validation": cfg.data.validation,
             "validation_files": [_file_record(c) for c in val_clips or []],
