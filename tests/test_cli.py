@@ -44,9 +44,10 @@ def assert_ok(done: subprocess.CompletedProcess) -> None:
     assert "Traceback" not in done.stderr
 
 
-def assert_error(done: subprocess.CompletedProcess, *fragments: str) -> str:
-    """Exit code 1, exactly one line on stderr, "vcs: error: …" naming the problem, no traceback."""
-    assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
+def assert_error(done: subprocess.CompletedProcess, *fragments: str, code: int = 1) -> str:
+    """Exit code 1 (2: options that do not go together), exactly one line on stderr, "vcs: error: …" naming the
+    problem, no traceback."""
+    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
     stdout = done.stdout if isinstance(done.stdout, str) else (done.stdout or b"").decode(errors="replace")  # pipes
     assert "Traceback" not in done.stderr + stdout
     lines = done.stderr.splitlines()
@@ -192,7 +193,8 @@ def test_info_model_counts_parameters_per_part(clip):
     assert all(counts[p] > 0 for p in PARTS)
     assert sum(counts[p] for p in PARTS) == counts["total"]
     assert counts["sampling"] == (512 + 102) * 32 * 32  # Φk and Φn, no bias
-    assert_error(run_vcs("info", clip["vcs"], "--model", name, weights=clip["weights"]), "--model NAME, not both")
+    done = run_vcs("info", clip["vcs"], "--model", name, weights=clip["weights"])
+    assert_error(done, "--model NAME, not both (see vcs info --help)", code=2)
     # --json: the manifest's names, the counts as numbers
     described = json.loads(run_vcs("info", "--model", name, "--json", weights=clip["weights"]).stdout)
     manifest = json.loads((clip["weights"] / f"{name}.json").read_text())
@@ -626,7 +628,7 @@ def test_compare_reads_either_video_from_standard_input(tmp_path, clip):
     assert json.loads(done.stdout)["frames"] == by_file["frames"] and "mean" in done.stderr
     assert not (Path.cwd() / "-").exists()
     done = run_vcs_piped("compare", "-", "-", weights=w, stdin=decoded.read_bytes())
-    assert_error(done, "REFERENCE and TEST cannot both be -")
+    assert_error(done, "REFERENCE and TEST cannot both be -", "(see vcs compare --help)", code=2)
     done = run_vcs_piped("compare", clip["y4m"], "-", weights=w, stdin=b"junk" * 100)
     line = assert_error(done, "standard input: not a video FFmpeg can decode")
     assert "/tmp" not in line
@@ -668,7 +670,7 @@ def test_pipe_errors_name_standard_input(tmp_path, clip):
     assert_error(done, "standard input is damaged")
     assert b"standard input" in done.stdout
     done = run_vcs_piped("decode", clip["vcs"], "-", "--reference", clip["y4m"], weights=w)
-    assert_error(done, "--reference", "not -")
+    assert_error(done, "--reference", "not -", code=2)
     assert done.stdout == b""
     # a video is never written onto a terminal
     import pty
@@ -988,6 +990,13 @@ def test_truncated_y4m_is_coded_to_its_last_whole_frame_with_a_warning(tmp_path,
             ["decode", "a.vcs", "b.y4m", "--device"],
             "vcs: error: option '--device' requires an argument (see vcs decode",
         ),
+        # options that do not go together are usage errors too, caught before any file is read
+        (["info", "--json"], "vcs: error: give a .vcs file or --model NAME (see vcs info --help)"),
+        (
+            ["encode", "gone.y4m", "b.vcs", "--bpp", "1", "--quant-step", "2"],
+            "vcs: error: give --quant-step or --bpp, not both (--bpp chooses the step) (see vcs encode --help)",
+        ),
+        (["train", "--force", "--set", "run.dir=x"], "vcs: error: --force goes with --pack"),
     ],
 )
 def test_usage_errors_are_one_line(args, message) -> None:

@@ -13,7 +13,7 @@ import pytest
 from skimage.io import imsave
 from typer.testing import CliRunner
 
-from vcscodec.errors import VcsError
+from vcscodec.errors import OptionConflict, VcsError
 from vcscodec.train.data import (
     bt601_luma,
     check_not_test_set,
@@ -320,7 +320,7 @@ def test_cli_force_goes_with_pack(tmp_path: Path, photos: Path, monkeypatch: pyt
     assert result.exit_code == 0, result.output
     assert len(read_pack(target)) == 2
     alone = CliRunner().invoke(app, ["train", "--force", *settings])
-    assert alone.exit_code == 1 and str(alone.exception).startswith("--force goes with --pack")
+    assert isinstance(alone.exception, OptionConflict) and str(alone.exception).startswith("--force goes with --pack")
 
 
 def test_pack_does_not_go_with_resume(tmp_path: Path) -> None:

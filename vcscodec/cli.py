@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .errors import OutputClosed, StartPastEnd, VcsError, check_whole, frames_phrase
+from .errors import OptionConflict, OutputClosed, StartPastEnd, VcsError, check_whole, frames_phrase
 
 try:  # Typer 0.22 and later carry their own copy of Click
     from typer._click.exceptions import ClickException, UsageError
@@ -239,7 +239,7 @@ def encode(
     if not to_stdout and output.suffix.lower() != ".vcs":  # e.g. swapped arguments: never a .vcs under a video's name
         raise VcsError(f"{output}: the encoder writes .vcs files; give an output name ending in .vcs, or -")
     if bpp is not None and quant_step is not None:
-        raise VcsError("give --quant-step or --bpp, not both (--bpp chooses the step)")
+        raise OptionConflict("give --quant-step or --bpp, not both (--bpp chooses the step)")
     # No bar on a pipe or in a log: it would only add a stale line before the summary or the error.
     with (
         spooled_stdout(".vcs") if to_stdout else nullcontext(output) as target,  # a terminal: refused before reading
@@ -340,7 +340,7 @@ def decode(
     _warn(slow_bf16_warning(device, precision))
     to_stdout = str(output) == STDIO
     if reference is not None and to_stdout:
-        raise VcsError("--reference scores the file written: give an output file, not -")
+        raise OptionConflict("--reference scores the file written: give an output file, not -")
     if reference is not None:
         refuse_input_as_output(output, reference, why="is the --reference: writing it would destroy the original")
     with spooled_stdin(vcs=True) if str(input) == STDIO else nullcontext(input) as source:
@@ -482,7 +482,7 @@ def compare(
 
     piped = [name for name, path in (("REFERENCE", reference), ("TEST", test)) if str(path) == STDIO]
     if len(piped) == 2:
-        raise VcsError("REFERENCE and TEST cannot both be - (standard input is one video)")
+        raise OptionConflict("REFERENCE and TEST cannot both be - (standard input is one video)")
     json_to_stdout = str(json_file) == STDIO
     if json_file is not None and not json_to_stdout:
         check_output_path(json_file, force, *(p for p in (reference, test) if str(p) != STDIO))
@@ -542,7 +542,7 @@ def info(
     from .io import STDIO, spooled_stdin
 
     if (file is None) == (model is None):
-        raise VcsError("give a .vcs file or --model NAME" + (", not both" if file is not None else ""))
+        raise OptionConflict("give a .vcs file or --model NAME" + (", not both" if file is not None else ""))
     if file is None:
         described, rows = describe_model(model), model_rows
     else:
@@ -882,6 +882,10 @@ def main() -> None:
         err.print(f"vcs: {e}", highlight=False, markup=False, soft_wrap=True)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(141)
+    except OptionConflict as e:  # a mistyped command line, as Click's own usage errors above
+        where = _command_path(sys.argv[1:])
+        err.print(f"vcs: error: {e} (see {where} --help)", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(2)
     except VcsError as e:
         err.print(f"vcs: error: {e}", highlight=False, markup=False, soft_wrap=True)  # one line, never folded
         sys.exit(1)

@@ -11,6 +11,11 @@ class VcsError(Exception):
     """A user-facing error: bad input, a damaged file, a missing model. The message is the whole story."""
 
 
+class OptionConflict(VcsError):
+    """Options or arguments that do not go together (`--bpp` with `--quant-step`): a mistyped command line, which
+    the command line reports as Click does its own usage errors, with exit code 2."""
+
+
 class StartPastEnd(VcsError):
     """A first frame to read (``--start``) at or past the end of a source; ``frame_count`` is how many it has, so
     that a caller that chose the start itself (`decode --reference`) can say it in its own words."""

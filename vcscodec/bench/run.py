@@ -18,7 +18,7 @@ import numpy as np
 from .. import __version__
 from ..codec import FrameEncoder, decode_records, encode_frames, model_for, pick_model
 from ..container import ContainerReader
-from ..errors import VcsError
+from ..errors import OptionConflict, VcsError
 from ..hardware import cpu_name, pick_device
 from ..io import DEFAULT_FPS, Frame, frame_from_gray, open_writer
 from ..output import make_output_folder
@@ -132,7 +132,7 @@ class BenchConfig:
 
 def _cards(config: BenchConfig) -> list[ModelCard]:
     if config.models and config.ratios:
-        raise VcsError("give --ratios or --model, not both (a model brings its own ratio)")
+        raise OptionConflict("give --ratios or --model, not both (a model brings its own ratio)")
     if config.models:
         return [find_model(m) for m in config.models]
     return [pick_model(r, None) for r in (config.ratios or DEFAULT_RATIOS)]

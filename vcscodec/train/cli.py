@@ -9,7 +9,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from ..errors import VcsError
+from ..errors import OptionConflict, VcsError
 from .config import load_config
 
 # Exit status of a run stopped by a signal (checkpoint written): the shell's 128 + signal number.
@@ -89,11 +89,11 @@ def train_command(
 ) -> None:
     if pack is not None:
         if resume:
-            raise VcsError("--pack writes a pack and trains nothing: it does not go with --resume")
+            raise OptionConflict("--pack writes a pack and trains nothing: it does not go with --resume")
         pack_command(config_path, overrides, pack, force)
         return
     if force:  # a run is never overwritten: it is continued with --resume or given another run.dir
-        raise VcsError("--force goes with --pack (to continue a run use --resume, or choose another run.dir)")
+        raise OptionConflict("--force goes with --pack (to continue a run use --resume, or choose another run.dir)")
     config = load_config(config_path, overrides)  # every setting checked before torch is even imported
     from .loop import Trainer, run_training
 
