@@ -156,7 +156,10 @@ def test_threads_option_sets_the_decoders_threads(tmp_path, clip):
     assert "on cpu (fp32, 2 threads)" in done.stdout
     bad = tmp_path / "bad.y4m"
     assert_error(run_vcs("decode", clip["vcs"], bad, "--threads", "-1", weights=clip["weights"]), "--threads", "-1")
-    assert not bad.exists()
+    most = max(64, 8 * (os.cpu_count() or 1))  # thousands failed inside OpenMP with a traceback and a temporary file
+    done = run_vcs("decode", clip["vcs"], bad, "--threads", 99999, weights=clip["weights"])
+    assert_error(done, f"--threads 99999 is more threads than this machine can use: at most {most} here")
+    assert not bad.exists() and not list(tmp_path.glob("bad.y4m.tmp-*"))
 
 
 def test_info_shows_bits_per_pixel(clip):
@@ -466,6 +469,13 @@ def test_outputs_that_would_destroy_an_input_are_refused(tmp_path, clip):
     assert_error(done, "ref.y4m", "--reference")
     done = run_vcs("compare", reference, clip["y4m"], "--json", reference, "--force", weights=w)
     assert_error(done, "ref.y4m", "input")
+    # the .vcs file itself, under any name (a link, an extension that lies)
+    kept = tmp_path / "kept.y4m"
+    shutil.copy(clip["vcs"], kept)
+    (tmp_path / "link.y4m").symlink_to(kept)
+    for output in (kept, tmp_path / "link.y4m"):
+        assert_error(run_vcs("decode", kept, output, "--force", weights=w), "is also an input of this command")
+    assert kept.read_bytes() == clip["bytes"]
     assert reference.read_bytes() == before
     # numbered pictures: the output pattern, or one picture, names files the --reference pattern reads
     pictures = tmp_path / "p_%03d.png"
@@ -852,11 +862,12 @@ main()
 
 
 @pytest.mark.parametrize(
-    ("sig", "code", "said"), [("SIGTERM", 143, "vcs: terminated"), ("SIGINT", 130, "vcs: interrupted")]
+    ("sig", "code", "said"),
+    [("SIGTERM", 143, "vcs: terminated"), ("SIGINT", 130, "vcs: interrupted"), ("SIGHUP", 129, "vcs: hung up")],
 )
 def test_a_signal_midway_leaves_nothing(tmp_path, clip, sig, code, said):
-    """Ctrl-C or SIGTERM (a scheduler's kill, `timeout`) during a decode: exit 130 / 143, one line, no traceback,
-    and neither the output nor its temporary file is left behind."""
+    """Ctrl-C, SIGTERM (a scheduler's kill, `timeout`) or SIGHUP (a closed terminal) during a decode: exit 130 /
+    143 / 129, one line, no traceback, and neither the output nor its temporary file is left behind."""
     env = os.environ | {"VCS_WEIGHTS": str(clip["weights"]), "OMP_NUM_THREADS": "1"}
     args = [sys.executable, "-c", _SIGNAL_MIDWAY, sig, "decode", str(clip["vcs"]), str(tmp_path / "out.y4m"), "-q"]
     done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=180)
@@ -1081,7 +1092,7 @@ def test_a_signal_after_the_work_is_done_changes_nothing(monkeypatch, clip):
 
     monkeypatch.setenv("VCS_WEIGHTS", str(clip["weights"]))
     monkeypatch.setattr(sys, "argv", ["vcs", "info", str(clip["vcs"]), "--json"])
-    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         with pytest.raises(SystemExit) as done:
             cli.main()

@@ -154,8 +154,8 @@ class _FrameRate:
 
 
 _THREADS_HELP = (
-    "CPU threads for the network (0: one per core). The decoded pixels depend on it: fix it to reproduce a decode "
-    "to the bit elsewhere (docs/performance.md)"
+    "CPU threads for the network (0: one per core, or $OMP_NUM_THREADS when set). The decoded pixels depend on it: "
+    "fix it to reproduce a decode to the bit elsewhere (docs/performance.md)"
 )
 
 
@@ -822,11 +822,12 @@ def train(
 
 
 class _Stopped(BaseException):
-    """Ctrl-C or SIGTERM (a scheduler's kill, `timeout`). Raised by our own handler rather than as Python's
+    """Ctrl-C, SIGTERM (a scheduler's kill, `timeout`) or SIGHUP. Raised by our own handler rather than as Python's
     KeyboardInterrupt, which Typer turns into a silent exit: every writer's `with` block aborts on the way out,
     so no temporary output is left behind, and `main` says why it stopped."""
 
-    EXIT = {signal.SIGINT: (130, "interrupted"), signal.SIGTERM: (143, "terminated")}
+    # SIGHUP too: a closed terminal or a dropped ssh session, whose default action would leave temporary files.
+    EXIT = {signal.SIGINT: (130, "interrupted"), signal.SIGTERM: (143, "terminated"), signal.SIGHUP: (129, "hung up")}
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)

@@ -718,6 +718,7 @@ def decode_file(
     missing GOP records are concealed (``decode_records``) and listed in the report instead of stopping."""
     input, output = check_path(input, "the input"), check_path(output, "the output")
     check_whole(batch_gops, "--batch-gops", 0)
+    refuse_input_as_output(output, input)  # --force included: the .vcs file would be lost
     started = time.perf_counter()
     with ContainerReader(input) as reader:
         header = reader.header

@@ -30,10 +30,14 @@ def pick_device(name: str, local_rank: int = 0, option: str = "--device") -> tor
 
 
 def use_threads(count: int, option: str = "--threads") -> None:
-    """Run torch's CPU work on ``count`` threads; 0 leaves torch's default (one per core). The decoded pixels
-    depend on the thread count (docs/performance.md), so fixing it is part of reproducing a decode elsewhere."""
+    """Run torch's CPU work on ``count`` threads; 0 leaves torch's default (one per core, or $OMP_NUM_THREADS when
+    set). The decoded pixels depend on the thread count (docs/performance.md), so fixing it is part of reproducing a
+    decode elsewhere. More than 8 a core (64 at least) is refused: thousands failed inside OpenMP with a traceback."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise VcsError(f"{option} must be 0 (one per core) or a positive number of threads, not {count!r}")
+    most = max(64, 8 * (os.cpu_count() or 1))
+    if count > most:
+        raise VcsError(f"{option} {count} is more threads than this machine can use: at most {most} here")
     if count:
         import torch
 
