@@ -349,7 +349,7 @@ def test_a_part_encoded_with_start_is_scored_against_its_own_source_frames(tmp_p
     data = clip["y4m"].read_bytes()
     short.write_bytes(data[: data.index(b"FRAME") + 8 * (6 + 100 * 60 * 3 // 2)])
     done = run_vcs("decode", part_vcs, tmp_path / "x.y4m", "--reference", short, weights=w)
-    assert_error(done, "has 8 frames; frames up to 8 are decoded (the file begins at its frame 4)")
+    assert_error(done, "has 8 frames, too few: the decoded frames are scored against its frames 4–8 (the file begins")
 
 
 def test_a_numbered_reference_is_sized_and_counted_from_its_first_scored_picture(tmp_path, clip):
@@ -373,7 +373,7 @@ def test_a_numbered_reference_is_sized_and_counted_from_its_first_scored_picture
     few = tmp_path / "few.y4m"  # three frames: the part begins at the source's frame 4
     write_clip(few, clip["frames"][:3], fps=25)
     done = run_vcs("decode", part_vcs, tmp_path / "x.y4m", "--reference", few, weights=w)
-    assert_error(done, "--reference", "has 3 frames; frames up to 8 are decoded (the file begins at its frame 4)")
+    assert_error(done, "--reference", "has 3 frames, too few: the decoded frames are scored against its frames 4–8")
     assert not (tmp_path / "x.y4m").exists()
 
 
@@ -453,7 +453,10 @@ def test_compare_and_reference_errors(tmp_path, clip):
     # a reference that cannot serve is refused before decoding: nothing is written
     out = tmp_path / "out"
     out.mkdir()
-    for reference, fragment in ((short, "has 4 frames; frames up to 8 are decoded"), (small, "is 64x60")):
+    for reference, fragment in (
+        (short, "has 4 frames, too few: the decoded frames are scored against its frames 0–8"),
+        (small, "is 64x60"),
+    ):
         done = run_vcs("decode", clip["vcs"], out / "a.y4m", "--reference", reference, weights=w)
         assert_error(done, "--reference", fragment)
     assert files_in(out) == []

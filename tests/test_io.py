@@ -471,6 +471,14 @@ def test_a_bad_y4m_header_field_is_named(tmp_path, noise_clip, field, said):
 # ------------------------------------------------------------------------------------ writing safety
 
 
+def test_a_folder_as_the_output_is_named_a_folder(tmp_path):
+    """Not "cannot write files without an extension": a folder, existing or written with a trailing slash."""
+    for path in (tmp_path, f"{tmp_path}/new/"):
+        with expect(f"{re.escape(str(path))} is a folder: name a file in it"):
+            open_writer(path, 64, 48, Fraction(25))
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
 def test_unknown_extension(tmp_path):
     with expect(r"supported: \.y4m, \.yuv, \.mp4, \.mkv, \.avi"):
         open_writer(tmp_path / "out.gif", 64, 48, Fraction(25))

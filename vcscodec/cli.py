@@ -393,7 +393,8 @@ def _check_reference(
 
     def too_short(frame_count: int) -> VcsError:
         return VcsError(
-            f"--reference {reference} has {frames_phrase(frame_count)}; frames up to {last} are decoded{where}"
+            f"--reference {reference} has {frames_phrase(frame_count)}, too few: the decoded frames are scored against "
+            f"its frames {first}–{last}{where}"
         )
 
     # Numbered pictures are opened at the first frame scored, so that they are sized by that picture, not by

@@ -1086,6 +1086,8 @@ def open_writer(
     libx264 when present and the size is even, else MPEG-4 Part 2), .avi (MPEG-4 Part 2); a .png name with
     ``%d`` or ``%0Nd`` writes numbered pictures from `first_number` on, one without a single picture
     (`PictureWriter`; `frames`, the number to come when known, is checked against it at once)."""
+    if str(path) != STDIO and (str(path).endswith(("/", os.sep)) or Path(path).is_dir()):
+        raise VcsError(f"{path} is a folder: name a file in it (clip.y4m) or numbered pictures (f_%04d.png)")
     if Path(path).suffix.lower() == ".png":
         return PictureWriter(path, width, height, force=force, first_number=first_number, frames=frames)
     return VideoWriter(path, width, height, fps, force=force)
