@@ -239,7 +239,7 @@ def test_a_header_that_announces_frames_that_are_not_there(coded, tmp_path: Path
         "GOP 5 has 1 frame, the layout needs 8 (40..47)",
         "GOPs 6–268435456 are missing (lost with GOP 5)",
     ]
-    assert json.loads(described.stdout)["keyframes"] == 268435457
+    assert json.loads(described.stdout)["records"] == 268435457
     lost: list[Concealed] = []
     out = decode(huge, lost, start=30, count=20)
     assert [(c.gop, c.gops, c.first, c.end) for c in lost] == [(5, 1, 40, 48), (6, 268435451, 48, 2**31 - 1)]
