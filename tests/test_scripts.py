@@ -160,8 +160,8 @@ def test_device_keyframes_trains_the_branch_and_leaves_a_slim_checkpoint(tmp_pat
 
     rng = np.random.default_rng(3)
     clips = [
-        Clip(name, Path(f"{name}.y4m"), "", rng.integers(0, 256, (t, 64, 64), dtype=np.uint8), "0" * 64)
-        for name, t in (("a", 30), ("b", 20), ("val", 12))
+        Clip(name, Path(f"{name}.y4m"), "", rng.integers(0, 256, (t, 64, 64), dtype=np.uint8), f"{i:064x}")
+        for i, (name, t) in enumerate((("a", 30), ("b", 20), ("val", 12)))
     ]
     pack = tmp_path / "keys.npz"
     write_pack(clips, pack, max_mb=0.06, spread=True, contiguous=frozenset({"val"}))
