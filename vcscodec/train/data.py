@@ -170,7 +170,7 @@ class Clip:
     source: Path  # the original file (for a pack's clips: its name only, the file is elsewhere)
     sha256_prefix: str  # the cache key (content and decoding settings)
     frames: np.ndarray  # (T, H, W) uint8, memory-mapped from the cache or held in memory from a pack
-    sha256: str = ""  # of the source file (read with the cache key; packs carry it, the file being absent)
+    sha256: str  # of the source file (read with the cache key; packs carry it, the file being absent)
 
 
 def load_clips(
@@ -311,14 +311,13 @@ def write_pack(
     clips named in ``contiguous`` (validation, whose chains must be real ones) still keep their first frames, at
     least ``min_frames`` of them. Whole-chain training refuses such a pack (each clip's meta says ``spread``).
     """
-    from ..registry import sha256_file
 
     if not clips:
         raise VcsError("no clips to pack")
     frames = [downsample(c.frames, scale) for c in clips]
     lengths = [f.shape[0] for f in frames]
     areas = [f.shape[1] * f.shape[2] for f in frames]
-    hashes = [c.sha256 or sha256_file(c.source) for c in clips]
+    hashes = [c.sha256 for c in clips]
     spreads = [spread and c.name not in contiguous for c in clips]
     floor = 1 if spread else min_frames  # the fewest frames a clip may keep
 

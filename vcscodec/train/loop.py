@@ -360,7 +360,7 @@ def split_validation(config: TrainConfig, clips: list[Clip]) -> tuple[list[Clip]
     if not train:
         raise VcsError("every clip is held out for validation: nothing left to train on")
     val = [c for c in clips if c.name in held]
-    trained = {c.sha256: c for c in train if c.sha256}  # of each source file, a pack's clips included
+    trained = {c.sha256: c for c in train}  # of each source file, a pack's clips included
     for clip in val:
         if clip.sha256 in trained:
             raise VcsError(
@@ -391,25 +391,21 @@ def load_data(config: TrainConfig, dist: Dist | None = None) -> list[Clip]:
     return clips
 
 
-def _note_short_clips(clips: list[Clip], gop: int) -> None:
-    """A chain needs gop + 1 frames; a shorter clip's chains end in its last frame repeated: say which."""
-    short = [c.name for c in clips if c.frames.shape[0] < gop + 1]
-    if short:
-        print(
-            f"vcs: note: {len(short)} clip(s) shorter than a chain (gop + 1 = {gop + 1} frames) end their chains in "
-            f"their last frame repeated: {', '.join(short)}",
-            file=sys.stderr,
-        )
+def _note_clips(names: list[str], said: str) -> None:
+    """One note naming the clips a sampler skips or pads: "N clip(s) <said>: a, b"."""
+    if names:
+        print(f"vcs: note: {len(names)} clip(s) {said}: {', '.join(names)}", file=sys.stderr)
 
 
 def _note_small_clips(clips: list[Clip], crop: int, key: str) -> None:
-    """The samplers skip clips smaller than their crop; say which (a downsampled pack can make many so)."""
-    small = [c.name for c in clips if min(c.frames.shape[1:]) < crop]
-    if small:
-        print(
-            f"vcs: note: {len(small)} clip(s) smaller than {key} = {crop} are not used: {', '.join(small)}",
-            file=sys.stderr,
-        )
+    """The samplers skip clips smaller than their crop (a downsampled pack can make many so)."""
+    _note_clips([c.name for c in clips if min(c.frames.shape[1:]) < crop], f"smaller than {key} = {crop} are not used")
+
+
+def _note_short_clips(clips: list[Clip], gop: int) -> None:
+    """A chain needs gop + 1 frames; a shorter clip's chains end in its last frame repeated."""
+    said = f"shorter than a chain (gop + 1 = {gop + 1} frames) end their chains in their last frame repeated"
+    _note_clips([c.name for c in clips if c.frames.shape[0] < gop + 1], said)
 
 
 def hold_run_dir(run_dir: Path) -> int:
@@ -837,9 +833,7 @@ def hardware(device: torch.device | None = None, world: int = 1) -> str:
 
 
 def _file_record(clip: Clip) -> dict[str, str]:
-    from ..registry import sha256_file
-
-    return {"name": clip.source.name, "sha256": clip.sha256 or sha256_file(clip.source)}
+    return {"name": clip.source.name, "sha256": clip.sha256}
 
 
 def _pack_settings(path: Path) -> dict[str, Any]:
