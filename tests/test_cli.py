@@ -204,7 +204,11 @@ def test_info_model_counts_parameters_per_part(clip):
     assert {k: described[k] for k in ("name", "arch", "alpha_k", "alpha_n", "sha256")} == {
         k: manifest[k] for k in ("name", "arch", "alpha_k", "alpha_n", "sha256")
     }
-    assert described["file"].endswith(manifest["file"]) and described["parameters"]["total"] == counts["total"]
+    assert described["file"].endswith(manifest["file"])
+    # the parts by keys, not the table's phrases; the same counts
+    keys = ("sampling", "initial_reconstruction", "msem", "hffm", "hfim", "msfm", "total", "run_in_decoding")
+    assert tuple(described["parameters"]) == keys
+    assert [described["parameters"][k] for k in keys[:7]] == [counts[p] for p in (*PARTS, "total")]
     assert described["training_steps"] == manifest["training"]["steps"] and described["keyframe_branch_steps"] is None
 
 
@@ -941,13 +945,38 @@ def test_output_folder_missing_or_not_writable(tmp_path, clip):
 
 def test_cuda_without_cuda(tmp_path, clip):
     out = tmp_path / "a.y4m"
-    assert_error(run_vcs("decode", clip["vcs"], out, "--device", "tpu", weights=clip["weights"]), "--device", "tpu")
+    done = run_vcs("decode", clip["vcs"], out, "--device", "tpu", weights=clip["weights"])
+    assert_error(done, "'--device'", "'tpu' is not one of 'auto', 'cpu', 'cuda'", "(see vcs decode --help)", code=2)
     assert files_in(tmp_path) == []
     done = run_vcs("decode", clip["vcs"], out, "--device", "cuda", "-q", weights=clip["weights"])
     if done.returncode == 0:
         pytest.skip("this machine has CUDA")
     assert_error(done, "--device cuda: no CUDA device is available")
     assert files_in(tmp_path) == []
+
+
+def test_named_values_in_any_case(tmp_path, clip):
+    # `--device CPU` is what a user means; a value that names nothing is a mistyped command line (exit 2) that
+    # lists the names, for every option of named values, before any work.
+    w = clip["weights"]
+    lower, upper = tmp_path / "l.y4m", tmp_path / "u.y4m"
+    assert_ok(run_vcs("decode", clip["vcs"], lower, "--device", "cpu", "--precision", "fp32", "-q", weights=w))
+    assert_ok(run_vcs("decode", clip["vcs"], upper, "--device", "CPU", "--precision", "FP32", "-q", weights=w))
+    assert lower.read_bytes() == upper.read_bytes()
+    coded = tmp_path / "c.vcs"
+    assert_ok(run_vcs("encode", clip["y4m"], coded, "--chroma", "YUV420", "-q", weights=w))
+    with ContainerReader(coded) as reader:
+        assert reader.header.num_planes == 3
+    for command, option, value, names in [
+        (("decode", clip["vcs"], tmp_path / "a.y4m"), "--precision", "fp64", "'fp32', 'bf16'"),
+        (("encode", clip["y4m"], tmp_path / "a.vcs"), "--chroma", "rgb", "'auto', 'gray', 'yuv420'"),
+        (("bench", "-s", tmp_path), "--chroma", "colour", "'auto', 'gray', 'yuv420'"),
+        (("bench", "-s", tmp_path), "--device", "gpu", "'auto', 'cpu', 'cuda'"),
+        (("demo", tmp_path / "demo"), "--device", "gpu", "'auto', 'cpu', 'cuda'"),
+    ]:
+        done = run_vcs(*command, option, value, weights=w)
+        assert_error(done, f"'{option}'", f"'{value}' is not one of {names}", f"(see vcs {command[0]} --help)", code=2)
+    assert sorted(files_in(tmp_path)) == ["c.vcs", "l.y4m", "u.y4m"]
 
 
 def test_grey_input_is_coded_grey(tmp_path, clip):

@@ -29,7 +29,8 @@ try:  # Typer 0.22 and later carry their own copy of Click
     from typer._click.exceptions import ClickException, UsageError
 except ImportError:  # older Typer uses Click itself
     from click.exceptions import ClickException, UsageError
-from .hardware import slow_bf16_warning, threads_phrase, use_threads
+from .container import ChromaMode
+from .hardware import DeviceName, Precision, slow_bf16_warning, threads_phrase, use_threads
 from .quant import DEFAULT_QUANT_STEP
 from .rd import DEFAULT_ANCHOR_QPS
 
@@ -122,7 +123,8 @@ def shown_until_error(progress: Progress) -> Iterator[Progress]:
             raise
 
 
-_PRECISION_HELP = "fp32 | bf16 (faster only on GPUs and CPUs with bf16 arithmetic)"
+_DEVICE_HELP = "auto: cuda when there is one"
+_PRECISION_HELP = "bf16 is faster only on GPUs and CPUs with bf16 arithmetic"
 
 
 def _warn(text: str | None) -> None:
@@ -213,11 +215,12 @@ def encode(
         ),
     ] = None,
     chroma: Annotated[
-        str,
+        ChromaMode,
         typer.Option(
             "--chroma",
-            help="auto | yuv420 | gray (auto: gray when the frames have U=V=128; it reads ahead through grey frames "
-            "to the first in colour, 256 MB of them at most, so a fade-in from black stays in colour)",
+            case_sensitive=False,
+            help="auto: gray when the frames have U=V=128 (it reads ahead through grey frames to the first in "
+            "colour, 256 MB of them at most, so a fade-in from black stays in colour)",
         ),
     ] = "auto",
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output")] = False,
@@ -291,8 +294,8 @@ def decode(
             "- streams Y4M to standard output"
         ),
     ],
-    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
-    precision: Annotated[str, typer.Option("--precision", help=_PRECISION_HELP)] = "fp32",
+    device: Annotated[DeviceName, typer.Option("--device", case_sensitive=False, help=_DEVICE_HELP)] = "auto",
+    precision: Annotated[Precision, typer.Option("--precision", case_sensitive=False, help=_PRECISION_HELP)] = "fp32",
     batch_gops: Annotated[
         int, typer.Option("--batch-gops", help="GOPs rebuilt together (memory vs speed); 0 = by frame size")
     ] = 0,
@@ -622,7 +625,7 @@ def demo(
         ),
     ] = Path("demo-output"),
     frames: Annotated[int, typer.Option("--frames", "-n", help="Frames of the sample clip")] = 17,
-    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
+    device: Annotated[DeviceName, typer.Option("--device", case_sensitive=False, help=_DEVICE_HELP)] = "auto",
     threads: Annotated[int, typer.Option("--threads", help=_THREADS_HELP)] = 0,
 ) -> None:
     """Encode and decode a sample clip (a camera pan over a scikit-image picture) at both ratios; print quality."""
@@ -691,12 +694,14 @@ def bench(
     frames: Annotated[
         str, typer.Option("--frames", "-n", help="Frames per sequence: 17 (the paper's two GOPs), N, or 'all'")
     ] = "17",
-    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
-    precision: Annotated[str, typer.Option("--precision", help=_PRECISION_HELP)] = "fp32",
+    device: Annotated[DeviceName, typer.Option("--device", case_sensitive=False, help=_DEVICE_HELP)] = "auto",
+    precision: Annotated[Precision, typer.Option("--precision", case_sensitive=False, help=_PRECISION_HELP)] = "fp32",
     chroma: Annotated[
-        str,
+        ChromaMode,
         typer.Option(
-            "--chroma", help="gray (Y only, as the paper) | yuv420 | auto; colour adds bits, time and U/V PSNR"
+            "--chroma",
+            case_sensitive=False,
+            help="gray: Y only, as the paper; colour adds bits, time and U/V PSNR",
         ),
     ] = "gray",
     quant_step: Annotated[
@@ -846,8 +851,10 @@ def _command_path(args: list[str]) -> str:
     return next((f"vcs {a}" for a in args if a in commands), "vcs")
 
 
-def _lower_first(text: str) -> str:
-    """Click's messages start with a capital; ours, after "vcs: error:", do not."""
+def _usage_phrase(text: str) -> str:
+    """A usage error's message as ours read: Click's start with a capital, ours (after "vcs: error:") do not, and
+    Typer passes on its validator's "Value error, " before a wrong choice."""
+    text = text.rstrip(".").replace(": Value error, ", ": ")
     return text[:1].lower() + text[1:]
 
 
@@ -865,7 +872,7 @@ def main() -> None:
             sys.exit(e.exit_code)
         command = e.ctx.command_path if e.ctx is not None else _command_path(sys.argv[1:])
         err.print(
-            f"vcs: error: {_lower_first(e.format_message().rstrip('.'))} (see {command} --help)",
+            f"vcs: error: {_usage_phrase(e.format_message())} (see {command} --help)",
             highlight=False,
             markup=False,
             soft_wrap=True,

@@ -21,9 +21,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .container import ContainerReader, ContainerWriter, FrameMeasurements, GopRecord, LostGop, StreamHeader
+from .container import (
+    CHROMA_MODES,
+    ContainerReader,
+    ContainerWriter,
+    FrameMeasurements,
+    GopRecord,
+    LostGop,
+    StreamHeader,
+)
 from .errors import VcsError, check_path, check_size, check_whole, frames_phrase
-from .hardware import pick_device
+from .hardware import check_precision, pick_device
 from .io import Frame, conversion_loss, frame_from_gray, open_video, open_writer
 from .output import check_output_path, refuse_input_as_output
 from .quant import DEFAULT_QUANT_STEP, check_step, dequantize, quantize
@@ -36,7 +44,6 @@ if TYPE_CHECKING:
     from .models import HITVCSNet, KeyMeasurements
 
 Progress = Callable[[int], None]  # called with the number of frames just done
-CHROMA_MODES = ("auto", "yuv420", "gray")
 NEUTRAL = 128
 
 
@@ -433,8 +440,7 @@ class GopDecoder:
     """Rebuilds frames from dequantized records with the network, a batch of GOPs at a time."""
 
     def __init__(self, model: HITVCSNet, header: StreamHeader, device: torch.device, precision: str = "fp32") -> None:
-        if precision not in ("fp32", "bf16"):
-            raise VcsError(f"--precision must be fp32 or bf16, not {precision!r}")
+        check_precision(precision)
         import torch
 
         # channels_last: 3× faster on CPUs (measured, docs/performance.md) and the layout GPUs prefer.

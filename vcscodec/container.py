@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, Literal, get_args
 
 import numpy as np
 
@@ -44,6 +44,9 @@ MAGIC = b"\x89VCS\r\n\x1a\n"
 
 CHROMA_CODES = {"gray": 0, "yuv420": 1}
 CHROMA_NAMES = {code: name for name, code in CHROMA_CODES.items()}
+# What --chroma takes: a coded mode, or auto (gray when every frame has U = V = 128; vcscodec.codec.auto_chroma).
+ChromaMode = Literal["auto", "gray", "yuv420"]
+CHROMA_MODES: tuple[str, ...] = get_args(ChromaMode)
 
 # Frozen in every format version, so any reader can check the header CRC before judging the version.
 _PREAMBLE = struct.Struct("<8sHI")  # magic, format_version, header_length

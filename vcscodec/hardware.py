@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 import platform
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 from .errors import VcsError
 
 if TYPE_CHECKING:
     import torch
 
-DEVICES = ("auto", "cpu", "cuda")
+DeviceName = Literal["auto", "cpu", "cuda"]
+Precision = Literal["fp32", "bf16"]
+DEVICES: tuple[str, ...] = get_args(DeviceName)
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 def pick_device(name: str, local_rank: int = 0, option: str = "--device") -> torch.device:
@@ -27,6 +30,13 @@ def pick_device(name: str, local_rank: int = 0, option: str = "--device") -> tor
     if name == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
     return torch.device("cuda", local_rank)
+
+
+def check_precision(precision: str) -> None:
+    """Refuse a ``--precision`` other than fp32 or bf16 (from Python; the command line refuses it as a usage
+    error first)."""
+    if precision not in PRECISIONS:
+        raise VcsError(f"--precision must be fp32 or bf16, not {precision!r}")
 
 
 def use_threads(count: int, option: str = "--threads") -> None:

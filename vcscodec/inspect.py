@@ -93,9 +93,10 @@ def file_rows(d: dict[str, Any]) -> list[tuple[str, Any]]:
 
 def describe_model(name: str) -> dict[str, Any]:
     """A model as `vcs info --model NAME --json` prints it: its manifest's names (``name``, ``arch``, ``alpha_k``,
-    ``alpha_n``, ``config``, ``file``, ``sha256``), the parameter count of each part of the network (sampling,
-    initial reconstruction, MSEM, HFFM, HFIM, MSFM), and its training (``training_steps``,
-    ``keyframe_branch_steps``, ``training_hardware``; null where the manifest does not say)."""
+    ``alpha_n``, ``config``, ``file``, ``sha256``), the parameter count of each part of the network (``sampling``,
+    ``initial_reconstruction``, ``msem``, ``hffm``, ``hfim``, ``msfm``, ``total``, ``run_in_decoding``), and its
+    training (``training_steps``, ``keyframe_branch_steps``, ``training_hardware``; null where the manifest does not
+    say)."""
     from .models import HITVCSNet, parameter_counts
 
     card = find_model(name)
@@ -116,6 +117,8 @@ def describe_model(name: str) -> dict[str, Any]:
 
 def model_rows(d: dict[str, Any]) -> list[tuple[str, Any]]:
     """`vcs info --model`'s table of a ``describe_model`` description: (label, value) rows, in words."""
+    from .models import PART_LABELS
+
     steps = steps_phrase(d["training_steps"], d["keyframe_branch_steps"])
     return [
         ("model", d["name"]),
@@ -123,7 +126,7 @@ def model_rows(d: dict[str, Any]) -> list[tuple[str, Any]]:
         ("alpha_k", d["alpha_k"]),
         ("alpha_n", d["alpha_n"]),
         ("config", d["config"]),
-        ("parameters", d["parameters"]),
+        ("parameters", {PART_LABELS[part]: count for part, count in d["parameters"].items()}),
         ("weights", d["file"]),
         ("sha256", d["sha256"]),
         ("training steps", steps or "unknown"),

@@ -17,9 +17,9 @@ import numpy as np
 
 from .. import __version__
 from ..codec import FrameEncoder, decode_records, encode_frames, model_for, pick_model
-from ..container import ContainerReader
+from ..container import CHROMA_MODES, ContainerReader
 from ..errors import OptionConflict, VcsError
-from ..hardware import cpu_name, pick_device
+from ..hardware import check_precision, cpu_name, pick_device
 from ..io import DEFAULT_FPS, Frame, frame_from_gray, open_writer
 from ..output import make_output_folder
 from ..quality import score_frame
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from ..models import HITVCSNet
 
 DEFAULT_RATIOS = (0.01, 0.1)
-CHROMA_CHOICES = ("gray", "yuv420", "auto")
 
 
 class _Timed:
@@ -141,10 +140,9 @@ def _cards(config: BenchConfig) -> list[ModelCard]:
 def _check(config: BenchConfig) -> None:
     if config.frames is not None and config.frames < 1:
         raise VcsError("--frames must be at least 1 (or 'all')")
-    if config.precision not in ("fp32", "bf16"):
-        raise VcsError(f"--precision must be fp32 or bf16, not {config.precision!r}")
-    if config.chroma not in CHROMA_CHOICES:
-        raise VcsError(f"--chroma must be one of {', '.join(CHROMA_CHOICES)}")
+    check_precision(config.precision)
+    if config.chroma not in CHROMA_MODES:
+        raise VcsError(f"--chroma must be one of {', '.join(CHROMA_MODES)}")
     if config.batch_gops < 0:
         raise VcsError("--batch-gops must be 0 (auto) or more")
     if not config.quant_steps:

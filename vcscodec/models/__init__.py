@@ -4,13 +4,25 @@ from .config import ARCHITECTURES, ModelConfig, architecture, measurement_count
 from .hitvcsnet import HITVCSNet, KeyMeasurements, Reconstruction, chain_targets, keyframes_on_grids
 from .loss import hitvcsnet_loss
 
+# The network's parts by key (`vcs info --model --json`), the names of their parameters, and their names in the
+# paper's terms (the table of `vcs info --model`).
 PART_PREFIXES = {
     "sampling": ("sampling.",),
-    "initial reconstruction": ("initial_key.", "initial_non."),
-    "MSEM (FEM + RBs)": ("msem_key.fem", "msem_non.fem", "msem_key.blocks", "msem_non.blocks"),
-    "HFFM": ("msem_key.hffm", "msem_non.hffm"),
-    "HFIM": ("hfim.",),
-    "MSFM": ("msfm_key.", "msfm_non."),
+    "initial_reconstruction": ("initial_key.", "initial_non."),
+    "msem": ("msem_key.fem", "msem_non.fem", "msem_key.blocks", "msem_non.blocks"),
+    "hffm": ("msem_key.hffm", "msem_non.hffm"),
+    "hfim": ("hfim.",),
+    "msfm": ("msfm_key.", "msfm_non."),
+}
+PART_LABELS = {
+    "sampling": "sampling",
+    "initial_reconstruction": "initial reconstruction",
+    "msem": "MSEM (FEM + RBs)",
+    "hffm": "HFFM",
+    "hfim": "HFIM",
+    "msfm": "MSFM",
+    "total": "total",
+    "run_in_decoding": "run in decoding",
 }
 
 
@@ -19,7 +31,8 @@ NON_KEY_NETWORK_PREFIXES = ("msem_non.", "hfim.", "msfm_non.")
 
 
 def parameter_counts(model: HITVCSNet) -> dict[str, int]:
-    """Parameters per part of the network, in the paper's terms, the total, and how many of them decoding runs."""
+    """Parameters per part of the network (keys of PART_PREFIXES), the ``total``, and how many of them decoding runs
+    (``run_in_decoding``)."""
     counts = dict.fromkeys(PART_PREFIXES, 0)
     total = skipped = 0
     for name, p in model.named_parameters():
@@ -29,7 +42,7 @@ def parameter_counts(model: HITVCSNet) -> dict[str, int]:
         if not model.config.non_key_network and name.startswith(NON_KEY_NETWORK_PREFIXES):
             skipped += p.numel()
     counts["total"] = total
-    counts["run in decoding"] = total - skipped
+    counts["run_in_decoding"] = total - skipped
     return counts
 
 
@@ -37,6 +50,7 @@ __all__ = [
     "ARCHITECTURES",
     "HITVCSNet",
     "KeyMeasurements",
+    "PART_LABELS",
     "ModelConfig",
     "Reconstruction",
     "architecture",
