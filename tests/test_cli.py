@@ -379,6 +379,11 @@ def test_a_numbered_reference_is_sized_and_counted_from_its_first_scored_picture
     done = run_vcs("decode", part_vcs, tmp_path / "x.y4m", "--reference", few, weights=w)
     assert_error(done, "--reference", "has 3 frames, too few: the decoded frames are scored against its frames 4–8")
     assert not (tmp_path / "x.y4m").exists()
+    # a scored picture of another size fails before the decode, with no output, not after it
+    Image.new("L", (50, 40), 128).save(tmp_path / "p_006.png")
+    done = run_vcs("decode", part_vcs, tmp_path / "x.y4m", "--reference", pictures, weights=w)
+    assert_error(done, "p_%03d.png: frame 6 is 50x40, not 100x", "frames that change size cannot be scored")
+    assert "x.y4m" not in done.stdout and not (tmp_path / "x.y4m").exists()
 
 
 def test_decode_a_range_with_its_reference(tmp_path, clip):

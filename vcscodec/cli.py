@@ -9,6 +9,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import dataclasses  # noqa: E402
+import itertools  # noqa: E402
 import json  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
@@ -387,6 +388,7 @@ def _check_reference(
     from .io import open_video
     from .metrics import check_ssim_size
     from .numbered import is_pattern
+    from .quality import refuse_rescaled
 
     header = read_header(vcs)
     end = check_frame_range(header, start, count)
@@ -403,10 +405,16 @@ def _check_reference(
     # Numbered pictures are opened at the first frame scored, so that they are sized by that picture, not by
     # picture 0 (which may not exist); a video at frame 0, since reaching a later frame means decoding up to it,
     # and scoring does that again.
-    opened_at = first if is_pattern(str(reference)) else 0
+    numbered = is_pattern(str(reference))
+    opened_at = first if numbered else 0
     try:
         with open_video(reference, size, fps, start=opened_at) as reader:
             info = reader.info
+            if numbered:
+                # Each picture has a size of its own: read them now (milliseconds a picture, where the network
+                # takes seconds a frame), so that one of another size fails before the decode, not after it.
+                for _ in itertools.islice(reader, last - first + 1):
+                    refuse_rescaled(reader)
     except StartPastEnd as e:
         raise too_short(e.frame_count) from None
     if (info.width, info.height) != size:

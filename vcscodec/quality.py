@@ -16,7 +16,7 @@ from itertools import zip_longest
 import numpy as np
 
 from .errors import VcsError, check_path, check_whole, frames_phrase
-from .io import DEFAULT_FPS, Frame, open_video
+from .io import DEFAULT_FPS, Frame, VideoReader, open_video
 from .metrics import check_ssim_size, psnr, ssim
 
 
@@ -122,6 +122,17 @@ def score_frames(
     return scores
 
 
+def refuse_rescaled(reader: VideoReader) -> None:
+    """The error for a video whose frames read so far changed size: a frame scaled to the first one's size is not
+    what was made, so it cannot be scored."""
+    if reader.rescaled:
+        index, width, height = reader.rescaled[0]
+        raise VcsError(
+            f"{reader.path}: frame {index} is {width}x{height}, not {reader.info.width}x{reader.info.height} "
+            "like the first: frames that change size cannot be scored"
+        )
+
+
 def score_videos(
     reference: str | os.PathLike[str],
     test: str | os.PathLike[str],
@@ -152,11 +163,6 @@ def score_videos(
         except VcsError as e:
             raise VcsError(f"{reference} and {test} cannot be scored: {e}") from None
         scores = score_frames(ref_reader, test_reader, frames, reference_start > 0)
-        for reader in (ref_reader, test_reader):  # a frame scaled to the first one's size is not what was made
-            if reader.rescaled:
-                index, width, height = reader.rescaled[0]
-                raise VcsError(
-                    f"{reader.path}: frame {index} is {width}x{height}, not {reader.info.width}x{reader.info.height} "
-                    "like the first: frames that change size cannot be scored"
-                )
+        for reader in (ref_reader, test_reader):
+            refuse_rescaled(reader)
     return QualityReport(str(reference), str(test), a.width, a.height, scores)
