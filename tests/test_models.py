@@ -22,7 +22,16 @@ from vcscodec.models import (
 )
 from vcscodec.models.init import init_linear, klt_basis, load_widened
 from vcscodec.models.loss import frame_ssim, loss_term
-from vcscodec.registry import default_model, derive_model, find_model, list_models, model_name, save_model, sha256_file
+from vcscodec.registry import (
+    default_model,
+    derive_model,
+    find_model,
+    list_models,
+    mark_default,
+    model_name,
+    save_model,
+    sha256_file,
+)
 from vcscodec.samples import camera_pan
 
 TINY = {"channels": 4, "levels": 1}
@@ -410,6 +419,19 @@ def test_an_interrupted_export_leaves_no_file(tmp_path: Path, monkeypatch: pytes
     with pytest.raises(KeyboardInterrupt):
         save_model(tiny("hitvcsnet-tr", alpha_n=0.1), tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_unmarked_models_are_not_chosen_by_name(tmp_path: pytest.TempPathFactory) -> None:
+    """A folder of exports none of which is marked default (a training run's, as $VCS_WEIGHTS): its only model of
+    a ratio is that ratio's; two are refused, naming both, not chosen between by their names' order."""
+    first = save_model(tiny("hitvcsnet-mhc", alpha_n=0.1), tmp_path)
+    assert default_model(0.1, tmp_path).name == first.name
+    second = save_model(tiny("hitvcsnet-mhc", alpha_n=0.1, channels=6), tmp_path)
+    with pytest.raises(VcsError, match="2 models for ratio 0.1 in .* and none marked default: .*; use --model") as e:
+        default_model(0.1, tmp_path)
+    assert first.name in str(e.value) and second.name in str(e.value)
+    mark_default(second)
+    assert default_model(0.1, tmp_path).name == second.name
 
 
 def test_one_default_per_ratio_whoever_marks_it(tmp_path: pytest.TempPathFactory) -> None:

@@ -34,6 +34,7 @@ from .container import ChromaMode
 from .hardware import DeviceName, Precision, slow_bf16_warning, threads_phrase, use_threads
 from .quant import DEFAULT_QUANT_STEP
 from .rd import DEFAULT_ANCHOR_QPS
+from .registry import DEFAULT_RATIO
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -41,7 +42,10 @@ if TYPE_CHECKING:
     from .quality import QualityReport
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="vcscodec: video compressive sensing with HIT-VCSNet."
+    add_completion=False,
+    no_args_is_help=True,
+    help="vcscodec: video compressive sensing with HIT-VCSNet.",
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 err = Console(stderr=True)
 # Piped into a file or another program, rich would assume 80 columns and fold tables (model names split over two
@@ -181,7 +185,12 @@ def encode(
         typer.Argument(help="The .vcs file to write; - writes it to standard output once it is complete"),
     ],
     ratio: Annotated[
-        float | None, typer.Option("--ratio", "-r", help="Non-keyframe ratio αn of the default model: 0.1 or 0.01")
+        float | None,
+        typer.Option(
+            "--ratio",
+            "-r",
+            help=f"Non-keyframe ratio αn of the default model: 0.1 or 0.01 \\[default: {DEFAULT_RATIO:g}]",
+        ),
     ] = None,
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="Model name (or unique prefix) from `vcs models`")
@@ -204,7 +213,8 @@ def encode(
     quant_step: Annotated[
         float | None,
         typer.Option(
-            "--quant-step", help=f"Quantizer step in grey levels (see docs/format.md) [default: {DEFAULT_QUANT_STEP}]"
+            "--quant-step",
+            help=f"Quantizer step in grey levels (see docs/format.md) \\[default: {DEFAULT_QUANT_STEP:g}]",
         ),
     ] = None,
     bpp: Annotated[

@@ -35,7 +35,15 @@ from .hardware import check_precision, pick_device
 from .io import Frame, conversion_loss, frame_from_gray, open_video, open_writer
 from .output import check_output_path, refuse_input_as_output
 from .quant import DEFAULT_QUANT_STEP, check_step, dequantize, quantize
-from .registry import ModelCard, check_ratio_type, default_model, find_model, installed_models, weights_dir
+from .registry import (
+    DEFAULT_RATIO,
+    ModelCard,
+    check_ratio_type,
+    default_model,
+    find_model,
+    installed_models,
+    weights_dir,
+)
 from .sampling import measure_plane
 
 if TYPE_CHECKING:
@@ -110,7 +118,7 @@ def pick_model(ratio: float | None, model: str | None) -> ModelCard:
         if not fits(card):
             raise VcsError(f"model {card.name} is for ratio {card.alpha_n:g}, not {alpha_n:g}")
         return card
-    return default_model(0.1 if ratio is None else ratio)
+    return default_model(DEFAULT_RATIO if ratio is None else ratio)
 
 
 class FrameEncoder:

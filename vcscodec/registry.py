@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # torch stays out of the encoder's imports
     from .models import HITVCSNet, ModelConfig
 
 WEIGHTS_ENV = "VCS_WEIGHTS"
+DEFAULT_RATIO = 0.1  # the non-keyframe ratio αn that `vcs encode` uses unless told
 
 
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "_weights"
@@ -221,7 +222,8 @@ def check_ratio_type(alpha_n: object) -> float:
 
 
 def default_model(alpha_n: float, folder: str | os.PathLike[str] | None = None) -> ModelCard:
-    """The shipped model marked default for this non-keyframe ratio."""
+    """The model marked default for this non-keyframe ratio; where none is marked (a training run's export
+    folder as $VCS_WEIGHTS), the ratio's only model."""
     check_ratio_type(alpha_n)
     installed = installed_models(folder)
     cards = [c for c in installed if abs(c.alpha_n - alpha_n) < 1e-9]
@@ -231,13 +233,17 @@ def default_model(alpha_n: float, folder: str | os.PathLike[str] | None = None) 
         raise VcsError(
             f"several models are marked default for ratio {alpha_n:g}: {names}; set default to false in all but one"
         )
-    chosen = marked or cards
-    if not chosen:
+    where = folder or weights_dir()
+    if not cards:
         ratios = ", ".join(sorted({f"{c.alpha_n:g}" for c in installed}))
         # repr, not :g: a ratio of 0.1000001 must not read as the 0.1 that is there
-        where = folder or weights_dir()
         raise VcsError(f"no model for ratio {alpha_n!r} in {where} (it has {ratios}); use --model NAME")
-    return chosen[0]
+    if not marked and len(cards) > 1:  # as above: not the first by name
+        names = ", ".join(c.name for c in cards)
+        raise VcsError(
+            f"{len(cards)} models for ratio {alpha_n:g} in {where} and none marked default: {names}; use --model NAME"
+        )
+    return (marked or cards)[0]
 
 
 def save_model(model: HITVCSNet, folder: Path, info: dict[str, Any] | None = None, default: bool = False) -> ModelCard:
