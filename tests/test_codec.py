@@ -122,6 +122,23 @@ def test_frames_come_back_in_order(tmp_path, use_tiny_weights, pan_clip):
             assert int(np.argmax(scores)) == i, (i, scores)
 
 
+def test_a_part_reads_no_frame_past_its_end(tmp_path, use_tiny_weights):
+    """`encode -n 2` decodes two frames, not three: what the reader says (here, interlaced frames) counts the frames
+    coded, and a damaged frame after them cannot fail the encode."""
+    src, vcs = tmp_path / "i.y4m", tmp_path / "i.vcs"
+    write_clip(src, gray_clip(5, 64, 32), fps=25)
+    header, rest = src.read_bytes().split(b"\n", 1)
+    fields = [f for f in header.split(b" ") if not f.startswith(b"I")]
+    src.write_bytes(b" ".join([*fields, b"It"]) + b"\n" + rest)
+    for frames in (2, 4):
+        report = encode_file(src, vcs, max_frames=frames, force=True)
+        assert report.frames == frames
+        assert any(f"is interlaced ({frames} frames)" in w for w in report.warnings), report.warnings
+    frame_bytes = len(b"FRAME\n") + 64 * 32 * 3 // 2
+    src.write_bytes(src.read_bytes()[: -2 * frame_bytes] + b"FRAMX\n")  # frame 3 damaged, frame 4 gone
+    assert encode_file(src, vcs, max_frames=3, force=True).frames == 3
+
+
 def test_grey_input_stays_exactly_grey(tmp_path, use_tiny_weights):
     frames = gray_clip(9, 99, 61)
     src, vcs = tmp_path / "grey.y4m", tmp_path / "grey.vcs"

@@ -252,13 +252,18 @@ def encode_file(
                 "(vcs encode does not scale)"
             )
         # from --start on (the reader refused one past the end)
-        total = info.frame_count if info.frame_count is not None else _count_frames(input, size, fps, start)
+        if info.frame_count is not None:
+            total = info.frame_count
+        else:
+            total = _count_frames(input, size, fps, start, max_frames)
         if total < 1:
             raise info.no_frames(input)
         count = total if not max_frames else min(total, max_frames)
         if on_start:
             on_start(count)
-        frames = _take(iter(reader), count)
+        # islice, not a loop that stops on frame count + 1: that frame would be decoded, counted in the reader's
+        # notices (interlaced frames, sizes) and could fail, though it is not coded.
+        frames = itertools.islice(reader, count)
         header, warnings = encode_frames(
             frames,
             output,
@@ -387,18 +392,14 @@ def fit_quant_step(bpp_at: Callable[[float], float], target_bpp: float, toleranc
     return coarse, calls
 
 
-def _take(frames: Iterator[Frame], count: int) -> Iterator[Frame]:
-    for i, frame in enumerate(frames):
-        if i >= count:
-            return
-        yield frame
-
-
-def _count_frames(path: Path, size: tuple[int, int] | None, fps: Fraction | None, start: int = 0) -> int:
+def _count_frames(
+    path: Path, size: tuple[int, int] | None, fps: Fraction | None, start: int = 0, most: int | None = None
+) -> int:
     """Formats that do not state their frame count are counted by decoding once (the encoder must know the
-    last frame in advance: it is a keyframe); from frame ``start`` on."""
+    last frame in advance: it is a keyframe); from frame ``start`` on, ``most`` of them at most (`--frames`: those
+    after are neither needed nor decoded)."""
     with open_video(path, size=size, fps=fps, start=start) as reader:
-        return sum(1 for _ in reader)
+        return sum(1 for _ in itertools.islice(reader, most))
 
 
 # ---------------------------------------------------------------------------------------------- decoding

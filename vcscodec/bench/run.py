@@ -58,12 +58,10 @@ class _Timed:
 
 
 def _take(frames: Generator[Frame, None, None], count: int) -> Iterator[Frame]:
-    """The first ``count`` frames; closes the source at once (its file) instead of at garbage collection."""
+    """The first ``count`` frames, and not one more decoded; closes the source at once (its file) instead of at
+    garbage collection."""
     try:
-        for i, frame in enumerate(frames):
-            if i >= count:
-                return
-            yield frame
+        yield from itertools.islice(frames, count)
     finally:
         frames.close()
 
