@@ -117,3 +117,7 @@ def test_a_shared_prefix_is_settled_by_what_the_caller_can_use(tiny_weights: Pat
     with pytest.raises(VcsError, match="ambiguous: 2 models for this file's weights start so") as said:
         find_model(prefix, folder, fits=lambda c: c.sha256 == coarse.sha256, fitting="this file's weights")
     assert fine.name not in str(said.value) and coarse.name in str(said.value)
+    # several share the prefix and none fits: not "ambiguous" (picking one would not help) but what they are for
+    with pytest.raises(VcsError, match="no model whose name starts with 'hitvcsnet-mh' is for ratio 0.5; those") as e:
+        find_model(prefix, folder, fits=lambda c: c.alpha_n == 0.5, fitting="ratio 0.5")
+    assert coarse.name in str(e.value) and fine.name in str(e.value)

@@ -204,6 +204,9 @@ def find_model(
     if len(usable) > 1:
         names = ", ".join(c.name for c in usable)
         raise VcsError(f"model name {name!r} is ambiguous: {len(usable)} models for {fitting} start so: {names}")
+    if fits is not None and len(matches) > 1:  # not ambiguous: none of them would do
+        names = ", ".join(c.name for c in matches)
+        raise VcsError(f"no model whose name starts with {name!r} is for {fitting}; those that do: {names}")
     if not matches:
         # Close names if any (a typo), else the count: the whole list is `vcs models`, not a one-line error.
         close = difflib.get_close_matches(name, [c.name for c in cards], n=3, cutoff=0.6)
