@@ -155,7 +155,8 @@ def test_threads_option_sets_the_decoders_threads(tmp_path, clip):
     assert_ok(done)
     assert "on cpu (fp32, 2 threads)" in done.stdout
     bad = tmp_path / "bad.y4m"
-    assert_error(run_vcs("decode", clip["vcs"], bad, "--threads", "-1", weights=clip["weights"]), "--threads", "-1")
+    done = run_vcs("decode", clip["vcs"], bad, "--threads", "-1", weights=clip["weights"])
+    assert_error(done, "'--threads'", "greater than or equal to 0", code=2)  # a mistyped command line
     most = max(64, 8 * (os.cpu_count() or 1))  # thousands failed inside OpenMP with a traceback and a temporary file
     done = run_vcs("decode", clip["vcs"], bad, "--threads", 99999, weights=clip["weights"])
     assert_error(done, f"--threads 99999 is more threads than this machine can use: at most {most} here")
@@ -444,7 +445,10 @@ def test_encode_a_range_and_compare_it_from_its_start(tmp_path, clip):
     assert "1 frame 100×60" in done.stdout
     (tmp_path / "tail.vcs").unlink()
     assert_error(run_vcs("encode", clip["y4m"], tmp_path / "x.vcs", "--start", 9, weights=w), "--start 9", "9 frames")
-    assert_error(run_vcs("encode", clip["y4m"], tmp_path / "x.vcs", "--start", -1, weights=w), "--start")
+    assert_error(run_vcs("encode", clip["y4m"], tmp_path / "x.vcs", "--start", -1, weights=w), "'--start'", code=2)
+    for command in (("encode", clip["y4m"], tmp_path / "x.vcs"), ("decode", clip["vcs"], tmp_path / "x.y4m")):
+        done = run_vcs(*command, "-n", 0, weights=w)
+        assert_error(done, "'--frames' / '-n'", "greater than or equal to 1", f"(see vcs {command[0]} --help)", code=2)
     assert_error(run_vcs("compare", clip["y4m"], back, "--start", 9, weights=w), "--start 9 is outside", "9 frames")
     assert files_in(tmp_path) == ["part.vcs", "part.y4m", "q.json"]
 
@@ -525,7 +529,7 @@ def test_demo_and_export_sampler_refuse_a_file_as_their_folder(tmp_path, clip):
     assert_error(run_vcs("demo", a_file, "-n", "1", weights=w), "a_file is a file")
     assert a_file.read_text() == "mine\n"
     assert_error(run_vcs("export-sampler", tmp_path / "gone" / "phi", weights=w), "output folder", "gone")
-    assert_error(run_vcs("demo", tmp_path / "demo", "-n", "0", weights=w), "--frames must be at least 1")
+    assert_error(run_vcs("demo", tmp_path / "demo", "-n", "0", weights=w), "'--frames' / '-n'", code=2)
     assert_error(run_vcs("demo", tmp_path / "gone" / "demo", "-n", "1", weights=w), "output folder", "gone")
     assert files_in(tmp_path) == ["a_file"]
 

@@ -206,9 +206,9 @@ def encode(
             "pictures default to 25; for other inputs it replaces the file's own rate",
         ),
     ] = None,
-    start: Annotated[int, typer.Option("--start", help="First frame of the input to encode (0-based)")] = 0,
+    start: Annotated[int, typer.Option("--start", min=0, help="First frame of the input to encode (0-based)")] = 0,
     frames: Annotated[
-        int | None, typer.Option("--frames", "-n", help="Encode only N frames (from --start; the first N)")
+        int | None, typer.Option("--frames", "-n", min=1, help="Encode only N frames (from --start; the first N)")
     ] = None,
     quant_step: Annotated[
         float | None,
@@ -308,7 +308,7 @@ def decode(
     device: Annotated[DeviceName, typer.Option("--device", case_sensitive=False, help=_DEVICE_HELP)] = "auto",
     precision: Annotated[Precision, typer.Option("--precision", case_sensitive=False, help=_PRECISION_HELP)] = "fp32",
     batch_gops: Annotated[
-        int, typer.Option("--batch-gops", help="GOPs rebuilt together (memory vs speed); 0 = by frame size")
+        int, typer.Option("--batch-gops", min=0, help="GOPs rebuilt together (memory vs speed); 0 = by frame size")
     ] = 0,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary")] = False,
@@ -328,9 +328,9 @@ def decode(
             "cut with encode --start is scored against the frames it was cut from",
         ),
     ] = None,
-    start: Annotated[int, typer.Option("--start", help="First frame to decode (0-based)")] = 0,
+    start: Annotated[int, typer.Option("--start", min=0, help="First frame to decode (0-based)")] = 0,
     frames: Annotated[
-        int | None, typer.Option("--frames", "-n", help="Decode only N frames (only their GOPs are rebuilt)")
+        int | None, typer.Option("--frames", "-n", min=1, help="Decode only N frames (only their GOPs are rebuilt)")
     ] = None,
     conceal: Annotated[
         bool,
@@ -340,7 +340,7 @@ def decode(
             "it (with a warning for each) instead of stopping with an error",
         ),
     ] = False,
-    threads: Annotated[int, typer.Option("--threads", help=_THREADS_HELP)] = 0,
+    threads: Annotated[int, typer.Option("--threads", min=0, help=_THREADS_HELP)] = 0,
 ) -> None:
     """Rebuild the video from its measurements with HIT-VCSNet (on the GPU when there is one).
 
@@ -474,7 +474,7 @@ def compare(
         ),
     ],
     frames: Annotated[
-        int | None, typer.Option("--frames", "-n", help="Score only the first N frames (else counts must match)")
+        int | None, typer.Option("--frames", "-n", min=1, help="Score only the first N frames (else counts must match)")
     ] = None,
     size: Annotated[str | None, typer.Option("--size", help="WxH of raw .yuv inputs (else from their names)")] = None,
     fps: Annotated[
@@ -484,6 +484,7 @@ def compare(
         int,
         typer.Option(
             "--start",
+            min=0,
             help="The test video begins at this frame of the reference (0-based), as after --start; "
             "all its frames are scored",
         ),
@@ -642,9 +643,9 @@ def demo(
             "on each run)"
         ),
     ] = Path("demo-output"),
-    frames: Annotated[int, typer.Option("--frames", "-n", help="Frames of the sample clip")] = 17,
+    frames: Annotated[int, typer.Option("--frames", "-n", min=1, help="Frames of the sample clip")] = 17,
     device: Annotated[DeviceName, typer.Option("--device", case_sensitive=False, help=_DEVICE_HELP)] = "auto",
-    threads: Annotated[int, typer.Option("--threads", help=_THREADS_HELP)] = 0,
+    threads: Annotated[int, typer.Option("--threads", min=0, help=_THREADS_HELP)] = 0,
 ) -> None:
     """Encode and decode a sample clip (a camera pan over a scikit-image picture) at both ratios; print quality."""
     from .demo import run_demo
@@ -742,7 +743,7 @@ def bench(
         str(q) for q in DEFAULT_ANCHOR_QPS
     ),
     batch_gops: Annotated[
-        int, typer.Option("--batch-gops", help="GOPs rebuilt together (memory vs speed); 0 = by frame size")
+        int, typer.Option("--batch-gops", min=0, help="GOPs rebuilt together (memory vs speed); 0 = by frame size")
     ] = 0,
     json_file: Annotated[
         Path | None,
@@ -758,7 +759,7 @@ def bench(
         Path | None, typer.Option("--keep", help="Keep each .vcs file and decoded .y4m in this folder")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or tables (use with --json)")] = False,
-    threads: Annotated[int, typer.Option("--threads", help=_THREADS_HELP)] = 0,
+    threads: Annotated[int, typer.Option("--threads", min=0, help=_THREADS_HELP)] = 0,
     force: Annotated[
         bool, typer.Option("--force", "-f", help="Overwrite the --json file and files already in --keep")
     ] = False,
