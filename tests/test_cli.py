@@ -749,7 +749,7 @@ def test_missing_and_unreadable_inputs(tmp_path, clip):
     assert_error(run_vcs("encode", junk, out / "a.vcs", weights=w), "junk.mp4", "not a video FFmpeg can decode")
     not_vcs = tmp_path / "clip.vcs"
     shutil.copy(clip["y4m"], not_vcs)
-    assert_error(run_vcs("decode", not_vcs, out / "a.y4m", weights=w), "not a .vcs file (bad magic)")
+    assert_error(run_vcs("decode", not_vcs, out / "a.y4m", weights=w), "not a .vcs file but a Y4M video (vcs encode")
     empty = tmp_path / "empty.vcs"
     empty.write_bytes(b"")
     assert_error(run_vcs("decode", empty, out / "a.y4m", weights=w), "not a .vcs file (empty file)")

@@ -576,17 +576,21 @@ def test_version_3_carries_the_source_start(tmp_path: Path, shift: int) -> None:
 @pytest.mark.parametrize(
     ("damage", "detail"),
     [
-        ("png", ""),
-        ("text", ""),
-        ("crlf_to_lf", ": line endings changed, e.g. by a text-mode transfer"),
-        ("lf_to_crlf", ": line endings changed, e.g. by a text-mode transfer"),
-        ("high_bit_stripped", ""),
+        ("png", " but a PNG picture (vcs encode makes a .vcs file from a video)"),
+        ("y4m", " but a Y4M video (vcs encode makes a .vcs file from a video)"),
+        ("mp4", " but an MP4 or MOV video (vcs encode makes a .vcs file from a video)"),
+        ("text", " (bad magic)"),
+        ("crlf_to_lf", " (bad magic: line endings changed, e.g. by a text-mode transfer)"),
+        ("lf_to_crlf", " (bad magic: line endings changed, e.g. by a text-mode transfer)"),
+        ("high_bit_stripped", " (bad magic)"),
     ],
 )
 def test_bad_magic(sample, damage: str, detail: str) -> None:
     path, data, _, _ = sample
     damaged = {
         "png": b"\x89PNG\r\n\x1a\n" + data[8:],
+        "y4m": b"YUV4MPEG2 W64 H64 F25:1\n" + data[24:],  # the arguments swapped: the source given as the .vcs
+        "mp4": b"\x00\x00\x00\x20ftypisom" + data[12:],
         "text": b"hello world, this is text\n" * 3,
         "crlf_to_lf": data.replace(b"\r\n", b"\n"),
         "lf_to_crlf": data.replace(b"\n", b"\r\n"),
@@ -594,7 +598,7 @@ def test_bad_magic(sample, damage: str, detail: str) -> None:
     }[damage]
     with pytest.raises(VcsError) as e:
         reread(path, damaged)
-    assert str(e.value) == f"not a .vcs file (bad magic{detail})"
+    assert str(e.value) == f"not a .vcs file{detail}"
 
 
 BODY = {  # offset, struct format of the version-1 header body fields (docs/format.md)

@@ -303,6 +303,22 @@ def _parse_header_body(body: bytes, version: int) -> StreamHeader:
     )  # fmt: skip
 
 
+# The opening bytes of what is most often given in a .vcs file's place: the video it was made from.
+_OTHER_FORMATS = (
+    (0, b"YUV4MPEG2", "a Y4M video"),
+    (4, b"ftyp", "an MP4 or MOV video"),
+    (0, b"\x1a\x45\xdf\xa3", "a Matroska or WebM video"),
+    (0, b"RIFF", "an AVI or WAV file"),
+    (0, b"\x89PNG", "a PNG picture"),
+    (0, b"\xff\xd8\xff", "a JPEG picture"),
+)
+
+
+def _other_format(opening: bytes) -> str | None:
+    """What a file that is not a .vcs file is, by its opening bytes, when it is a video or picture; else None."""
+    return next((what for at, magic, what in _OTHER_FORMATS if opening[at : at + len(magic)] == magic), None)
+
+
 def _read_header(f: BinaryIO, file_size: int) -> tuple[StreamHeader, int]:
     """Read and check the header from an open binary file; return it and the offset of record 0."""
     pre = f.read(_PREAMBLE.size)
@@ -316,6 +332,9 @@ def _read_header(f: BinaryIO, file_size: int) -> tuple[StreamHeader, int]:
         if pre[:4] == MAGIC[:4]:
             # The start survived but the CR/LF/0x1A bytes did not: a text-mode transfer.
             raise VcsError("not a .vcs file (bad magic: line endings changed, e.g. by a text-mode transfer)")
+        other = _other_format(pre)
+        if other:  # the arguments swapped (`vcs decode clip.y4m clip.vcs`): say what the file is
+            raise VcsError(f"not a .vcs file but {other} (vcs encode makes a .vcs file from a video)")
         raise VcsError("not a .vcs file (bad magic)")
     if len(pre) < _PREAMBLE.size:
         raise VcsError("file is truncated in the header")
