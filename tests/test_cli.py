@@ -444,6 +444,12 @@ def test_encode_a_range_and_compare_it_from_its_start(tmp_path, clip):
     assert "warning: --frames 10:" in done.stderr and "has 1 frame from frame 8" in done.stderr
     assert "1 frame 100×60" in done.stdout
     (tmp_path / "tail.vcs").unlink()
+    # and so in a decode: what the file holds from --start, said, and scored against the same frames
+    done = run_vcs("decode", vcs, tmp_path / "tail.y4m", "--start", 3, "-n", 10, "--reference", clip["y4m"], weights=w)
+    assert_ok(done)
+    assert done.stderr == "vcs: warning: --frames 10: the file has 2 frames from frame 3; all decoded\n"
+    assert "tail.y4m: 2 frames" in done.stdout and "(mean of 2 frames)" in done.stdout
+    (tmp_path / "tail.y4m").unlink()
     assert_error(run_vcs("encode", clip["y4m"], tmp_path / "x.vcs", "--start", 9, weights=w), "--start 9", "9 frames")
     assert_error(run_vcs("encode", clip["y4m"], tmp_path / "x.vcs", "--start", -1, weights=w), "'--start'", code=2)
     for command in (("encode", clip["y4m"], tmp_path / "x.vcs"), ("decode", clip["vcs"], tmp_path / "x.y4m")):

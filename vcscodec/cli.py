@@ -366,6 +366,8 @@ def decode(
                 source, output, device, batch_gops, precision, force, rate, rate.total, model, start, frames, conceal
             )
     name = "standard input" if str(input) == STDIO else str(input)
+    for warning in report.warnings:
+        _warn(warning)
     for lost in report.concealed:
         _warn(f"{name}: {lost.describe()}")
     if report.ignored:

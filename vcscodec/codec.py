@@ -80,6 +80,7 @@ class DecodeReport:
     threads: int = 1  # torch's CPU threads during the decode
     concealed: list[Concealed] = field(default_factory=list)  # lost GOPs (``conceal``), in order
     ignored: str | None = None  # ``conceal``: what was wrong after the last GOP record (no frames lost)
+    warnings: list[str] = field(default_factory=list)  # for the user, one line each (a --frames past the end)
 
 
 def is_neutral(frame: Frame) -> bool:
@@ -695,16 +696,23 @@ class Concealed:
 
 
 def check_frame_range(header: StreamHeader, start: int, count: int | None) -> int:
-    """The end (exclusive) of frames ``start`` … ``start + count − 1`` of a file, checked against its length."""
+    """The end (exclusive) of frames ``start`` … ``start + count − 1`` of a file: a start must be in it, a count is a
+    bound (as encode's and FFmpeg's -frames), so more than the file holds is all of them (`frames_past_end`)."""
     total = header.frame_count
     check_whole(start, "--start", 0)
     if count is not None:
         check_whole(count, "--frames", 1)
     if start >= total:  # check_whole refused a negative one
         raise VcsError(f"--start {start} is outside the file's {frames_phrase(total)} (0 … {total - 1})")
-    if count is not None and count > total - start:
-        raise VcsError(f"--frames {count}: the file has {frames_phrase(total - start)} from frame {start}")
-    return total if count is None else start + count
+    return total if count is None else min(start + count, total)
+
+
+def frames_past_end(header: StreamHeader, start: int, count: int | None) -> str | None:
+    """The warning for a ``--frames`` beyond the end of the file, which decodes what there is; else None."""
+    left = header.frame_count - start
+    if count is None or count <= left:
+        return None
+    return f"--frames {count}: the file has {frames_phrase(left)} from frame {start}; all decoded"
 
 
 def _torch_threads() -> int:
@@ -761,6 +769,7 @@ def decode_file(
                     progress(1)
             codec = writer.codec
         ignored = reader.tail_error
+    past_end = frames_past_end(header, start, count)
     return DecodeReport(
         frames=written,
         seconds=time.perf_counter() - started,
@@ -770,4 +779,5 @@ def decode_file(
         threads=_torch_threads(),
         concealed=concealed,
         ignored=ignored,
+        warnings=[past_end] if past_end else [],
     )
