@@ -556,3 +556,25 @@ def test_keyframes_are_not_refined_where_the_frames_differ_more_than_the_keyfram
             out = model.refine_keyframes(key, y_p[None], [16], KeyMeasurements(y_q, 0, between))
             moved = (out - key).abs().max().item()
             assert (moved > 1e-3) == refined, (ratio, refined, moved)
+
+
+def test_a_model_decodes_only_its_own_layout(tmp_path, use_tiny_weights):
+    """A header whose model name and hash were set to another model's (of another ratio), or another writer's GOP
+    length, is refused by `model_for` naming the fields, so that `vcs info` does not call it decodable and the
+    decode does not fail inside the network."""
+    from dataclasses import replace
+
+    from vcscodec.codec import model_for
+
+    src, vcs = tmp_path / "c.y4m", tmp_path / "c.vcs"
+    write_clip(src, gray_clip(9, 64, 32), fps=25)
+    encode_file(src, vcs)
+    header = read_header(vcs)
+    assert model_for(header).name == header.model_name
+    fine = default_model(0.01)
+    other = replace(header, model_name=fine.name, weights_sha256=fine.sha256)
+    assert header.m_n == 102  # round(0.1·32²), where the αn 0.01 model measures round(0.01·32²) = 10
+    with pytest.raises(VcsError, match=f"header has m_n 102, but its model {fine.name} has m_n 10: it cannot"):
+        model_for(other)
+    with pytest.raises(VcsError, match=f"header has gop 4, but its model {header.model_name} has gop 8: it cannot"):
+        model_for(replace(header, gop=4))

@@ -569,6 +569,12 @@ def test_version_3_carries_the_source_start(tmp_path: Path, shift: int) -> None:
         reread(path, reseal_header(data, edited, version=3))
     with pytest.raises(VcsError, match="does not match the header length"):  # a version-2 body labelled 3
         reread(path, reseal_header(data, body[:-4], version=3))
+    # a block of 0 is named as such, not as a shift outside an empty range (0..-1)
+    offset, fmt = BODY["block"]
+    no_block = bytearray(body)
+    struct.pack_into(fmt, no_block, offset, 0)
+    with pytest.raises(VcsError, match="^header field block is 0, must be in 1..256$"):
+        reread(path, reseal_header(data, bytes(no_block), version=3))
     with pytest.raises(VcsError, match="^header field source_start is -1, must be in 0..2147483647"):
         make_header(source_start=-1)
 

@@ -29,6 +29,7 @@ from .container import (
     GopRecord,
     LostGop,
     StreamHeader,
+    expected_m,
 )
 from .errors import VcsError, check_path, check_size, check_whole, frames_phrase
 from .hardware import check_precision, pick_device
@@ -426,6 +427,7 @@ def model_for(header: StreamHeader, decoder: str | None = None) -> ModelCard:
                 f"model {card.name} has other weights than this file's {header.model_name} "
                 f"(sha256 {ours} ≠ {theirs}): only a decoder of the same weights can decode it"
             )
+        _check_layout(card, header)
         card.verify()
         return card
     # The header holds the full name: an exact match, from one read of the folder (no models at all, or an
@@ -442,8 +444,27 @@ def model_for(header: StreamHeader, decoder: str | None = None) -> ModelCard:
             f"this file was made with model {header.model_name} (sha256 {theirs}); "
             f"the weights folder has {card.name} (sha256 {ours})"
         )
+    _check_layout(card, header)
     card.verify()
     return card
+
+
+def _check_layout(card: ModelCard, header: StreamHeader) -> None:
+    """Refuse a file whose blocks, GOPs or measurement counts are not the model's: a header given another model's
+    name and hash, or another writer's GOP length, would otherwise fail deep in the network, and `vcs info` would
+    call the file decodable."""
+    block = int(card.config["block"])
+    ours = {
+        "block": block,
+        "gop": int(card.config["gop"]),
+        "m_k": expected_m(card.alpha_k, block),
+        "m_n": expected_m(card.alpha_n, block),
+    }
+    wrong = [field for field, value in ours.items() if getattr(header, field) != value]
+    if wrong:
+        theirs = ", ".join(f"{field} {getattr(header, field)}" for field in wrong)
+        model = ", ".join(f"{field} {ours[field]}" for field in wrong)
+        raise VcsError(f"this file's header has {theirs}, but its model {card.name} has {model}: it cannot decode it")
 
 
 class GopDecoder:

@@ -279,6 +279,7 @@ def _parse_header_body(body: bytes, version: int) -> StreamHeader:
     if version >= 2:
         (key_grid_shift,) = _U16.unpack_from(body, len(body) - tail)
         lowest = 0 if version >= 3 else 1  # 0 is a version-1 stream: a version-2 header exists only to carry a shift
+        _check_int("block", block, 1, MAX_BLOCK)  # first: the shift's range is counted in blocks
         if not lowest <= key_grid_shift < block:
             raise _field_error("key_grid_shift", key_grid_shift, f"must be in {lowest}..{block - 1}")
     if version >= 3:
