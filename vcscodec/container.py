@@ -174,7 +174,7 @@ class StreamHeader:
         if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
             raise _field_error("model_name", name, f"must be at most {MAX_NAME_BYTES} UTF-8 bytes")
         if any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in name):
-            raise _field_error("model_name", name, "must not contain control characters or surrogates")
+            raise _field_error("model_name", name, "must not contain U+0000–U+001F, U+007F or surrogates")
         sha = self.weights_sha256
         if not isinstance(sha, str) or not _HEX64.fullmatch(sha):
             raise _field_error("weights_sha256", sha, "must be 64 lowercase hex digits")
