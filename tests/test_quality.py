@@ -93,6 +93,9 @@ def test_frame_counts_must_match_unless_limited(tmp_path, frames):
         score_videos(ref_path, short_path)
     with pytest.raises(VcsError, match=r"reference ends after 2 frames"):
         score_videos(short_path, ref_path)
+    # read from a later frame, it says from where: "ends after 1 frame" of a 2-frame reference would puzzle
+    with pytest.raises(VcsError, match=r"^the reference \(read from its frame 1\) ends after 1 frame but the test"):
+        score_videos(short_path, short_path, reference_start=1)
     assert len(score_videos(ref_path, short_path, frames=2).frames) == 2
     assert len(score_videos(ref_path, ref_path, frames=1).frames) == 1
     with pytest.raises(VcsError, match=r"test video has only 2 frames, fewer than the 3 asked for"):

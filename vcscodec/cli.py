@@ -374,7 +374,8 @@ def decode(
         _warn(f"{name}: {report.ignored} (ignored)")
     if not quiet:
         (err if to_stdout else out).print(  # standard output carries the video
-            f"{output}: {frames_phrase(report.frames)}, {report.frames / report.seconds:.2f} fps on {report.device} "
+            f"{'standard output' if to_stdout else output}: {frames_phrase(report.frames)}, "
+            f"{report.frames / report.seconds:.2f} fps on {report.device} "
             f"({report.precision}{_cpu_threads(report)}), video codec {report.codec}"
             + (f", lost GOPs concealed: {sum(c.gops for c in report.concealed)}" if report.concealed else ""),
             highlight=False,

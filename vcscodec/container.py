@@ -801,7 +801,8 @@ class ContainerReader:
             if length:
                 raise VcsError(f"end record has a {length}-byte payload, must be empty")
             if pos != size:
-                raise VcsError(f"{size - pos} bytes of unexpected data after the end record")
+                extra = size - pos
+                raise VcsError(f"{extra} byte{'s' * (extra != 1)} of unexpected data after the end record")
             return None, pos
         return _decode_payload(h, g, payload), pos
 

@@ -91,11 +91,12 @@ class QualityReport:
 
 
 def score_frames(
-    reference: Iterable[Frame], test: Iterable[Frame], limit: int | None = None, test_is_part: bool = False
+    reference: Iterable[Frame], test: Iterable[Frame], limit: int | None = None, reference_start: int = 0
 ) -> list[FrameQuality]:
     """Scores of each pair of frames, in order. Both videos must have the same number of frames, or at least
-    ``limit`` when it is given (then only the first ``limit`` are scored). ``test_is_part``: the test video is a
-    part of the reference, so the reference may go on after it."""
+    ``limit`` when it is given (then only the first ``limit`` are scored). ``reference_start`` > 0: the reference
+    is read from that frame on, and the test video is a part of it, so the reference may go on after it."""
+    test_is_part = reference_start > 0
     scores: list[FrameQuality] = []
     for ref, tst in zip_longest(reference, test):
         if tst is None and ref is not None and test_is_part and scores and limit is None:
@@ -106,6 +107,8 @@ def score_frames(
                     raise VcsError("the reference has no frames to compare from the start asked for (--start)")
                 raise VcsError("the test video has no frames to compare")
             shorter, longer = ("reference", "test video") if ref is None else ("test video", "reference")
+            if ref is None and reference_start:  # say where it was read from: "ends after 14" of 17 puzzles
+                shorter = f"reference (read from its frame {reference_start})"
             if limit is not None:
                 raise VcsError(f"the {shorter} has only {frames_phrase(len(scores))}, fewer than the {limit} asked for")
             raise VcsError(
@@ -162,7 +165,7 @@ def score_videos(
             check_ssim_size(a.width, a.height)  # before reading both videos through
         except VcsError as e:
             raise VcsError(f"{reference} and {test} cannot be scored: {e}") from None
-        scores = score_frames(ref_reader, test_reader, frames, reference_start > 0)
+        scores = score_frames(ref_reader, test_reader, frames, reference_start)
         for reader in (ref_reader, test_reader):
             refuse_rescaled(reader)
     return QualityReport(str(reference), str(test), a.width, a.height, scores)
