@@ -121,3 +121,14 @@ def test_a_shared_prefix_is_settled_by_what_the_caller_can_use(tiny_weights: Pat
     with pytest.raises(VcsError, match="no model whose name starts with 'hitvcsnet-mh' is for ratio 0.5; those") as e:
         find_model(prefix, folder, fits=lambda c: c.alpha_n == 0.5, fitting="ratio 0.5")
     assert coarse.name in str(e.value) and fine.name in str(e.value)
+
+
+def test_a_long_list_of_models_is_cut_in_an_error() -> None:
+    # `-m hitvcsnet` matches every installed model: the one-line error names a few and counts the rest.
+    from types import SimpleNamespace
+
+    from vcscodec.registry import _some_names
+
+    cards = [SimpleNamespace(name=f"m{i}") for i in range(9)]
+    assert _some_names(cards[:6]) == "m0, m1, m2, m3, m4, m5"
+    assert _some_names(cards) == "m0, m1, m2, m3, m4, m5 and 3 more (9 in all: `vcs models` lists them)"

@@ -202,10 +202,10 @@ def find_model(
     if len(matches) == 1 or len(usable) == 1:
         return (usable or matches)[0]
     if len(usable) > 1:
-        names = ", ".join(c.name for c in usable)
+        names = _some_names(usable)
         raise VcsError(f"model name {name!r} is ambiguous: {len(usable)} models for {fitting} start so: {names}")
     if fits is not None and len(matches) > 1:  # not ambiguous: none of them would do
-        names = ", ".join(c.name for c in matches)
+        names = _some_names(matches)
         raise VcsError(f"no model whose name starts with {name!r} is for {fitting}; those that do: {names}")
     if not matches:
         # Close names if any (a typo), else the count: the whole list is `vcs models`, not a one-line error.
@@ -214,7 +214,16 @@ def find_model(
         if close:
             raise VcsError(f"{where}; did you mean {' or '.join(close)}? (`vcs models` lists all {len(cards)})")
         raise VcsError(f"{where} (`vcs models` lists the {len(cards)} there)")
-    raise VcsError(f"model name {name!r} is ambiguous: {', '.join(c.name for c in matches)}")
+    raise VcsError(f"model name {name!r} is ambiguous: {_some_names(matches)}")
+
+
+def _some_names(cards: list[ModelCard], most: int = 6) -> str:
+    """Models' names for a one-line error: all of a few, else the first ``most`` and how many more (`vcs models`
+    lists them: `-m hitvcsnet` would otherwise print every installed name on one line)."""
+    names = ", ".join(c.name for c in cards[:most])
+    if len(cards) <= most:
+        return names
+    return f"{names} and {len(cards) - most} more ({len(cards)} in all: `vcs models` lists them)"
 
 
 def check_ratio_type(alpha_n: object) -> float:
