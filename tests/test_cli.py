@@ -400,8 +400,13 @@ def test_decode_a_range_with_its_reference(tmp_path, clip):
     expected = np.mean([psnr(a.y, b.y) for a, b in zip(original, back, strict=True)])
     assert f"(mean of 3 frames): PSNR Y {expected:.2f} dB" in done.stdout
     assert_error(run_vcs("decode", clip["vcs"], tmp_path / "x.y4m", "--start", 9, weights=w), "--start 9 is outside")
-    assert_error(run_vcs("decode", clip["vcs"], tmp_path / "x.y4m", "--start", 7, "-n", 3, weights=w), "has 2 frames")
     assert not (tmp_path / "x.y4m").exists()
+    # -n is a bound: past the end, what there is, said
+    done = run_vcs("decode", clip["vcs"], tmp_path / "x.y4m", "--start", 7, "-n", 3, weights=w)
+    assert_ok(done)
+    assert "--frames 3: the file has 2 frames from frame 7; all decoded" in done.stderr
+    with open_video(tmp_path / "x.y4m") as reader:
+        assert len(list(reader)) == 2
 
 
 def test_decode_one_frame_to_one_picture(tmp_path, clip):
@@ -433,6 +438,7 @@ def test_encode_a_range_and_compare_it_from_its_start(tmp_path, clip):
     assert_ok(done)
     scores = json.loads((tmp_path / "q.json").read_text())
     assert scores["frame_count"] == 5 and scores["mean"]["psnr_y"] == pytest.approx(expected)
+    assert scores["reference_start"] == 2 and [f["reference_frame"] for f in scores["frames"]] == [2, 3, 4, 5, 6]
     # without --frames every frame of the part is scored, though the original goes on after it
     rows = run_vcs("compare", clip["y4m"], back, "--start", 2, "--per-frame", weights=w).stdout
     assert "│     2 │" in rows and "│     6 │" in rows and "│     0 │" not in rows and "│     7 │" not in rows

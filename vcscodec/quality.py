@@ -55,6 +55,7 @@ class QualityReport:
     width: int
     height: int
     frames: list[FrameQuality]
+    reference_start: int = 0  # the reference frame the first test frame was scored against (compare --start)
 
     def mean(self, field: str) -> float:
         """Mean over frames of one ``FrameQuality`` field; for PSNR, inf as soon as one frame is identical (its own
@@ -85,8 +86,10 @@ class QualityReport:
             "width": self.width,
             "height": self.height,
             "frame_count": len(self.frames),
+            "reference_start": self.reference_start,
             "mean": self.means(),
-            "frames": [asdict(f) for f in self.frames],
+            # each frame with the reference frame it was scored against, so a part's scores say where they are
+            "frames": [{"reference_frame": self.reference_start + i, **asdict(f)} for i, f in enumerate(self.frames)],
         }
 
 
@@ -168,4 +171,4 @@ def score_videos(
         scores = score_frames(ref_reader, test_reader, frames, reference_start)
         for reader in (ref_reader, test_reader):
             refuse_rescaled(reader)
-    return QualityReport(str(reference), str(test), a.width, a.height, scores)
+    return QualityReport(str(reference), str(test), a.width, a.height, scores, reference_start)
