@@ -689,6 +689,45 @@ def test_reader_closing_standard_output_stops_the_decode_quietly(clip):
     assert re.fullmatch(r"vcs: standard output closed by its reader after \d frames?", stderr.strip()), stderr
 
 
+def test_warnings_name_standard_input(tmp_path, clip):
+    # a warning about a piped source names it as the user gave it, not the temporary copy it was read from
+    data = Path(clip["y4m"]).read_bytes()
+    header, rest = data.split(b"\n", 1)
+    interlaced = b" ".join([f for f in header.split(b" ") if not f.startswith(b"I")] + [b"It"]) + b"\n" + rest
+    done = run_vcs_piped("encode", "-", tmp_path / "a.vcs", "-q", weights=clip["weights"], stdin=interlaced)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith("vcs: warning: standard input is interlaced (9 frames)"), done.stderr
+    assert "vcs-spool" not in done.stderr
+
+
+def test_named_pipes_are_read_once(tmp_path, clip):
+    """A named pipe (mkfifo, bash's <(…)) can be read once: it is copied aside first, as standard input is, where
+    opening it a second time hung forever. Its name still gives what a name gives."""
+    import threading
+
+    w = clip["weights"]
+
+    def through_pipe(data: bytes, name: str) -> Path:
+        fifo = tmp_path / name
+        os.mkfifo(fifo)
+        threading.Thread(target=fifo.write_bytes, args=(data,), daemon=True).start()
+        return fifo
+
+    source = through_pipe(Path(clip["y4m"]).read_bytes(), "in.y4m")
+    done = run_vcs("encode", source, tmp_path / "a.vcs", weights=w, timeout=120)
+    assert_ok(done)
+    assert (tmp_path / "a.vcs").read_bytes() == clip["bytes"]
+    coded = through_pipe(clip["bytes"], "in.vcs")
+    assert_ok(run_vcs("decode", coded, tmp_path / "a.y4m", weights=w, timeout=120))
+    raw = through_pipe(
+        b"".join(f.y.tobytes() + f.u.tobytes() + f.v.tobytes() for f in clip["frames"]), "r_100x60_25.yuv"
+    )
+    assert_ok(run_vcs("encode", raw, tmp_path / "r.vcs", weights=w, timeout=120))  # size and rate from its name
+    assert read_header(tmp_path / "r.vcs").frame_count == 9
+    empty = through_pipe(b"", "empty.y4m")
+    assert_error(run_vcs("encode", empty, tmp_path / "e.vcs", weights=w, timeout=120), "empty.y4m is empty")
+
+
 def test_pipe_errors_name_standard_input(tmp_path, clip):
     w = clip["weights"]
     out = tmp_path / "out"

@@ -247,7 +247,7 @@ def encode(
 
     Pictures are read as shown: turned or mirrored as a display matrix or EXIF asks, as ffmpeg does."""
     from .codec import encode_file
-    from .io import STDIO, spooled_stdin, spooled_stdout
+    from .io import STDIO, input_name, spooled_input, spooled_stdout
 
     to_stdout = str(output) == STDIO
     if not to_stdout and output.suffix.lower() != ".vcs":  # e.g. swapped arguments: never a .vcs under a video's name
@@ -257,7 +257,7 @@ def encode(
     # No bar on a pipe or in a log: it would only add a stale line before the summary or the error.
     with (
         spooled_stdout(".vcs") if to_stdout else nullcontext(output) as target,  # a terminal: refused before reading
-        spooled_stdin(raw=size is not None) if str(input) == STDIO else nullcontext(input) as source,
+        spooled_input(input, raw=size is not None) as source,
         _progress(quiet, "encode") as progress,
     ):
         rate = _FrameRate(progress, "encode")
@@ -277,8 +277,8 @@ def encode(
             bpp,
             start,
         )
-    for w in report.warnings:
-        _warn(w)
+    for w in report.warnings:  # the source as the user gave it, not its spooled copy
+        _warn(w.replace(str(source), input_name(input)))
     if not quiet:
         (err if to_stdout else out).print(  # standard output carries the file
             f"{'standard output' if to_stdout else output}: {frames_phrase(report.frames)} "
@@ -347,7 +347,7 @@ def decode(
     INPUT - reads the .vcs file from standard input; OUTPUT - streams Y4M to standard output (e.g. into a player:
     vcs decode clip.vcs - | ffplay -)."""
     from .codec import decode_file
-    from .io import STDIO, spooled_stdin
+    from .io import STDIO, input_name, spooled_input
     from .output import refuse_input_as_output
 
     use_threads(threads)
@@ -357,7 +357,7 @@ def decode(
         raise OptionConflict("--reference scores the file written: give an output file, not -")
     if reference is not None:
         refuse_input_as_output(output, reference, why="is the --reference: writing it would destroy the original")
-    with spooled_stdin(vcs=True) if str(input) == STDIO else nullcontext(input) as source:
+    with spooled_input(input, vcs=True) as source:
         if reference is not None:
             size, fps, reference_start = _check_reference(reference, source, start, frames)
         with _progress(quiet, "decode") as progress:
@@ -365,7 +365,7 @@ def decode(
             report = decode_file(
                 source, output, device, batch_gops, precision, force, rate, rate.total, model, start, frames, conceal
             )
-    name = "standard input" if str(input) == STDIO else str(input)
+    name = input_name(input)
     for warning in report.warnings:
         _warn(warning)
     for lost in report.concealed:
@@ -502,7 +502,7 @@ def compare(
 
     Each is the mean of per-frame scores of the 8-bit pictures, no border cropped."""
     from .bench import write_json
-    from .io import STDIO, spooled_stdin
+    from .io import STDIO, input_name, spooled_input
     from .output import check_output_path
     from .quality import FrameQuality, score_videos
 
@@ -512,21 +512,11 @@ def compare(
     json_to_stdout = str(json_file) == STDIO
     if json_file is not None and not json_to_stdout:
         check_output_path(json_file, force, *(p for p in (reference, test) if str(p) != STDIO))
-    with spooled_stdin(raw=size is not None) if piped else nullcontext() as spooled:
-        scores = score_videos(
-            spooled if str(reference) == STDIO else reference,
-            spooled if str(test) == STDIO else test,
-            _parse_size(size),
-            _parse_fps(fps),
-            frames,
-            reference_start=start,
-        )
-    if piped:  # name what the user gave, not the temporary file
-        scores = dataclasses.replace(
-            scores,
-            reference="standard input" if str(reference) == STDIO else scores.reference,
-            test="standard input" if str(test) == STDIO else scores.test,
-        )
+    raw = size is not None
+    with spooled_input(reference, raw) as reference_source, spooled_input(test, raw) as test_source:
+        scores = score_videos(reference_source, test_source, _parse_size(size), _parse_fps(fps), frames, start)
+    # name what the user gave, not a spooled copy
+    scores = dataclasses.replace(scores, reference=input_name(reference), test=input_name(test))
     if json_file is not None:
         write_json(scores.as_dict(), json_file)
     scored = frames_phrase(len(scores.frames))
@@ -565,17 +555,16 @@ def info(
 
     A damaged file is described all the same, with what is damaged; the exit code is then 1."""
     from .inspect import describe_file, describe_model, file_rows, model_rows
-    from .io import STDIO, spooled_stdin
+    from .io import input_name, spooled_input
 
     if (file is None) == (model is None):
         raise OptionConflict("give a .vcs file or --model NAME" + (", not both" if file is not None else ""))
     if file is None:
         described, rows = describe_model(model), model_rows
     else:
-        with spooled_stdin(vcs=True) if str(file) == STDIO else nullcontext(file) as source:
+        with spooled_input(file, vcs=True) as source:
             described, rows = describe_file(source), file_rows
-            if str(file) == STDIO:
-                described["file"] = "standard input"
+            described["file"] = input_name(file)
     damaged = described.get("damaged")
     if json_out:
         out.print_json(json.dumps(described))

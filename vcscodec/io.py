@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 import threading
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -36,7 +38,8 @@ __all__ = [
     "open_writer",
     "parse_fps",
     "parse_raw_name",
-    "spooled_stdin",
+    "input_name",
+    "spooled_input",
     "STDIO",
 ]
 
@@ -744,12 +747,35 @@ def _renamed(error: VcsError, temporary: Path, name: str) -> VcsError:
     return error
 
 
+def input_name(source: Path) -> str:
+    """How messages name an input: "standard input" for ``-``, else the path as given."""
+    return "standard input" if str(source) == STDIO else str(source)
+
+
+def _is_pipe(source: Path) -> bool:
+    """Whether ``source`` is a named pipe (a FIFO, or bash's ``<(…)``, a /dev/fd path to one): it can be read once."""
+    try:
+        return stat.S_ISFIFO(source.stat().st_mode)
+    except (OSError, ValueError):
+        return False  # missing or unnamable: the reader's own checks say so
+
+
 @contextmanager
-def spooled_stdin(raw: bool = False, vcs: bool = False) -> Iterator[Path]:
-    """All of standard input in a temporary file, deleted afterwards: the encoder must know the frame count
-    before it writes the header, so a piped video is read to its end first. ``raw``: the bytes are raw I420
-    (named .yuv so that `open_video` reads them as such); otherwise FFmpeg tells the format from the content.
-    ``vcs``: a .vcs file is expected (`vcs decode -`, `vcs info -`), which messages say."""
+def spooled_input(source: Path, raw: bool = False, vcs: bool = False) -> Iterator[Path]:
+    """``source`` as a file that can be read more than once: standard input (``-``) or a named pipe is copied into
+    a temporary file first, deleted afterwards, since the encoder reads a source twice (its header, then its
+    frames; a count it does not state, three times) and must know the frame count before it writes; any other path
+    is yielded as it is. ``raw``: standard input is raw I420 (named .yuv so that `open_video` reads it as such;
+    a pipe keeps its own name, which may give its size and rate); otherwise FFmpeg tells the format from the
+    content. ``vcs``: a .vcs file is expected (`vcs decode -`, `vcs info -`), which messages say. Errors inside
+    name the source as the user gave it, not the temporary file."""
+    if str(source) != STDIO:
+        if not _is_pipe(source):
+            yield source
+            return
+        with source.open("rb") as pipe, _spooled(pipe, source.name, str(source)) as path:
+            yield path
+        return
     pipe_one = (
         "pipe a .vcs file into it (e.g. vcs encode clip.y4m - | vcs …)"
         if vcs
@@ -759,19 +785,27 @@ def spooled_stdin(raw: bool = False, vcs: bool = False) -> Iterator[Path]:
         raise VcsError(f"standard input is closed: {pipe_one}")
     if sys.stdin.isatty():
         raise VcsError(f"standard input is a terminal: {pipe_one}")
-    with tempfile.TemporaryDirectory(prefix="vcs-stdin-") as folder:
-        path = Path(folder) / ("stdin.yuv" if raw else "stdin")
+    with _spooled(sys.stdin.buffer, "stdin.yuv" if raw else "stdin", input_name(source)) as path:
+        yield path
+
+
+@contextmanager
+def _spooled(stream: BinaryIO, name: str, shown: str) -> Iterator[Path]:
+    """All of ``stream`` in a temporary file called ``name``, deleted afterwards; ``shown`` is how messages name
+    the stream."""
+    with tempfile.TemporaryDirectory(prefix="vcs-spool-") as folder:
+        path = Path(folder) / name
         try:
             with path.open("wb") as f:
-                shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
+                shutil.copyfileobj(stream, f, 1 << 20)
         except OSError as e:
-            raise VcsError(f"cannot keep standard input in {folder}: {_why(e)}") from e
+            raise VcsError(f"cannot keep {shown} in {folder}: {_why(e)}") from e
         if path.stat().st_size == 0:
-            raise VcsError("standard input is empty")
+            raise VcsError(f"{shown} is empty")
         try:
             yield path
         except VcsError as e:
-            raise _renamed(e, path, "standard input") from None
+            raise _renamed(e, path, shown) from None
 
 
 @contextmanager
