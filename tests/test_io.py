@@ -345,10 +345,31 @@ def test_frame_from_gray_odd_size():
         ("akiyo_cif.yuv", (352, 288), None),
         ("clip.yuv", None, None),
         ("clip_30.yuv", None, None),
+        ("x_64x48_420_30.yuv", (64, 48), Fraction(30)),  # 420 is the chroma format, not 420 fps
+        ("y_640x480_30000-1001.yuv", (640, 480), NTSC),  # the fraction bar written as a dash
+        ("z_352x288_25_8b.yuv", (352, 288), Fraction(25)),
     ],
 )
 def test_parse_raw_name(name, size, fps):
     assert parse_raw_name(Path("/some/dir") / name) == (size, fps)
+
+
+@pytest.mark.parametrize(
+    "name, said",
+    [
+        ("a_64x64_25Hz_10bit_P420.yuv", "10-bit"),
+        ("a_64x64_25Hz_8bit_P444.yuv", "4:4:4"),
+        ("EBULupo_1920x1080_50_10b_444.yuv", "10-bit 4:4:4"),
+        ("b_64x64_422_25.yuv", "4:2:2"),
+        ("c_64x64_yuv420p10le.yuv", "yuv420p10le"),
+    ],
+)
+def test_a_raw_name_that_says_another_format_is_refused(tmp_path, name, said):
+    # Raw bytes carry no format: read as 8-bit I420, a 10-bit or 4:4:4 file would be coded as noise, silently.
+    path = tmp_path / name
+    path.write_bytes(bytes(64 * 64 * 3 // 2 * 4))
+    with pytest.raises(VcsError, match=f"its name says {said}, but raw .yuv input is read as 8-bit YUV 4:2:0"):
+        open_video(path)
 
 
 # ------------------------------------------------------------------------------------ reading errors

@@ -159,10 +159,13 @@ def parse_fps(value: Fraction | int | float | str) -> Fraction:
 def parse_raw_name(path: str | os.PathLike[str]) -> tuple[tuple[int, int] | None, Fraction | None]:
     """((width, height), fps) read from a raw-video file name, each None when the name does not say.
 
-    Understands "foreman_352x288_30.yuv", "x_1920x1080_29.97fps.yuv" (→ 30000/1001),
-    CompressAI's "a_352x288_30Hz_8bit_P420.yuv" and the names cif, qcif, 4cif, 720p, 1080p.
+    Understands "foreman_352x288_30.yuv", "x_1920x1080_29.97fps.yuv" (→ 30000/1001), "y_640x480_30000-1001.yuv",
+    CompressAI's "a_352x288_30Hz_8bit_P420.yuv" and the names cif, qcif, 4cif, 720p, 1080p. A name that says its
+    samples are not 8-bit 4:2:0 ("_10bit", "_P444", "_422", "yuv420p10le") is refused: raw bytes carry no format
+    of their own, and read as 8-bit I420 they would be coded as noise.
     """
     tokens = re.split(r"[_\-\s]+", Path(path).stem)
+    _refuse_raw_format(path, tokens)
     size: tuple[int, int] | None = None
     size_at = -1
     for i, tok in enumerate(tokens):
@@ -175,17 +178,48 @@ def parse_raw_name(path: str | os.PathLike[str]) -> tuple[tuple[int, int] | None
             break
     fps: Fraction | None = None
     if size is not None:
-        # A rate with a unit wins; else the first bare number after the size.
-        candidates = [m for tok in tokens[size_at + 1 :] if (m := _FPS_RE.match(tok))]
-        with_unit = [m for m in candidates if m.group(2) and m.group(2).lower() != "p"]
-        bare = [m for m in candidates if not m.group(2)]
+        # A rate with a unit wins; else the first bare number after the size that is not a chroma format (420).
+        after = tokens[size_at + 1 :]
+        candidates = [(i, m) for i, tok in enumerate(after) if not _CHROMA_RE.match(tok) and (m := _FPS_RE.match(tok))]
+        with_unit = [(i, m) for i, m in candidates if m.group(2) and m.group(2).lower() != "p"]
+        bare = [(i, m) for i, m in candidates if not m.group(2)]
         chosen = (with_unit or bare or [None])[0]
         if chosen is not None:
-            rate = Fraction(chosen.group(1))
-            fps = parse_fps(chosen.group(1)) if rate > 0 else None
+            i, m = chosen
+            rate = Fraction(m.group(1))
+            if not m.group(2) and after[i + 1 : i + 2] == ["1001"] and rate.denominator == 1:
+                rate /= 1001  # 30000-1001: NTSC's rate, its fraction bar written as a dash
+                fps = rate if rate > 0 else None
+            else:
+                fps = parse_fps(m.group(1)) if rate > 0 else None
     if size is not None and (size[0] < 1 or size[1] < 1):
         size = None
     return size, fps
+
+
+# How sequence names state their samples: CompressAI's "P420" and "8bit", JVET's "_444" and "_10b", FFmpeg's
+# pixel formats ("yuv420p10le").
+_CHROMA_RE = re.compile(r"^p?(400|411|420|422|444)$", re.IGNORECASE)
+_DEPTH_RE = re.compile(r"^(\d+)b(?:its?)?$", re.IGNORECASE)
+_PIX_FMT_RE = re.compile(r"^yuv(400|411|420|422|444)p(\d+)?(?:le|be)?$", re.IGNORECASE)
+
+
+def _refuse_raw_format(path: str | os.PathLike[str], tokens: list[str]) -> None:
+    """The one-line error for a raw .yuv whose name says it is not 8-bit 4:2:0 (the only raw layout read)."""
+    said = []
+    for tok in tokens:
+        if (m := _DEPTH_RE.match(tok)) and int(m.group(1)) != 8:
+            said.append(f"{m.group(1)}-bit")
+        elif (m := _CHROMA_RE.match(tok)) and m.group(1) != "420":
+            said.append(f"{m.group(1)[0]}:{m.group(1)[1]}:{m.group(1)[2]}")
+        elif (m := _PIX_FMT_RE.match(tok)) and (m.group(1) != "420" or m.group(2) not in (None, "8")):
+            said.append(tok)
+    if said:
+        raise VcsError(
+            f"{path}: its name says {' '.join(said)}, but raw .yuv input is read as 8-bit YUV 4:2:0 (I420); "
+            "convert it to a .y4m first (e.g. ffmpeg -f rawvideo -pix_fmt … -s WxH -i IN OUT.y4m), which vcs reads "
+            "at any depth and subsampling"
+        )
 
 
 # ---------------------------------------------------------------------------------------------- planes
