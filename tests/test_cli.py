@@ -824,7 +824,11 @@ def test_raw_yuv_needs_its_size(tmp_path, clip):
         run_vcs("encode", raw, out / "a.vcs", "--size", "64x48", "--fps", "25", weights=clip["weights"]),
         "not a multiple",
     )
-    assert_error(run_vcs("encode", raw, out / "a.vcs", "--size", "100", weights=clip["weights"]), "not WxH")
+    # a value that does not parse is a mistyped command line (exit 2), as a count out of range is
+    done = run_vcs("encode", raw, out / "a.vcs", "--size", "100", weights=clip["weights"])
+    assert_error(done, "--size '100' is not WxH", "(see vcs encode --help)", code=2)
+    done = run_vcs("encode", raw, out / "a.vcs", "--size", "100x60", "--fps", "abc", weights=clip["weights"])
+    assert_error(done, "--fps: bad frame rate 'abc'", code=2)
     # --size sets the size of raw input only: given for a file with its own, other size, it is refused, not ignored
     w, h = read_header(clip["vcs"]).width, read_header(clip["vcs"]).height
     assert_error(

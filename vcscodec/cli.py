@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .errors import OptionConflict, OutputClosed, StartPastEnd, VcsError, check_whole, frames_phrase
+from .errors import CommandLineError, OptionConflict, OutputClosed, StartPastEnd, VcsError, check_whole, frames_phrase
 
 try:  # Typer 0.22 and later carry their own copy of Click
     from typer._click.exceptions import ClickException, UsageError
@@ -77,16 +77,21 @@ def _parse_size(size: str | None) -> tuple[int, int] | None:
     try:
         w, h = (int(v) for v in size.lower().split("x"))
     except ValueError:
-        raise VcsError(f"--size {size!r} is not WxH (e.g. 352x288)") from None
+        raise CommandLineError(f"--size {size!r} is not WxH (e.g. 352x288)") from None
     if w < 1 or h < 1:
-        raise VcsError(f"--size {size!r} must be positive")
+        raise CommandLineError(f"--size {size!r} must be positive")
     return w, h
 
 
 def _parse_fps(fps: str | None) -> Fraction | None:
     from .io import parse_fps
 
-    return None if fps is None else parse_fps(fps)
+    if fps is None:
+        return None
+    try:
+        return parse_fps(fps)
+    except VcsError as e:
+        raise CommandLineError(f"--fps: {e}") from None
 
 
 def _number_list(text: str, option: str, kind: type[float] | type[int], example: str) -> list[Any]:
@@ -95,9 +100,9 @@ def _number_list(text: str, option: str, kind: type[float] | type[int], example:
         values = [kind(v) for v in text.split(",") if v.strip()]
     except ValueError:
         noun = "integers" if kind is int else "numbers"
-        raise VcsError(f"{option} {text!r} is not a comma-separated list of {noun} (e.g. {example})") from None
+        raise CommandLineError(f"{option} {text!r} is not a comma-separated list of {noun} (e.g. {example})") from None
     if not values:
-        raise VcsError(f"{option} is empty")
+        raise CommandLineError(f"{option} is empty")
     return values
 
 
@@ -902,7 +907,7 @@ def main() -> None:
         err.print(f"vcs: {e}", highlight=False, markup=False, soft_wrap=True)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(141)
-    except OptionConflict as e:  # a mistyped command line, as Click's own usage errors above
+    except CommandLineError as e:  # a mistyped command line, as Click's own usage errors above
         where = _command_path(sys.argv[1:])
         err.print(f"vcs: error: {e} (see {where} --help)", highlight=False, markup=False, soft_wrap=True)
         sys.exit(2)

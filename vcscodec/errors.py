@@ -11,9 +11,14 @@ class VcsError(Exception):
     """A user-facing error: bad input, a damaged file, a missing model. The message is the whole story."""
 
 
-class OptionConflict(VcsError):
-    """Options or arguments that do not go together (`--bpp` with `--quant-step`): a mistyped command line, which
-    the command line reports as Click does its own usage errors, with exit code 2."""
+class CommandLineError(VcsError):
+    """A mistyped command line that Click cannot see: an option's value that does not parse (`--size 64`,
+    `--fps abc`), or options that do not go together (`OptionConflict`). The command line reports it as Click does
+    its own usage errors, with exit code 2."""
+
+
+class OptionConflict(CommandLineError):
+    """Options or arguments that do not go together (`--bpp` with `--quant-step`)."""
 
 
 class StartPastEnd(VcsError):
