@@ -131,4 +131,4 @@ def test_a_long_list_of_models_is_cut_in_an_error() -> None:
 
     cards = [SimpleNamespace(name=f"m{i}") for i in range(9)]
     assert _some_names(cards[:6]) == "m0, m1, m2, m3, m4, m5"
-    assert _some_names(cards) == "m0, m1, m2, m3, m4, m5 and 3 more (9 in all: `vcs models` lists them)"
+    assert _some_names(cards) == "m0, m1, m2, m3, m4, m5 and 3 more (`vcs models` lists them)"

@@ -719,13 +719,21 @@ def test_named_pipes_are_read_once(tmp_path, clip):
     assert (tmp_path / "a.vcs").read_bytes() == clip["bytes"]
     coded = through_pipe(clip["bytes"], "in.vcs")
     assert_ok(run_vcs("decode", coded, tmp_path / "a.y4m", weights=w, timeout=120))
-    raw = through_pipe(
-        b"".join(f.y.tobytes() + f.u.tobytes() + f.v.tobytes() for f in clip["frames"]), "r_100x60_25.yuv"
-    )
+    planes = b"".join(f.y.tobytes() + f.u.tobytes() + f.v.tobytes() for f in clip["frames"])
+    raw = through_pipe(planes, "r_100x60_25.yuv")
     assert_ok(run_vcs("encode", raw, tmp_path / "r.vcs", weights=w, timeout=120))  # size and rate from its name
     assert read_header(tmp_path / "r.vcs").frame_count == 9
+    unnamed = through_pipe(planes, "63")  # bash's <(…): /dev/fd/63, raw I420 by --size
+    done = run_vcs("encode", unnamed, tmp_path / "u.vcs", "--size", "100x60", "--fps", "25", weights=w, timeout=120)
+    assert_ok(done)
+    assert read_header(tmp_path / "u.vcs").frame_count == 9
     empty = through_pipe(b"", "empty.y4m")
     assert_error(run_vcs("encode", empty, tmp_path / "e.vcs", weights=w, timeout=120), "empty.y4m is empty")
+    # a piped --reference is checked before the decode and scored after it: read once, kept aside
+    reference = through_pipe(Path(clip["y4m"]).read_bytes(), "ref.y4m")
+    done = run_vcs("decode", clip["vcs"], tmp_path / "b.y4m", "--reference", reference, weights=w, timeout=120)
+    assert_ok(done)
+    assert f"quality against {reference} (mean of 9 frames)" in done.stdout
 
 
 def test_pipe_errors_name_standard_input(tmp_path, clip):

@@ -581,3 +581,18 @@ def test_a_model_decodes_only_its_own_layout(tmp_path, use_tiny_weights):
         model_for(other)
     with pytest.raises(VcsError, match=f"header has gop 4, but its model {header.model_name} has gop 8: it cannot"):
         model_for(replace(header, gop=4))
+    with pytest.raises(VcsError, match="header has block 16, m_k 128, m_n 26, but its model .* has block 32, m_k 512"):
+        model_for(replace(header, block=16, m_k=128, m_n=26))
+    # such a file, written whole: vcs info calls it not decodable, in the words decode would use
+    from vcscodec.container import ContainerWriter
+    from vcscodec.inspect import describe_file
+
+    forged = tmp_path / "forged.vcs"
+    with ContainerReader(vcs) as reader, ContainerWriter(forged, other) as writer:
+        for record in reader:
+            writer.write_record(record)
+    described = describe_file(forged)
+    assert described["decodable"] is False and "has m_n 102, but its model" in described["decode_error"]
+    with pytest.raises(VcsError, match="has m_n 102, but its model"):
+        decode_file(forged, tmp_path / "f.y4m", device="cpu")
+    assert not (tmp_path / "f.y4m").exists()

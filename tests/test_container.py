@@ -585,6 +585,7 @@ def test_version_3_carries_the_source_start(tmp_path: Path, shift: int) -> None:
         ("png", " but a PNG picture (vcs encode makes a .vcs file from a video)"),
         ("y4m", " but a Y4M video (vcs encode makes a .vcs file from a video)"),
         ("mp4", " but an MP4 or MOV video (vcs encode makes a .vcs file from a video)"),
+        ("heic", " but a HEIF or AVIF picture (vcs encode makes a .vcs file from a video)"),
         ("text", " (bad magic)"),
         ("crlf_to_lf", " (bad magic: line endings changed, e.g. by a text-mode transfer)"),
         ("lf_to_crlf", " (bad magic: line endings changed, e.g. by a text-mode transfer)"),
@@ -597,6 +598,7 @@ def test_bad_magic(sample, damage: str, detail: str) -> None:
         "png": b"\x89PNG\r\n\x1a\n" + data[8:],
         "y4m": b"YUV4MPEG2 W64 H64 F25:1\n" + data[24:],  # the arguments swapped: the source given as the .vcs
         "mp4": b"\x00\x00\x00\x20ftypisom" + data[12:],
+        "heic": b"\x00\x00\x00\x18ftypheic" + data[12:],
         "text": b"hello world, this is text\n" * 3,
         "crlf_to_lf": data.replace(b"\r\n", b"\n"),
         "lf_to_crlf": data.replace(b"\n", b"\r\n"),

@@ -347,7 +347,12 @@ def test_frame_from_gray_odd_size():
         ("clip_30.yuv", None, None),
         ("x_64x48_420_30.yuv", (64, 48), Fraction(30)),  # 420 is the chroma format, not 420 fps
         ("y_640x480_30000-1001.yuv", (640, 480), NTSC),  # the fraction bar written as a dash
-        ("z_352x288_25_8b.yuv", (352, 288), Fraction(25)),
+        ("z_352x288_25_8bit.yuv", (352, 288), Fraction(25)),
+        # ordinary words that look like formats or fractions are neither refused nor misread
+        ("take_2b_352x288_25.yuv", (352, 288), Fraction(25)),
+        ("room_444_352x288_25.yuv", (352, 288), Fraction(25)),
+        ("clip_400_352x288_25.yuv", (352, 288), Fraction(25)),
+        ("seq_64x64_25_1001.yuv", (64, 64), Fraction(25)),
     ],
 )
 def test_parse_raw_name(name, size, fps):
@@ -359,8 +364,7 @@ def test_parse_raw_name(name, size, fps):
     [
         ("a_64x64_25Hz_10bit_P420.yuv", "10-bit"),
         ("a_64x64_25Hz_8bit_P444.yuv", "4:4:4"),
-        ("EBULupo_1920x1080_50_10b_444.yuv", "10-bit 4:4:4"),
-        ("b_64x64_422_25.yuv", "4:2:2"),
+        ("EBULupo_1920x1080_50_12bit_P422.yuv", "12-bit 4:2:2"),
         ("c_64x64_yuv420p10le.yuv", "yuv420p10le"),
     ],
 )

@@ -259,6 +259,7 @@ def encode(
         raise VcsError(f"{output}: the encoder writes .vcs files; give an output name ending in .vcs, or -")
     if bpp is not None and quant_step is not None:
         raise OptionConflict("give --quant-step or --bpp, not both (--bpp chooses the step)")
+    frame_size, frame_rate = _parse_size(size), _parse_fps(fps)  # before a pipe is read to its end
     # No bar on a pipe or in a log: it would only add a stale line before the summary or the error.
     with (
         spooled_stdout(".vcs") if to_stdout else nullcontext(output) as target,  # a terminal: refused before reading
@@ -271,8 +272,8 @@ def encode(
             target,
             ratio,
             model,
-            _parse_size(size),
-            _parse_fps(fps),
+            frame_size,
+            frame_rate,
             DEFAULT_QUANT_STEP if quant_step is None else quant_step,
             chroma,
             frames,
@@ -362,37 +363,44 @@ def decode(
         raise OptionConflict("--reference scores the file written: give an output file, not -")
     if reference is not None:
         refuse_input_as_output(output, reference, why="is the --reference: writing it would destroy the original")
-    with spooled_input(input, vcs=True) as source:
-        if reference is not None:
-            size, fps, reference_start = _check_reference(reference, source, start, frames)
+    if reference is not None and str(reference) == STDIO == str(input):
+        raise OptionConflict("INPUT and --reference cannot both be - (standard input is one stream)")
+    # A piped reference is read twice too (checked before the decode, scored after it): spooled like the input.
+    with (
+        spooled_input(input, vcs=True) as source,
+        spooled_input(reference) if reference is not None else nullcontext() as reference_source,
+    ):
+        if reference_source is not None:
+            size, fps, reference_start = _check_reference(reference_source, source, start, frames)
         with _progress(quiet, "decode") as progress:
             rate = _FrameRate(progress, "decode")
             report = decode_file(
                 source, output, device, batch_gops, precision, force, rate, rate.total, model, start, frames, conceal
             )
-    name = input_name(input)
-    for warning in report.warnings:
-        _warn(warning)
-    for lost in report.concealed:
-        _warn(f"{name}: {lost.describe()}")
-    if report.ignored:
-        _warn(f"{name}: {report.ignored} (ignored)")
-    if not quiet:
-        (err if to_stdout else out).print(  # standard output carries the video
-            f"{'standard output' if to_stdout else output}: {frames_phrase(report.frames)}, "
-            f"{report.frames / report.seconds:.2f} fps on {report.device} "
-            f"({report.precision}{_cpu_threads(report)}), video codec {report.codec}"
-            + (f", lost GOPs concealed: {sum(c.gops for c in report.concealed)}" if report.concealed else ""),
-            highlight=False,
-            soft_wrap=True,
-        )
-    if reference is not None:
-        from .quality import score_videos
+        name = input_name(input)
+        for warning in report.warnings:
+            _warn(warning)
+        for lost in report.concealed:
+            _warn(f"{name}: {lost.describe()}")
+        if report.ignored:
+            _warn(f"{name}: {report.ignored} (ignored)")
+        if not quiet:
+            (err if to_stdout else out).print(  # standard output carries the video
+                f"{'standard output' if to_stdout else output}: {frames_phrase(report.frames)}, "
+                f"{report.frames / report.seconds:.2f} fps on {report.device} "
+                f"({report.precision}{_cpu_threads(report)}), video codec {report.codec}"
+                + (f", lost GOPs concealed: {sum(c.gops for c in report.concealed)}" if report.concealed else ""),
+                highlight=False,
+                soft_wrap=True,
+            )
+        if reference_source is not None:
+            from .quality import score_videos
 
-        scores = score_videos(reference, output, size, fps, report.frames, reference_start=reference_start)
-        out.print(_quality_line(scores), highlight=False, soft_wrap=True)
-        for note in _identical_notes(scores):
-            out.print(note, highlight=False)
+            scores = score_videos(reference_source, output, size, fps, report.frames, reference_start=reference_start)
+            scores = dataclasses.replace(scores, reference=input_name(reference))
+            out.print(_quality_line(scores), highlight=False, soft_wrap=True)
+            for note in _identical_notes(scores):
+                out.print(note, highlight=False)
 
 
 def _check_reference(
@@ -517,9 +525,10 @@ def compare(
     json_to_stdout = str(json_file) == STDIO
     if json_file is not None and not json_to_stdout:
         check_output_path(json_file, force, *(p for p in (reference, test) if str(p) != STDIO))
+    frame_size, frame_rate = _parse_size(size), _parse_fps(fps)  # before a pipe is read to its end
     raw = size is not None
     with spooled_input(reference, raw) as reference_source, spooled_input(test, raw) as test_source:
-        scores = score_videos(reference_source, test_source, _parse_size(size), _parse_fps(fps), frames, start)
+        scores = score_videos(reference_source, test_source, frame_size, frame_rate, frames, start)
     # name what the user gave, not a spooled copy
     scores = dataclasses.replace(scores, reference=input_name(reference), test=input_name(test))
     if json_file is not None:
@@ -779,7 +788,9 @@ def bench(
         try:
             count = int(frames)
         except ValueError:
-            raise VcsError(f"--frames {frames!r} is not a number or 'all'") from None
+            raise CommandLineError(f"--frames {frames!r} is not a number or 'all'") from None
+        if count < 1:
+            raise CommandLineError(f"--frames must be at least 1 (or 'all'), not {count}")
     ratio_list = _number_list(ratios, "--ratios", float, "0.01,0.1") if ratios is not None else None
     if plot is not None:
         require_matplotlib()

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .container import (
-    CHROMA_MODES,
     ContainerReader,
     ContainerWriter,
     FrameMeasurements,
     GopRecord,
     LostGop,
     StreamHeader,
+    check_chroma_mode,
     expected_m,
 )
 from .errors import VcsError, check_path, check_size, check_whole, frames_phrase
@@ -231,8 +231,7 @@ def encode_file(
     pixel (`fit_quant_step`: the input is encoded several times; ``on_start`` and ``progress`` report each pass)."""
     input, output = check_path(input, "the input"), check_path(output, "the output")
     size = check_size(size)
-    if chroma not in CHROMA_MODES:
-        raise VcsError(f"--chroma must be one of {', '.join(CHROMA_MODES)}")
+    check_chroma_mode(chroma)
     if max_frames is not None:
         check_whole(max_frames, "--frames", 1)
     check_whole(start, "--start", 0)
@@ -280,8 +279,9 @@ def encode_file(
     losses = (conversion_loss(fmt, header.chroma) for fmt in dict.fromkeys([info.pix_fmt, *reader.pixel_formats]))
     loss = next((said for said in losses if said), None)
     warnings[:0] = [w for w in (info.truncation_warning(input), *noticed, loss) if w]
-    if max_frames and max_frames > count:  # as ffmpeg's -frames, a bound; but a user who asked for more is told
-        warnings.append(f"--frames {max_frames}: {input} has {frames_phrase(count)} from frame {start}; all coded")
+    past_end = frames_past_end(max_frames, count, start, str(input), "coded")
+    if past_end:
+        warnings.append(past_end)
     size_bytes = output.stat().st_size
     return EncodeReport(
         frames=count,
@@ -453,12 +453,12 @@ def _check_layout(card: ModelCard, header: StreamHeader) -> None:
     """Refuse a file whose blocks, GOPs or measurement counts are not the model's: a header given another model's
     name and hash, or another writer's GOP length, would otherwise fail deep in the network, and `vcs info` would
     call the file decodable."""
-    block = int(card.config["block"])
+    config = card.model_config()  # with ModelConfig's defaults for what an older manifest leaves out
     ours = {
-        "block": block,
-        "gop": int(card.config["gop"]),
-        "m_k": expected_m(card.alpha_k, block),
-        "m_n": expected_m(card.alpha_n, block),
+        "block": config.block,
+        "gop": config.gop,
+        "m_k": expected_m(config.alpha_k, config.block),
+        "m_n": expected_m(config.alpha_n, config.block),
     }
     wrong = [field for field, value in ours.items() if getattr(header, field) != value]
     if wrong:
@@ -728,12 +728,12 @@ def check_frame_range(header: StreamHeader, start: int, count: int | None) -> in
     return total if count is None else min(start + count, total)
 
 
-def frames_past_end(header: StreamHeader, start: int, count: int | None) -> str | None:
-    """The warning for a ``--frames`` beyond the end of the file, which decodes what there is; else None."""
-    left = header.frame_count - start
-    if count is None or count <= left:
+def frames_past_end(asked: int | None, available: int, start: int, source: str, done: str) -> str | None:
+    """The warning for a ``--frames`` beyond the end of ``source``, which was ``done`` (coded, decoded) as far as it
+    goes, as FFmpeg's -frames is a bound; but a user who asked for more is told. None when it did not ask for more."""
+    if not asked or asked <= available:
         return None
-    return f"--frames {count}: the file has {frames_phrase(left)} from frame {start}; all decoded"
+    return f"--frames {asked}: {source} has {frames_phrase(available)} from frame {start}; all {done}"
 
 
 def _torch_threads() -> int:
@@ -790,7 +790,7 @@ def decode_file(
                     progress(1)
             codec = writer.codec
         ignored = reader.tail_error
-    past_end = frames_past_end(header, start, count)
+    past_end = frames_past_end(count, header.frame_count - start, start, "the file", "decoded")
     return DecodeReport(
         frames=written,
         seconds=time.perf_counter() - started,

@@ -48,6 +48,13 @@ CHROMA_NAMES = {code: name for name, code in CHROMA_CODES.items()}
 ChromaMode = Literal["auto", "gray", "yuv420"]
 CHROMA_MODES: tuple[str, ...] = get_args(ChromaMode)
 
+
+def check_chroma_mode(chroma: object) -> None:
+    """Refuse a ``--chroma`` other than auto, gray or yuv420 (from Python; the command line refuses it first)."""
+    if chroma not in CHROMA_MODES:
+        raise VcsError(f"--chroma must be one of {', '.join(CHROMA_MODES)}, not {chroma!r}")
+
+
 # Frozen in every format version, so any reader can check the header CRC before judging the version.
 _PREAMBLE = struct.Struct("<8sHI")  # magic, format_version, header_length
 MAX_HEADER_LENGTH = 1 << 20
@@ -317,6 +324,8 @@ _OTHER_FORMATS = (
 
 def _other_format(opening: bytes) -> str | None:
     """What a file that is not a .vcs file is, by its opening bytes, when it is a video or picture; else None."""
+    if opening[4:8] == b"ftyp" and opening[8:12] in (b"heic", b"heix", b"mif1", b"avif"):
+        return "a HEIF or AVIF picture"  # ISO media too, but a photo
     return next((what for at, magic, what in _OTHER_FORMATS if opening[at : at + len(magic)] == magic), None)
 
 

@@ -161,7 +161,7 @@ def parse_raw_name(path: str | os.PathLike[str]) -> tuple[tuple[int, int] | None
 
     Understands "foreman_352x288_30.yuv", "x_1920x1080_29.97fps.yuv" (→ 30000/1001), "y_640x480_30000-1001.yuv",
     CompressAI's "a_352x288_30Hz_8bit_P420.yuv" and the names cif, qcif, 4cif, 720p, 1080p. A name that says its
-    samples are not 8-bit 4:2:0 ("_10bit", "_P444", "_422", "yuv420p10le") is refused: raw bytes carry no format
+    samples are not 8-bit 4:2:0 ("_10bit", "_P444", "yuv420p10le") is refused: raw bytes carry no format
     of their own, and read as 8-bit I420 they would be coded as noise.
     """
     tokens = re.split(r"[_\-\s]+", Path(path).stem)
@@ -187,9 +187,8 @@ def parse_raw_name(path: str | os.PathLike[str]) -> tuple[tuple[int, int] | None
         if chosen is not None:
             i, m = chosen
             rate = Fraction(m.group(1))
-            if not m.group(2) and after[i + 1 : i + 2] == ["1001"] and rate.denominator == 1:
-                rate /= 1001  # 30000-1001: NTSC's rate, its fraction bar written as a dash
-                fps = rate if rate > 0 else None
+            if not m.group(2) and after[i + 1 : i + 2] == ["1001"] and rate.denominator == 1 and rate > 1001:
+                fps = parse_fps(f"{rate}/1001")  # 30000-1001: NTSC's rate, its fraction bar written as a dash
             else:
                 fps = parse_fps(m.group(1)) if rate > 0 else None
     if size is not None and (size[0] < 1 or size[1] < 1):
@@ -197,10 +196,12 @@ def parse_raw_name(path: str | os.PathLike[str]) -> tuple[tuple[int, int] | None
     return size, fps
 
 
-# How sequence names state their samples: CompressAI's "P420" and "8bit", JVET's "_444" and "_10b", FFmpeg's
-# pixel formats ("yuv420p10le").
+# How sequence names state their samples, where the words cannot mean anything else: CompressAI's "P420" and
+# "8bit", FFmpeg's pixel formats ("yuv420p10le"). A bare 444 or 10b may be a take or a camera ("room_444"): not
+# read as a format, but a bare chroma number is not taken for the rate either.
 _CHROMA_RE = re.compile(r"^p?(400|411|420|422|444)$", re.IGNORECASE)
-_DEPTH_RE = re.compile(r"^(\d+)b(?:its?)?$", re.IGNORECASE)
+_NAMED_CHROMA_RE = re.compile(r"^p(400|411|420|422|444)$", re.IGNORECASE)
+_DEPTH_RE = re.compile(r"^(\d+)bits?$", re.IGNORECASE)
 _PIX_FMT_RE = re.compile(r"^yuv(400|411|420|422|444)p(\d+)?(?:le|be)?$", re.IGNORECASE)
 
 
@@ -210,7 +211,7 @@ def _refuse_raw_format(path: str | os.PathLike[str], tokens: list[str]) -> None:
     for tok in tokens:
         if (m := _DEPTH_RE.match(tok)) and int(m.group(1)) != 8:
             said.append(f"{m.group(1)}-bit")
-        elif (m := _CHROMA_RE.match(tok)) and m.group(1) != "420":
+        elif (m := _NAMED_CHROMA_RE.match(tok)) and m.group(1) != "420":
             said.append(f"{m.group(1)[0]}:{m.group(1)[1]}:{m.group(1)[2]}")
         elif (m := _PIX_FMT_RE.match(tok)) and (m.group(1) != "420" or m.group(2) not in (None, "8")):
             said.append(tok)
@@ -799,15 +800,17 @@ def spooled_input(source: Path, raw: bool = False, vcs: bool = False) -> Iterato
     """``source`` as a file that can be read more than once: standard input (``-``) or a named pipe is copied into
     a temporary file first, deleted afterwards, since the encoder reads a source twice (its header, then its
     frames; a count it does not state, three times) and must know the frame count before it writes; any other path
-    is yielded as it is. ``raw``: standard input is raw I420 (named .yuv so that `open_video` reads it as such;
-    a pipe keeps its own name, which may give its size and rate); otherwise FFmpeg tells the format from the
-    content. ``vcs``: a .vcs file is expected (`vcs decode -`, `vcs info -`), which messages say. Errors inside
-    name the source as the user gave it, not the temporary file."""
+    is yielded as it is. ``raw``: the bytes are raw I420 (`--size` was given), named .yuv so that `open_video` reads
+    them as such (a pipe keeps its own name when it ends in .yuv: it may give the rate); otherwise FFmpeg tells the
+    format from the content. ``vcs``: a .vcs file is expected (`vcs decode -`, `vcs info -`), which messages say.
+    Errors inside name the source as the user gave it, not the temporary file."""
     if str(source) != STDIO:
         if not _is_pipe(source):
             yield source
             return
-        with source.open("rb") as pipe, _spooled(pipe, source.name, str(source)) as path:
+        # raw: named .yuv as standard input is, unless its own name says so (and may give its size and rate)
+        name = source.name if not raw or source.suffix.lower() == ".yuv" else f"{source.name}.yuv"
+        with source.open("rb") as pipe, _spooled(pipe, name, str(source)) as path:
             yield path
         return
     pipe_one = (

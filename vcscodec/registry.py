@@ -223,7 +223,7 @@ def _some_names(cards: list[ModelCard], most: int = 6) -> str:
     names = ", ".join(c.name for c in cards[:most])
     if len(cards) <= most:
         return names
-    return f"{names} and {len(cards) - most} more ({len(cards)} in all: `vcs models` lists them)"
+    return f"{names} and {len(cards) - most} more (`vcs models` lists them)"
 
 
 def check_ratio_type(alpha_n: object) -> float:

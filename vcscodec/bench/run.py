@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import __version__
 from ..codec import FrameEncoder, decode_records, encode_frames, model_for, pick_model
-from ..container import CHROMA_MODES, ContainerReader
+from ..container import ContainerReader, check_chroma_mode
 from ..errors import OptionConflict, VcsError
 from ..hardware import check_precision, cpu_name, pick_device
 from ..io import DEFAULT_FPS, Frame, frame_from_gray, open_writer
@@ -139,8 +139,7 @@ def _check(config: BenchConfig) -> None:
     if config.frames is not None and config.frames < 1:
         raise VcsError("--frames must be at least 1 (or 'all')")
     check_precision(config.precision)
-    if config.chroma not in CHROMA_MODES:
-        raise VcsError(f"--chroma must be one of {', '.join(CHROMA_MODES)}")
+    check_chroma_mode(config.chroma)
     if config.batch_gops < 0:
         raise VcsError("--batch-gops must be 0 (auto) or more")
     if not config.quant_steps:
