@@ -178,6 +178,13 @@ def test_bench_scores_chroma_of_colour_files(use_tiny_weights: Path, sequences, 
     assert f"{colour['psnr_u']:.2f}/{colour['psnr_v']:.2f}" in next(line for line in lines if "Foreman" in line)
     assert "│           – │" in next(line for line in lines if "pan_png" in line)
     assert "average PSNR U/V: over the sequence in colour only (the rest were coded grey)" in "\n".join(lines)
+    # Foreman beside a clip of one's own: the average's Δ is ours over Foreman alone against the paper's Foreman,
+    # not the mean of both clips against it
+    paper_foreman = colour["paper"]["HIT-VCSNet"]["psnr"]
+    average = next(line for line in lines if "average" in line and "non-key" not in line and "keyframe" not in line)
+    assert f"{colour['psnr'] - paper_foreman:+.2f}/" in average
+    assert f"{run['average']['psnr'] - paper_foreman:+.2f}/" not in average
+    assert "Δ against ours over the same 1" in "\n".join(lines)
 
     # Coded grey (the paper's protocol, the default): no chroma scores and no column.
     gray_path = tmp_path / "gray.json"
