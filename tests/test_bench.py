@@ -501,3 +501,20 @@ def test_a_sequence_that_cannot_be_scored_is_skipped_and_named(tmp_path: Path) -
         "skipped gone_cif.y4m: a link to a missing file",
         "skipped tiny_cif.y4m: SSIM needs a plane of at least 11x11, got 8x8",
     ]
+
+
+def test_a_clip_damaged_midway_is_skipped_not_fatal(use_tiny_weights: Path, tmp_path: Path) -> None:
+    """A clip whose frames stop decoding midway is skipped with a warning before any coding, as an unreadable one
+    is; the others are benched (it failed the whole bench after coding them)."""
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    write_clip(folder / "a.y4m", camera_pan(N, W, H, seed=5))
+    write_clip(folder / "z_bad.y4m", camera_pan(N, W, H, seed=6))
+    data = (folder / "z_bad.y4m").read_bytes()
+    third = data.index(b"FRAME\n", data.index(b"FRAME\n", data.index(b"FRAME\n") + 1) + 1)
+    (folder / "z_bad.y4m").write_bytes(data[:third] + b"FRAMX\n" + data[third + 6 :])
+    report_path = tmp_path / "bench.json"
+    _invoke("-s", str(folder), "-r", "0.1", "--json", str(report_path), "-q")
+    report = json.loads(report_path.read_text())
+    assert [s["name"] for s in report["runs"][0]["sequences"]] == ["a"]
+    assert any(w.startswith("skipped z_bad.y4m:") and "damaged" in w for w in report["warnings"]), report["warnings"]

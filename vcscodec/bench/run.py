@@ -453,6 +453,25 @@ def rd_comparisons(runs: list[dict[str, Any]], anchors: list[dict[str, Any]]) ->
     return comparisons
 
 
+def _readable(sequences: list[Sequence], frames: int | None, warnings: list[str]) -> list[Sequence]:
+    """The sequences whose frames (the first ``frames``, or all) read to the end; one damaged in the middle is
+    skipped with a warning, as an unreadable one is, instead of failing the bench after the others were coded.
+    Reading is milliseconds a frame where coding takes a second or more."""
+    readable = []
+    for sequence in sequences:
+        source = sequence.frames()
+        try:
+            for _ in itertools.islice(source, frames):
+                pass
+        except VcsError as e:
+            warnings.append(f"skipped {sequence.path.name}: {e}")
+            continue
+        finally:
+            source.close()
+        readable.append(sequence)
+    return readable
+
+
 def run_bench(
     config: BenchConfig,
     command: str = "",
@@ -473,6 +492,9 @@ def run_bench(
         sequences = [s for s in sequences if s.frame_count >= config.frames]
         if not sequences:
             raise VcsError(f"no sequence in {config.sequences} has {config.frames} frames (try --frames all)")
+    sequences = _readable(sequences, config.frames, warnings)
+    if not sequences:
+        raise VcsError(f"no readable sequences in {config.sequences} ({'; '.join(warnings)})")
     device = pick_device(config.device)
     paper = paper_results()
     if on_start:
