@@ -513,8 +513,11 @@ def test_a_clip_damaged_midway_is_skipped_not_fatal(use_tiny_weights: Path, tmp_
     data = (folder / "z_bad.y4m").read_bytes()
     third = data.index(b"FRAME\n", data.index(b"FRAME\n", data.index(b"FRAME\n") + 1) + 1)
     (folder / "z_bad.y4m").write_bytes(data[:third] + b"FRAMX\n" + data[third + 6 :])
+    # and what reading says of a clip that is benched, as vcs encode says it: here a partial last frame
+    (folder / "a.y4m").write_bytes((folder / "a.y4m").read_bytes() + b"FRAME\n" + bytes(100))
     report_path = tmp_path / "bench.json"
     _invoke("-s", str(folder), "-r", "0.1", "--json", str(report_path), "-q")
     report = json.loads(report_path.read_text())
     assert [s["name"] for s in report["runs"][0]["sequences"]] == ["a"]
     assert any(w.startswith("skipped z_bad.y4m:") and "damaged" in w for w in report["warnings"]), report["warnings"]
+    assert any("a.y4m ends in a partial frame (106 bytes" in w for w in report["warnings"]), report["warnings"]

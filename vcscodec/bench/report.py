@@ -256,7 +256,8 @@ def render(report: dict[str, Any], console: Console) -> None:
         t1 = paper["table1"]
         subset = "" if paper["complete"] else "*"
         # Beside a subset of the test set, Δ compares like with like: our mean over the paper's sequences present.
-        ours = avg if paper["complete"] else _mean_over([s for s in run["sequences"] if s.get("paper")])
+        in_paper = [s for s in run["sequences"] if s.get("paper")]
+        ours = avg if paper["complete"] or not in_paper else _mean_over(in_paper)
         table.add_row(
             "[bold]average",
             f"[bold]{_pair(avg['psnr'], avg['ssim'])}",
@@ -288,7 +289,7 @@ def render(report: dict[str, Any], console: Console) -> None:
         if not paper["complete"] and t1:
             notes.append(
                 "* the paper's mean over the sequences present (its averages cover all six); Δ against ours over "
-                f"the same {len([s for s in run['sequences'] if s.get('paper')])}"
+                f"the same {len(in_paper)}"
             )
         for method, ref in paper["table5"].items():
             notes.append(f"Table 5 ({method}): {_pair(ref['psnr'], ref['ssim'])}, ours Δ {_delta(avg, ref)}")

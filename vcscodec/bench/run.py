@@ -20,7 +20,7 @@ from ..codec import FrameEncoder, decode_records, encode_frames, model_for, pick
 from ..container import ContainerReader, check_chroma_mode
 from ..errors import OptionConflict, VcsError
 from ..hardware import check_precision, cpu_name, pick_device
-from ..io import DEFAULT_FPS, Frame, frame_from_gray, open_writer
+from ..io import DEFAULT_FPS, Frame, conversion_loss, frame_from_gray, open_video, open_writer
 from ..output import make_output_folder
 from ..quality import score_frame
 from ..quant import DEFAULT_QUANT_STEP, check_step
@@ -453,21 +453,33 @@ def rd_comparisons(runs: list[dict[str, Any]], anchors: list[dict[str, Any]]) ->
     return comparisons
 
 
-def _readable(sequences: list[Sequence], frames: int | None, warnings: list[str]) -> list[Sequence]:
-    """The sequences whose frames (the first ``frames``, or all) read to the end; one damaged in the middle is
-    skipped with a warning, as an unreadable one is, instead of failing the bench after the others were coded.
-    Reading is milliseconds a frame where coding takes a second or more."""
+def _readable(sequences: list[Sequence], config: BenchConfig, warnings: list[str]) -> list[Sequence]:
+    """The sequences whose frames (the first ``config.frames``, or all) read to the end; one damaged in the middle
+    is skipped with a warning, as an unreadable one is, instead of failing the bench after the others were coded.
+    What reading a video says (a partial last frame, interlacing, samples rounded to 8 bits) is added to
+    ``warnings``, as `vcs encode` says it. Reading is milliseconds a frame where coding takes a second or more."""
     readable = []
+    chroma = "yuv420" if config.chroma == "yuv420" else "gray"  # auto: the subsampling is said only when known
     for sequence in sequences:
-        source = sequence.frames()
         try:
-            for _ in itertools.islice(source, frames):
-                pass
+            if sequence.files is not None:  # numbered pictures, read one by one
+                source = sequence.frames()
+                try:
+                    for _ in itertools.islice(source, config.frames):
+                        pass
+                finally:
+                    source.close()
+            else:
+                with open_video(sequence.path, default_fps=DEFAULT_FPS) as reader:
+                    for _ in itertools.islice(reader, config.frames):
+                        pass
+                    info = reader.info
+                    said = (info.truncation_warning(sequence.path), *reader.notices())
+                    said += (conversion_loss(info.pix_fmt, chroma),)
+                warnings.extend(w for w in said if w)
         except VcsError as e:
             warnings.append(f"skipped {sequence.path.name}: {e}")
             continue
-        finally:
-            source.close()
         readable.append(sequence)
     return readable
 
@@ -492,7 +504,7 @@ def run_bench(
         sequences = [s for s in sequences if s.frame_count >= config.frames]
         if not sequences:
             raise VcsError(f"no sequence in {config.sequences} has {config.frames} frames (try --frames all)")
-    sequences = _readable(sequences, config.frames, warnings)
+    sequences = _readable(sequences, config, warnings)
     if not sequences:
         raise VcsError(f"no readable sequences in {config.sequences} ({'; '.join(warnings)})")
     device = pick_device(config.device)
