@@ -14,7 +14,7 @@ from typer.testing import CliRunner, Result
 
 from vcscodec.bench import implied_keyframe_psnr, paper_results, paper_sequence, scored_frames
 from vcscodec.cli import app
-from vcscodec.errors import VcsError
+from vcscodec.errors import CommandLineError, VcsError
 from vcscodec.samples import camera_pan, gray_clip, write_clip
 
 W, H, N = 96, 64, 17
@@ -452,6 +452,8 @@ def test_bench_rate_sweep_errors(use_tiny_weights: Path, tmp_path: Path) -> None
     assert "out of range" in error("--quant-step", "1.3,0")
     assert "twice" in error("--quant-step", "2,2")
     assert "unknown anchor 'x265'" in error("--anchor", "x265")
+    mistyped = runner.invoke(app, ["bench", "-s", str(folder), "--anchor", "x265"]).exception
+    assert isinstance(mistyped, CommandLineError)  # a usage error: exit 2, as a mistyped --device is
     assert "outside 0–51" in error("--anchor", "x264", "--anchor-qp", "30,60")
     assert "--anchor-qp" in error("--anchor", "x264", "--anchor-qp", "30.5")
     assert "--anchor-qp is empty" in error("--anchor", "x264", "--anchor-qp", ",")

@@ -106,6 +106,16 @@ def _number_list(text: str, option: str, kind: type[float] | type[int], example:
     return values
 
 
+def _anchor_names(names: list[str]) -> list[str]:
+    """--anchor's values, in any case; another name is a mistyped command line (Typer checks no list of names)."""
+    from .rd import ANCHORS
+
+    for name in names:
+        if name.lower() not in ANCHORS:
+            raise CommandLineError(f"unknown anchor {name!r}: choose from {', '.join(ANCHORS)}")
+    return [name.lower() for name in names]
+
+
 @contextmanager
 def _progress(quiet: bool, label: str) -> Iterator[Progress]:
     """A progress bar on stderr, only when stderr is a terminal (a log or pipe gets the summary, not bar frames)."""
@@ -809,7 +819,7 @@ def bench(
         batch_gops,
         keep,
         force,
-        tuple(anchor or ()),
+        tuple(_anchor_names(anchor or [])),
         tuple(_number_list(anchor_qp, "--anchor-qp", int, "22,27,32,37")),
     )
     command = shlex.join(["vcs", *sys.argv[1:]])

@@ -180,8 +180,12 @@ def _render_rd(report: dict[str, Any], console: Console) -> None:
         parts = []
         if rate["mean"] is not None:
             parts.append(f"BD-rate {rate['mean']:+.1f} % ({rate['sequences']} of {total} sequences)")
+        else:  # said, not left out silently: the curves overlap in rate, not in PSNR
+            parts.append("no BD-rate (no sequence's curves overlap in PSNR)")
         if gain["mean"] is not None:
             parts.append(f"BD-PSNR {gain['mean']:+.2f} dB ({gain['sequences']} of {total})")
+        else:
+            parts.append("no BD-PSNR (no sequence's curves overlap in rate)")
         console.print(f"  {c['model']} against {c['reference']}: {', '.join(parts)}", highlight=False)
     console.print(
         "  Bjøntegaard deltas, per sequence where the curves overlap, then averaged; a negative BD-rate means "

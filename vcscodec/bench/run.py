@@ -18,7 +18,7 @@ import numpy as np
 from .. import __version__
 from ..codec import FrameEncoder, decode_records, encode_frames, model_for, pick_model
 from ..container import ContainerReader, check_chroma_mode
-from ..errors import OptionConflict, VcsError
+from ..errors import OptionConflict, VcsError, frames_phrase
 from ..hardware import check_precision, cpu_name, pick_device
 from ..io import DEFAULT_FPS, Frame, conversion_loss, frame_from_gray, open_video, open_writer
 from ..output import make_output_folder
@@ -500,7 +500,8 @@ def run_bench(
     if config.frames is not None:
         short = [s for s in sequences if s.frame_count < config.frames]
         for s in short:
-            warnings.append(f"skipped {s.path.name}: {s.frame_count} frames, the protocol needs {config.frames}")
+            said = f"{frames_phrase(s.frame_count)}, the protocol needs {config.frames}"
+            warnings.append(f"skipped {s.path.name}: {said}")
         sequences = [s for s in sequences if s.frame_count >= config.frames]
         if not sequences:
             raise VcsError(f"no sequence in {config.sequences} has {config.frames} frames (try --frames all)")
