@@ -450,7 +450,9 @@ def test_bench_rate_sweep_errors(use_tiny_weights: Path, tmp_path: Path) -> None
 
     assert "--quant-step" in error("--quant-step", "1.3,big")
     assert "out of range" in error("--quant-step", "1.3,0")
-    assert "twice" in error("--quant-step", "2,2")
+    assert "--quant-step lists 2.0 twice" in error("--quant-step", "2,2")
+    assert "--anchor-qp lists 30 twice" in error("--anchor", "x264", "--anchor-qp", "30,30")
+    assert "--ratios lists 0.1 twice" in error("-r", "0.1,0.1")
     assert "unknown anchor 'x265'" in error("--anchor", "x265")
     mistyped = runner.invoke(app, ["bench", "-s", str(folder), "--anchor", "x265"]).exception
     assert isinstance(mistyped, CommandLineError)  # a usage error: exit 2, as a mistyped --device is

@@ -146,8 +146,17 @@ def _check(config: BenchConfig) -> None:
         raise VcsError("--quant-step needs at least one step")
     for step in config.quant_steps:
         check_step(step)
-    if len(set(config.quant_steps)) != len(config.quant_steps):
-        raise VcsError("--quant-step lists a step twice")
+    # Each run or anchor once: a repeated one would be coded again and counted twice in every average.
+    for option, values in (
+        ("--quant-step", config.quant_steps),
+        ("--ratios", config.ratios or ()),
+        ("--model", config.models or ()),
+        ("--anchor", config.anchors),
+        ("--anchor-qp", config.anchor_qps),
+    ):
+        repeated = next((v for i, v in enumerate(values) if v in values[:i]), None)
+        if repeated is not None:
+            raise VcsError(f"{option} lists {repeated} twice")
     for anchor in config.anchors:
         check_anchor(anchor)
     if config.anchors and not config.anchor_qps:
