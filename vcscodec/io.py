@@ -438,7 +438,7 @@ class VideoReader:
         except av.FFmpegError as e:
             if _is_vcs_file(self.path):  # `vcs encode x.vcs …` for `vcs decode x.vcs …`
                 raise VcsError(f"{self.path}: a .vcs file, not a video: vcs decode rebuilds the video from it") from e
-            raise VcsError(f"{self.path}: not a video FFmpeg can decode ({_why(e)})") from e
+            raise VcsError(f"{self.path}: not a video FFmpeg can decode ({_why(e)}){self._raw_hint(size)}") from e
         if not self._container.streams.video:
             self._container.close()
             raise VcsError(f"{self.path} has no video stream")
@@ -447,7 +447,8 @@ class VideoReader:
         width, height = int(cc.width), int(cc.height)
         if width < 1 or height < 1:
             self._container.close()
-            raise VcsError(f"{self.path}: not a video FFmpeg can decode (its video stream has no picture size)")
+            why = "its video stream has no picture size"
+            raise VcsError(f"{self.path}: not a video FFmpeg can decode ({why}){self._raw_hint(size)}")
         pix_fmt = cc.pix_fmt or (self._stream.format.name if self._stream.format else "unknown")
         if not raw:
             # An explicit fps overrides the container's; FFmpeg leaves some rates unset.
@@ -534,6 +535,11 @@ class VideoReader:
             if errors and not self._errors:
                 self._first_error = (index, errors[0])
             self._errors += len(errors)
+
+    def _raw_hint(self, size: tuple[int, int] | None) -> str:
+        """For a file that FFmpeg cannot read although --size was given: raw I420 is read from a .yuv name only
+        (`clip.raw` would otherwise be refused with no word on why --size did not apply)."""
+        return "; --size reads raw I420 from a file named .yuv only" if size is not None else ""
 
     def _damaged(self, index: int, e: av.FFmpegError) -> VcsError:
         """The one-line error for a file that fails to decode after ``index`` frames."""
