@@ -552,8 +552,8 @@ def compare(
         table.add_row(label, f"{q.psnr_y:.2f}", f"{q.psnr_u:.2f}", f"{q.psnr_v:.2f}", f"{q.ssim_y:.4f}")
 
     if per_frame:
-        for i, q in enumerate(scores.frames):
-            row(str(start + i), q)  # the reference's frame numbers
+        for i, q in enumerate(scores.frames, scores.reference_start):
+            row(str(i), q)  # the reference's frame numbers
         table.add_section()
     row("mean", FrameQuality(**scores.means()))
     shown = err if json_to_stdout else out
