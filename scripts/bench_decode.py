@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             card = find_model(args.model) if args.model else default_model(args.ratio)
         except VcsError as e:
             # asked for by name, or models of the ratio there but none the default: no fallback to an untrained one
-            if args.model or not str(e).startswith("no model for ratio"):
+            if args.model or not str(e).startswith(("no model for ratio", "no models in")):
                 raise SystemExit(f"bench_decode: {e}") from None
             config = architecture(args.arch, alpha_n=args.ratio)
             card = save_model(HITVCSNet(config), folder / "weights")

@@ -450,7 +450,7 @@ def test_bench_rate_sweep_errors(use_tiny_weights: Path, tmp_path: Path) -> None
 
     assert "--quant-step" in error("--quant-step", "1.3,big")
     assert "out of range" in error("--quant-step", "1.3,0")
-    assert "--quant-step lists 2.0 twice" in error("--quant-step", "2,2")
+    assert "--quant-step lists 2 twice" in error("--quant-step", "2,2")
     assert "--anchor-qp lists 30 twice" in error("--anchor", "x264", "--anchor-qp", "30,30")
     assert "--ratios lists 0.1 twice" in error("-r", "0.1,0.1")
     assert "unknown anchor 'x265'" in error("--anchor", "x265")
@@ -517,11 +517,17 @@ def test_a_clip_damaged_midway_is_skipped_not_fatal(use_tiny_weights: Path, tmp_
     data = (folder / "z_bad.y4m").read_bytes()
     third = data.index(b"FRAME\n", data.index(b"FRAME\n", data.index(b"FRAME\n") + 1) + 1)
     (folder / "z_bad.y4m").write_bytes(data[:third] + b"FRAMX\n" + data[third + 6 :])
+    # numbered pictures with one of another size: skipped too
+    from PIL import Image
+
+    _write_pngs(folder / "z_pngs", [f.y for f in camera_pan(N, W, H, seed=7)])
+    Image.new("L", (W // 2, H), 128).save(folder / "z_pngs" / "frame_6.png")
     # and what reading says of a clip that is benched, as vcs encode says it: here a partial last frame
     (folder / "a.y4m").write_bytes((folder / "a.y4m").read_bytes() + b"FRAME\n" + bytes(100))
     report_path = tmp_path / "bench.json"
     _invoke("-s", str(folder), "-r", "0.1", "--json", str(report_path), "-q")
     report = json.loads(report_path.read_text())
     assert [s["name"] for s in report["runs"][0]["sequences"]] == ["a"]
+    assert f"skipped z_pngs: frame 5 is {W // 2}x{H}, not {W}x{H}" in report["warnings"], report["warnings"]
     assert any(w.startswith("skipped z_bad.y4m:") and "damaged" in w for w in report["warnings"]), report["warnings"]
     assert any("a.y4m ends in a partial frame (106 bytes" in w for w in report["warnings"]), report["warnings"]

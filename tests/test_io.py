@@ -365,6 +365,9 @@ def test_parse_raw_name(name, size, fps):
         ("a_64x64_25Hz_10bit_P420.yuv", "10-bit"),
         ("a_64x64_25Hz_8bit_P444.yuv", "4:4:4"),
         ("EBULupo_1920x1080_50_12bit_P422.yuv", "12-bit 4:2:2"),
+        ("EBULupo_1920x1080_50_10b_444.yuv", "10-bit 4:4:4"),  # JVET's words, after the size
+        ("seq_1920x1080_25fps_422.yuv", "4:2:2"),
+        ("seq_1920x1080_25_yuv444.yuv", "yuv444"),
         ("c_64x64_yuv420p10le.yuv", "yuv420p10le"),
     ],
 )

@@ -165,7 +165,6 @@ def parse_raw_name(path: str | os.PathLike[str]) -> tuple[tuple[int, int] | None
     of their own, and read as 8-bit I420 they would be coded as noise.
     """
     tokens = re.split(r"[_\-\s]+", Path(path).stem)
-    _refuse_raw_format(path, tokens)
     size: tuple[int, int] | None = None
     size_at = -1
     for i, tok in enumerate(tokens):
@@ -176,6 +175,7 @@ def parse_raw_name(path: str | os.PathLike[str]) -> tuple[tuple[int, int] | None
         if tok.lower() in _NAMED_SIZES:
             size, size_at = _NAMED_SIZES[tok.lower()], i
             break
+    _refuse_raw_format(path, tokens, size_at)
     fps: Fraction | None = None
     if size is not None:
         # A rate with a unit wins; else the first bare number after the size that is not a chroma format (420).
@@ -196,22 +196,27 @@ def parse_raw_name(path: str | os.PathLike[str]) -> tuple[tuple[int, int] | None
     return size, fps
 
 
-# How sequence names state their samples, where the words cannot mean anything else: CompressAI's "P420" and
-# "8bit", FFmpeg's pixel formats ("yuv420p10le"). A bare 444 or 10b may be a take or a camera ("room_444"): not
-# read as a format, but a bare chroma number is not taken for the rate either.
+# How sequence names state their samples: CompressAI's "P420" and "8bit" and FFmpeg's pixel formats ("yuv420p10le",
+# "yuv444") anywhere; JVET's bare "444" and "10b" after the size only, since before it such a word may be a take or
+# a camera ("room_444_…", "take_2b_…"). A bare chroma number is not taken for the rate either.
 _CHROMA_RE = re.compile(r"^p?(400|411|420|422|444)$", re.IGNORECASE)
 _NAMED_CHROMA_RE = re.compile(r"^p(400|411|420|422|444)$", re.IGNORECASE)
 _DEPTH_RE = re.compile(r"^(\d+)bits?$", re.IGNORECASE)
-_PIX_FMT_RE = re.compile(r"^yuv(400|411|420|422|444)p(\d+)?(?:le|be)?$", re.IGNORECASE)
+_SHORT_DEPTH_RE = re.compile(r"^(\d+)b$", re.IGNORECASE)
+_PIX_FMT_RE = re.compile(r"^yuv(400|411|420|422|444)p?(\d+)?(?:le|be)?$", re.IGNORECASE)
 
 
-def _refuse_raw_format(path: str | os.PathLike[str], tokens: list[str]) -> None:
-    """The one-line error for a raw .yuv whose name says it is not 8-bit 4:2:0 (the only raw layout read)."""
+def _refuse_raw_format(path: str | os.PathLike[str], tokens: list[str], size_at: int) -> None:
+    """The one-line error for a raw .yuv whose name says it is not 8-bit 4:2:0 (the only raw layout read);
+    ``size_at``: the index of the size's token (-1: none)."""
     said = []
-    for tok in tokens:
-        if (m := _DEPTH_RE.match(tok)) and int(m.group(1)) != 8:
-            said.append(f"{m.group(1)}-bit")
-        elif (m := _NAMED_CHROMA_RE.match(tok)) and m.group(1) != "420":
+    for i, tok in enumerate(tokens):
+        after_size = 0 <= size_at < i
+        depth = _DEPTH_RE.match(tok) or (_SHORT_DEPTH_RE.match(tok) if after_size else None)
+        chroma = (_CHROMA_RE if after_size else _NAMED_CHROMA_RE).match(tok)
+        if depth and int(depth.group(1)) != 8:
+            said.append(f"{depth.group(1)}-bit")
+        elif (m := chroma) and m.group(1) != "420":
             said.append(f"{m.group(1)[0]}:{m.group(1)[1]}:{m.group(1)[2]}")
         elif (m := _PIX_FMT_RE.match(tok)) and (m.group(1) != "420" or m.group(2) not in (None, "8")):
             said.append(tok)
@@ -537,9 +542,10 @@ class VideoReader:
             self._errors += len(errors)
 
     def _raw_hint(self, size: tuple[int, int] | None) -> str:
-        """For a file that FFmpeg cannot read although --size was given: raw I420 is read from a .yuv name only
-        (`clip.raw` would otherwise be refused with no word on why --size did not apply)."""
-        return "; --size reads raw I420 from a file named .yuv only" if size is not None else ""
+        """For a file that FFmpeg cannot read although a size was given (`--size`, or a decode's own for its
+        --reference): raw I420 is read from a .yuv name only (`clip.raw` would otherwise be refused with no word on
+        why the size did not apply)."""
+        return "; raw I420 is read from a file named .yuv only" if size is not None else ""
 
     def _damaged(self, index: int, e: av.FFmpegError) -> VcsError:
         """The one-line error for a file that fails to decode after ``index`` frames."""

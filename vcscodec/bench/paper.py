@@ -78,7 +78,8 @@ def paper_figures(card: ModelCard, sequences: list[dict[str, Any]], paper: dict[
     rk = ratio_key(card.alpha_n)
     table1 = {m: paper["table1"]["methods"][m].get(rk) for m in PAPER_METHODS}
     present = [s["paper_name"] for s in sequences if s["paper_name"]]
-    complete = sorted(set(present)) == sorted(paper["sequences"]) and len(present) == len(sequences)
+    # each of the six once, and nothing else: a sequence present twice would weigh twice in the average
+    complete = sorted(present) == sorted(paper["sequences"]) and len(present) == len(sequences)
     for s in sequences:
         s["paper"] = {m: rows[s["paper_name"]] for m, rows in table1.items() if rows and s["paper_name"]} or None
     average: dict[str, Any] = {"complete": complete, "table1": {}, "table4": {}, "table5": {}, "keyframes": {}}

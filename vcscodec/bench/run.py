@@ -156,7 +156,11 @@ def _check(config: BenchConfig) -> None:
     ):
         repeated = next((v for i, v in enumerate(values) if v in values[:i]), None)
         if repeated is not None:
-            raise VcsError(f"{option} lists {repeated} twice")
+            raise VcsError(
+                f"{option} lists {repeated:g} twice"
+                if isinstance(repeated, float)
+                else f"{option} lists {repeated} twice"
+            )
     for anchor in config.anchors:
         check_anchor(anchor)
     if config.anchors and not config.anchor_qps:
@@ -344,7 +348,8 @@ def _bench_run(
         },
         "sequences": results,
         "average": average,
-        "floor": linear_floor(card.alpha_n, average["paper"]),
+        # measured on the first 17 frames of the six: against another count it means nothing
+        "floor": linear_floor(card.alpha_n, average["paper"]) if config.frames == PAPER_FRAMES else None,
     }
 
 
@@ -462,6 +467,15 @@ def rd_comparisons(runs: list[dict[str, Any]], anchors: list[dict[str, Any]]) ->
     return comparisons
 
 
+def _count_sized(frames: Iterator[Frame], size: tuple[int, int]) -> int:
+    """How many ``frames`` there are, each checked to be ``size`` (numbered pictures may differ), one at a time."""
+    count = 0
+    for count, frame in enumerate(frames, 1):
+        if (frame.width, frame.height) != size:
+            raise VcsError(f"frame {count - 1} is {frame.width}x{frame.height}, not {size[0]}x{size[1]}")
+    return count
+
+
 def _readable(sequences: list[Sequence], config: BenchConfig, warnings: list[str]) -> list[Sequence]:
     """The sequences whose frames (the first ``config.frames``, or all) read to the end; one damaged in the middle
     is skipped with a warning, as an unreadable one is, instead of failing the bench after the others were coded.
@@ -470,25 +484,29 @@ def _readable(sequences: list[Sequence], config: BenchConfig, warnings: list[str
     readable = []
     chroma = "yuv420" if config.chroma == "yuv420" else "gray"  # auto: the subsampling is said only when known
     for sequence in sequences:
+        needed = config.frames or sequence.frame_count
+        size = (sequence.width, sequence.height)
+        said: list[str | None] = []
         try:
             if sequence.files is not None:  # numbered pictures, read one by one
                 source = sequence.frames()
                 try:
-                    for _ in itertools.islice(source, config.frames):
-                        pass
+                    read = _count_sized(itertools.islice(source, needed), size)
                 finally:
                     source.close()
             else:
                 with open_video(sequence.path, default_fps=DEFAULT_FPS) as reader:
-                    for _ in itertools.islice(reader, config.frames):
-                        pass
+                    read = _count_sized(itertools.islice(reader, needed), size)
                     info = reader.info
-                    said = (info.truncation_warning(sequence.path), *reader.notices())
-                    said += (conversion_loss(info.pix_fmt, chroma),)
-                warnings.extend(w for w in said if w)
+                    said += [info.truncation_warning(sequence.path), *reader.notices()]
+                    formats = dict.fromkeys([info.pix_fmt, *reader.pixel_formats])
+                    said += [f"{sequence.path.name}: {loss}" for f in formats if (loss := conversion_loss(f, chroma))]
+            if read < needed:  # a container that promised more than decodes
+                raise VcsError(f"{frames_phrase(read)} read of the {needed} it needs")
         except VcsError as e:
             warnings.append(f"skipped {sequence.path.name}: {e}")
             continue
+        warnings.extend(w for w in said if w)
         readable.append(sequence)
     return readable
 
@@ -505,6 +523,9 @@ def run_bench(
     """
     _check(config)
     cards = _cards(config)  # option and model errors first, before any sequence is read
+    names = [c.name for c in cards]
+    if len(set(names)) != len(names):  # two prefixes of one model
+        raise VcsError(f"--model names {next(n for i, n in enumerate(names) if n in names[:i])} twice")
     sequences, warnings = find_sequences(config.sequences)
     if config.frames is not None:
         short = [s for s in sequences if s.frame_count < config.frames]
