@@ -840,7 +840,7 @@ def test_raw_yuv_needs_its_size(tmp_path, clip):
     # raw I420 under another name: FFmpeg cannot tell what it is, and the error says why --size did not apply
     other = raw.rename(tmp_path / "clip.raw")
     done = run_vcs("encode", other, out / "a.vcs", "--size", "100x60", "--fps", "25", weights=clip["weights"])
-    assert_error(done, "clip.raw: not a video FFmpeg can decode", "--size reads raw I420 from a file named .yuv only")
+    assert_error(done, "clip.raw: not a video FFmpeg can decode", "raw I420 is read from a file named .yuv only")
     other.rename(raw)
     # --size sets the size of raw input only: given for a file with its own, other size, it is refused, not ignored
     w, h = read_header(clip["vcs"]).width, read_header(clip["vcs"]).height
