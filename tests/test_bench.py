@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -63,17 +64,22 @@ def sequences(tmp_path: Path) -> tuple[Path, dict[str, list[np.ndarray]]]:
     return folder, refs
 
 
-def test_bench_json_matches_decoded_frames(use_tiny_weights: Path, sequences, tmp_path: Path) -> None:
+def test_bench_json_matches_decoded_frames(
+    use_tiny_weights: Path, sequences, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from vcscodec.codec import decode_file
 
     folder, refs = sequences
     keep, report_path = tmp_path / "keep", tmp_path / "bench.json"
-    _invoke("--sequences", str(folder), "--json", str(report_path), "--keep", str(keep), "--quiet")
+    args = ["--sequences", str(folder), "--json", str(report_path), "--keep", str(keep), "--quiet"]
+    monkeypatch.setattr(sys, "argv", ["vcs", "bench", *args])  # what the report records as its command line
+    _invoke(*args)
     report = json.loads(report_path.read_text())
 
     assert [r["ratio"] for r in report["runs"]] == [0.01, 0.1]
     assert report["protocol"]["frames"] == 17 and report["device"]["type"] == "cpu"
-    assert report["vcscodec_version"] and report["date"] and report["command"].startswith("vcs ")
+    assert report["vcscodec_version"] and report["date"]
+    assert report["command"] == shlex.join(["vcs", "bench", *args])
     nonkey_frames = [*range(1, 8), *range(9, 16)]  # paper frames 2–8 and 10–16
     for run in report["runs"]:
         assert run["model"]["parameters"] > 0 and run["model"]["name"].startswith("hitvcsnet-mh-k0.5-n")
