@@ -341,7 +341,7 @@ def decode(
         typer.Option(
             "--reference",
             help="The original video: print the quality of what was written against it (as vcs compare); a file "
-            "cut with encode --start is scored against the frames it was cut from",
+            "cut with encode --start is scored against the frames it was cut from; - reads it from standard input",
         ),
     ] = None,
     start: Annotated[int, typer.Option("--start", min=0, help="First frame to decode (0-based)")] = 0,
