@@ -311,9 +311,11 @@ def _parse_header_body(body: bytes, version: int) -> StreamHeader:
     )  # fmt: skip
 
 
-# The opening bytes of what is most often given in a .vcs file's place: the video it was made from.
+# The opening bytes of what is most often given in a .vcs file's place: the video it was made from. First match
+# wins: HEIF and AVIF photos are ISO media files too, told apart by their brand after "ftyp".
 _OTHER_FORMATS = (
     (0, b"YUV4MPEG2", "a Y4M video"),
+    *((4, b"ftyp" + brand, "a HEIF or AVIF picture") for brand in (b"heic", b"heix", b"mif1", b"avif")),
     (4, b"ftyp", "an MP4 or MOV video"),
     (0, b"\x1a\x45\xdf\xa3", "a Matroska or WebM video"),
     (0, b"RIFF", "an AVI or WAV file"),
@@ -324,8 +326,6 @@ _OTHER_FORMATS = (
 
 def _other_format(opening: bytes) -> str | None:
     """What a file that is not a .vcs file is, by its opening bytes, when it is a video or picture; else None."""
-    if opening[4:8] == b"ftyp" and opening[8:12] in (b"heic", b"heix", b"mif1", b"avif"):
-        return "a HEIF or AVIF picture"  # ISO media too, but a photo
     return next((what for at, magic, what in _OTHER_FORMATS if opening[at : at + len(magic)] == magic), None)
 
 

@@ -131,7 +131,11 @@ def _cards(config: BenchConfig) -> list[ModelCard]:
     if config.models and config.ratios:
         raise OptionConflict("give --ratios or --model, not both (a model brings its own ratio)")
     if config.models:
-        return [find_model(m) for m in config.models]
+        cards = [find_model(m) for m in config.models]
+        names = [c.name for c in cards]
+        if len(set(names)) != len(names):  # two prefixes of one model
+            raise VcsError(f"--model names {next(n for i, n in enumerate(names) if n in names[:i])} twice")
+        return cards
     return [pick_model(r, None) for r in (config.ratios or DEFAULT_RATIOS)]
 
 
@@ -489,11 +493,7 @@ def _readable(sequences: list[Sequence], config: BenchConfig, warnings: list[str
         said: list[str | None] = []
         try:
             if sequence.files is not None:  # numbered pictures, read one by one
-                source = sequence.frames()
-                try:
-                    read = _count_sized(itertools.islice(source, needed), size)
-                finally:
-                    source.close()
+                read = _count_sized(_take(sequence.frames(), needed), size)
             else:
                 with open_video(sequence.path, default_fps=DEFAULT_FPS) as reader:
                     read = _count_sized(itertools.islice(reader, needed), size)
@@ -523,9 +523,6 @@ def run_bench(
     """
     _check(config)
     cards = _cards(config)  # option and model errors first, before any sequence is read
-    names = [c.name for c in cards]
-    if len(set(names)) != len(names):  # two prefixes of one model
-        raise VcsError(f"--model names {next(n for i, n in enumerate(names) if n in names[:i])} twice")
     sequences, warnings = find_sequences(config.sequences)
     if config.frames is not None:
         short = [s for s in sequences if s.frame_count < config.frames]
