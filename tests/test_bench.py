@@ -460,8 +460,9 @@ def test_bench_rate_sweep_errors(use_tiny_weights: Path, tmp_path: Path) -> None
     assert "--anchor-qp lists 30 twice" in error("--anchor", "x264", "--anchor-qp", "30,30")
     assert "--ratios lists 0.1 twice" in error("-r", "0.1,0.1")
     assert "unknown anchor 'x265'" in error("--anchor", "x265")
-    mistyped = runner.invoke(app, ["bench", "-s", str(folder), "--anchor", "x265"]).exception
-    assert isinstance(mistyped, CommandLineError)  # a usage error: exit 2, as a mistyped --device is
+    for args in (["--anchor", "x265"], ["--quant-step", "1.3,0"], ["--anchor", "x264", "--anchor-qp", "30,60"]):
+        mistyped = runner.invoke(app, ["bench", "-s", str(folder), *args]).exception
+        assert isinstance(mistyped, CommandLineError), args  # a usage error: exit 2, as a mistyped --device is
     assert "outside 0–51" in error("--anchor", "x264", "--anchor-qp", "30,60")
     assert "--anchor-qp" in error("--anchor", "x264", "--anchor-qp", "30.5")
     assert "--anchor-qp is empty" in error("--anchor", "x264", "--anchor-qp", ",")

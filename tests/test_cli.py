@@ -1117,6 +1117,14 @@ def test_truncated_y4m_is_coded_to_its_last_whole_frame_with_a_warning(tmp_path,
             "vcs: error: give --quant-step or --bpp, not both (--bpp chooses the step) (see vcs encode --help)",
         ),
         (["train", "--force", "--set", "run.dir=x"], "vcs: error: --force goes with --pack"),
+        # a value the library refuses (quant.check_step, …) is refused as mistyped, before the input is opened
+        (["encode", "gone.y4m", "b.vcs", "--quant-step", "0"], "vcs: error: --quant-step: quantizer step 0.0 is out"),
+        (["encode", "gone.y4m", "b.vcs", "-r", "2"], "vcs: error: --ratio: ratio 2 is outside (0, 1]"),
+        (["encode", "gone.y4m", "b.vcs", "--bpp", "nan"], "vcs: error: --bpp: target rate nan bits per pixel"),
+        (["export-sampler", "gone", "-r", "0"], "vcs: error: --ratio: ratio 0 is outside (0, 1]"),
+        (["bench", "-s", "gone", "-r", "0.1,2"], "vcs: error: --ratios: ratio 2 is outside (0, 1]"),
+        (["bench", "-s", "gone", "--quant-step", "2,-1"], "vcs: error: --quant-step: quantizer step -1.0 is out"),
+        (["bench", "-s", "gone", "--anchor-qp", "22,60"], "vcs: error: --anchor-qp: anchor QP 60 is outside 0–51"),
     ],
 )
 def test_usage_errors_are_one_line(args, message) -> None:

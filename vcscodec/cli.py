@@ -32,12 +32,12 @@ except ImportError:  # older Typer uses Click itself
     from click.exceptions import ClickException, UsageError
 from .container import ChromaMode
 from .hardware import DeviceName, Precision, slow_bf16_warning, threads_phrase, use_threads
-from .quant import DEFAULT_QUANT_STEP
-from .rd import DEFAULT_ANCHOR_QPS
-from .registry import DEFAULT_RATIO
+from .quant import DEFAULT_QUANT_STEP, check_step
+from .rd import DEFAULT_ANCHOR_QPS, check_qp
+from .registry import DEFAULT_RATIO, check_ratio
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from .quality import QualityReport
 
@@ -94,8 +94,22 @@ def _parse_fps(fps: str | None) -> Fraction | None:
         raise CommandLineError(f"--fps: {e}") from None
 
 
-def _number_list(text: str, option: str, kind: type[float] | type[int], example: str) -> list[Any]:
-    """A comma-separated option value ("0.01,0.1") as numbers of ``kind``; a one-line error otherwise."""
+def _checked(option: str, value: Any, check: Callable[[Any], object]) -> Any:
+    """``value`` once the library's own check of it passes (`quant.check_step`, …); a value it refuses is a
+    mistyped command line, exit 2, said before any input is read."""
+    if value is not None:
+        try:
+            check(value)
+        except VcsError as e:
+            raise CommandLineError(f"{option}: {e}") from None
+    return value
+
+
+def _number_list(
+    text: str, option: str, kind: type[float] | type[int], example: str, check: Callable[[Any], object]
+) -> list[Any]:
+    """A comma-separated option value ("0.01,0.1") as numbers of ``kind``, each passing ``check``; a one-line
+    error otherwise."""
     try:
         values = [kind(v) for v in text.split(",") if v.strip()]
     except ValueError:
@@ -103,7 +117,7 @@ def _number_list(text: str, option: str, kind: type[float] | type[int], example:
         raise CommandLineError(f"{option} {text!r} is not a comma-separated list of {noun} (e.g. {example})") from None
     if not values:
         raise CommandLineError(f"{option} is empty")
-    return values
+    return [_checked(option, v, check) for v in values]
 
 
 def _anchor_names(names: list[str]) -> list[str]:
@@ -261,7 +275,7 @@ def encode(
     OUTPUT - sends the .vcs file to standard output once it is whole: vcs encode c.y4m - | ssh gpu vcs decode - r.y4m
 
     Pictures are read as shown: turned or mirrored as a display matrix or EXIF asks, as ffmpeg does."""
-    from .codec import encode_file
+    from .codec import check_target_bpp, encode_file
     from .io import STDIO, input_name, spooled_input, spooled_stdout
 
     to_stdout = str(output) == STDIO
@@ -269,6 +283,9 @@ def encode(
         raise VcsError(f"{output}: the encoder writes .vcs files; give an output name ending in .vcs, or -")
     if bpp is not None and quant_step is not None:
         raise OptionConflict("give --quant-step or --bpp, not both (--bpp chooses the step)")
+    _checked("--ratio", ratio, check_ratio)
+    _checked("--quant-step", quant_step, check_step)
+    _checked("--bpp", bpp, check_target_bpp)
     frame_size, frame_rate = _parse_size(size), _parse_fps(fps)  # before a pipe is read to its end
     # No bar on a pipe or in a log: it would only add a stale line before the summary or the error.
     with (
@@ -705,7 +722,7 @@ def export_sampler(
     from .codec import pick_model
     from .inspect import export_sampler as export
 
-    for path in export(pick_model(ratio, model), output, force):
+    for path in export(pick_model(_checked("--ratio", ratio, check_ratio), model), output, force):
         out.print(str(path), highlight=False)
 
 
@@ -801,7 +818,7 @@ def bench(
             raise CommandLineError(f"--frames {frames!r} is not a number or 'all'") from None
         if count < 1:
             raise CommandLineError(f"--frames must be at least 1 (or 'all'), not {count}")
-    ratio_list = _number_list(ratios, "--ratios", float, "0.01,0.1") if ratios is not None else None
+    ratio_list = _number_list(ratios, "--ratios", float, "0.01,0.1", check_ratio) if ratios is not None else None
     if plot is not None:
         require_matplotlib()
         from .output import check_output_folder
@@ -815,12 +832,12 @@ def bench(
         device,
         precision,
         chroma,
-        tuple(_number_list(quant_step, "--quant-step", float, "1.3,2.6")),
+        tuple(_number_list(quant_step, "--quant-step", float, "1.3,2.6", check_step)),
         batch_gops,
         keep,
         force,
         tuple(_anchor_names(anchor or [])),
-        tuple(_number_list(anchor_qp, "--anchor-qp", int, "22,27,32,37")),
+        tuple(_number_list(anchor_qp, "--anchor-qp", int, "22,27,32,37", check_qp)),
     )
     command = shlex.join(["vcs", *sys.argv[1:]])
     with _progress(quiet, "bench") as progress:

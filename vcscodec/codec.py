@@ -39,7 +39,7 @@ from .quant import DEFAULT_QUANT_STEP, check_step, dequantize, quantize
 from .registry import (
     DEFAULT_RATIO,
     ModelCard,
-    check_ratio_type,
+    check_ratio,
     default_model,
     find_model,
     installed_models,
@@ -111,7 +111,7 @@ def pick_model(ratio: float | None, model: str | None) -> ModelCard:
     if model:
         if ratio is None:
             return find_model(model)
-        alpha_n = check_ratio_type(ratio)
+        alpha_n = check_ratio(ratio)
 
         def fits(card: ModelCard) -> bool:
             return abs(card.alpha_n - alpha_n) < 1e-9
@@ -350,13 +350,19 @@ FIT_STEPS = (0.25, 4096.0)
 noise dominates (the step only adds bits); above 4096 nearly every measurement quantizes to 0."""
 
 
+def check_target_bpp(target_bpp: float) -> float:
+    """``target_bpp`` if it is a rate `fit_quant_step` can look for: a positive number (NaN is not)."""
+    if not target_bpp > 0:
+        raise VcsError(f"target rate {target_bpp:g} bits per pixel is not a positive number")
+    return target_bpp
+
+
 def fit_quant_step(bpp_at: Callable[[float], float], target_bpp: float, tolerance: float = 0.01) -> tuple[float, int]:
     """The finest quantizer step whose rate ``bpp_at(step)`` is at most ``target_bpp``, to within ``tolerance``
     (relative, on the step), and how many times ``bpp_at`` ran. The rate falls as the step grows, by about one bit
     per measurement for each doubling, so the search interpolates in log(step) (regula falsi, Illinois variant:
     a few calls), never nearer an end than the tolerance; steps are kept to 4 significant digits."""
-    if not target_bpp > 0:
-        raise VcsError(f"--bpp must be a positive number of bits per pixel, not {target_bpp:g}")
+    check_target_bpp(target_bpp)
     fine, coarse = FIT_STEPS
     calls = 1
     excess_fine = bpp_at(fine) - target_bpp

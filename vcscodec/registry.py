@@ -226,17 +226,20 @@ def _some_names(cards: list[ModelCard], most: int = 6) -> str:
     return f"{names} and {len(cards) - most} more (`vcs models` lists them)"
 
 
-def check_ratio_type(alpha_n: object) -> float:
-    """``alpha_n``, a ratio from Python, if it is a number: "0.1" would otherwise fail deep in a comparison."""
+def check_ratio(alpha_n: object) -> float:
+    """``alpha_n``, a ratio from Python or a command line, if it is a number in (0, 1]: "0.1" would otherwise fail
+    deep in a comparison, and 2 or NaN would be looked for among the models as if it could be there."""
     if isinstance(alpha_n, bool) or not isinstance(alpha_n, int | float):
         raise VcsError(f"ratio must be a number, got {type(alpha_n).__name__} {alpha_n!r}")
+    if not 0 < alpha_n <= 1:  # NaN fails this too
+        raise VcsError(f"ratio {alpha_n:g} is outside (0, 1]")
     return alpha_n
 
 
 def default_model(alpha_n: float, folder: str | os.PathLike[str] | None = None) -> ModelCard:
     """The model marked default for this non-keyframe ratio; where none is marked (a training run's export
     folder as $VCS_WEIGHTS), the ratio's only model."""
-    check_ratio_type(alpha_n)
+    check_ratio(alpha_n)
     installed = installed_models(folder)
     cards = [c for c in installed if abs(c.alpha_n - alpha_n) < 1e-9]
     marked = [c for c in cards if c.default]

@@ -25,7 +25,7 @@ from ..output import make_output_folder
 from ..quality import score_frame
 from ..quant import DEFAULT_QUANT_STEP, check_step
 from ..rd import ANCHORS, DEFAULT_ANCHOR_QPS, bd_psnr, bd_rate, check_anchor, check_qp, code_with_anchor, summarize
-from ..registry import ModelCard, find_model
+from ..registry import ModelCard, check_ratio, find_model
 from .paper import PAPER_FRAMES, linear_floor, paper_figures, paper_results, paper_sequence, ratio_key
 from .sequences import Sequence, find_sequences, scored_frames
 
@@ -171,10 +171,8 @@ def _check(config: BenchConfig) -> None:
         raise VcsError("--anchor-qp needs at least one QP")
     for qp in config.anchor_qps:
         check_qp(qp)
-    if config.ratios is not None:
-        for r in config.ratios:
-            if not 0 < r <= 1:
-                raise VcsError(f"ratio {r:g} is outside (0, 1]")
+    for r in config.ratios or ():
+        check_ratio(r)
 
 
 def _mean(values: list[float]) -> float | None:
