@@ -218,6 +218,8 @@ def test_models_lists_the_weights_folder(tmp_path, clip):
     assert_ok(done)
     models = json.loads(done.stdout)
     assert sorted(m["alpha_n"] for m in models) == [0.01, 0.1] and all(m["default"] for m in models)
+    # which folder was read, as the table's title says it: each weights file's absolute path
+    assert all(Path(m["path"]) == Path(clip["weights"]).absolute() / m["file"] for m in models)
     # The table in a narrow terminal folds a long name onto more lines, but never cuts it short.
     env = {"COLUMNS": "50"}
     table = subprocess.run([sys.executable, "-m", "vcscodec.cli", "models"], capture_output=True, text=True,

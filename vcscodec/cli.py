@@ -636,13 +636,17 @@ def _format_value(value: object) -> str:
 
 
 @app.command()
-def models(json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
-    """List the models in the weights folder."""
+def models(
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print each model's manifest, with the weights file's absolute path")
+    ] = False,
+) -> None:
+    """List the models in the weights folder ($VCS_WEIGHTS, else the shipped weights/)."""
     from .registry import installed_models, weights_dir
 
     cards = installed_models()
-    if json_out:
-        out.print_json(json.dumps([c.manifest for c in cards]))
+    if json_out:  # the path says which folder was read, as the table's title does
+        out.print_json(json.dumps([{**c.manifest, "path": str(c.path.absolute())} for c in cards]))
         return
     caption = (
         "steps a+b: b of a keyframe branch grafted in; val PSNR: the trainer's validation of the weights, which every "
