@@ -1127,6 +1127,9 @@ def test_truncated_y4m_is_coded_to_its_last_whole_frame_with_a_warning(tmp_path,
         (["bench", "-s", "gone", "-r", "0.1,2"], "vcs: error: --ratios: ratio 2 is outside (0, 1]"),
         (["bench", "-s", "gone", "--quant-step", "2,-1"], "vcs: error: --quant-step: quantizer step -1.0 is out"),
         (["bench", "-s", "gone", "--anchor-qp", "22,60"], "vcs: error: --anchor-qp: anchor QP 60 is outside 0–51"),
+        # an unset shell variable: as a path, "" would be the current folder, which export-sampler would fill
+        (["export-sampler", ""], "vcs: error: the argument after 'export-sampler' is empty (an unset shell"),
+        (["encode", "a.y4m", "b.vcs", "-m", ""], "vcs: error: -m's value is empty (an unset shell variable?)"),
     ],
 )
 def test_usage_errors_are_one_line(args, message) -> None:

@@ -916,11 +916,22 @@ def _usage_phrase(text: str) -> str:
     return text[:1].lower() + text[1:]
 
 
+def _refuse_empty_arguments(args: list[str]) -> None:
+    """An empty argument is a script's unset variable (`vcs export-sampler "$DIR"`), never a choice: as a path it
+    would be the current folder, which export-sampler and --keep would fill."""
+    for i, arg in enumerate(args):
+        if arg == "":
+            before = args[i - 1] if i and args[i - 1].startswith("-") and "=" not in args[i - 1] else None
+            what = f"{before}'s value" if before else f"the argument after {args[i - 1]!r}" if i else "the command"
+            raise CommandLineError(f"{what} is empty (an unset shell variable?)")
+
+
 def main() -> None:
     # `vcs train` installs its own handlers for its run (a clean stop with a checkpoint) and restores these.
     for sig in _Stopped.EXIT:
         signal.signal(sig, _raise_stopped)
     try:
+        _refuse_empty_arguments(sys.argv[1:])
         # Not standalone: Typer would print a usage error as a boxed panel of five lines; here it is ours to report.
         code = app(prog_name="vcs", standalone_mode=False)
         if sys.stdout is not None:
