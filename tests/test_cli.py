@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from vcscodec.cli import app
 from vcscodec.container import FORMAT_VERSION, ContainerReader, read_header
 from vcscodec.errors import frames_phrase
 from vcscodec.io import open_video
@@ -1234,3 +1236,19 @@ def test_help_shows_every_default_and_takes_h(clip):
         assert done.stdout.lstrip().startswith("Usage: vcs") and done.stderr == ""
     text = " ".join(run_vcs("encode", "--help", weights=clip["weights"]).stdout.replace("│", " ").split())
     assert "0.1 or 0.01 [default: 0.1]" in text and "(see docs/format.md) [default: 1.3]" in text
+
+
+@pytest.mark.parametrize("command", ["encode", "decode", "compare", "info", "models", "bench", "train"])
+def test_help_shows_flags_without_a_value(command):
+    # A flag takes no value: its row names no type (Typer printed `<bool>`, as if `--force true` were needed),
+    # while an option that takes a value still shows its type.
+    done = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "150"})
+    assert done.exit_code == 0, done.output
+    cells = [line.strip("│ ").removeprefix("* ").split() for line in done.output.splitlines()]
+    rows = {c[0]: c[1:] for c in cells if c and c[0].startswith("--")}  # "--force": ["-f", "Overwrite", …]
+    assert "<bool>" not in done.output and rows["--help"][:2] == ["-h", "Show"], rows["--help"]
+    flag = {"info": "--json", "models": "--json", "compare": "--per-frame", "train": "--resume"}.get(command, "--quiet")
+    after_names = rows[flag][1:] if rows[flag][0].startswith("-") else rows[flag]  # "-q" or none
+    assert not after_names[0].startswith("<"), rows[flag]
+    if command in ("decode", "bench"):
+        assert rows["--threads"][:2] == ["<int", "range>"]

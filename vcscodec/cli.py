@@ -41,6 +41,23 @@ if TYPE_CHECKING:
 
     from .quality import QualityReport
 
+
+def _flags_show_no_type() -> None:
+    """Typer's help prints `<bool>` beside every flag (--force, --quiet, --help), as if it took a value: a flag's
+    row shows none, as Click's and ffmpeg's do. Only the help changes; with a Typer that moves the method, nothing."""
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None:
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_show_no_type()
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
