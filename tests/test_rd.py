@@ -98,3 +98,25 @@ def test_anchor_errors() -> None:
     odd = camera_pan(2, 63, 64)
     with pytest.raises(VcsError, match="even sizes"):
         code_with_anchor(odd, "x264", 30, gray=False)
+
+
+def test_a_missing_delta_says_both_reasons() -> None:
+    # A curve whose two steps reach one PSNR is dropped as surely as curves apart: the line says both, not "no
+    # overlap" alone.
+    import io
+
+    from rich.console import Console
+
+    from vcscodec.bench.report import _render_rd
+
+    rates_b, psnrs_b = [0.15, 0.3], [31.0, 31.0]
+    delta = {"bd_rate": bd_rate(RATES, PSNRS, rates_b, psnrs_b), "bd_psnr": bd_psnr(RATES, PSNRS, rates_b, psnrs_b)}
+    assert delta["bd_rate"] is None and delta["bd_psnr"] is not None
+    report = {
+        "anchors": [],
+        "rd": [{"model": "b", "reference": "a", "per_sequence": {"s": delta},
+                "bd_rate": {"mean": None, "sequences": 0}, "bd_psnr": {"mean": delta["bd_psnr"], "sequences": 1}}],
+    }  # fmt: skip
+    text = io.StringIO()
+    _render_rd(report, Console(file=text, width=300))
+    assert "no BD-rate (on no sequence do both curves have distinct PSNRs and overlap in PSNR)" in text.getvalue()

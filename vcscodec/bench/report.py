@@ -171,8 +171,9 @@ def _render_rd(report: dict[str, Any], console: Console) -> None:
         rate, gain = c["bd_rate"], c["bd_psnr"]
         if rate["mean"] is None and gain["mean"] is None:
             console.print(
-                f"  {c['model']} against {c['reference']}: no Bjøntegaard delta (it needs two or more points on "
-                "each curve, overlapping in PSNR or rate: give several --quant-step values or widen --anchor-qp)",
+                f"  {c['model']} against {c['reference']}: no Bjøntegaard delta (it needs two or more points of "
+                "distinct rates and PSNRs on each curve, overlapping in PSNR or rate: give several --quant-step values "
+                "or widen --anchor-qp)",
                 highlight=False,
             )
             continue
@@ -180,12 +181,12 @@ def _render_rd(report: dict[str, Any], console: Console) -> None:
         parts = []
         if rate["mean"] is not None:
             parts.append(f"BD-rate {rate['mean']:+.1f} % ({rate['sequences']} of {total} sequences)")
-        else:  # said, not left out silently: the curves overlap in rate, not in PSNR
-            parts.append("no BD-rate (no sequence's curves overlap in PSNR)")
+        else:  # said, not left out silently: apart in PSNR, or a curve with two points at one PSNR (`rd._curve`)
+            parts.append("no BD-rate (on no sequence do both curves have distinct PSNRs and overlap in PSNR)")
         if gain["mean"] is not None:
             parts.append(f"BD-PSNR {gain['mean']:+.2f} dB ({gain['sequences']} of {total})")
         else:
-            parts.append("no BD-PSNR (no sequence's curves overlap in rate)")
+            parts.append("no BD-PSNR (on no sequence do both curves have distinct rates and overlap in rate)")
         console.print(f"  {c['model']} against {c['reference']}: {', '.join(parts)}", highlight=False)
     console.print(
         "  Bjøntegaard deltas, per sequence where the curves overlap, then averaged; a negative BD-rate means "
