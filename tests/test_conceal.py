@@ -258,3 +258,37 @@ def test_trailing_bytes_are_ignored_with_a_warning(coded, tmp_path: Path) -> Non
     assert "concealed" not in result.output
     with open_video(out) as reader:
         assert same(list(reader), clean)
+
+
+def test_a_range_after_damage_decodes_without_conceal(coded, tmp_path: Path) -> None:
+    """A decode from a later GOP passes the records before it by their prefixes (docs/format.md §2.3): damage inside
+    their payloads does not stop it, and needs no --conceal. The prefixes themselves are still checked."""
+    vcs, data, clean = coded
+    start, size = records(data)[1]
+    bad = tmp_path / "bad.vcs"
+    bad.write_bytes(flipped(data, start + 13 + size // 2))  # GOP 1's payload: frames 8–15
+    assert same(decode(bad, start=24, count=9), clean[24:33])  # GOPs 3 and 4, GOP 2 read for its keyframe
+    with pytest.raises(VcsError, match="GOP 1 is damaged"):
+        decode(bad, start=16, count=2)  # GOP 1 is the record before the range: read whole
+    cut_prefix = tmp_path / "prefix.vcs"
+    cut_prefix.write_bytes(flipped(data, start + 5))  # GOP 1's length: where GOP 2 starts is unknown
+    with pytest.raises(VcsError, match="GOP 1 is damaged"):
+        decode(cut_prefix, start=24, count=2)
+
+
+def test_a_damaged_payload_is_passed_by_its_length(coded, tmp_path: Path) -> None:
+    """A record whose prefix holds but whose payload does not is passed by its length (docs/format.md §2.3), not
+    scanned through: a prefix that happens to hold inside the damaged payload (made here on purpose) is not taken
+    for the next record, which would lose GOP 2 as well."""
+    import zlib
+
+    vcs, data, _ = coded
+    (start1, size1), (start2, size2) = records(data)[1:3]
+    head = struct.pack("<BII", 0x47, 2, 16)
+    fake = head + struct.pack("<I", zlib.crc32(head))  # GOP 2's prefix, 16 bytes long, inside GOP 1's payload
+    inside = start1 + 13 + 40
+    bad = tmp_path / "bad.vcs"
+    bad.write_bytes(data[:inside] + fake + data[inside + len(fake) :])
+    with ContainerReader(bad) as reader:
+        out = [(r.index, isinstance(r, LostGop)) for r in reader.salvage()]
+    assert out == [(0, False), (1, True), (2, False), (3, False), (4, False), (5, False)]

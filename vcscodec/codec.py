@@ -658,7 +658,10 @@ def decode_records(
     pending: list[GopRecord] = []
     skipped: GopRecord | None = None  # concealing: the last intact GOP before the range, not rebuilt (yet)
     skipped_before: GopRecord | None = None
-    for record in reader.salvage() if on_lost else reader:
+    # The records before the GOP before the range are passed by their prefixes (the one before holds the previous
+    # keyframe an alternating grid refines with); concealing reads them all, to know what it repeats.
+    records = reader.salvage() if on_lost else reader.records(max(0, start // header.gop - 1))
+    for record in records:
         first, position = header.record_range(record.index)
         if isinstance(record, LostGop) and record.count > 1:
             position = header.record_range(record.index + record.count - 1)[1]

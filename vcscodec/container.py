@@ -711,9 +711,19 @@ class ContainerReader:
         return "after the header" if g == 0 else f"after GOP {g - 1}"
 
     def __iter__(self) -> Iterator[GopRecord]:
+        return self.records()
+
+    def records(self, first: int = 0) -> Iterator[GopRecord]:
+        """The GOP records from number ``first`` on, as iterating gives them all. The records before it are passed
+        by their prefix alone, checked as ever (its CRC makes the length trustworthy, docs/format.md §2.3); their
+        payloads are neither read nor checked, so a decode from a later GOP (`vcs decode --start`) costs nothing
+        for them, and damage inside them does not stop it."""
         try:
             pos = self._records_offset
             for g in range(self.header.num_records + 1):
+                if g < first:
+                    pos = self._record_end(pos, g)
+                    continue
                 record, pos = self._read_record(pos, g)
                 if record is None:
                     return
@@ -736,7 +746,11 @@ class ContainerReader:
             try:
                 record, after = self._read_record(pos, g)
             except VcsError as e:
-                found = self._next_record(pos + 1, g + 1)
+                try:  # its prefix holds (the payload is damaged): its length says where the next record starts
+                    scan_from = self._record_end(pos, g)
+                except VcsError:  # a damaged prefix or a file cut short: look for the next prefix that holds
+                    scan_from = pos + 1
+                found = self._next_record(scan_from, g + 1)
                 resume = found[1] if found else n
                 yield LostGop(g, str(e))
                 if resume > g + 1:
@@ -775,9 +789,13 @@ class ContainerReader:
                     return pos, index
         return None
 
-    def _read_record(self, pos: int, g: int) -> tuple[GopRecord | None, int]:
-        """Record ``g`` read and checked at ``pos``: GOP record g, or None for the end record when g is the
-        number of GOP records; and the position after it."""
+    def _record_end(self, pos: int, g: int) -> int:
+        """The position after record ``g`` at ``pos``, from its checked prefix (`_read_prefix`)."""
+        return pos + _PREFIX.size + 4 + self._read_prefix(pos, g) + 4
+
+    def _read_prefix(self, pos: int, g: int) -> int:
+        """Record ``g``'s prefix at ``pos``, checked (CRC, type, index, and that the record fits the file): its
+        payload length."""
         f, size, h = self._f, self.file_size, self.header
         n = h.num_records
         what = f"GOP {g}" if g < n else "end record"
@@ -801,6 +819,15 @@ class ContainerReader:
             raise VcsError(f"{what} has index {index}, expected {g}")
         if pos + prefix_size + length + 4 > size:
             raise VcsError(f"file is truncated in {'the ' if g == n else ''}{what}")
+        return length
+
+    def _read_record(self, pos: int, g: int) -> tuple[GopRecord | None, int]:
+        """Record ``g`` read and checked at ``pos``: GOP record g, or None for the end record when g is the
+        number of GOP records; and the position after it."""
+        f, size, n = self._f, self.file_size, self.header.num_records
+        what = f"GOP {g}" if g < n else "end record"
+        prefix_size = _PREFIX.size + 4
+        length = self._read_prefix(pos, g)  # leaves the file at the payload
         payload = f.read(length)
         (crc,) = _U32.unpack(f.read(4))
         if crc != _crc(payload):
@@ -813,7 +840,7 @@ class ContainerReader:
                 extra = size - pos
                 raise VcsError(f"{extra} byte{'s' * (extra != 1)} of unexpected data after the end record")
             return None, pos
-        return _decode_payload(h, g, payload), pos
+        return _decode_payload(self.header, g, payload), pos
 
 
 def read_header(path: str | os.PathLike[str]) -> StreamHeader:
