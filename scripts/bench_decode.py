@@ -36,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arch", default="hitvcsnet-mh", help="architecture built when no weights are shipped")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--batch-gops", type=int, default=4)
+    parser.add_argument(
+        "--batch-gops", type=int, default=0, help="GOPs rebuilt together; 0: by frame size, as vcs decode"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
 

@@ -88,6 +88,10 @@ def _root(
     """vcscodec: encode videos into compressive measurements (.vcs) and rebuild them with HIT-VCSNet."""
 
 
+_RATIO_HELP = f"Non-keyframe ratio αn of the default model: 0.1 or 0.01 \\[default: {DEFAULT_RATIO:g}]"
+_MODEL_HELP = "Model name (or unique prefix) from `vcs models`"
+
+
 def _parse_size(size: str | None) -> tuple[int, int] | None:
     if size is None:
         return None
@@ -230,17 +234,8 @@ def encode(
         Path,
         typer.Argument(help="The .vcs file to write; - writes it to standard output once it is complete"),
     ],
-    ratio: Annotated[
-        float | None,
-        typer.Option(
-            "--ratio",
-            "-r",
-            help=f"Non-keyframe ratio αn of the default model: 0.1 or 0.01 \\[default: {DEFAULT_RATIO:g}]",
-        ),
-    ] = None,
-    model: Annotated[
-        str | None, typer.Option("--model", "-m", help="Model name (or unique prefix) from `vcs models`")
-    ] = None,
+    ratio: Annotated[float | None, typer.Option("--ratio", "-r", help=_RATIO_HELP)] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help=_MODEL_HELP)] = None,
     size: Annotated[
         str | None, typer.Option("--size", help="WxH of a raw .yuv input (else taken from its name)")
     ] = None,
@@ -545,8 +540,8 @@ def compare(
         typer.Option(
             "--start",
             min=0,
-            help="The test video begins at this frame of the reference (0-based), as after --start; "
-            "all its frames are scored",
+            help="The test video begins at this frame of the reference (0-based), as a file cut with vcs encode "
+            "--start or decoded with vcs decode --start does; all its frames are scored",
         ),
     ] = 0,
     per_frame: Annotated[bool, typer.Option("--per-frame", help="A row for every frame")] = False,
@@ -735,8 +730,8 @@ def demo(
 @app.command("export-sampler")
 def export_sampler(
     output: Annotated[Path, typer.Argument(help="Folder to write phi_k/phi_n as .npy and .csv, with README")],
-    ratio: Annotated[float | None, typer.Option("--ratio", "-r", help="Ratio of the default model")] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model name")] = None,
+    ratio: Annotated[float | None, typer.Option("--ratio", "-r", help=_RATIO_HELP)] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help=_MODEL_HELP)] = None,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite files in the folder")] = False,
 ) -> None:
     """Write Φk, Φn and how to apply them (README.txt), so hardware can measure as vcs encode does, to the integer."""
