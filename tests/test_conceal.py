@@ -163,6 +163,8 @@ def test_a_range_around_a_lost_gop(coded, tmp_path: Path) -> None:
         part = decode(bad, lost, start=first, count=count)
         assert same(part, whole[first : first + count]), (first, count)
         assert [c.gop for c in lost] == ([2] if first < 24 else [])
+        # the warning names the frames written in GOP 2's place, those of the range only
+        assert [(c.first, c.end) for c in lost] == ([(max(16, first), min(24, first + count))] if first < 24 else [])
     # GOPs 2 and 3 lost, the range starting in GOP 3: GOP 1, before the range, is rebuilt to give frame 15
     start3, size3 = records(data)[3]
     worse = tmp_path / "worse.vcs"
@@ -242,7 +244,7 @@ def test_a_header_that_announces_frames_that_are_not_there(coded, tmp_path: Path
     assert json.loads(described.stdout)["records"] == 268435457
     lost: list[Concealed] = []
     out = decode(huge, lost, start=30, count=20)
-    assert [(c.gop, c.gops, c.first, c.end) for c in lost] == [(5, 1, 40, 48), (6, 268435451, 48, 2**31 - 1)]
+    assert [(c.gop, c.gops, c.first, c.end) for c in lost] == [(5, 1, 40, 48), (6, 268435451, 48, 50)]  # in the range
     # frames 30-39 as in the file (GOP 4 closed on its own keyframe), then frame 39 stands in for the rest
     assert same(out[:2], clean[30:32]) and len(out) == 20 and all(np.array_equal(f.y, out[9].y) for f in out[10:])
 

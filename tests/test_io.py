@@ -631,13 +631,15 @@ def test_gray_clip_and_write_clip(tmp_path):
         ("30000:1001", NTSC),
         ("12.5", Fraction(25, 2)),
         (Fraction(2997, 100), Fraction(2997, 100)),  # an exact Fraction is taken as given
+        ("0.0000001", Fraction(1, 10_000_000)),  # near 0·1000/1001, which is no NTSC rate
+        ("2147483647/2", Fraction(2147483647, 2)),  # FFmpeg's largest term
     ],
 )
 def test_parse_fps(value, rate):
     assert parse_fps(value) == rate
 
 
-@pytest.mark.parametrize("value", ["0", "-3", "fast", "1/0"])
+@pytest.mark.parametrize("value", ["0", "-3", "fast", "1/0", "2147483648", "1/4294967295", "1e12"])
 def test_parse_fps_rejects(value):
     with expect("frame rate"):
         parse_fps(value)
@@ -928,3 +930,32 @@ def test_numbered_png_pictures_all_or_nothing(tmp_path):
         with open_writer(tmp_path / "e_%d.png", 32, 16, 25):
             pass
     assert not any(p.name.startswith(("e_", ".e_")) for p in tmp_path.iterdir())
+
+
+def test_a_writer_refuses_what_ffmpeg_cannot_take_and_leaves_nothing(tmp_path: Path) -> None:
+    """A rate whose terms pass a C int (a .vcs header holds u32) or a frame FFmpeg will not allocate: one line when
+    the writer opens, and no temporary file beside the output (the rate's failure left one)."""
+    out = tmp_path / "o.y4m"
+    with expect("beyond what FFmpeg carries"):
+        open_writer(out, 64, 48, Fraction(4294967295))
+    for width, height in ((2064761, 2), (16256, 16256)):  # (w + 128)·(h + 128) reaching INT_MAX / 8
+        for name in ("o.mp4", "f_%04d.png"):
+            with expect("larger than FFmpeg's writers take"):
+                open_writer(tmp_path / name, width, height, 25)
+    assert list(tmp_path.iterdir()) == []
+    with open_writer(out, 2064760, 2, 25) as writer:  # the largest FFmpeg takes at that height
+        writer.write(Frame(np.zeros((2, 2064760), np.uint8), *[np.zeros((1, 1032380), np.uint8)] * 2))
+    assert out.stat().st_size > 2064760 * 3 and [p.name for p in tmp_path.iterdir()] == ["o.y4m"]
+
+
+def test_a_named_pipe_or_device_as_the_output_is_refused_even_with_force(tmp_path: Path) -> None:
+    """The finished output is renamed onto its name: over a named pipe that would leave the pipe's reader waiting
+    and a plain file in its place. Streams go through standard output (`-`)."""
+    import os
+
+    pipe = tmp_path / "p.y4m"
+    os.mkfifo(pipe)
+    for force in (False, True):
+        with expect("p.y4m is a named pipe: write to - and redirect it"):
+            open_writer(pipe, 64, 48, 25, force=force)
+    assert pipe.is_fifo() and [p.name for p in tmp_path.iterdir()] == ["p.y4m"]

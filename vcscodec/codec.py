@@ -683,8 +683,9 @@ def decode_records(
                 rebuilt = decoder.decode_chain([skipped], skipped, skipped_before)
                 last_rebuilt = header.record_range(skipped.index)[1] - 1, rebuilt[-1]
             source, held = last_rebuilt if last_rebuilt else (None, decoder.grey_frame())
-            if on_lost:
-                on_lost(Concealed(record.index, first, position, record.reason, source, record.count))
+            if on_lost:  # the frames of the range it stands in for, not every frame the lost GOPs held
+                shown = max(first, start), min(position, end)
+                on_lost(Concealed(record.index, *shown, record.reason, source, record.count))
             yield from (held for _ in range(max(first, start), min(position, end)))
             continue
         if pending and (first >= end or len(pending) == batch_gops or len(record.frames) != len(pending[0].frames)):
@@ -711,7 +712,7 @@ class Concealed:
     """A GOP record lost in a damaged file, or a run of them, and the frames that stand in (`decode_records`)."""
 
     gop: int
-    first: int  # its frames: first … end − 1
+    first: int  # the frames written in its place, first … end − 1 (within a decoded range, only those)
     end: int
     reason: str
     repeats: int | None  # the rebuilt frame that stands in for them; None: mid-grey (none was rebuilt before)

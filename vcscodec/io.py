@@ -137,6 +137,11 @@ _SIZE_RE = re.compile(r"^(\d+)x(\d+)$", re.IGNORECASE)
 _FPS_RE = re.compile(r"^(\d+(?:\.\d+)?)(fps|hz|p)?$", re.IGNORECASE)
 
 
+MAX_FPS_TERM = 2**31 - 1
+"""FFmpeg's rationals are pairs of C ints: a rate's numerator and denominator must fit one (the .vcs header's u32
+fields would take twice as much, which no writer could then use)."""
+
+
 def parse_fps(value: Fraction | int | float | str) -> Fraction:
     """A frame rate from 25, "30", "29.97" (→ 30000/1001; also 23.976, 59.94), "30000/1001", "30000:1001"."""
     if isinstance(value, (Fraction, int)):
@@ -147,12 +152,16 @@ def parse_fps(value: Fraction | int | float | str) -> Fraction:
             rate = Fraction(text)
         except (ValueError, ZeroDivisionError):
             raise VcsError(f"bad frame rate {value!r}; give e.g. 25, 29.97 or 30000/1001") from None
-        # A decimal close to N·1000/1001 names an NTSC rate.
+        # A decimal close to N·1000/1001 (N ≥ 1) names an NTSC rate.
         ntsc = rate * Fraction(1001, 1000)
-        if "." in text and rate.denominator != 1 and abs(ntsc - round(ntsc)) < Fraction(1, 200):
+        if "." in text and rate.denominator != 1 and round(ntsc) >= 1 and abs(ntsc - round(ntsc)) < Fraction(1, 200):
             rate = Fraction(round(ntsc) * 1000, 1001)
     if rate <= 0:
         raise VcsError(f"frame rate must be positive, got {value}")
+    if max(rate.numerator, rate.denominator) > MAX_FPS_TERM:
+        raise VcsError(
+            f"frame rate {rate} is beyond what FFmpeg carries (numerator and denominator at most {MAX_FPS_TERM})"
+        )
     return rate
 
 
@@ -891,6 +900,17 @@ def spooled_stdout(suffix: str) -> Iterator[Path]:
             raise VcsError(f"{_STDOUT_NAME}: writing the file failed after {sent:,} bytes ({_why(e)})") from None
 
 
+def _writable_size(path: Path, width: float, height: float) -> tuple[int, int]:
+    """``width``, ``height`` as ints, if a writer can take frames of that size: FFmpeg refuses a frame whose
+    padded area, (w + 128)·(h + 128), reaches INT_MAX / 8 (`av_image_check_size`: about 16 000 × 16 000). The
+    .vcs format allows 65 535 × 65 535; better said before the decode than at its first frame."""
+    if int(width) != width or int(height) != height or width < 1 or height < 1:
+        raise VcsError(f"{path}: bad frame size {width}x{height}")
+    if (int(width) + 128) * (int(height) + 128) >= (2**31 - 1) // 8:
+        raise VcsError(f"{path}: frames of {int(width)}x{int(height)} are larger than FFmpeg's writers take")
+    return int(width), int(height)
+
+
 def _to_av_frame(frame: Frame) -> av.VideoFrame:
     """A yuv420p FFmpeg frame of a `Frame` (float planes rounded and clipped)."""
     av_frame = av.VideoFrame(frame.width, frame.height, "yuv420p")
@@ -971,28 +991,29 @@ class VideoWriter(_Output):
                 f"supported: {', '.join(WRITE_EXTENSIONS)}, numbered .png pictures (f_%04d.png), one .png picture, "
                 "or - for Y4M on standard output"
             )
-        if int(width) != width or int(height) != height or width < 1 or height < 1:
-            raise VcsError(f"{self.path}: bad frame size {width}x{height}")
-        self.width, self.height = int(width), int(height)
+        self.width, self.height = _writable_size(self.path, width, height)
         self.fps = parse_fps(fps)
         self.force = force
         if to_stdout and sys.stdout.isatty():
             raise VcsError("standard output is a terminal: pipe it into a player or a file (… - | ffplay -)")
-        self.temp: Path | None = None if to_stdout else self._make_temp(ext)
         self.codec, options = _choose_codec(ext, self.width, self.height)
+        self.temp: Path | None = None if to_stdout else self._make_temp(ext)
         self.frames_written = 0
         self._done = False
         container = None
         target = sys.stdout.buffer if self.temp is None else str(self.temp)
-        try:
+        try:  # from here on, any failure drops the temporary file it has claimed
             container = av.open(target, mode="w", format=_MUXERS[ext])
             self._stream = container.add_stream(self.codec, rate=self.fps, options=options)
             self._stream.width, self._stream.height = self.width, self.height
             self._stream.pix_fmt = "yuv420p"
             self._stream.codec_context.time_base = 1 / self.fps
-        except (av.FFmpegError, OSError, ValueError) as e:
+        except (av.FFmpegError, OSError, ValueError, OverflowError) as e:
             _discard(container, self.temp)
             raise VcsError(f"cannot write {self._name}: {_why(e)}") from e
+        except BaseException:
+            _discard(container, self.temp)
+            raise
         self._container = container
         # Also on garbage collection or interpreter exit: never leave the temporary file behind.
         self._finalizer = weakref.finalize(self, _discard, container, self.temp)
@@ -1077,9 +1098,7 @@ class PictureWriter(_Output):
             )
         if self._single and frames is not None and frames > 1:
             raise self._one_picture(frames)
-        if int(width) != width or int(height) != height or width < 1 or height < 1:
-            raise VcsError(f"{self.path}: bad frame size {width}x{height}")
-        self.width, self.height = int(width), int(height)
+        self.width, self.height = _writable_size(self.path, width, height)
         self.force, self.first_number = force, first_number
         self.codec = "png"
         self.frames_written = 0

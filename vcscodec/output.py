@@ -68,6 +68,17 @@ def check_output_path(path: str | os.PathLike[str], force: bool, *inputs: Path) 
     check_output_folder(path.absolute().parent)
     if path.is_dir():
         raise VcsError(f"{path} is a folder")
+    if path.exists() and not path.is_file():
+        # The finished output is renamed onto the name, which would replace a named pipe (its reader left waiting)
+        # or a device node with a plain file: streaming goes through standard output instead.
+        kind = (
+            "a named pipe"
+            if path.is_fifo()
+            else "a device"
+            if path.is_char_device() or path.is_block_device()
+            else "not a file"
+        )
+        raise VcsError(f"{path} is {kind}: write to - and redirect it (… - > {path})")
     refuse_input_as_output(path, *inputs)
     if path.exists() and not force:
         raise VcsError(f"{path} already exists (use --force to overwrite)")
