@@ -963,6 +963,44 @@ def test_a_signal_midway_leaves_nothing(tmp_path, clip, sig, code, said):
     assert files_in(tmp_path) == []
 
 
+def test_a_stop_whose_exception_is_lost_still_keeps_nothing(tmp_path, clip):
+    """A signal's exception raised where Python only prints "Exception ignored" (a weakref or atexit callback) let
+    the decode run to its end, keep its output and exit 0. The stop is remembered: the writer refuses to keep its
+    output, and the command ends as stopped. A second signal meanwhile is ignored (it broke the clean-up)."""
+    script = _SIGNAL_MIDWAY.replace(
+        "os.kill(os.getpid(), stop)",
+        "from vcscodec import output\n"
+        "        try:\n"
+        "            output.request_stop(stop)\n"
+        "        except output.Stopped:\n"
+        "            pass  # as Python does in a callback\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)",
+    )
+    env = os.environ | {"VCS_WEIGHTS": str(clip["weights"]), "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-c", script, "SIGINT", "decode", str(clip["vcs"]), str(tmp_path / "out.y4m"), "-q"]
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=180)
+    assert (done.returncode, done.stderr.strip()) == (130, "vcs: interrupted")
+    assert files_in(tmp_path) == []
+
+
+def test_a_signal_while_the_program_starts_is_one_line():
+    """`vcs` (`launch.main`) answers a signal before the command line has loaded: one line and the signal's exit
+    status, not Python's traceback from inside an import."""
+    script = (
+        "import os, signal, sys, time, types\n"
+        "fake = types.ModuleType('vcscodec.cli')\n"
+        "def main():\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(30)\n"
+        "fake.main = main\n"
+        "sys.modules['vcscodec.cli'] = fake  # stands for the command line, still loading\n"
+        "from vcscodec.launch import main as vcs\n"
+        "vcs()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (143, "vcs: terminated\n")
+
+
 def test_out_of_memory_midway_is_one_line_and_leaves_nothing(tmp_path, clip):
     """A decode that runs out of memory after its first frame (a crafted 65535×65535 header concealed to grey, a
     large --batch-gops): exit 1, one line that says so, and no output or temporary file left behind."""

@@ -32,6 +32,7 @@ except ImportError:  # older Typer uses Click itself
     from click.exceptions import ClickException, UsageError
 from .container import ChromaMode
 from .hardware import DeviceName, Precision, slow_bf16_warning, threads_phrase, use_threads
+from .output import Stopped, pending_stop, request_stop
 from .quant import DEFAULT_QUANT_STEP, check_step
 from .rd import DEFAULT_ANCHOR_QPS, check_qp
 from .registry import DEFAULT_RATIO, check_ratio
@@ -897,23 +898,6 @@ def train(
     train_command(config, set_ or [], resume, quiet, pack, force)
 
 
-class _Stopped(BaseException):
-    """Ctrl-C, SIGTERM (a scheduler's kill, `timeout`) or SIGHUP. Raised by our own handler rather than as Python's
-    KeyboardInterrupt, which Typer turns into a silent exit: every writer's `with` block aborts on the way out,
-    so no temporary output is left behind, and `main` says why it stopped."""
-
-    # SIGHUP too: a closed terminal or a dropped ssh session, whose default action would leave temporary files.
-    EXIT = {signal.SIGINT: (130, "interrupted"), signal.SIGTERM: (143, "terminated"), signal.SIGHUP: (129, "hung up")}
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.code, self.why = self.EXIT[signal.Signals(signum)]
-
-
-def _raise_stopped(signum: int, frame: object) -> None:
-    raise _Stopped(signum)
-
-
 def _command_path(args: list[str]) -> str:
     """`vcs decode` for an error Click raised without a context (an option missing its value): the first
     argument that names a command."""
@@ -940,8 +924,8 @@ def _refuse_empty_arguments(args: list[str]) -> None:
 
 def main() -> None:
     # `vcs train` installs its own handlers for its run (a clean stop with a checkpoint) and restores these.
-    for sig in _Stopped.EXIT:
-        signal.signal(sig, _raise_stopped)
+    for sig in Stopped.EXIT:
+        signal.signal(sig, request_stop)
     try:
         _refuse_empty_arguments(sys.argv[1:])
         # Not standalone: Typer would print a usage error as a boxed panel of five lines; here it is ours to report.
@@ -979,7 +963,7 @@ def main() -> None:
     except VcsError as e:
         err.print(f"vcs: error: {e}", highlight=False, markup=False, soft_wrap=True)  # one line, never folded
         sys.exit(1)
-    except _Stopped as e:
+    except Stopped as e:
         err.print(f"vcs: {e.why}", highlight=False)
         sys.exit(e.code)
     except OSError as e:
@@ -995,9 +979,13 @@ def main() -> None:
         why = str(e).splitlines()[0] if str(e) else type(e).__name__
         err.print(f"vcs: error: out of memory ({why})", highlight=False, markup=False, soft_wrap=True)
         sys.exit(1)
+    stop = pending_stop()
+    if stop is not None:  # its exception was lost on the way (Python ignored it): no writer kept its output
+        err.print(f"vcs: {stop.why}", highlight=False)
+        sys.exit(stop.code)
     # The work is done and its output in place: a Ctrl-C from here on (torch's and PyAV's teardown) must not turn a
     # finished run into an "interrupted" exit code with no message.
-    for sig in _Stopped.EXIT:
+    for sig in Stopped.EXIT:
         signal.signal(sig, signal.SIG_IGN)
     sys.exit(code if isinstance(code, int) else 0)  # an Exit's code (--help: 0); a command returns None
 

@@ -9,12 +9,47 @@ share it.
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from .errors import VcsError
 from .numbered import files_named
+
+
+class Stopped(BaseException):
+    """A stop a signal asked for: Ctrl-C, SIGTERM (a scheduler's kill, `timeout`) or SIGHUP (a closed terminal or a
+    dropped ssh session, whose default action would leave temporary files). A BaseException, so that no ``except
+    Exception`` catches it on its way out: every writer's ``with`` block aborts, and the command line says why it
+    stopped, with the shell's exit status for the signal."""
+
+    EXIT = {signal.SIGINT: (130, "interrupted"), signal.SIGTERM: (143, "terminated"), signal.SIGHUP: (129, "hung up")}
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.code, self.why = self.EXIT[signal.Signals(signum)]
+
+
+_stop: Stopped | None = None
+
+
+def request_stop(signum: int, frame: object = None) -> None:
+    """The command line's signal handler: raise `Stopped`, once. The stop is remembered as well: raised where
+    Python only prints "Exception ignored" (inside a weakref or an atexit callback), it would let the command run
+    on to the end and keep its output, so a writer asked to keep one refuses while a stop is pending
+    (`AllOrNothing`). Signals after the first are ignored while it unwinds: a second Ctrl-C broke the clean-up
+    with tracebacks."""
+    global _stop
+    if _stop is not None:
+        return
+    _stop = Stopped(signum)
+    raise _stop
+
+
+def pending_stop() -> Stopped | None:
+    """The stop a signal asked for, if one did (`request_stop`)."""
+    return _stop
 
 
 class AllOrNothing:
@@ -32,10 +67,12 @@ class AllOrNothing:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if exc_type is None:
+        if exc_type is None and _stop is None:
             self.close()
-        else:
-            self.abort()
+            return
+        self.abort()
+        if exc_type is None and _stop is not None:  # asked to stop, but its exception was lost on the way
+            raise _stop
 
 
 def check_output_folder(folder: Path) -> None:
