@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from vcscodec.demo import run_demo
 from vcscodec.io import open_video
@@ -32,3 +33,28 @@ def test_demo_rewrites_its_clip_when_rerun_with_another_length(tmp_path, use_tin
     for video in (tmp_path / "astronaut_pan_64x64.y4m", result.decoded):
         with open_video(video) as reader:
             assert len(list(reader)) == 2
+
+
+def test_a_demo_stopped_midway_leaves_the_folder_as_it_was(tmp_path, use_tiny_weights, monkeypatch):
+    """Stopped during its second decode (Ctrl-C, a full disk): an earlier demo's files stay as they were, all of
+    them, with nothing of this one beside them; a folder this demo made is gone again."""
+    import vcscodec.demo as demo
+
+    folder = tmp_path / "d"
+    run_demo(folder, frames=3, width=64, height=64, device="cpu")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    decode, calls = demo.decode_file, []
+
+    def stopped_on_the_second(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(demo, "decode_file", stopped_on_the_second)
+    for target in (folder, tmp_path / "new"):
+        calls.clear()
+        with pytest.raises(KeyboardInterrupt):
+            run_demo(target, frames=2, width=64, height=64, device="cpu")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before and len(before) == 5
+    assert not (tmp_path / "new").exists()

@@ -3,10 +3,15 @@ ships — encoded and decoded at each ratio with the shipped models, with qualit
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from .codec import decode_file, encode_file
+from .io import Frame
 from .output import make_output_folder
 from .quality import score_videos
 from .samples import camera_pan, write_clip
@@ -37,16 +42,36 @@ def run_demo(
     device: str = "auto",
 ) -> list[DemoResult]:
     clip = camera_pan(frames, width, height, image=image)  # before the folder: a bad --frames creates nothing
+    made = not folder.exists()
     make_output_folder(folder, "the demo")
-    source = folder / f"{image}_pan_{width}x{height}.y4m"
-    # Written every time: a clip left by an earlier demo may have another frame count.
-    write_clip(source, clip, 30, force=True)
+    # Everything is made in a hidden folder inside and moved into place at the end, so that a demo stopped midway
+    # (Ctrl-C, a full disk) leaves the folder as it was (empty, and removed, when this demo made it), never a mix of
+    # an earlier demo's files and this one's.
+    work = Path(tempfile.mkdtemp(prefix=".vcs-demo-", dir=folder))
+    try:
+        results = _run_in(work, clip, ratios, width, height, image, device)
+        for made_file in sorted(work.iterdir()):
+            os.replace(made_file, folder / made_file.name)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        if made:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    work.rmdir()
+    return [dataclasses.replace(r, decoded=folder / r.decoded.name) for r in results]
+
+
+def _run_in(
+    work: Path, clip: list[Frame], ratios: tuple[float, ...], width: int, height: int, image: str, device: str
+) -> list[DemoResult]:
+    source = work / f"{image}_pan_{width}x{height}.y4m"
+    write_clip(source, clip, 30)
     results = []
     for ratio in ratios:
         tag = f"{ratio:g}".replace(".", "p")
-        vcs, decoded = folder / f"{source.stem}_r{tag}.vcs", folder / f"{source.stem}_r{tag}_decoded.y4m"
-        enc = encode_file(source, vcs, ratio=ratio, force=True)
-        dec = decode_file(vcs, decoded, device=device, force=True)
+        vcs, decoded = work / f"{source.stem}_r{tag}.vcs", work / f"{source.stem}_r{tag}_decoded.y4m"
+        enc = encode_file(source, vcs, ratio=ratio)
+        dec = decode_file(vcs, decoded, device=device)
         scores = score_videos(source, decoded)  # against the file itself: what a user would compare with
         results.append(
             DemoResult(
