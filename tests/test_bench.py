@@ -338,6 +338,45 @@ def test_bench_outputs_never_destroy_inputs_or_earlier_files(use_tiny_weights: P
     assert (keep / kept[1]).read_bytes().startswith(b"YUV4MPEG2")
 
 
+def test_a_bench_stopped_midway_keeps_whole_pairs_only(use_tiny_weights: Path, tmp_path: Path, monkeypatch) -> None:
+    """Stopped while decoding its second sequence (Ctrl-C): with --force over an earlier --keep, every coding's
+    .vcs and .y4m are both this run's or both the last's (a new .vcs beside an old video before); a --keep folder
+    the bench made and kept nothing in is removed."""
+    import vcscodec.bench.run as bench_run
+
+    folder, keep = tmp_path / "seq", tmp_path / "keep"
+    folder.mkdir()
+    for name in ("a", "b"):
+        write_clip(folder / f"{name}.y4m", camera_pan(5, W, H, seed=ord(name)))
+    _invoke("-s", str(folder), "-r", "0.1", "-n", "5", "-q", "--keep", str(keep))
+    earlier = {p.name: p.read_bytes() for p in keep.iterdir()}
+    decode, calls = bench_run.decode_records, []
+
+    def stopped_in_the_second(*args, **kwargs):
+        calls.append(args)
+        for i, frame in enumerate(decode(*args, **kwargs)):
+            if len(calls) == 3 and i == 2:  # the warm-up's, a's, then b's third frame
+                raise KeyboardInterrupt
+            yield frame
+
+    monkeypatch.setattr(bench_run, "decode_records", stopped_in_the_second)
+    result = runner.invoke(app, ["bench", "-s", str(folder), "-r", "0.1", "-n", "4", "-q", "--keep", str(keep), "-f"])
+    assert result.exit_code != 0 and len(calls) == 3
+    now = {p.name: p.read_bytes() for p in keep.iterdir()}
+    assert now.keys() == earlier.keys()
+    changed = sorted(name for name in now if now[name] != earlier[name])
+    assert [Path(n).suffix for n in changed] == [".vcs", ".y4m"] and all(n.startswith("a") for n in changed)
+    calls.clear()
+    fresh = tmp_path / "fresh"
+    result = runner.invoke(app, ["bench", "-s", str(folder), "-r", "0.1", "-n", "4", "-q", "--keep", str(fresh)])
+    assert result.exit_code != 0 and sorted(p.name[0] for p in fresh.iterdir()) == ["a", "a"]
+    calls[:] = [None]  # the warm-up done: stopped in a's decode
+    result = runner.invoke(
+        app, ["bench", "-s", str(folder), "-r", "0.1", "-n", "4", "-q", "--keep", str(tmp_path / "x")]
+    )
+    assert result.exit_code != 0 and not (tmp_path / "x").exists()
+
+
 def test_bench_plot(use_tiny_weights: Path, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     folder = tmp_path / "seq"

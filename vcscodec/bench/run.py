@@ -233,7 +233,8 @@ def _bench_sequence(
     scored = set(scored_frames(count, header.gop))
     colour = header.chroma == "yuv420"
     per_frame: list[dict[str, Any]] = []
-    writer = open_writer(folder / f"{stem}.y4m", seq.width, seq.height, seq.fps, force=True) if config.keep else None
+    decoded_path = folder / f"{stem}.y4m"
+    writer = open_writer(decoded_path, seq.width, seq.height, seq.fps, force=True) if config.keep else None
     try:
         with ContainerReader(vcs) as reader:
             named = model_for(reader.header)
@@ -262,7 +263,13 @@ def _bench_sequence(
         if writer:
             writer.abort()  # no half-written video left in the keep folder
         raise
-    if not config.keep:
+    if config.keep:  # both made in the work folder, put in place together: an interrupted bench (-f) leaves
+        # each coding's pair from this run or the last, never one of each
+        kept = config.keep / vcs.name, config.keep / decoded_path.name
+        os.replace(vcs, kept[0])
+        os.replace(decoded_path, kept[1])
+        vcs, decoded_path = kept
+    else:
         vcs.unlink()
 
     counted = [f for f in per_frame if f["scored"]]
@@ -291,7 +298,7 @@ def _bench_sequence(
         "encode_fps": count / max(encode_seconds, 1e-9),
         "decode_fps": count / max(decoded.seconds, 1e-9),
         "vcs": str(vcs) if config.keep else None,
-        "decoded": str(folder / f"{stem}.y4m") if config.keep else None,
+        "decoded": str(decoded_path) if config.keep else None,
         "per_frame": per_frame,
     }
 
@@ -538,12 +545,31 @@ def run_bench(
     if on_start:
         codings = len(cards) * len(config.quant_steps) + len(config.anchors) * len(config.anchor_qps)
         on_start(codings * len(sequences))
+    made_keep = config.keep is not None and not config.keep.exists()
     if config.keep:
         _prepare_keep(config, sequences, cards)
+    try:
+        return _run_all(config, command, sequences, warnings, cards, device, paper, progress)
+    except BaseException:
+        if made_keep and config.keep is not None and not any(config.keep.iterdir()):
+            config.keep.rmdir()  # made by this bench, which stopped before it kept anything
+        raise
 
+
+def _run_all(
+    config: BenchConfig,
+    command: str,
+    sequences: list[Sequence],
+    warnings: list[str],
+    cards: list[ModelCard],
+    device: torch.device,
+    paper: dict[str, Any],
+    progress: Callable[[str], None] | None,
+) -> dict[str, Any]:
+    """`run_bench` once its inputs are checked: every model and step, then the anchors, then the report."""
     runs = []
     with tempfile.TemporaryDirectory(prefix="vcs-bench-") as tmp:
-        folder = config.keep or Path(tmp)
+        folder = Path(tmp)  # each coding's files, moved into --keep when whole
         for card in cards:
             model = card.load(device)
             for step_index, step in enumerate(config.quant_steps):
