@@ -428,6 +428,18 @@ def test_decode_one_frame_to_one_picture(tmp_path, clip):
     assert files_in(tmp_path) == ["part.y4m", "still.png"]
 
 
+def test_numbered_pictures_over_a_longer_run_say_what_is_left(tmp_path, clip):
+    """--force over numbered pictures of an earlier, longer decode replaces those it writes and deletes nothing (they
+    may be anyone's), but says that the pattern now reads on into the earlier run's pictures."""
+    w, pattern = clip["weights"], tmp_path / "f_%02d.png"
+    assert_ok(run_vcs("decode", clip["vcs"], pattern, "-q", weights=w))
+    done = run_vcs("decode", clip["vcs"], pattern, "-n", 5, "-f", weights=w)
+    assert_ok(done)
+    warning = f"vcs: warning: {tmp_path / 'f_05.png'} and any pictures after it are an earlier run's, left as they were"
+    assert done.stderr.splitlines() == [warning] and len(files_in(tmp_path)) == 9
+    assert run_vcs("decode", clip["vcs"], pattern, "-f", "-q", weights=w).stderr == ""  # the whole run: none left
+
+
 def test_encode_a_range_and_compare_it_from_its_start(tmp_path, clip):
     """`encode --start 2 -n 5` codes frames 2-6 of the input; `compare --start 2` scores a decode of it against
     those frames of the original, numbering the rows as the original's frames."""

@@ -800,7 +800,10 @@ def decode_file(
                     progress(1)
             codec = writer.codec
         ignored = reader.tail_error
-    past_end = frames_past_end(count, header.frame_count - start, start, "the file", "decoded")
+    warnings = [frames_past_end(count, header.frame_count - start, start, "the file", "decoded")]
+    left = getattr(writer, "left_after", None)
+    if left is not None:  # never deleted (they are not ours), but said: the pattern now reads on into them
+        warnings.append(f"{left} and any pictures after it are an earlier run's, left as they were")
     return DecodeReport(
         frames=written,
         seconds=time.perf_counter() - started,
@@ -810,5 +813,5 @@ def decode_file(
         threads=_torch_threads(),
         concealed=concealed,
         ignored=ignored,
-        warnings=[past_end] if past_end else [],
+        warnings=[w for w in warnings if w],
     )

@@ -1100,6 +1100,7 @@ class PictureWriter(_Output):
             raise self._one_picture(frames)
         self.width, self.height = _writable_size(self.path, width, height)
         self.force, self.first_number = force, first_number
+        self.left_after: Path | None = None  # after close(): the picture an earlier run left right after ours
         self.codec = "png"
         self.frames_written = 0
         self._done = False
@@ -1173,6 +1174,9 @@ class PictureWriter(_Output):
             raise VcsError(f"{self._name}: moving the pictures into place failed ({_why(e)})") from e
         self._done = True
         self._finalizer()  # the temporary folder, empty now
+        after = self.path.parent / self._picture_name(self.frames_written)
+        if not self._single and after.exists():  # an earlier, longer run's: a reader of the pattern would go on
+            self.left_after = after
 
 
 def open_writer(
