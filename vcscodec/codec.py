@@ -777,13 +777,13 @@ def decode_file(
     with ContainerReader(input) as reader:
         header = reader.header
         end = check_frame_range(header, start, count)
-        card = model_for(header, decoder)
         fps = Fraction(header.fps_num, header.fps_den)
         # The output is checked (and its temporary file made) before torch and the model are loaded, so that a
         # bad output path fails at once; leaving the block by an error deletes the temporary file.
         with open_writer(
             output, header.width, header.height, fps, force=force, first_number=start, frames=end - start
         ) as writer:
+            card = model_for(header, decoder)  # imports torch (models)
             dev = pick_device(device)
             model = card.load(dev)
             if on_start:

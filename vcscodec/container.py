@@ -614,7 +614,7 @@ class ContainerWriter(AllOrNothing):
             self._f.write(data)
         except OSError as e:
             self.abort()
-            raise VcsError(f"cannot write {self.tmp_path}: {e.strerror}") from None
+            raise VcsError(f"cannot write {self.path}: {e.strerror}") from None
 
     @property
     def closed(self) -> bool:

@@ -102,7 +102,7 @@ def check_output_path(path: str | os.PathLike[str], force: bool, *inputs: Path) 
     existing file without ``force``, or one of the command's own ``inputs`` (overwriting it would destroy what is
     being read or scored)."""
     path = Path(path)
-    check_output_folder(path.absolute().parent)
+    check_output_folder(path.parent)  # named as given: 'nodir', not the absolute path
     if path.is_dir():
         raise VcsError(f"{path} is a folder")
     if path.exists() and not path.is_file():
