@@ -568,8 +568,10 @@ def _run_all(
 ) -> dict[str, Any]:
     """`run_bench` once its inputs are checked: every model and step, then the anchors, then the report."""
     runs = []
-    with tempfile.TemporaryDirectory(prefix="vcs-bench-") as tmp:
-        folder = Path(tmp)  # each coding's files, moved into --keep when whole
+    # Each coding's files are made here and moved into --keep when whole: inside --keep (hidden), so that the move
+    # is a rename on one file system, not a copy that fails across two.
+    with tempfile.TemporaryDirectory(prefix=".vcs-bench-", dir=config.keep) as tmp:
+        folder = Path(tmp)
         for card in cards:
             model = card.load(device)
             for step_index, step in enumerate(config.quant_steps):
