@@ -249,24 +249,43 @@ def _plane_view(plane: av.video.plane.VideoPlane) -> np.ndarray:
     return np.lib.stride_tricks.as_strided(buf, shape=(plane.height, plane.width), strides=(plane.line_size, 1))
 
 
+def _rounded_plane(plane: av.video.plane.VideoPlane) -> np.ndarray:
+    """A 16-bit FFmpeg plane (little-endian) rounded to 8 bits: (v + 128) >> 8, so a 10-bit sample x becomes
+    x / 4 rounded half up, as `conversion_loss` says."""
+    buf = np.frombuffer(plane, "<u2")
+    row = plane.line_size // 2
+    if plane.line_size % 2 or row < plane.width or buf.size < (plane.height - 1) * row + plane.width:
+        raise VcsError(f"unexpected plane layout from FFmpeg ({plane.width}x{plane.height}, {buf.size} samples)")
+    wide = np.lib.stride_tricks.as_strided(buf, shape=(plane.height, plane.width), strides=(plane.line_size, 2))
+    return np.minimum((wide.astype(np.uint32) + 128) >> 8, 255).astype(np.uint8)
+
+
 def _to_frame(av_frame: av.VideoFrame, width: int, height: int) -> Frame:
     if av_frame.width != width or av_frame.height != height:
         # A mid-stream size change is scaled back to the size announced in `info`.
         av_frame = av_frame.reformat(width=width, height=height)
     name = av_frame.format.name
+    # Deeper than 8 bits: swscale would dither on the way down to 8 (a quarter of a 10-bit picture's samples of
+    # x·4 + 1 came out one level up), so the planes are brought to 16 bits (an exact shift), then rounded here.
+    deep = max((c.bits for c in av_frame.format.components), default=8) > 8
     if name.startswith("gray"):
         # A grey picture is plain luma, whatever range it is flagged with (Y4M "mono", grey PNGs as video CS data
         # sets ship frames): converting it would squeeze it into 16..235.
+        if deep:
+            return frame_from_gray(_rounded_plane(av_frame.reformat(format="gray16le").planes[0]))
         if name != "gray":
             av_frame = av_frame.reformat(format="gray")
         return frame_from_gray(_plane_view(av_frame.planes[0]).copy())
+    target = "yuv420p16le" if deep else "yuv420p"
     if av_frame.color_range == _JPEG_RANGE:
         # Full-range colour (RGB and JPEG-range YUV as PNG, MJPEG and some phones give) → limited-range 4:2:0:
         # swscale keeps the source's range unless told, which would shift every level.
-        av_frame = av_frame.reformat(format="yuv420p", dst_color_range=_MPEG_RANGE)
-    elif name != "yuv420p":
-        # Any other pixel format or bit depth → 8-bit 4:2:0.
-        av_frame = av_frame.reformat(format="yuv420p")
+        av_frame = av_frame.reformat(format=target, dst_color_range=_MPEG_RANGE)
+    elif name != target:
+        # Any other pixel format or bit depth → 4:2:0 (8-bit, or 16-bit to be rounded).
+        av_frame = av_frame.reformat(format=target)
+    if deep:
+        return Frame(*(_rounded_plane(p) for p in av_frame.planes[:3]))
     y, u, v = (_plane_view(p).copy() for p in av_frame.planes[:3])
     return Frame(y, u, v)
 
