@@ -1182,6 +1182,8 @@ def test_truncated_y4m_is_coded_to_its_last_whole_frame_with_a_warning(tmp_path,
         # an unset shell variable: as a path, "" would be the current folder, which export-sampler would fill
         (["export-sampler", ""], "vcs: error: the argument after 'export-sampler' is empty (an unset shell"),
         (["encode", "a.y4m", "b.vcs", "-m", ""], "vcs: error: -m's value is empty (an unset shell variable?)"),
+        (["bench", "-s", "gone", "--keep="], "vcs: error: --keep's value is empty (an unset shell variable?)"),
+        (["encode", "-f", "", "b.vcs"], "vcs: error: the argument after '-f' is empty"),  # a flag takes no value
     ],
 )
 def test_usage_errors_are_one_line(args, message) -> None:

@@ -269,9 +269,10 @@ def test_a_range_after_damage_decodes_without_conceal(coded, tmp_path: Path) -> 
     start, size = records(data)[1]
     bad = tmp_path / "bad.vcs"
     bad.write_bytes(flipped(data, start + 13 + size // 2))  # GOP 1's payload: frames 8–15
-    assert same(decode(bad, start=24, count=9), clean[24:33])  # GOPs 3 and 4, GOP 2 read for its keyframe
+    assert same(decode(bad, start=24, count=9), clean[24:33])  # GOPs 3 and 4
+    assert same(decode(bad, start=16, count=2), clean[16:18])  # GOP 2, right after the damage
     with pytest.raises(VcsError, match="GOP 1 is damaged"):
-        decode(bad, start=16, count=2)  # GOP 1 is the record before the range: read whole
+        decode(bad, start=0, count=2)  # GOP 0, closed by GOP 1's keyframe: read whole
     cut_prefix = tmp_path / "prefix.vcs"
     cut_prefix.write_bytes(flipped(data, start + 5))  # GOP 1's length: where GOP 2 starts is unknown
     with pytest.raises(VcsError, match="GOP 1 is damaged"):
@@ -292,5 +293,17 @@ def test_a_damaged_payload_is_passed_by_its_length(coded, tmp_path: Path) -> Non
     bad = tmp_path / "bad.vcs"
     bad.write_bytes(data[:inside] + fake + data[inside + len(fake) :])
     with ContainerReader(bad) as reader:
+        out = [(r.index, isinstance(r, LostGop)) for r in reader.salvage()]
+    assert out == [(0, False), (1, True), (2, False), (3, False), (4, False), (5, False)]
+
+
+def test_a_record_missing_altogether_loses_itself_only(coded, tmp_path: Path) -> None:
+    """GOP 1's record cut out of the file: the prefix found in its place is GOP 2's, intact, which is read as GOP 2
+    (it was scanned past and lost as well)."""
+    vcs, data, _ = coded
+    (start1, size1), (start2, _) = records(data)[1:3]
+    spliced = tmp_path / "spliced.vcs"
+    spliced.write_bytes(data[:start1] + data[start2:])
+    with ContainerReader(spliced) as reader:
         out = [(r.index, isinstance(r, LostGop)) for r in reader.salvage()]
     assert out == [(0, False), (1, True), (2, False), (3, False), (4, False), (5, False)]

@@ -959,3 +959,7 @@ def test_a_named_pipe_or_device_as_the_output_is_refused_even_with_force(tmp_pat
         with expect("p.y4m is a named pipe: write to - and redirect it"):
             open_writer(pipe, 64, 48, 25, force=force)
     assert pipe.is_fifo() and [p.name for p in tmp_path.iterdir()] == ["p.y4m"]
+    os.mkfifo(tmp_path / "f_00.png")  # pictures too, a single one or the first of numbered ones
+    for name in ("f_00.png", "f_%02d.png"):
+        with expect("f_00.png is a named pipe"):
+            open_writer(tmp_path / name, 64, 48, 25, force=True)

@@ -32,7 +32,7 @@ except ImportError:  # older Typer uses Click itself
     from click.exceptions import ClickException, UsageError
 from .container import ChromaMode
 from .hardware import DeviceName, Precision, slow_bf16_warning, threads_phrase, use_threads
-from .output import Stopped, pending_stop, request_stop
+from .output import Stopped, clear_stop, handle_stop_signals, pending_stop, request_stop
 from .quant import DEFAULT_QUANT_STEP, check_step
 from .rd import DEFAULT_ANCHOR_QPS, check_qp
 from .registry import DEFAULT_RATIO, check_ratio
@@ -52,8 +52,8 @@ def _flags_show_no_type() -> None:
     if shown is None:
         return
 
-    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
-        return None if self.is_flag else shown(self, ctx)
+    def display_type_rich(self: TyperOption, *args: Any, **kwargs: Any) -> str | None:
+        return None if self.is_flag else shown(self, *args, **kwargs)
 
     TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
 
@@ -913,19 +913,31 @@ def _usage_phrase(text: str) -> str:
 
 
 def _refuse_empty_arguments(args: list[str]) -> None:
-    """An empty argument is a script's unset variable (`vcs export-sampler "$DIR"`), never a choice: as a path it
-    would be the current folder, which export-sampler and --keep would fill."""
+    """An empty argument is a script's unset variable (`vcs export-sampler "$DIR"`, `--keep=$DIR`), never a choice:
+    as a path it would be the current folder, which export-sampler and --keep would fill."""
+    command = typer.main.get_command(app).commands.get(args[0]) if args else None  # type: ignore[attr-defined]
+    options = [p for p in command.params if p.param_type_name == "option"] if command else []
+    taking_values = {name for p in options if not p.is_flag for name in p.opts}
     for i, arg in enumerate(args):
+        name, equals, value = arg.partition("=")
+        if equals and not value and name in taking_values:
+            raise CommandLineError(f"{name}'s value is empty (an unset shell variable?)")
         if arg == "":
-            before = args[i - 1] if i and args[i - 1].startswith("-") and "=" not in args[i - 1] else None
-            what = f"{before}'s value" if before else f"the argument after {args[i - 1]!r}" if i else "the command"
+            before = args[i - 1] if i else None
+            what = (
+                f"{before}'s value"
+                if before in taking_values
+                else f"the argument after {before!r}"
+                if before is not None
+                else "the command"
+            )
             raise CommandLineError(f"{what} is empty (an unset shell variable?)")
 
 
 def main() -> None:
     # `vcs train` installs its own handlers for its run (a clean stop with a checkpoint) and restores these.
-    for sig in Stopped.EXIT:
-        signal.signal(sig, request_stop)
+    clear_stop()
+    handle_stop_signals(request_stop)
     try:
         _refuse_empty_arguments(sys.argv[1:])
         # Not standalone: Typer would print a usage error as a boxed panel of five lines; here it is ours to report.

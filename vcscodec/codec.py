@@ -658,9 +658,10 @@ def decode_records(
     pending: list[GopRecord] = []
     skipped: GopRecord | None = None  # concealing: the last intact GOP before the range, not rebuilt (yet)
     skipped_before: GopRecord | None = None
-    # The records before the GOP before the range are passed by their prefixes (the one before holds the previous
-    # keyframe an alternating grid refines with); concealing reads them all, to know what it repeats.
-    records = reader.salvage() if on_lost else reader.records(max(0, start // header.gop - 1))
+    # The records before the range's first GOP are passed by their prefixes, but for the one before it with
+    # alternating grids (its keyframe refines the range's first); concealing reads them all, to know what it repeats.
+    first_read = max(0, start // header.gop - (1 if alternating else 0))
+    records = reader.salvage() if on_lost else reader.records(first_read)
     for record in records:
         first, position = header.record_range(record.index)
         if isinstance(record, LostGop) and record.count > 1:

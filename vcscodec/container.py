@@ -29,7 +29,7 @@ from typing import BinaryIO, Literal, get_args
 import numpy as np
 
 from vcscodec.errors import VcsError, frames_phrase
-from vcscodec.output import AllOrNothing, check_output_path
+from vcscodec.output import AllOrNothing, check_output_path, raise_pending_stop
 from vcscodec.quant import MAX_STEP, Q_MAX
 
 FORMAT_VERSION = 3
@@ -622,6 +622,7 @@ class ContainerWriter(AllOrNothing):
 
     def write_record(self, rec: GopRecord) -> None:
         """Check ``rec`` against the header and the layout, encode it and append it."""
+        raise_pending_stop()  # a stop whose exception was lost: no more work towards an output that is not kept
         if self.closed:
             raise VcsError(f"{self.path} is already closed")
         if self.records_written >= self.header.num_records:
@@ -748,8 +749,8 @@ class ContainerReader:
             except VcsError as e:
                 try:  # its prefix holds (the payload is damaged): its length says where the next record starts
                     scan_from = self._record_end(pos, g)
-                except VcsError:  # a damaged prefix or a file cut short: look for the next prefix that holds
-                    scan_from = pos + 1
+                except VcsError:  # a damaged prefix, a record missing, a file cut short: look for the next prefix
+                    scan_from = pos  # that holds, from here (a record whose index is later than expected is it)
                 found = self._next_record(scan_from, g + 1)
                 resume = found[1] if found else n
                 yield LostGop(g, str(e))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .codec import decode_file, encode_file
 from .io import Frame
-from .output import make_output_folder
+from .output import held_signals, make_output_folder
 from .quality import score_videos
 from .samples import camera_pan, write_clip
 
@@ -50,8 +50,9 @@ def run_demo(
     work = Path(tempfile.mkdtemp(prefix=".vcs-demo-", dir=folder))
     try:
         results = _run_in(work, clip, ratios, width, height, image, device)
-        for made_file in sorted(work.iterdir()):
-            os.replace(made_file, folder / made_file.name)
+        with held_signals():  # all moved, or (stopped before) none
+            for made_file in sorted(work.iterdir()):
+                os.replace(made_file, folder / made_file.name)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         if made:

@@ -24,7 +24,13 @@ import numpy as np
 from vcscodec.errors import OutputClosed, StartPastEnd, VcsError, check_path, check_size, check_whole, frames_phrase
 from vcscodec.numbered import has_counter, is_pattern, numbered_files, picture_path, printf_name
 from vcscodec.orientation import UPRIGHT, Orientation, frame_orientation, quarter_turns, shown, swaps_axes
-from vcscodec.output import AllOrNothing, check_output_folder, check_output_path
+from vcscodec.output import (
+    AllOrNothing,
+    check_output_folder,
+    check_output_path,
+    raise_pending_stop,
+    refuse_special_file,
+)
 
 __all__ = [
     "Frame",
@@ -960,7 +966,9 @@ class _Output(AllOrNothing):
         return True
 
     def _accept(self, frame: Frame) -> None:
-        """Refuse a frame after closing, or one whose planes do not fit the writer's size (dropping the output)."""
+        """Refuse a frame after closing, or one whose planes do not fit the writer's size (dropping the output); stop
+        at it when a signal asked to and its exception was lost (`output.request_stop`)."""
+        raise_pending_stop()
         if self._done:
             raise VcsError(f"{self._name}: writer is already closed")
         ch = chroma_shape(self.width, self.height)
@@ -1126,6 +1134,7 @@ class PictureWriter(_Output):
         folder = self.path.parent
         check_output_folder(folder)
         first = folder / self._picture_name(0)
+        refuse_special_file(first)
         if first.exists() and not force:  # the usual clash, found before any frame is decoded
             raise VcsError(f"{first} already exists (use --force to overwrite)")
         try:
@@ -1185,6 +1194,12 @@ class PictureWriter(_Output):
         if clash:
             self.abort()
             raise VcsError(f"{self.path.parent / clash} appeared while writing; not overwritten (use --force)")
+        try:
+            for name in names:
+                refuse_special_file(self.path.parent / name)
+        except VcsError:
+            self.abort()
+            raise
         try:
             for name in names:
                 os.replace(self._temp / name, self.path.parent / name)

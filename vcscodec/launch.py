@@ -8,9 +8,8 @@ been written yet. Standard library and `output` only, so that this module itself
 from __future__ import annotations
 
 import os
-import signal
 
-from .output import Stopped
+from .output import Stopped, handle_stop_signals
 
 
 def _stopped_while_starting(signum: int, frame: object) -> None:
@@ -20,8 +19,7 @@ def _stopped_while_starting(signum: int, frame: object) -> None:
 
 
 def main() -> None:
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _stopped_while_starting)
+    handle_stop_signals(_stopped_while_starting)
     from .cli import main as run
 
     run()

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from .errors import VcsError
 from .numbered import files_named
@@ -24,7 +26,9 @@ class Stopped(BaseException):
     Exception`` catches it on its way out: every writer's ``with`` block aborts, and the command line says why it
     stopped, with the shell's exit status for the signal."""
 
-    EXIT = {signal.SIGINT: (130, "interrupted"), signal.SIGTERM: (143, "terminated"), signal.SIGHUP: (129, "hung up")}
+    # the signals this system has (Windows has no SIGHUP), with the exit status and the word for each
+    _NAMES = (("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated"), ("SIGHUP", 129, "hung up"))
+    EXIT = {getattr(signal, name): (code, why) for name, code, why in _NAMES if hasattr(signal, name)}
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
@@ -32,24 +36,64 @@ class Stopped(BaseException):
 
 
 _stop: Stopped | None = None
+_signals_since = 0  # stop signals after the one that asked for `_stop`
+
+
+def handle_stop_signals(handler: Callable[[int, Any], None]) -> None:
+    """Install ``handler`` for every stop signal but one the program was started with ignored (``nohup`` ignores
+    SIGHUP, a shell script's background job SIGINT): that choice is the caller's, not ours to undo."""
+    for sig in Stopped.EXIT:
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, handler)
 
 
 def request_stop(signum: int, frame: object = None) -> None:
     """The command line's signal handler: raise `Stopped`, once. The stop is remembered as well: raised where
     Python only prints "Exception ignored" (inside a weakref or an atexit callback), it would let the command run
-    on to the end and keep its output, so a writer asked to keep one refuses while a stop is pending
-    (`AllOrNothing`). Signals after the first are ignored while it unwinds: a second Ctrl-C broke the clean-up
-    with tracebacks."""
-    global _stop
-    if _stop is not None:
-        return
-    _stop = Stopped(signum)
-    raise _stop
+    on, so every writer refuses the next frame and refuses to keep its output while a stop is pending
+    (`raise_pending_stop`, `AllOrNothing`). The second signal is ignored while the first unwinds (a second Ctrl-C
+    broke the clean-up with tracebacks); a third ends the program at once, as the signal's default action does,
+    for a clean-up that is stuck (a write to a pipe nobody reads)."""
+    global _stop, _signals_since
+    if _stop is None:
+        _stop = Stopped(signum)
+        raise _stop
+    _signals_since += 1
+    if _signals_since >= 2:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
 
 
 def pending_stop() -> Stopped | None:
     """The stop a signal asked for, if one did (`request_stop`)."""
     return _stop
+
+
+def raise_pending_stop() -> None:
+    """Raise the stop a signal asked for, if its exception was lost on the way (called by writers for each frame)."""
+    if _stop is not None:
+        raise _stop
+
+
+def clear_stop() -> None:
+    """Forget a stop (`cli.main` starts each command with none, also when called again in one process)."""
+    global _stop, _signals_since
+    _stop, _signals_since = None, 0
+
+
+@contextmanager
+def held_signals() -> Iterator[None]:
+    """Hold the stop signals back while files are put in place or dropped (renames, deletions): a stop then comes
+    after them, never halfway, which would leave a mix of old and new files or a temporary file behind. Nothing
+    is held where the system cannot (Windows)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, set(Stopped.EXIT))
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 class AllOrNothing:
@@ -67,12 +111,13 @@ class AllOrNothing:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if exc_type is None and _stop is None:
-            self.close()
-            return
-        self.abort()
-        if exc_type is None and _stop is not None:  # asked to stop, but its exception was lost on the way
-            raise _stop
+        with held_signals():
+            if exc_type is None and _stop is None:
+                self.close()
+                return
+            self.abort()
+        if exc_type is None:  # asked to stop, but its exception was lost on the way
+            raise_pending_stop()
 
 
 def check_output_folder(folder: Path) -> None:
@@ -105,9 +150,17 @@ def check_output_path(path: str | os.PathLike[str], force: bool, *inputs: Path) 
     check_output_folder(path.parent)  # named as given: 'nodir', not the absolute path
     if path.is_dir():
         raise VcsError(f"{path} is a folder")
-    if path.exists() and not path.is_file():
-        # The finished output is renamed onto the name, which would replace a named pipe (its reader left waiting)
-        # or a device node with a plain file: streaming goes through standard output instead.
+    refuse_special_file(path)
+    refuse_input_as_output(path, *inputs)
+    if path.exists() and not force:
+        raise VcsError(f"{path} already exists (use --force to overwrite)")
+
+
+def refuse_special_file(path: Path) -> None:
+    """Refuse an output name that holds something other than a file or nothing: the finished output is renamed onto
+    it, which would replace a named pipe (its reader left waiting) or a device with a plain file. Streaming goes
+    through standard output instead."""
+    if path.exists() and not path.is_file() and not path.is_dir():  # a folder has its own message
         kind = (
             "a named pipe"
             if path.is_fifo()
@@ -116,9 +169,6 @@ def check_output_path(path: str | os.PathLike[str], force: bool, *inputs: Path) 
             else "not a file"
         )
         raise VcsError(f"{path} is {kind}: write to - and redirect it (… - > {path})")
-    refuse_input_as_output(path, *inputs)
-    if path.exists() and not force:
-        raise VcsError(f"{path} already exists (use --force to overwrite)")
 
 
 def refuse_input_as_output(path: Path, *inputs: Path, why: str = "is also an input of this command") -> None:
@@ -144,6 +194,9 @@ def make_output_folder(folder: Path, command: str) -> None:
     there is refused, and so is a missing parent (as for every output: a mistyped path is not created)."""
     if folder.exists() and not folder.is_dir():
         raise VcsError(f"{folder} is a file: {command} writes into a folder")
+    if folder.is_dir():  # there already: it is written into, its parent need not be writable (`vcs demo .`)
+        check_output_folder(folder)
+        return
     check_output_folder(folder.absolute().parent)
     try:
         folder.mkdir(exist_ok=True)

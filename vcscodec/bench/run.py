@@ -21,7 +21,7 @@ from ..container import ContainerReader, check_chroma_mode
 from ..errors import OptionConflict, VcsError, frames_phrase
 from ..hardware import check_precision, cpu_name, pick_device
 from ..io import DEFAULT_FPS, Frame, conversion_loss, frame_from_gray, open_video, open_writer
-from ..output import make_output_folder
+from ..output import held_signals, make_output_folder
 from ..quality import score_frame
 from ..quant import DEFAULT_QUANT_STEP, check_step
 from ..rd import ANCHORS, DEFAULT_ANCHOR_QPS, bd_psnr, bd_rate, check_anchor, check_qp, code_with_anchor, summarize
@@ -266,8 +266,9 @@ def _bench_sequence(
     if config.keep:  # both made in the work folder, put in place together: an interrupted bench (-f) leaves
         # each coding's pair from this run or the last, never one of each
         kept = config.keep / vcs.name, config.keep / decoded_path.name
-        os.replace(vcs, kept[0])
-        os.replace(decoded_path, kept[1])
+        with held_signals():  # both moved, or (stopped before) neither
+            os.replace(vcs, kept[0])
+            os.replace(decoded_path, kept[1])
         vcs, decoded_path = kept
     else:
         vcs.unlink()
