@@ -1133,9 +1133,18 @@ def test_deeper_or_finer_sources_are_coded_with_a_warning(tmp_path, clip, write_
     write_with_pyav(src, planes, "yuv422p10le", codec="ffv1")
     done = run_vcs("encode", src, tmp_path / "ten.vcs", weights=clip["weights"])
     assert_ok(done)
-    assert done.stderr.splitlines() == [
-        "vcs: warning: the source is yuv422p10le: 10-bit samples rounded to 8 bits and chroma subsampled to 4:2:0"
-    ]
+    said = f"{src}: the source is yuv422p10le: 10-bit samples rounded to 8 bits and chroma subsampled to 4:2:0"
+    assert done.stderr.splitlines() == [f"vcs: warning: {said}"]
+    # compare (and decode --reference) read the same way, and say so too, for the video it concerns
+    back = tmp_path / "back.y4m"
+    assert_ok(run_vcs("decode", tmp_path / "ten.vcs", back, "-q", weights=clip["weights"]))
+    compared = run_vcs("compare", src, back, weights=clip["weights"])
+    assert_ok(compared)
+    assert compared.stderr.splitlines() == [f"vcs: warning: {said}"]
+    cut = tmp_path / "cut.y4m"
+    cut.write_bytes(back.read_bytes()[:-100])
+    compared = run_vcs("compare", src, cut, "-n", 1, weights=clip["weights"])
+    assert f"vcs: warning: {cut} ends in a partial frame" in compared.stderr
 
 
 def test_truncated_y4m_is_coded_to_its_last_whole_frame_with_a_warning(tmp_path, clip):

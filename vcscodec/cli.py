@@ -437,10 +437,29 @@ def decode(
             from .quality import score_videos
 
             scores = score_videos(reference_source, output, size, fps, report.frames, reference_start=reference_start)
-            scores = dataclasses.replace(scores, reference=input_name(reference))
+            scores = _as_given(scores, {reference_source: reference, output: output})
+            for warning in scores.warnings:
+                _warn(warning)
             out.print(_quality_line(scores), highlight=False, soft_wrap=True)
             for note in _identical_notes(scores):
                 out.print(note, highlight=False)
+
+
+def _as_given(scores: QualityReport, given: dict[Path, Path]) -> QualityReport:
+    """``scores`` naming each video as the user gave it (``given``: read as → given), not a spooled copy of a pipe,
+    in its warnings too."""
+    from .io import input_name
+
+    names = {str(read): input_name(as_given) for read, as_given in given.items()}
+
+    def named(text: str) -> str:
+        for read, name in names.items():
+            text = text.replace(read, name)
+        return text
+
+    return dataclasses.replace(
+        scores, reference=named(scores.reference), test=named(scores.test), warnings=[named(w) for w in scores.warnings]
+    )
 
 
 def _check_reference(
@@ -555,7 +574,7 @@ def compare(
 
     Each is the mean of per-frame scores of the 8-bit pictures, no border cropped."""
     from .bench import write_json
-    from .io import STDIO, input_name, spooled_input
+    from .io import STDIO, spooled_input
     from .output import check_output_path
     from .quality import FrameQuality, score_videos
 
@@ -569,8 +588,9 @@ def compare(
     raw = size is not None
     with spooled_input(reference, raw) as reference_source, spooled_input(test, raw) as test_source:
         scores = score_videos(reference_source, test_source, frame_size, frame_rate, frames, start)
-    # name what the user gave, not a spooled copy
-    scores = dataclasses.replace(scores, reference=input_name(reference), test=input_name(test))
+    scores = _as_given(scores, {reference_source: reference, test_source: test})
+    for warning in scores.warnings:
+        _warn(warning)
     if json_file is not None:
         write_json(scores.as_dict(), json_file)
     scored = frames_phrase(len(scores.frames))

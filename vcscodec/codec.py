@@ -33,7 +33,7 @@ from .container import (
 )
 from .errors import VcsError, check_path, check_size, check_whole, frames_phrase
 from .hardware import check_precision, pick_device
-from .io import Frame, conversion_loss, frame_from_gray, open_video, open_writer
+from .io import Frame, frame_from_gray, open_video, open_writer
 from .output import check_output_path, refuse_input_as_output
 from .quant import DEFAULT_QUANT_STEP, check_step, dequantize, quantize
 from .registry import (
@@ -274,11 +274,7 @@ def encode_file(
             force,
             progress,
         )
-        noticed = reader.notices()
-    # the first picture's format, or a later one's (numbered pictures: a 4:4:4 JPEG among 4:2:0 ones)
-    losses = (conversion_loss(fmt, header.chroma) for fmt in dict.fromkeys([info.pix_fmt, *reader.pixel_formats]))
-    loss = next((said for said in losses if said), None)
-    warnings[:0] = [w for w in (info.truncation_warning(input), *noticed, loss) if w]
+        warnings[:0] = reader.reading_warnings(header.chroma, str(input))
     past_end = frames_past_end(max_frames, count, start, str(input), "coded")
     if past_end:
         warnings.append(past_end)

@@ -646,6 +646,16 @@ class VideoReader:
             "together; deinterlace it first for moving scenes (e.g. ffmpeg -vf bwdif)"
         )
 
+    def reading_warnings(self, chroma: str, name: str | None = None) -> list[str]:
+        """Everything to tell a user about what was read as 8-bit ``chroma`` ("yuv420" or "gray"): a partial last
+        frame, the `notices`, and what the conversion lost (of the first picture's format, or a later one's:
+        numbered pictures may mix them), each naming the file as ``name`` (default: its path)."""
+        name = str(self.path) if name is None else name
+        losses = (conversion_loss(f, chroma) for f in dict.fromkeys([self.info.pix_fmt, *self.pixel_formats]))
+        loss = next((said for said in losses if said), None)
+        said = [self.info.truncation_warning(name), *self.notices(), f"{name}: {loss}" if loss else None]
+        return [w for w in said if w]
+
     def notices(self) -> list[str]:
         """Every warning about what was read: damage, an uneven rate, interlacing, scaled frames, a turn not made,
         sound or pictures left out."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from fractions import Fraction
 from itertools import zip_longest
 
@@ -56,6 +56,7 @@ class QualityReport:
     height: int
     frames: list[FrameQuality]
     reference_start: int = 0  # the reference frame the first test frame was scored against (compare --start)
+    warnings: list[str] = field(default_factory=list)  # what reading either video said (`reading_warnings`)
 
     def mean(self, field: str) -> float:
         """Mean over frames of one ``FrameQuality`` field; for PSNR, inf as soon as one frame is identical (its own
@@ -88,6 +89,7 @@ class QualityReport:
             "frame_count": len(self.frames),
             "reference_start": self.reference_start,
             "mean": self.means(),
+            "warnings": self.warnings,
             # each frame with the reference frame it was scored against, so a part's scores say where they are
             "frames": [{"reference_frame": self.reference_start + i, **asdict(f)} for i, f in enumerate(self.frames)],
         }
@@ -168,7 +170,14 @@ def score_videos(
             check_ssim_size(a.width, a.height)  # before reading both videos through
         except VcsError as e:
             raise VcsError(f"{reference} and {test} cannot be scored: {e}") from None
-        scores = score_frames(ref_reader, test_reader, frames, reference_start)
-        for reader in (ref_reader, test_reader):
+        readers = (ref_reader, test_reader)
+        try:
+            scores = score_frames(ref_reader, test_reader, frames, reference_start)
+        except VcsError as e:  # what reading said may be why (a gap in numbered pictures ends them early)
+            said = [w for r in readers for w in r.notices()]
+            raise VcsError("; ".join([str(e), *said])) from None
+        for reader in readers:
             refuse_rescaled(reader)
-    return QualityReport(str(reference), str(test), a.width, a.height, scores, reference_start)
+        # Both are scored in colour: a subsampled chroma counts (a grey source's loss is its depth alone).
+        warnings = [w for r in readers for w in r.reading_warnings("yuv420")]
+    return QualityReport(str(reference), str(test), a.width, a.height, scores, reference_start, warnings)

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import VcsError
 from ..hardware import threads_phrase
-from ..output import check_output_folder
+from ..output import check_output_folder, held_signals
 from .paper import PAPER_FRAMES, PAPER_METHODS, ratio_key
 from .run import rate_sweeps
 
@@ -39,14 +39,15 @@ def write_json(report: dict[str, Any], path: Path) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    check_output_folder(path.absolute().parent)
+    check_output_folder(path.parent)
     temp = path.parent / f"{path.name}.tmp-{os.getpid()}"
-    try:
-        temp.write_text(text)
-        temp.replace(path)
-    except OSError as e:
-        temp.unlink(missing_ok=True)
-        raise VcsError(f"cannot write {path}: {e.strerror or e}") from None
+    with held_signals():  # written and renamed, or nothing: a stop comes after
+        try:
+            temp.write_text(text)
+            temp.replace(path)
+        except OSError as e:
+            temp.unlink(missing_ok=True)
+            raise VcsError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def require_matplotlib() -> None:

@@ -20,7 +20,7 @@ from ..codec import FrameEncoder, decode_records, encode_frames, model_for, pick
 from ..container import ContainerReader, check_chroma_mode
 from ..errors import OptionConflict, VcsError, frames_phrase
 from ..hardware import check_precision, cpu_name, pick_device
-from ..io import DEFAULT_FPS, Frame, conversion_loss, frame_from_gray, open_video, open_writer
+from ..io import DEFAULT_FPS, Frame, frame_from_gray, open_video, open_writer
 from ..output import held_signals, make_output_folder
 from ..quality import score_frame
 from ..quant import DEFAULT_QUANT_STEP, check_step
@@ -503,10 +503,7 @@ def _readable(sequences: list[Sequence], config: BenchConfig, warnings: list[str
             else:
                 with open_video(sequence.path, default_fps=DEFAULT_FPS) as reader:
                     read = _count_sized(itertools.islice(reader, needed), size)
-                    info = reader.info
-                    said += [info.truncation_warning(sequence.path), *reader.notices()]
-                    formats = dict.fromkeys([info.pix_fmt, *reader.pixel_formats])
-                    said += [f"{sequence.path.name}: {loss}" for f in formats if (loss := conversion_loss(f, chroma))]
+                    said += reader.reading_warnings(chroma, sequence.path.name)
             if read < needed:  # a container that promised more than decodes
                 raise VcsError(f"{frames_phrase(read)} read of the {needed} it needs")
         except VcsError as e:
