@@ -97,6 +97,8 @@ def test_frame_counts_must_match_unless_limited(tmp_path, frames):
     with pytest.raises(VcsError, match=r"^the reference \(read from its frame 1\) ends after 1 frame but the test"):
         score_videos(short_path, short_path, reference_start=1)
     assert len(score_videos(ref_path, short_path, frames=2).frames) == 2
+    # a part from frame 0 (compare --start 0) is a part like any other: the reference may go on after it
+    assert len(score_videos(ref_path, short_path, reference_start=0).frames) == 2
     assert len(score_videos(ref_path, ref_path, frames=1).frames) == 1
     with pytest.raises(VcsError, match=r"test video has only 2 frames, fewer than the 3 asked for"):
         score_videos(ref_path, short_path, frames=3)

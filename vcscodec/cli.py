@@ -556,14 +556,15 @@ def compare(
         str | None, typer.Option("--fps", help="Frame rate of raw .yuv inputs (optional: scores do not depend on it)")
     ] = None,
     start: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--start",
             min=0,
-            help="The test video begins at this frame of the reference (0-based), as a file cut with vcs encode "
-            "--start or decoded with vcs decode --start does; all its frames are scored",
+            help="The test video is a part of the reference from this frame on (0-based), as a file cut with vcs "
+            "encode --start or decoded with vcs decode --start is: all its frames are scored, and the reference "
+            "may go on after them (--start 0 too); without it both must have as many frames",
         ),
-    ] = 0,
+    ] = None,
     per_frame: Annotated[bool, typer.Option("--per-frame", help="A row for every frame")] = False,
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Write every score to this JSON file" + _JSON_STDOUT_HELP)

@@ -96,12 +96,12 @@ class QualityReport:
 
 
 def score_frames(
-    reference: Iterable[Frame], test: Iterable[Frame], limit: int | None = None, reference_start: int = 0
+    reference: Iterable[Frame], test: Iterable[Frame], limit: int | None = None, reference_start: int | None = None
 ) -> list[FrameQuality]:
     """Scores of each pair of frames, in order. Both videos must have the same number of frames, or at least
-    ``limit`` when it is given (then only the first ``limit`` are scored). ``reference_start`` > 0: the reference
-    is read from that frame on, and the test video is a part of it, so the reference may go on after it."""
-    test_is_part = reference_start > 0
+    ``limit`` when it is given (then only the first ``limit`` are scored). ``reference_start`` given (0 too): the
+    reference is read from that frame on, and the test video is a part of it, so the reference may go on after it."""
+    test_is_part = reference_start is not None
     scores: list[FrameQuality] = []
     for ref, tst in zip_longest(reference, test):
         if tst is None and ref is not None and test_is_part and scores and limit is None:
@@ -147,20 +147,21 @@ def score_videos(
     size: tuple[int, int] | None = None,
     fps: Fraction | None = None,
     frames: int | None = None,
-    reference_start: int = 0,
+    reference_start: int | None = None,
 ) -> QualityReport:
     """Read both videos (any format ``io.open_video`` reads; ``size``/``fps`` for raw .yuv) and score them.
 
-    ``frames``: compare only the first N; otherwise both must have the same number of frames, except after
-    ``reference_start`` > 0: the test video begins at that frame of the reference (a partial decode) and every
+    ``frames``: compare only the first N; otherwise both must have the same number of frames, except with a
+    ``reference_start`` (0 too): the test video begins at that frame of the reference (a partial decode) and every
     frame of it is scored, however long the reference goes on."""
     reference, test = check_path(reference, "the reference"), check_path(test, "the test video")
     if frames is not None:
         check_whole(frames, "--frames", 1)
-    check_whole(reference_start, "--start", 0)
+    if reference_start is not None:
+        check_whole(reference_start, "--start", 0)
     # Scores do not depend on the frame rate, so a raw .yuv needs none.
     with (
-        open_video(reference, size, fps, default_fps=DEFAULT_FPS, start=reference_start) as ref_reader,
+        open_video(reference, size, fps, default_fps=DEFAULT_FPS, start=reference_start or 0) as ref_reader,
         open_video(test, size, fps, default_fps=DEFAULT_FPS) as test_reader,
     ):
         a, b = ref_reader.info, test_reader.info
@@ -180,4 +181,4 @@ def score_videos(
             refuse_rescaled(reader)
         # Both are scored in colour: a subsampled chroma counts (a grey source's loss is its depth alone).
         warnings = [w for r in readers for w in r.reading_warnings("yuv420")]
-    return QualityReport(str(reference), str(test), a.width, a.height, scores, reference_start, warnings)
+    return QualityReport(str(reference), str(test), a.width, a.height, scores, reference_start or 0, warnings)
