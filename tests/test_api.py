@@ -64,9 +64,17 @@ def test_a_wrong_argument_is_a_one_line_vcs_error(use_tiny_weights, clip, tmp_pa
 
 def test_encode_never_overwrites_its_own_input(use_tiny_weights, clip: Path) -> None:
     original = clip.read_bytes()
-    with pytest.raises(VcsError, match="is also an input of this command"):
+    with pytest.raises(VcsError, match="the encoder writes .vcs files"):  # a bitstream is never named as a video
         encode_file(clip, clip, force=True)
+    with pytest.raises(VcsError, match="other.y4m: the encoder writes .vcs files"):  # as `vcs encode` refuses it
+        encode_file(clip, clip.with_name("other.y4m"))
+    assert not clip.with_name("other.y4m").exists()
     assert clip.read_bytes() == original
+    named_vcs = clip.with_suffix(".vcs")  # a video under a .vcs name (it is read by its bytes, not its name)
+    clip.rename(named_vcs)
+    with pytest.raises(VcsError, match="is also an input of this command"):
+        encode_file(named_vcs, named_vcs, force=True)
+    assert named_vcs.read_bytes() == original
 
 
 def test_a_rate_search_reports_every_pass(use_tiny_weights, clip: Path, tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ try:  # Typer 0.22 and later carry their own copy of Click
     from typer._click.exceptions import ClickException, UsageError
 except ImportError:  # older Typer uses Click itself
     from click.exceptions import ClickException, UsageError
-from .container import ChromaMode
+from .container import ChromaMode, check_vcs_name
 from .hardware import DeviceName, Precision, slow_bf16_warning, threads_phrase, use_threads
 from .output import Stopped, clear_stop, handle_stop_signals, pending_stop, request_stop
 from .quant import DEFAULT_QUANT_STEP, check_step
@@ -292,8 +292,8 @@ def encode(
     from .io import STDIO, input_name, spooled_input, spooled_stdout
 
     to_stdout = str(output) == STDIO
-    if not to_stdout and output.suffix.lower() != ".vcs":  # e.g. swapped arguments: never a .vcs under a video's name
-        raise VcsError(f"{output}: the encoder writes .vcs files; give an output name ending in .vcs, or -")
+    if not to_stdout:  # before a piped input is read through
+        check_vcs_name(output)
     if bpp is not None and quant_step is not None:
         raise OptionConflict("give --quant-step or --bpp, not both (--bpp chooses the step)")
     _checked("--ratio", ratio, check_ratio)

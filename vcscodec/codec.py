@@ -29,6 +29,7 @@ from .container import (
     LostGop,
     StreamHeader,
     check_chroma_mode,
+    check_vcs_name,
     expected_m,
 )
 from .errors import VcsError, check_path, check_size, check_whole, frames_phrase
@@ -230,6 +231,7 @@ def encode_file(
     ``target_bpp``: instead of ``quant_step``, the finest step whose file stays within that many bits per luma
     pixel (`fit_quant_step`: the input is encoded several times; ``on_start`` and ``progress`` report each pass)."""
     input, output = check_path(input, "the input"), check_path(output, "the output")
+    check_vcs_name(output)
     size = check_size(size)
     check_chroma_mode(chroma)
     if max_frames is not None:

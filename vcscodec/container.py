@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Literal, get_args
 
@@ -842,6 +843,13 @@ class ContainerReader:
                 raise VcsError(f"{extra} byte{'s' * (extra != 1)} of unexpected data after the end record")
             return None, pos
         return _decode_payload(self.header, g, payload), pos
+
+
+def check_vcs_name(path: str | os.PathLike[str]) -> None:
+    """Refuse to write a .vcs file under another name (swapped arguments, `encode clip.y4m out.y4m`): a bitstream
+    named as a video would be taken for one."""
+    if Path(path).suffix.lower() != ".vcs":
+        raise VcsError(f"{path}: the encoder writes .vcs files; give an output name ending in .vcs, or -")
 
 
 def read_header(path: str | os.PathLike[str]) -> StreamHeader:
