@@ -140,3 +140,12 @@ def test_a_long_list_of_models_is_cut_in_an_error() -> None:
     cards = [SimpleNamespace(name=f"m{i}") for i in range(9)]
     assert _some_names(cards[:6]) == "m0, m1, m2, m3, m4, m5"
     assert _some_names(cards) == "m0, m1, m2, m3, m4, m5 and 3 more (`vcs models` lists them)"
+
+
+def test_numpy_integers_are_whole_numbers(use_tiny_weights, clip: Path, tmp_path: Path) -> None:
+    # a count taken from an array's shape is an np.int64: a whole number, not "--frames must be at least 1"
+    import numpy as np
+
+    vcs = tmp_path / "n.vcs"
+    assert encode_file(clip, vcs, max_frames=np.int64(3), start=np.int32(1)).frames == 3
+    assert decode_file(vcs, tmp_path / "n.y4m", count=np.int64(2), batch_gops=np.int8(1)).frames == 2

@@ -235,8 +235,8 @@ def encode_file(
     size = check_size(size)
     check_chroma_mode(chroma)
     if max_frames is not None:
-        check_whole(max_frames, "--frames", 1)
-    check_whole(start, "--start", 0)
+        max_frames = check_whole(max_frames, "--frames", 1)
+    start = check_whole(start, "--start", 0)
     if target_bpp is not None and (isinstance(target_bpp, bool) or not isinstance(target_bpp, int | float)):
         raise VcsError(f"--bpp must be a number, not {target_bpp!r}")
     refuse_input_as_output(output, input)  # --force included: the source would be lost
@@ -729,9 +729,9 @@ def check_frame_range(header: StreamHeader, start: int, count: int | None) -> in
     """The end (exclusive) of frames ``start`` … ``start + count − 1`` of a file: a start must be in it, a count is a
     bound (as encode's and FFmpeg's -frames), so more than the file holds is all of them (`frames_past_end`)."""
     total = header.frame_count
-    check_whole(start, "--start", 0)
+    start = check_whole(start, "--start", 0)
     if count is not None:
-        check_whole(count, "--frames", 1)
+        count = check_whole(count, "--frames", 1)
     if start >= total:  # check_whole refused a negative one
         raise VcsError(f"--start {start} is outside the file's {frames_phrase(total)} (0 … {total - 1})")
     return total if count is None else min(start + count, total)
@@ -770,7 +770,7 @@ def decode_file(
     from ``start`` (``decode_records``). ``on_start`` receives the number of frames to come. ``conceal``: damaged or
     missing GOP records are concealed (``decode_records``) and listed in the report instead of stopping."""
     input, output = check_path(input, "the input"), check_path(output, "the output")
-    check_whole(batch_gops, "--batch-gops", 0)
+    batch_gops = check_whole(batch_gops, "--batch-gops", 0)
     refuse_input_as_output(output, input)  # --force included: the .vcs file would be lost
     started = time.perf_counter()
     with ContainerReader(input) as reader:

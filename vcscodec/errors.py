@@ -3,6 +3,7 @@ wording its messages share."""
 
 from __future__ import annotations
 
+import numbers
 import os
 from pathlib import Path
 
@@ -37,11 +38,12 @@ class OutputClosed(VcsError):
 
 def check_whole(value: object, option: str, minimum: int) -> int:
     """``value`` if it is a whole number of at least ``minimum`` (a frame count, a start), else the one-line error
-    that names the option; a bool or a string is refused too, from Python as from the command line."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    that names the option; a bool or a string is refused too, from Python as from the command line. A numpy
+    integer is a whole number (a count from an array's shape): it comes back as an int."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         least = "0 or more" if minimum == 0 else f"at least {minimum}"
         raise VcsError(f"{option} must be {least}, not {value!r}")
-    return value
+    return int(value)
 
 
 def check_path(value: object, what: str) -> Path:

@@ -156,9 +156,9 @@ def score_videos(
     frame of it is scored, however long the reference goes on."""
     reference, test = check_path(reference, "the reference"), check_path(test, "the test video")
     if frames is not None:
-        check_whole(frames, "--frames", 1)
+        frames = check_whole(frames, "--frames", 1)
     if reference_start is not None:
-        check_whole(reference_start, "--start", 0)
+        reference_start = check_whole(reference_start, "--start", 0)
     # Scores do not depend on the frame rate, so a raw .yuv needs none.
     with (
         open_video(reference, size, fps, default_fps=DEFAULT_FPS, start=reference_start or 0) as ref_reader,
