@@ -239,6 +239,16 @@ def test_models_lists_the_weights_folder(tmp_path, clip):
     # No models is an error (a broken install or a mistyped $VCS_WEIGHTS), not an empty table.
     assert_error(run_vcs("models", weights=tmp_path / "gone"), "no models in", "no such folder", "$VCS_WEIGHTS")
     assert_error(run_vcs("models", "--json", weights=tmp_path), "no models in", "no .json manifests")
+    (tmp_path / "file").write_text("not a folder")
+    assert_error(run_vcs("models", weights=tmp_path / "file"), "no models in", "not a folder")
+    # a manifest whose weights file is gone is listed, with a warning that it cannot be used
+    partial = tmp_path / "partial"
+    shutil.copytree(clip["weights"], partial)
+    gone = next(partial.glob("*.npz"))
+    gone.unlink()
+    listed = run_vcs("models", weights=partial)
+    assert_ok(listed)
+    assert listed.stderr.startswith(f"vcs: warning: weights file {gone} of model ") and "is missing" in listed.stderr
     # Encoding or decoding with no weights says the same (`pip install .` copies none), not "no model for ratio".
     assert_error(run_vcs("encode", clip["y4m"], tmp_path / "a.vcs", weights=tmp_path / "gone"), "no models in")
     assert_error(run_vcs("decode", clip["vcs"], tmp_path / "a.y4m", weights=tmp_path / "gone"), "no models in")

@@ -679,6 +679,9 @@ def models(
     from .registry import installed_models, weights_dir
 
     cards = installed_models()
+    for card in cards:  # listed (its manifest is there), but no command could use it
+        if not card.path.is_file():
+            _warn(f"weights file {card.path} of model {card.name} is missing: it cannot encode or decode")
     if json_out:  # the path says which folder was read, as the table's title does
         out.print_json(json.dumps([{**c.manifest, "path": str(c.path.absolute())} for c in cards]))
         return

@@ -179,7 +179,13 @@ def installed_models(folder: str | os.PathLike[str] | None = None) -> list[Model
     cards = list_models(folder)
     if not cards:
         folder = Path(folder) if folder is not None else weights_dir()
-        why = "no such folder" if not folder.is_dir() else "no .json manifests in it"
+        why = (
+            "no such folder"
+            if not folder.exists()
+            else "not a folder"
+            if not folder.is_dir()
+            else "no .json manifests in it"
+        )
         raise VcsError(f"no models in {folder} ({why}): set ${WEIGHTS_ENV} to the folder that holds them")
     return cards
 
