@@ -1323,3 +1323,16 @@ def test_help_shows_flags_without_a_value(command):
     assert not after_names[0].startswith("<"), rows[flag]
     if command in ("decode", "bench"):
         assert rows["--threads"][:2] == ["<int", "range>"]
+
+
+def test_info_shows_the_quantizer_step_whole_and_flags_in_words(tmp_path, clip):
+    # The step as --quant-step takes it to write the same header again (it was rounded to 4 digits: 1235), and a
+    # model's switches as yes/no (they read "hffm: 1").
+    w, vcs = clip["weights"], tmp_path / "q.vcs"
+    assert_ok(run_vcs("encode", clip["y4m"], vcs, "--quant-step", "1234.5678", "-q", weights=w))
+    lines = [line.split() for line in run_vcs("info", vcs, weights=w).stdout.splitlines()]
+    rows = {" ".join(cells[:2]): cells[2:] for cells in lines if len(cells) > 2}
+    assert rows["quantizer step"] == ["1234.5678"] and rows["model available"] == ["yes"]
+    name = read_header(vcs).model_name
+    config = next(line for line in run_vcs("info", "--model", name, weights=w).stdout.splitlines() if "config" in line)
+    assert "hffm: yes" in config and "hffm: 1" not in config

@@ -662,6 +662,8 @@ def _format_value(value: object) -> str:
         return ", ".join(f"{k}: {_format_value(v)}" for k, v in value.items())
     if isinstance(value, list):
         return "; ".join(_format_value(v) for v in value) if value else "none"
+    if isinstance(value, bool):  # before int, which it is too: "hffm: yes", not "hffm: 1"
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, int):

@@ -76,11 +76,12 @@ def file_rows(d: dict[str, Any]) -> list[tuple[str, Any]]:
         ("measurements per block", {"key": d["m_k"], "non-key": d["m_n"]}),
         ("keyframes", d["records"]),
         ("keyframe grid shift", f"{shift} pixels in odd GOPs" if shift else "none (every keyframe on one grid)"),
-        ("quantizer step", d["quant_step"]),
+        ("quantizer step", repr(d["quant_step"])),  # whole (f64): what --quant-step takes to write it again
         ("chroma", d["chroma"]),
         ("model", d["model_name"]),
         ("weights sha256", d["weights_sha256"]),
-        ("decodable here", "yes" if d["decodable"] else f"no: {d['decode_error']}"),
+        # the model it names is in the weights folder and fits its layout (damage is the row "damaged")
+        ("model available", "yes" if d["decodable"] else f"no: {d['decode_error']}"),
         ("bytes", d["bytes"]),
         ("bits per pixel", d["bits_per_pixel"]),
         ("compression vs 8-bit 4:2:0", d["compression_vs_8bit_420"]),
