@@ -26,10 +26,11 @@ def test_readme_has_the_python_examples() -> None:
 @pytest.mark.parametrize("index", [0, 1])
 def test_readme_python_example_runs(index: int, tiny_weights: Path, tmp_path: Path) -> None:
     env = {**os.environ, "VCS_WEIGHTS": str(tiny_weights), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, "-c", python_blocks()[index]], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
+    for _ in range(2 if index == 0 else 1):  # the first one twice: a reader tries it again
+        done = subprocess.run(
+            [sys.executable, "-c", python_blocks()[index]], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
     if index == 0:
         assert re.fullmatch(r"\d+\.\d{3} bpp, 9 frames, PSNR Y \d+\.\d\d dB\n", done.stdout), done.stdout
         assert sorted(p.name for p in tmp_path.iterdir()) == ["pan.vcs", "pan.y4m", "rebuilt.y4m"]
