@@ -75,7 +75,14 @@ def test_float_inputs_are_rounded_and_clipped(picture):
     # 300 and -7 are what the writer would store as 255 and 0.
     assert psnr(np.array([[255, 0]], np.uint8), np.array([[300.0, -7.0]])) == float("inf")
     assert to_uint8(np.array([2.5, 3.5, -1.0, 256.0])).tolist() == [2, 4, 0, 255]
-    assert to_uint8(np.array([-5, 300], np.int32)).tolist() == [0, 255]
+    # what cannot be 8-bit grey levels is refused, not scored as if it were (it looked plausible and meant nothing)
+    with pytest.raises(VcsError, match="int32 values from -5 to 300: not 8-bit"):
+        to_uint8(np.array([-5, 300], np.int32))
+    with pytest.raises(VcsError, match=r"values in \[0, 1\].*multiply by 255"):
+        psnr(picture / 255.0, ref / 255.0)  # a network's pixels: 54.9 dB for what is 15 dB
+    with pytest.raises(VcsError, match="NaN"):
+        psnr(picture, np.full(picture.shape, np.nan))
+    assert to_uint8(np.array([0.0, 1.0, 1.0])).tolist() == [0, 1, 1]  # whole numbers in [0, 1] are grey levels
 
 
 @pytest.mark.parametrize("sigma, seed", [(2.0, 0), (10.0, 1), (40.0, 2)])

@@ -1,8 +1,8 @@
 """PSNR and SSIM as the paper's test protocol computes them (see docs and facts: "The paper's test protocol").
 
-Both take one plane (normally luma) of a reference and a test frame. Inputs are first brought to 8-bit:
-float arrays are rounded to the nearest integer and clipped to [0, 255], integer arrays are clipped, so a
-decoder's float output is scored as the 8-bit video it would be written as.
+Both take one plane (normally luma) of a reference and a test frame, in 8-bit grey levels. Float arrays are
+rounded to the nearest integer and clipped to [0, 255], so a decoder's float output is scored as the 8-bit video
+it would be written as; what cannot be grey levels is refused (`to_uint8`).
 """
 
 from __future__ import annotations
@@ -19,13 +19,23 @@ SSIM_K1, SSIM_K2 = 0.01, 0.03  # Wang et al.'s stabilising constants, times the 
 
 
 def to_uint8(a: np.ndarray) -> np.ndarray:
-    """`a` as uint8: floats rounded (half to even, as numpy does) and clipped, integers clipped."""
+    """`a` as uint8: floats rounded (half to even, as numpy does) and clipped, as a decoder's output is written.
+    What cannot be 8-bit grey levels is refused rather than scored as if it were (a score of it would look
+    plausible and mean nothing): integers beyond 0..255 (10-bit samples), NaN, and floats in [0, 1] with a
+    fraction (a network's pixels, which are 8-bit values / 255)."""
     a = np.asarray(a)
     if a.dtype == np.uint8:
         return a
     if np.issubdtype(a.dtype, np.floating):
+        if a.size and np.isnan(a).any():
+            raise VcsError("cannot score an array with NaN values")
+        if a.size and a.min() >= 0 and a.max() <= 1 and np.any(a % 1):
+            raise VcsError("cannot score values in [0, 1]: scores are on 8-bit grey levels (multiply by 255)")
         a = np.round(a)
-    elif not np.issubdtype(a.dtype, np.integer) and a.dtype != np.bool_:
+    elif np.issubdtype(a.dtype, np.integer):
+        if a.size and (a.min() < 0 or a.max() > 255):
+            raise VcsError(f"cannot score {a.dtype} values from {a.min()} to {a.max()}: not 8-bit grey levels")
+    elif a.dtype != np.bool_:
         raise VcsError(f"cannot score an array of type {a.dtype}")
     return np.clip(a, 0, 255).astype(np.uint8)
 
