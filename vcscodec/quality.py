@@ -81,6 +81,9 @@ class QualityReport:
         return {f.name: self.mean(f.name) for f in fields(FrameQuality)}
 
     def as_dict(self) -> dict[str, object]:
+        """The report as plain data, as `vcs compare --json` writes it; a PSNR of identical pictures is Python's
+        inf here, which strict JSON has not: `bench.write_json` writes it as null (``json.dumps`` would write
+        Infinity, which most JSON readers refuse)."""
         return {
             "reference": self.reference,
             "test": self.test,
