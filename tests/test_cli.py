@@ -1333,6 +1333,6 @@ def test_info_shows_the_quantizer_step_whole_and_flags_in_words(tmp_path, clip):
     lines = [line.split() for line in run_vcs("info", vcs, weights=w).stdout.splitlines()]
     rows = {" ".join(cells[:2]): cells[2:] for cells in lines if len(cells) > 2}
     assert rows["quantizer step"] == ["1234.5678"] and rows["model available"] == ["yes"]
-    name = read_header(vcs).model_name
-    config = next(line for line in run_vcs("info", "--model", name, weights=w).stdout.splitlines() if "config" in line)
-    assert "hffm: yes" in config and "hffm: 1" not in config
+    described = run_vcs("info", "--model", read_header(vcs).model_name, weights=w).stdout
+    unfolded = "".join(described.split())  # a narrow terminal folds the config row, anywhere
+    assert "hffm:yes," in unfolded and "hffm:1," not in unfolded
