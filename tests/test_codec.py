@@ -304,7 +304,8 @@ def test_a_range_of_frames_decodes_as_in_a_whole_decode(tmp_path, use_tiny_weigh
         # records after the one that closes the range's last GOP are not read, and those before the range's first
         # GOP are passed by their prefixes
         last = (start + len(expected) - 1) // 8
-        assert counting.read == min(last + 2, 4) - start // 8, (start, count, counting.read)
+        first = 3 if start == 19 else start // 8  # frame 19, the final keyframe, is record 3's alone
+        assert counting.read == min(last + 2, 4) - first, (start, count, counting.read)
     with ContainerReader(vcs) as reader:
         wrong = ((20, None, "--start 20 is outside"), (-1, None, "--start must be 0 or more"))
         for start, count, message in wrong:

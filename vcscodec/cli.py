@@ -960,10 +960,24 @@ def _refuse_empty_arguments(args: list[str]) -> None:
             raise CommandLineError(f"{what} is empty (an unset shell variable?)")
 
 
+def _quiet_about_stops() -> None:
+    """A stop raised inside a C library's callback (PyAV's write to a pipe) is swallowed there and printed as
+    "Exception ignored …" with a traceback; it is kept all the same (`output.request_stop`) and acted on at the next
+    frame, so nothing is printed for it."""
+    unraisable = sys.unraisablehook
+
+    def hook(info: Any) -> None:
+        if not isinstance(info.exc_value, Stopped):
+            unraisable(info)
+
+    sys.unraisablehook = hook
+
+
 def main() -> None:
     # `vcs train` installs its own handlers for its run (a clean stop with a checkpoint) and restores these.
     clear_stop()
     handle_stop_signals(request_stop)
+    _quiet_about_stops()
     try:
         _refuse_empty_arguments(sys.argv[1:])
         # Not standalone: Typer would print a usage error as a boxed panel of five lines; here it is ours to report.
@@ -1002,6 +1016,8 @@ def main() -> None:
         err.print(f"vcs: error: {e}", highlight=False, markup=False, soft_wrap=True)  # one line, never folded
         sys.exit(1)
     except Stopped as e:
+        for sig in Stopped.EXIT:  # leaving: a second signal must not kill the interpreter's teardown by the signal
+            signal.signal(sig, signal.SIG_IGN)
         err.print(f"vcs: {e.why}", highlight=False)
         sys.exit(e.code)
     except OSError as e:

@@ -658,7 +658,8 @@ def decode_records(
     skipped_before: GopRecord | None = None
     # The records before the range's first GOP are passed by their prefixes, but for the one before it with
     # alternating grids (its keyframe refines the range's first); concealing reads them all, to know what it repeats.
-    first_read = max(0, start // header.gop - (1 if alternating else 0))
+    first_gop = next(g for g in itertools.count(start // header.gop) if header.record_range(g)[1] > start)
+    first_read = max(0, first_gop - (1 if alternating else 0))
     records = reader.salvage() if on_lost else reader.records(first_read)
     for record in records:
         first, position = header.record_range(record.index)

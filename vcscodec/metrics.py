@@ -29,8 +29,6 @@ def to_uint8(a: np.ndarray) -> np.ndarray:
     if np.issubdtype(a.dtype, np.floating):
         if a.size and np.isnan(a).any():
             raise VcsError("cannot score an array with NaN values")
-        if a.size and a.min() >= 0 and a.max() <= 1 and np.any(a % 1):
-            raise VcsError("cannot score values in [0, 1]: scores are on 8-bit grey levels (multiply by 255)")
         a = np.round(a)
     elif np.issubdtype(a.dtype, np.integer):
         if a.size and (a.min() < 0 or a.max() > 255):
@@ -40,7 +38,15 @@ def to_uint8(a: np.ndarray) -> np.ndarray:
     return np.clip(a, 0, 255).astype(np.uint8)
 
 
+def _unit_range(a: np.ndarray) -> bool:
+    """Whether ``a`` holds floats in [0, 1] with a fraction: a network's pixels (8-bit values / 255)."""
+    return bool(np.issubdtype(a.dtype, np.floating) and a.size and a.min() >= 0 and a.max() <= 1 and np.any(a % 1))
+
+
 def _pair(ref: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ref, test = np.asarray(ref), np.asarray(test)
+    if _unit_range(ref) and _unit_range(test):  # both: one dark 8-bit picture alone can lie in [0, 1]
+        raise VcsError("cannot score values in [0, 1]: scores are on 8-bit grey levels (multiply by 255)")
     r, t = to_uint8(ref), to_uint8(test)
     if r.shape != t.shape:
         raise VcsError(f"cannot compare frames of shapes {r.shape} and {t.shape}")

@@ -37,6 +37,7 @@ class Stopped(BaseException):
 
 _stop: Stopped | None = None
 _signals_since = 0  # stop signals after the one that asked for `_stop`
+_holding = 0  # `held_signals` blocks entered and not left
 
 
 def handle_stop_signals(handler: Callable[[int, Any], None]) -> None:
@@ -57,6 +58,8 @@ def request_stop(signum: int, frame: object = None) -> None:
     global _stop, _signals_since
     if _stop is None:
         _stop = Stopped(signum)
+        if _holding:
+            return  # raised when the held block ends (`held_signals`)
         raise _stop
     _signals_since += 1
     if _signals_since >= 2:
@@ -83,17 +86,18 @@ def clear_stop() -> None:
 
 @contextmanager
 def held_signals() -> Iterator[None]:
-    """Hold the stop signals back while files are put in place or dropped (renames, deletions): a stop then comes
-    after them, never halfway, which would leave a mix of old and new files or a temporary file behind. Nothing
-    is held where the system cannot (Windows)."""
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, set(Stopped.EXIT))
+    """Hold a stop back while files are put in place or dropped (renames, deletions): it comes after them, never
+    halfway, which would leave a mix of old and new files or a temporary file behind. A count, not the signal mask:
+    a mask holds signals back from the calling thread only, and the kernel then hands them to another one (torch's,
+    x264's), whose handler runs in the main thread all the same. A third signal still ends the program at once."""
+    global _holding
+    _holding += 1
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        _holding -= 1
+    if not _holding:
+        raise_pending_stop()
 
 
 class AllOrNothing:

@@ -728,7 +728,8 @@ class StopRequest:
         if threading.current_thread() is not threading.main_thread():
             return  # signal handlers belong to the main thread; a caller in another one handles its own stops
         for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._handle)
+            if signal.getsignal(sig) is not signal.SIG_IGN:  # started ignoring it (nohup, a background job): kept
+                self._previous[sig] = signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name
