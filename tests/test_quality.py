@@ -97,6 +97,9 @@ def test_frame_counts_must_match_unless_limited(tmp_path, frames):
     with pytest.raises(VcsError, match=r"^the reference \(read from its frame 1\) ends after 1 frame but the test"):
         score_videos(short_path, short_path, reference_start=1)
     assert len(score_videos(ref_path, short_path, frames=2).frames) == 2
+    # --size is for raw .yuv: a file that says its own size otherwise is refused, not silently read at its own
+    with pytest.raises(VcsError, match=r"--size 100x64 is for raw .yuv input; .*ref.y4m is"):
+        score_videos(ref_path, short_path, size=(100, 64))
     # a part from frame 0 (compare --start 0) is a part like any other: the reference may go on after it
     assert len(score_videos(ref_path, short_path, reference_start=0).frames) == 2
     assert len(score_videos(ref_path, ref_path, frames=1).frames) == 1
