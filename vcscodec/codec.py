@@ -249,11 +249,7 @@ def encode_file(
     encoder = FrameEncoder(card, quant_step)
     with open_video(input, size=size, fps=fps, start=start) as reader:
         info = reader.info
-        if size is not None and size != (info.width, info.height):  # a raw .yuv is read at --size: never here
-            raise VcsError(
-                f"--size {size[0]}x{size[1]} is for raw .yuv input; {input} is {info.width}x{info.height} "
-                "(vcs encode does not scale)"
-            )
+        reader.refuse_other_size(size, "vcs encode does not scale")
         # from --start on (the reader refused one past the end)
         if info.frame_count is not None:
             total = info.frame_count
@@ -801,9 +797,8 @@ def decode_file(
             codec = writer.codec
         ignored = reader.tail_error
     warnings = [frames_past_end(count, header.frame_count - start, start, "the file", "decoded")]
-    left = getattr(writer, "left_after", None)
-    if left is not None:  # never deleted (they are not ours), but said: the pattern now reads on into them
-        warnings.append(f"{left} and any pictures after it are an earlier run's, left as they were")
+    if writer.left_after is not None:  # never deleted (they are not ours), but said: the pattern reads on into them
+        warnings.append(f"{writer.left_after} and any pictures after it are an earlier run's, left as they were")
     return DecodeReport(
         frames=written,
         seconds=time.perf_counter() - started,

@@ -143,7 +143,9 @@ _SIZE_RE = re.compile(r"^(\d+)x(\d+)$", re.IGNORECASE)
 _FPS_RE = re.compile(r"^(\d+(?:\.\d+)?)(fps|hz|p)?$", re.IGNORECASE)
 
 
-MAX_FPS_TERM = 2**31 - 1
+_C_INT_MAX = 2**31 - 1  # FFmpeg's rationals and picture sizes are C ints
+
+MAX_FPS_TERM = _C_INT_MAX
 """FFmpeg's rationals are pairs of C ints: a rate's numerator and denominator must fit one (the .vcs header's u32
 fields would take twice as much, which no writer could then use)."""
 
@@ -646,6 +648,15 @@ class VideoReader:
             "together; deinterlace it first for moving scenes (e.g. ffmpeg -vf bwdif)"
         )
 
+    def refuse_other_size(self, size: tuple[int, int] | None, why: str) -> None:
+        """Refuse a ``--size`` that is not this video's own: it is for raw .yuv (read at it, so never refused
+        here), and a video that states its size is not scaled to another (``why`` says by whom)."""
+        info = self.info
+        if size is not None and size != (info.width, info.height):
+            raise VcsError(
+                f"--size {size[0]}x{size[1]} is for raw .yuv input; {self.path} is {info.width}x{info.height} ({why})"
+            )
+
     def reading_warnings(self, chroma: str, name: str | None = None) -> list[str]:
         """Everything to tell a user about what was read as 8-bit ``chroma`` ("yuv420" or "gray"): a partial last
         frame, the `notices`, and what the conversion lost (of the first picture's format, or a later one's:
@@ -941,7 +952,7 @@ def _writable_size(path: Path, width: float, height: float) -> tuple[int, int]:
     .vcs format allows 65 535 × 65 535; better said before the decode than at its first frame."""
     if int(width) != width or int(height) != height or width < 1 or height < 1:
         raise VcsError(f"{path}: bad frame size {width}x{height}")
-    if (int(width) + 128) * (int(height) + 128) >= (2**31 - 1) // 8:
+    if (int(width) + 128) * (int(height) + 128) >= _C_INT_MAX // 8:
         raise VcsError(f"{path}: frames of {int(width)}x{int(height)} are larger than FFmpeg's writers take")
     return int(width), int(height)
 
@@ -965,6 +976,7 @@ class _Output(AllOrNothing):
     _done: bool
     _finalizer: weakref.finalize
     frames_written: int
+    left_after: Path | None = None  # after close(): a picture an earlier, longer run left right after ours
 
     def _closing(self) -> bool:
         """Whether `close()` has work to do: not when already closed; an output that got no frame is dropped."""
@@ -1137,7 +1149,6 @@ class PictureWriter(_Output):
             raise self._one_picture(frames)
         self.width, self.height = _writable_size(self.path, width, height)
         self.force, self.first_number = force, first_number
-        self.left_after: Path | None = None  # after close(): the picture an earlier run left right after ours
         self.codec = "png"
         self.frames_written = 0
         self._done = False

@@ -21,8 +21,8 @@ SSIM_K1, SSIM_K2 = 0.01, 0.03  # Wang et al.'s stabilising constants, times the 
 def to_uint8(a: np.ndarray) -> np.ndarray:
     """`a` as uint8: floats rounded (half to even, as numpy does) and clipped, as a decoder's output is written.
     What cannot be 8-bit grey levels is refused rather than scored as if it were (a score of it would look
-    plausible and mean nothing): integers beyond 0..255 (10-bit samples), NaN, and floats in [0, 1] with a
-    fraction (a network's pixels, which are 8-bit values / 255)."""
+    plausible and mean nothing): integers beyond 0..255 (10-bit samples) and NaN. Two pictures both in [0, 1] with
+    fractions (a network's pixels, 8-bit values / 255) are refused by `psnr` and `ssim`, which see both."""
     a = np.asarray(a)
     if a.dtype == np.uint8:
         return a

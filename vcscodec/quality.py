@@ -168,12 +168,8 @@ def score_videos(
         open_video(test, size, fps, default_fps=DEFAULT_FPS) as test_reader,
     ):
         a, b = ref_reader.info, test_reader.info
-        for path, info in ((reference, a), (test, b)):  # a raw .yuv is read at --size: never here
-            if size is not None and size != (info.width, info.height):
-                raise VcsError(
-                    f"--size {size[0]}x{size[1]} is for raw .yuv input; {path} is {info.width}x{info.height} "
-                    "(scores are not taken on scaled pictures)"
-                )
+        for reader in (ref_reader, test_reader):
+            reader.refuse_other_size(size, "scores are not taken on scaled pictures")
         if (a.width, a.height) != (b.width, b.height):
             raise VcsError(f"{test} is {b.width}x{b.height} but {reference} is {a.width}x{a.height}")
         try:
