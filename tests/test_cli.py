@@ -252,11 +252,28 @@ def test_models_lists_the_weights_folder(tmp_path, clip):
     # Encoding or decoding with no weights says the same (`pip install .` copies none), not "no model for ratio".
     assert_error(run_vcs("encode", clip["y4m"], tmp_path / "a.vcs", weights=tmp_path / "gone"), "no models in")
     assert_error(run_vcs("decode", clip["vcs"], tmp_path / "a.y4m", weights=tmp_path / "gone"), "no models in")
-    # A stray .json in the weights folder is named, with what is wrong with it.
+    # A stray .json in the weights folder is named, with what is wrong with it, and skipped: the others still work.
     stray = tmp_path / "stray"
     shutil.copytree(clip["weights"], stray)
     (stray / "bench.json").write_text('{"runs": []}')
-    assert_error(run_vcs("models", weights=stray), "bench.json is not a model manifest: it has no field 'name'")
+    listed = run_vcs("models", "--json", weights=stray)
+    assert_ok(listed)
+    assert "bench.json is not a model manifest: it has no field 'name': skipped" in listed.stderr
+    assert len(json.loads(listed.stdout)) == len(list(clip["weights"].glob("*.json")))
+    assert_ok(run_vcs("encode", clip["y4m"], tmp_path / "s.vcs", "-n", "1", weights=stray))
+    # A damaged manifest may be the very model a file needs: the error that it is missing says one was skipped.
+    needed = json.loads(run_vcs("info", clip["vcs"], "--json", weights=stray).stdout)["model_name"]
+    (stray / f"{needed}.json").write_text("{")
+    assert_error(
+        run_vcs("decode", clip["vcs"], tmp_path / "s.y4m", weights=stray),
+        f"needs model {needed}",
+        "manifests there were skipped",
+    )
+    # Only unreadable manifests: "no models", and why.
+    only = tmp_path / "only"
+    only.mkdir()
+    (only / "bench.json").write_text("[]")
+    assert_error(run_vcs("models", weights=only), "no models in", "bench.json", "is unreadable")
 
 
 def test_export_sampler_refuses_to_overwrite(tmp_path, clip):

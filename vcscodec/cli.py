@@ -678,9 +678,11 @@ def models(
     ] = False,
 ) -> None:
     """List the models in the weights folder ($VCS_WEIGHTS, else the shipped weights/)."""
-    from .registry import installed_models, weights_dir
+    from .registry import installed_models, scan_models, weights_dir
 
     cards = installed_models()
+    for why in scan_models()[1].values():  # what is wrong with each; the folder's other models still work
+        _warn(f"{why}: skipped")
     for card in cards:  # listed (its manifest is there), but no command could use it
         if not card.path.is_file():
             _warn(f"weights file {card.path} of model {card.name} is missing: it cannot encode or decode")

@@ -44,6 +44,7 @@ from .registry import (
     default_model,
     find_model,
     installed_models,
+    skipped_note,
     weights_dir,
 )
 from .sampling import measure_plane
@@ -430,13 +431,13 @@ def model_for(header: StreamHeader, decoder: str | None = None) -> ModelCard:
         _check_layout(card, header)
         card.verify()
         return card
-    # The header holds the full name: an exact match, from one read of the folder (no models at all, or an
-    # unreadable manifest, is `installed_models`' own error, not "this model is missing").
+    # The header holds the full name: an exact match, from one read of the folder (no models at all is
+    # `installed_models`' own error, not "this model is missing"; a skipped manifest may be this model's).
     card = next((c for c in installed_models() if c.name == header.model_name), None)
     if card is None:
         raise VcsError(
             f"this file needs model {header.model_name} (sha256 {header.weights_sha256[:16]}…), "
-            f"which is not in the weights folder {weights_dir()}"
+            f"which is not in the weights folder {weights_dir()}{skipped_note()}"
         )
     if card.sha256 != header.weights_sha256:
         theirs, ours = _two_hashes(header.weights_sha256, card.sha256)

@@ -166,28 +166,56 @@ def _read_manifest(path: Path) -> ModelCard:
         raise VcsError(f"model manifest {path} is unreadable: {e}") from None
 
 
-def list_models(folder: str | os.PathLike[str] | None = None) -> list[ModelCard]:
+def scan_models(folder: str | os.PathLike[str] | None = None) -> tuple[list[ModelCard], dict[Path, str]]:
+    """The models in ``folder`` and, for each other ``.json`` there, why it was skipped: a stray file (a bench
+    report) or one damaged manifest must not stop every model in the folder from being used."""
     folder = Path(folder) if folder is not None else weights_dir()
     if not folder.is_dir():
-        return []
-    return [_read_manifest(p) for p in sorted(folder.glob("*.json"))]
+        return [], []
+    cards: list[ModelCard] = []
+    skipped: dict[Path, str] = {}
+    for path in sorted(folder.glob("*.json")):
+        try:
+            cards.append(_read_manifest(path))
+        except VcsError as e:
+            skipped[path] = str(e)
+    return cards, skipped
+
+
+def list_models(folder: str | os.PathLike[str] | None = None) -> list[ModelCard]:
+    """The models in ``folder`` (default: the weights folder); unreadable manifests are left out (`scan_models`)."""
+    return scan_models(folder)[0]
 
 
 def installed_models(folder: str | os.PathLike[str] | None = None) -> list[ModelCard]:
     """`list_models`, but none at all is an error that says why: a broken install (`pip install .` copies no
     weights) or a mistyped $VCS_WEIGHTS would otherwise surface as "no model for ratio 0.1" or an empty table."""
-    cards = list_models(folder)
+    cards, skipped = scan_models(folder)
     if not cards:
         folder = Path(folder) if folder is not None else weights_dir()
-        why = (
-            "no such folder"
-            if not folder.exists()
-            else "not a folder"
-            if not folder.is_dir()
-            else "no .json manifests in it"
-        )
+        if not folder.exists():
+            why = "no such folder"
+        elif not folder.is_dir():
+            why = "not a folder"
+        elif skipped:
+            first = next(iter(skipped.values()))
+            why = first if len(skipped) == 1 else f"{len(skipped)} unreadable manifests, the first: {first}"
+        else:
+            why = "no .json manifests in it"
         raise VcsError(f"no models in {folder} ({why}): set ${WEIGHTS_ENV} to the folder that holds them")
     return cards
+
+
+def skipped_note(folder: str | os.PathLike[str] | None = None) -> str:
+    """For an error that says a model is not in the folder: '' or ' (a manifest there was skipped: …)', since the
+    model looked for may be the one whose manifest is damaged."""
+    skipped = scan_models(folder)[1]
+    if len(skipped) == 1:
+        return f" (a manifest there was skipped: {next(iter(skipped.values()))})"
+    if skipped:  # their names, which say which model each was; `vcs models` says what is wrong with each
+        names = ", ".join(p.name for p in skipped)
+        return f" ({len(skipped)} manifests there were skipped: {names}; `vcs models` says why)"
+    return ""
 
 
 def find_model(
@@ -219,7 +247,7 @@ def find_model(
         where = f"model {name!r} is not in {folder or weights_dir()}"
         if close:
             raise VcsError(f"{where}; did you mean {' or '.join(close)}? (`vcs models` lists all {len(cards)})")
-        raise VcsError(f"{where} (`vcs models` lists the {len(cards)} there)")
+        raise VcsError(f"{where} (`vcs models` lists the {len(cards)} there){skipped_note(folder)}")
     raise VcsError(f"model name {name!r} is ambiguous: {_some_names(matches)}")
 
 
@@ -258,11 +286,13 @@ def default_model(alpha_n: float, folder: str | os.PathLike[str] | None = None) 
     if not cards:
         ratios = ", ".join(sorted({f"{c.alpha_n:g}" for c in installed}))
         # repr, not :g: a ratio of 0.1000001 must not read as the 0.1 that is there
-        raise VcsError(f"no model for ratio {alpha_n!r} in {where} (it has {ratios}); use --model NAME")
-    if not marked and len(cards) > 1:  # as above: not the first by name
-        names = ", ".join(c.name for c in cards)
         raise VcsError(
-            f"{len(cards)} models for ratio {alpha_n:g} in {where} and none marked default: {names}; use --model NAME"
+            f"no model for ratio {alpha_n!r} in {where} (it has {ratios}); use --model NAME{skipped_note(folder)}"
+        )
+    if not marked and len(cards) > 1:  # as above: not the first by name
+        raise VcsError(
+            f"{len(cards)} models for ratio {alpha_n:g} in {where} and none marked default: {_some_names(cards)}; "
+            f"use --model NAME{skipped_note(folder)}"
         )
     return (marked or cards)[0]
 
