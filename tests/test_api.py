@@ -3,6 +3,7 @@ argument rather than a TypeError or a torch error from deep inside, and the all-
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -149,3 +150,33 @@ def test_numpy_integers_are_whole_numbers(use_tiny_weights, clip: Path, tmp_path
     vcs = tmp_path / "n.vcs"
     assert encode_file(clip, vcs, max_frames=np.int64(3), start=np.int32(1)).frames == 3
     assert decode_file(vcs, tmp_path / "n.y4m", count=np.int64(2), batch_gops=np.int8(1)).frames == 2
+
+
+def test_write_clip_takes_arrays_as_pictures(tmp_path: Path) -> None:
+    from vcscodec.io import VideoReader, open_writer
+    from vcscodec.samples import as_frame
+
+    ramp = np.tile(np.arange(48, dtype=np.uint8) * 5, (32, 1))
+    write_clip(tmp_path / "grey.y4m", [ramp, ramp])
+    rgb = np.zeros((32, 48, 3), np.uint8)
+    rgb[..., 0] = 255  # pure red: BT.601 limited range Y 81, Cb 90, Cr 240
+    write_clip(tmp_path / "red.y4m", [rgb, rgb / 255.0])
+    with VideoReader(tmp_path / "grey.y4m") as grey, VideoReader(tmp_path / "red.y4m") as red:
+        frames = list(grey)
+        assert len(frames) == 2 and np.array_equal(frames[0].y, ramp) and np.all(frames[1].u == 128)
+        reds = list(red)
+        assert [(f.y[0, 0], f.u[0, 0], f.v[0, 0]) for f in reds] == [(81, 90, 240)] * 2
+    assert as_frame(frames[0]) is frames[0]
+    for bad, said in (
+        (np.zeros((4, 4, 4)), "must be (H, W) grey or (H, W, 3) RGB"),
+        (np.full((4, 4, 3), 2.0), "uint8 or floats in [0, 1]"),
+        ("frame.png", "not str"),
+    ):
+        with pytest.raises(VcsError, match=re.escape(said)):
+            write_clip(tmp_path / "bad.y4m", [bad])
+    assert not (tmp_path / "bad.y4m").exists()
+    # The writers themselves take Frames, and say so rather than fail on a missing attribute.
+    with pytest.raises(VcsError, match="a frame must be a vcscodec.io.Frame, not ndarray"):
+        with open_writer(tmp_path / "w.y4m", 48, 32, 25) as writer:
+            writer.write(ramp)
+    assert list(tmp_path.glob("w*")) == []

@@ -993,6 +993,9 @@ class _Output(AllOrNothing):
         raise_pending_stop()
         if self._done:
             raise VcsError(f"{self._name}: writer is already closed")
+        if not isinstance(frame, Frame):  # an array: `samples.as_frame` makes one from grey or RGB
+            self.abort()
+            raise VcsError(f"{self._name}: a frame must be a vcscodec.io.Frame, not {type(frame).__name__}")
         ch = chroma_shape(self.width, self.height)
         shapes = (np.shape(frame.y), np.shape(frame.u), np.shape(frame.v))
         if shapes != ((self.height, self.width), ch, ch):

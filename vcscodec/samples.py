@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from fractions import Fraction
 
 import numpy as np
 
 from vcscodec.errors import VcsError
-from vcscodec.io import Frame, open_writer
+from vcscodec.io import Frame, frame_from_gray, open_writer
 
 # Images that scikit-image ships inside its wheel (no network fetch); grey ones are stacked to RGB.
 IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "camera", "moon")
@@ -104,12 +105,34 @@ def gray_clip(frames: int, width: int, height: int, image: str = "astronaut", se
     return clip
 
 
-def write_clip(path: str | os.PathLike[str], frames: list[Frame], fps: Fraction | int = 30, force: bool = False) -> str:
-    """Write `frames` to `path` (format from the extension, see `io.open_writer`); returns the codec."""
-    if not frames:
+def as_frame(picture: Frame | np.ndarray) -> Frame:
+    """A `Frame` as it is; a 2-D array as a grey picture (`io.frame_from_gray`); an (H, W, 3) array as 8-bit RGB
+    (uint8, or floats in [0, 1]) converted as `camera_pan`'s pictures are."""
+    if isinstance(picture, Frame):
+        return picture
+    if not isinstance(picture, np.ndarray):
+        raise VcsError(f"a picture must be a vcscodec.io.Frame or a numpy array, not {type(picture).__name__}")
+    if picture.ndim == 2:
+        return frame_from_gray(picture)
+    if picture.ndim == 3 and picture.shape[2] == 3 and min(picture.shape[:2]) >= 1:
+        if picture.dtype == np.uint8:
+            return rgb_to_yuv420(picture / 255.0)
+        if np.issubdtype(picture.dtype, np.floating) and np.all((picture >= 0) & (picture <= 1)):
+            return rgb_to_yuv420(picture.astype(np.float64))
+        raise VcsError(f"an RGB picture must be uint8 or floats in [0, 1], not {picture.dtype} values outside them")
+    raise VcsError(f"a picture array must be (H, W) grey or (H, W, 3) RGB, not shape {picture.shape}")
+
+
+def write_clip(
+    path: str | os.PathLike[str], frames: Sequence[Frame | np.ndarray], fps: Fraction | int = 30, force: bool = False
+) -> str:
+    """Write ``frames`` to ``path`` (format from the extension, see `io.open_writer`); returns the codec. Each is a
+    `Frame`, or an array that `as_frame` takes (grey or RGB)."""
+    pictures = [as_frame(f) for f in frames]
+    if not pictures:
         raise VcsError("write_clip needs at least one frame")
-    h, w = frames[0].y.shape
+    h, w = pictures[0].y.shape
     with open_writer(path, w, h, Fraction(fps), force=force) as writer:
-        for f in frames:
+        for f in pictures:
             writer.write(f)
     return writer.codec
