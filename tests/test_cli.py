@@ -178,7 +178,9 @@ def test_info_shows_bits_per_pixel(clip):
     # the header's fields under their names in docs/format.md, with their values, as numbers
     header = dataclasses.asdict(read_header(clip["vcs"]))
     assert {k: info[k] for k in header} == header
-    assert (info["format_version"], info["width"], info["fps_num"], info["records"]) == (1, 100, 25, 2)
+    # the clip is a Y4M file whose C420jpeg tag puts chroma at the centre: carried in a version-4 header
+    assert (info["format_version"], info["width"], info["fps_num"], info["records"]) == (4, 100, 25, 2)
+    assert info["chroma_siting"] == "center"
     assert (info["decodable"], info["decode_error"], info["damaged"]) == (True, None, [])
     assert info["bytes"] == len(clip["bytes"])
     spec = (Path(__file__).parents[1] / "docs" / "format.md").read_text()
@@ -363,14 +365,15 @@ def test_compare_and_decode_reference_report_the_same_quality(tmp_path, clip):
 
 
 def test_a_part_encoded_with_start_is_scored_against_its_own_source_frames(tmp_path, clip):
-    """`vcs encode --start 4` writes where the stream began (format version 3), so `vcs decode --reference` scores
-    frame i against the source's frame 4 + i without being told, for a decoded range too."""
+    """`vcs encode --start 4` writes where the stream began (format version 3; 4 here, the clip says its chroma
+    siting), so `vcs decode --reference` scores frame i against the source's frame 4 + i without being told, for a
+    decoded range too."""
     w, part_vcs = clip["weights"], tmp_path / "part.vcs"
     assert_ok(run_vcs("encode", clip["y4m"], part_vcs, "--start", 4, "-n", 5, weights=w))
     header = read_header(part_vcs)
-    assert (header.version, header.source_start, header.frame_count) == (3, 4, 5)
+    assert (header.version, header.source_start, header.frame_count) == (4, 4, 5)
     info = json.loads(run_vcs("info", part_vcs, "--json", weights=w).stdout)
-    assert (info["format_version"], info["source_start"]) == (3, 4)
+    assert (info["format_version"], info["source_start"]) == (4, 4)
     with open_video(clip["y4m"]) as reader:
         original = list(reader)
     for args, first in (((), 4), (("--start", 2, "-n", 2), 6)):
@@ -1233,7 +1236,7 @@ def test_usage_errors_are_one_line(args, message) -> None:
 def test_version_names_the_format_version() -> None:
     done = subprocess.run([sys.executable, "-m", "vcscodec.cli", "--version"], capture_output=True, text=True)
     assert done.returncode == 0
-    assert done.stdout.strip() == "vcscodec 0.2.0 (reads .vcs format versions 1 to 3)"
+    assert done.stdout.strip() == "vcscodec 0.2.0 (reads .vcs format versions 1 to 4)"
 
 
 @pytest.mark.parametrize("fails", [False, True])

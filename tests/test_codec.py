@@ -598,3 +598,29 @@ def test_a_model_decodes_only_its_own_layout(tmp_path, use_tiny_weights):
     with pytest.raises(VcsError, match="has m_n 102, but its model"):
         decode_file(forged, tmp_path / "f.y4m", device="cpu")
     assert not (tmp_path / "f.y4m").exists()
+
+
+@pytest.mark.parametrize(
+    ("tag", "siting", "version"),
+    [(b"C420mpeg2", "left", 4), (b"C420paldv", "topleft", 4), (b"C420jpeg", "center", 4), (b"", None, 1)],
+)
+def test_the_chroma_siting_of_a_y4m_source_reaches_the_decoded_y4m(
+    use_tiny_weights, tmp_path: Path, tag: bytes, siting: str | None, version: int
+) -> None:
+    """The codec never resamples chroma, so the decoded video's chroma sits where the source's did: a Y4M source's C
+    tag is carried in the header (format version 4) and written back; a source that says nothing gets no field, and
+    its decoded Y4M says C420jpeg, as FFmpeg writes an unsaid siting."""
+    plain = tmp_path / "plain.y4m"
+    write_clip(plain, gray_clip(3, 64, 32))
+    first, rest = plain.read_bytes().split(b"\n", 1)
+    fields = [f for f in first.split(b" ") if not f.startswith((b"C", b"XYSCSS"))]
+    source = tmp_path / "tagged.y4m"
+    source.write_bytes(b" ".join(fields + ([tag] if tag else [])) + b"\n" + rest)
+    with open_video(source) as reader:
+        assert reader.info.chroma_siting == siting
+    encode_file(source, tmp_path / "a.vcs")
+    header = read_header(tmp_path / "a.vcs")
+    assert (header.chroma_siting, header.version) == (siting, version)
+    decode_file(tmp_path / "a.vcs", tmp_path / "a.y4m")
+    written = (tmp_path / "a.y4m").read_bytes().split(b"\n", 1)[0].split(b" ")
+    assert [f for f in written if f.startswith(b"C")] == [tag or b"C420jpeg"]

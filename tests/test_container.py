@@ -143,9 +143,12 @@ def spec_decode(data: bytes) -> tuple[dict, list[list[tuple[int, int, list[np.nd
     hdr["sha"] = body[57:121].decode("ascii")
     (name_len,) = struct.unpack_from("<H", body, 121)
     hdr["name"] = body[123 : 123 + name_len].decode("utf-8")
-    assert version in (1, 2, 3) and length == 123 + name_len + 2 * (version >= 2) + 4 * (version == 3)
+    assert version in (1, 2, 3, 4)
+    assert length == 123 + name_len + 2 * (version >= 2) + 4 * (version >= 3) + (version >= 4)
     hdr["key_grid_shift"] = struct.unpack_from("<H", body, 123 + name_len)[0] if version >= 2 else 0
-    hdr["source_start"] = struct.unpack_from("<I", body, 125 + name_len)[0] if version == 3 else 0
+    hdr["source_start"] = struct.unpack_from("<I", body, 125 + name_len)[0] if version >= 3 else 0
+    sitings = (None, "left", "center", "topleft", "top", "bottomleft", "bottom")  # §2.2, by code
+    hdr["chroma_siting"] = sitings[body[129 + name_len]] if version >= 4 else None
     b = hdr["block"]
     sizes = [(hdr["height"], hdr["width"])]
     if hdr["chroma"] == 1:
@@ -641,6 +644,31 @@ def test_invalid_header_field_in_file(sample, field: str, value: float, expected
     with pytest.raises(VcsError) as e:
         reread(path, reseal_header(data, bytes(body)))
     assert str(e.value) == expected
+
+
+@pytest.mark.parametrize(("shift", "start"), [(0, 0), (16, 1234)])
+def test_version_4_carries_the_chroma_siting(tmp_path: Path, shift: int, start: int) -> None:
+    # A source that says where its chroma sits gets version 4, whose header ends with chroma_siting (a u8, H.273's
+    # code + 1) after source_start; there key_grid_shift and source_start may both be 0. Unsaid: an older version.
+    assert make_header(key_grid_shift=shift, source_start=start).version == (3 if start else 2 if shift else 1)
+    for code, siting in enumerate(("left", "center", "topleft", "top", "bottomleft", "bottom"), 1):
+        h = make_header(key_grid_shift=shift, source_start=start, chroma_siting=siting)
+        path = write(tmp_path / f"v4-{siting}.vcs", h, make_records(h))
+        data = path.read_bytes()
+        assert struct.unpack_from("<HI", data, 8) == (4, 123 + len(NAME) + 7)
+        assert data[header_span(data) - 5] == code
+        header, _ = spec_decode(data)
+        assert (header["chroma_siting"], header["source_start"], header["key_grid_shift"]) == (siting, start, shift)
+        with ContainerReader(path) as reader:
+            assert reader.header == h
+    body = data[14 : header_span(data) - 4]
+    for code in (0, 7, 255):
+        with pytest.raises(VcsError, match=f"^header field chroma_siting is {code}, must be in 1..6$"):
+            reread(path, reseal_header(data, body[:-1] + bytes([code]), version=4))
+    with pytest.raises(VcsError, match="does not match the header length"):  # a version-3 body labelled 4
+        reread(path, reseal_header(data, body[:-1], version=4))
+    with pytest.raises(VcsError, match="^header field chroma_siting is 'middle', must be None or one of left, "):
+        make_header(chroma_siting="middle")
 
 
 def test_invalid_names_in_file(sample) -> None:

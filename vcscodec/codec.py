@@ -135,9 +135,17 @@ class FrameEncoder:
         self.quant_step = check_step(quant_step)  # before any frame is read, in its own words
 
     def header(
-        self, width: int, height: int, fps: Fraction, frame_count: int, chroma: str, source_start: int = 0
+        self,
+        width: int,
+        height: int,
+        fps: Fraction,
+        frame_count: int,
+        chroma: str,
+        source_start: int = 0,
+        chroma_siting: str | None = None,
     ) -> StreamHeader:
-        """The stream's header; ``source_start`` is the source frame the stream begins at (`--start`)."""
+        """The stream's header; ``source_start`` is the source frame the stream begins at (`--start`),
+        ``chroma_siting`` where its chroma samples sit when it says (`io.VideoInfo.chroma_siting`)."""
         cfg = self.card.config
         return StreamHeader(
             width=width,
@@ -157,6 +165,7 @@ class FrameEncoder:
             weights_sha256=self.card.sha256,
             key_grid_shift=int(cfg.get("key_grid_shift", 0)),
             source_start=source_start,
+            chroma_siting=chroma_siting,
         )
 
     def measure(self, frame: Frame, index: int, key: bool, chroma: str, shift: int = 0) -> FrameMeasurements:
@@ -267,7 +276,7 @@ def encode_file(
         header, warnings = encode_frames(
             frames,
             output,
-            lambda c: encoder.header(info.width, info.height, info.fps, count, c, source_start=start),
+            lambda c: encoder.header(info.width, info.height, info.fps, count, c, start, info.chroma_siting),
             encoder,
             chroma,
             force,
@@ -778,7 +787,14 @@ def decode_file(
         # The output is checked (and its temporary file made) before torch and the model are loaded, so that a
         # bad output path fails at once; leaving the block by an error deletes the temporary file.
         with open_writer(
-            output, header.width, header.height, fps, force=force, first_number=start, frames=end - start
+            output,
+            header.width,
+            header.height,
+            fps,
+            force=force,
+            first_number=start,
+            frames=end - start,
+            chroma_siting=header.chroma_siting,
         ) as writer:
             card = model_for(header, decoder)  # imports torch (models)
             dev = pick_device(device)

@@ -33,11 +33,11 @@ from vcscodec.errors import VcsError, frames_phrase
 from vcscodec.output import AllOrNothing, check_output_path, raise_pending_stop
 from vcscodec.quant import MAX_STEP, Q_MAX
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """The newest version this module reads. A writer uses the oldest version that can hold its stream: version 1 when
 every keyframe is measured on the same grid (``key_grid_shift`` 0) and the stream starts at its source's first
-frame, version 2 for a shifted grid, version 3 for a stream cut from later in its source (``source_start`` > 0;
-docs/format.md)."""
+frame, version 2 for a shifted grid, version 3 for a stream cut from later in its source (``source_start`` > 0),
+version 4 for a source that says where its chroma samples sit (``chroma_siting``; docs/format.md)."""
 
 # PNG-style: 0x89 catches 7-bit transports, CR LF and the lone LF catch line-ending conversion in either
 # direction, 0x1A stops `type` on DOS/Windows from dumping binary to the console.
@@ -45,6 +45,9 @@ MAGIC = b"\x89VCS\r\n\x1a\n"
 
 CHROMA_CODES = {"gray": 0, "yuv420": 1}
 CHROMA_NAMES = {code: name for name, code in CHROMA_CODES.items()}
+# Where a 4:2:0 source's chroma samples sit relative to luma, by FFmpeg's chroma_sample_location names; coded in
+# version 4 as 1 + the name's position, H.273's ChromaSampleLocType + 1 (0, unspecified, is an older version).
+CHROMA_SITINGS = ("left", "center", "topleft", "top", "bottomleft", "bottom")
 # What --chroma takes: a coded mode, or auto (gray when every frame has U = V = 128; vcscodec.codec.auto_chroma).
 ChromaMode = Literal["auto", "gray", "yuv420"]
 CHROMA_MODES: tuple[str, ...] = get_args(ChromaMode)
@@ -72,6 +75,7 @@ MAX_FRAMES = 2**31 - 1
 _PREFIX = struct.Struct("<BII")  # type, index, payload_length (followed by its own CRC32)
 _U32 = struct.Struct("<I")
 _U16 = struct.Struct("<H")
+_U8 = struct.Struct("<B")
 _FRAME = struct.Struct("<IB")  # frame index, key flag
 _PLANE = struct.Struct("<BBIHH")  # predictor, byte width, M, hb, wb
 TYPE_GOP = 0x47  # 'G'
@@ -145,6 +149,7 @@ class StreamHeader:
     weights_sha256: str
     key_grid_shift: int = 0  # keyframes of odd GOPs are measured on the block grid shifted by this many pixels
     source_start: int = 0  # the source frame that is frame 0 here (`vcs encode --start`)
+    chroma_siting: str | None = None  # where the source's chroma samples sit (CHROMA_SITINGS); None: it did not say
 
     def __post_init__(self) -> None:
         def put(name: str, value: object) -> None:
@@ -188,12 +193,16 @@ class StreamHeader:
             raise _field_error("weights_sha256", sha, "must be 64 lowercase hex digits")
         put("key_grid_shift", _check_int("key_grid_shift", self.key_grid_shift, 0, self.block - 1))
         put("source_start", _check_int("source_start", self.source_start, 0, MAX_FRAMES))
+        if self.chroma_siting is not None and self.chroma_siting not in CHROMA_SITINGS:
+            raise _field_error(
+                "chroma_siting", self.chroma_siting, f"must be None or one of {', '.join(CHROMA_SITINGS)}"
+            )
 
     @property
     def version(self) -> int:
-        """The format version this header is written in: the oldest with every field it needs (3 for
-        source_start, 2 for key_grid_shift, otherwise 1)."""
-        return 3 if self.source_start else 2 if self.key_grid_shift else 1
+        """The format version this header is written in: the oldest with every field it needs (4 for chroma_siting,
+        3 for source_start, 2 for key_grid_shift, otherwise 1)."""
+        return 4 if self.chroma_siting else 3 if self.source_start else 2 if self.key_grid_shift else 1
 
     def key_shift(self, g: int) -> int:
         """How far (down and right, cyclically, in every plane) GOP ``g``'s keyframe grid is shifted."""
@@ -269,31 +278,44 @@ def _pack_header(h: StreamHeader) -> bytes:
         body += _U16.pack(h.key_grid_shift)
     if h.version >= 3:
         body += _U32.pack(h.source_start)
+    if h.version >= 4:
+        body += _U8.pack(1 + CHROMA_SITINGS.index(h.chroma_siting))
     head = _PREAMBLE.pack(MAGIC, h.version, len(body))
     return head + body + _U32.pack(_crc(head[8:], body))
 
 
 def _parse_header_body(body: bytes, version: int) -> StreamHeader:
-    """Decode a version-1, 2 or 3 header body whose CRC has been checked."""
-    # Version 2 appends key_grid_shift (u16), version 3 source_start (u32) after it.
-    tail = (_U16.size if version >= 2 else 0) + (_U32.size if version >= 3 else 0)
+    """Decode a version-1 to 4 header body whose CRC has been checked."""
+    # After the model name: version 2 appends key_grid_shift (u16), version 3 source_start (u32), version 4
+    # chroma_siting (u8). A field a version adds must be set (not 0) in that version, which exists only to carry it.
+    tail = (_U16.size if version >= 2 else 0) + (_U32.size if version >= 3 else 0) + (_U8.size if version >= 4 else 0)
     if len(body) < _HEADER_FIXED.size + tail:
         raise VcsError(f"header length {len(body)} is too short for format version {version}")
     (width, height, fps_num, fps_den, frame_count, gop, block, alpha_k, alpha_n, m_k, m_n, quant_step,
      chroma, sha, name_len) = _HEADER_FIXED.unpack_from(body)  # fmt: skip
     if len(body) != _HEADER_FIXED.size + name_len + tail:
         raise VcsError(f"header field model_name length {name_len} does not match the header length {len(body)}")
+    at = len(body) - tail
     key_grid_shift = source_start = 0
+    chroma_siting = None
     if version >= 2:
-        (key_grid_shift,) = _U16.unpack_from(body, len(body) - tail)
+        (key_grid_shift,) = _U16.unpack_from(body, at)
+        at += _U16.size
         lowest = 0 if version >= 3 else 1  # 0 is a version-1 stream: a version-2 header exists only to carry a shift
         _check_int("block", block, 1, MAX_BLOCK)  # first: the shift's range is counted in blocks
         if not lowest <= key_grid_shift < block:
             raise _field_error("key_grid_shift", key_grid_shift, f"must be in {lowest}..{block - 1}")
     if version >= 3:
-        (source_start,) = _U32.unpack_from(body, len(body) - _U32.size)
-        if not 1 <= source_start <= MAX_FRAMES:  # 0 is a version-1 or version-2 stream
-            raise _field_error("source_start", source_start, f"must be in 1..{MAX_FRAMES}")
+        (source_start,) = _U32.unpack_from(body, at)
+        at += _U32.size
+        lowest = 0 if version >= 4 else 1  # 0 is a version-1 or version-2 stream
+        if not lowest <= source_start <= MAX_FRAMES:
+            raise _field_error("source_start", source_start, f"must be in {lowest}..{MAX_FRAMES}")
+    if version >= 4:
+        (siting,) = _U8.unpack_from(body, at)
+        if not 1 <= siting <= len(CHROMA_SITINGS):  # 0, unspecified, is an older version's stream
+            raise _field_error("chroma_siting", siting, f"must be in 1..{len(CHROMA_SITINGS)}")
+        chroma_siting = CHROMA_SITINGS[siting - 1]
     if chroma not in CHROMA_NAMES:
         raise _field_error("chroma", chroma, "must be 0 (gray) or 1 (yuv420)")
     try:
@@ -308,7 +330,7 @@ def _parse_header_body(body: bytes, version: int) -> StreamHeader:
         width=width, height=height, fps_num=fps_num, fps_den=fps_den, frame_count=frame_count, gop=gop,
         block=block, alpha_k=alpha_k, alpha_n=alpha_n, m_k=m_k, m_n=m_n, quant_step=quant_step,
         chroma=CHROMA_NAMES[chroma], model_name=name, weights_sha256=sha_text, key_grid_shift=key_grid_shift,
-        source_start=source_start,
+        source_start=source_start, chroma_siting=chroma_siting,
     )  # fmt: skip
 
 

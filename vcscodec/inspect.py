@@ -47,6 +47,7 @@ def describe_file(path: Path) -> dict[str, Any]:
         "key_grid_shift": h.key_grid_shift,
         "quant_step": h.quant_step,
         "chroma": h.chroma,
+        "chroma_siting": h.chroma_siting,  # null: the source did not say
         "model_name": h.model_name,
         "weights_sha256": h.weights_sha256,
         "records": h.num_records,  # GOP records, one keyframe each; not len(key_frames()), as long as the header claims
@@ -78,6 +79,7 @@ def file_rows(d: dict[str, Any]) -> list[tuple[str, Any]]:
         ("keyframe grid shift", f"{shift} pixels in odd GOPs" if shift else "none (every keyframe on one grid)"),
         ("quantizer step", repr(d["quant_step"])),  # whole (f64): what --quant-step takes to write it again
         ("chroma", d["chroma"]),
+        ("chroma siting", d["chroma_siting"] or "not said (the source did not say)"),
         ("model", d["model_name"]),
         ("weights sha256", d["weights_sha256"]),
         # the model it names is in the weights folder and fits its layout (damage is the row "damaged")

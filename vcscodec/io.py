@@ -95,6 +95,7 @@ class VideoInfo:
     pix_fmt: str
     codec: str
     trailing_bytes: int = 0  # of a partial last frame that is not read (a truncated Y4M file)
+    chroma_siting: str | None = None  # where its 4:2:0 chroma sits (`container.CHROMA_SITINGS`); None: not said
 
     def no_frames(self, path: str | os.PathLike[str]) -> VcsError:
         """The error for a source without a whole frame: naming the partial one it ends in, if any."""
@@ -366,20 +367,27 @@ def _standard_rate(rate: Fraction) -> Fraction:
     return rate
 
 
-def _check_y4m_header(path: Path, fps: Fraction | None) -> Fraction | None:
+# A Y4M header's 8-bit 4:2:0 C tags, with where they put chroma (FFmpeg's yuv4mpegdec reads them so; a bare C420 is
+# JPEG's); other layouts are converted to 4:2:0 here, by swscale, so their chroma sits where it puts it.
+_Y4M_SITINGS = {b"420jpeg": "center", b"420": "center", b"420mpeg2": "left", b"420paldv": "topleft"}
+
+
+def _check_y4m_header(path: Path, fps: Fraction | None) -> tuple[Fraction | None, str | None]:
     """Check the size and rate fields of a Y4M file's header line, which FFmpeg reports badly or not at all: a bad W
     or H as an unrelated errno, a bad F as 25 frames/s without a word. Returns the rate to use instead of F (``fps``)
-    when F is bad and ``fps`` is given; raises when it is not. Files that are not Y4M pass untouched."""
+    when F is bad and ``fps`` is given (raises when it is not; else None), and the chroma siting its C tag names, which
+    PyAV does not show (None when it names none). Files that are not Y4M pass untouched: (None, None)."""
     try:
         with open(path, "rb") as fh:
             line = fh.readline(4096)
     except OSError:
-        return None  # FFmpeg reports it
+        return None, None  # FFmpeg reports it
     if not line.startswith(b"YUV4MPEG2 "):
-        return None
+        return None, None
     if not line.endswith(b"\n"):  # FFmpeg: "Invalid argument"
         raise VcsError(f"{path}: bad Y4M header: no end of line in its first {len(line)} bytes")
-    fields = {t[:1]: t[1:] for t in line.split() if t[:1] in (b"W", b"H", b"F")}
+    fields = {t[:1]: t[1:] for t in line.split() if t[:1] in (b"W", b"H", b"F", b"C")}
+    siting = _Y4M_SITINGS.get(fields.get(b"C", b""))
     size = []
     for key, what in ((b"W", "width"), (b"H", "height")):
         if key not in fields:
@@ -392,15 +400,15 @@ def _check_y4m_header(path: Path, fps: Fraction | None) -> Fraction | None:
     if (width + 128) * (height + 128) >= _FFMPEG_MAX_AREA:
         raise VcsError(f"{path}: bad Y4M header: a {width}x{height} picture is larger than FFmpeg reads")
     if b"F" not in fields:
-        return None
+        return None, siting
     num, _, den = fields[b"F"].decode("ascii", "replace").partition(":")
     if num.isdigit() and den.isdigit() and int(num) > 0 and int(den) > 0:
-        return None
+        return None, siting
     if fps is None:
         raise VcsError(
             f"{path}: bad Y4M header: F{fields[b'F'].decode('ascii', 'replace')} is not a frame rate (--fps gives one)"
         )
-    return fps
+    return fps, siting
 
 
 class VideoReader:
@@ -436,6 +444,7 @@ class VideoReader:
         raw = self.path.suffix.lower() == ".yuv" and sequence is None
         frame_count: int | None = None
         trailing_bytes = 0
+        siting = None
         self._left_out = 0  # numbered pictures after a gap in the numbers, which are not read
         if sequence is not None:
             first, frame_count = sequence
@@ -471,7 +480,8 @@ class VideoReader:
             opener = {"format": "rawvideo", "options": options}
         else:
             opener = {}
-            fps = _check_y4m_header(self.path, fps or default_fps) or fps
+            header_fps, siting = _check_y4m_header(self.path, fps or default_fps)
+            fps = header_fps or fps
         try:
             self._container = av.open(str(self.path), mode="r", **opener)
         except OSError as e:  # FFmpeg's own permission and I/O errors are OSErrors too
@@ -551,7 +561,7 @@ class VideoReader:
         if swaps_axes(self._orientation):
             width, height = height, width
         self._shown = (width, height)  # every frame's size as read: the first's, as shown
-        self.info = VideoInfo(width, height, fps, frame_count, pix_fmt, cc.name, trailing_bytes)
+        self.info = VideoInfo(width, height, fps, frame_count, pix_fmt, cc.name, trailing_bytes, siting)
         # (index, width, height) of the frames read so far at another size than the first's, which were scaled to it
         self.rescaled: list[tuple[int, int, int]] = []
         self.audio_streams = len(self._container.streams.audio)
@@ -1032,6 +1042,7 @@ class VideoWriter(_Output):
         height: int,
         fps: Fraction | int | str,
         force: bool = False,
+        chroma_siting: str | None = None,
     ) -> None:
         self.path = Path(path)
         to_stdout = str(path) == STDIO
@@ -1049,6 +1060,8 @@ class VideoWriter(_Output):
         if to_stdout and sys.stdout.isatty():
             raise VcsError("standard output is a terminal: pipe it into a player or a file (… - | ffplay -)")
         self.codec, options = _choose_codec(ext, self.width, self.height)
+        if chroma_siting:  # FFmpeg's name: Y4M's C420 tag, H.264's chroma_loc, a Matroska or MP4 field
+            options = {**options, "chroma_sample_location": chroma_siting}
         self.temp: Path | None = None if to_stdout else self._make_temp(ext)
         self.frames_written = 0
         self._done = False
@@ -1245,13 +1258,15 @@ def open_writer(
     force: bool = False,
     first_number: int = 0,
     frames: int | None = None,
+    chroma_siting: str | None = None,
 ) -> VideoWriter | PictureWriter:
     """Open `path` for writing by extension: .y4m and .yuv (lossless, bit-exact), .mp4/.mkv (H.264 with
     libx264 when present and the size is even, else MPEG-4 Part 2), .avi (MPEG-4 Part 2); a .png name with
     ``%d`` or ``%0Nd`` writes numbered pictures from `first_number` on, one without a single picture
-    (`PictureWriter`; `frames`, the number to come when known, is checked against it at once)."""
+    (`PictureWriter`; `frames`, the number to come when known, is checked against it at once). A video says where
+    its chroma sits when ``chroma_siting`` names it (`container.CHROMA_SITINGS`), as far as its format can."""
     if str(path) != STDIO and (str(path).endswith(("/", os.sep)) or Path(path).is_dir()):
         raise VcsError(f"{path} is a folder: name a file in it (clip.y4m) or numbered pictures (f_%04d.png)")
     if Path(path).suffix.lower() == ".png":
         return PictureWriter(path, width, height, force=force, first_number=first_number, frames=frames)
-    return VideoWriter(path, width, height, fps, force=force)
+    return VideoWriter(path, width, height, fps, force=force, chroma_siting=chroma_siting)
