@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 
-from vcscodec.errors import VcsError
+from vcscodec.errors import CommandLineError, VcsError
 from vcscodec.train.config import TrainConfig, load_config
 from vcscodec.train.data import ChainSampler, DeviceChainSampler, load_collection, read_pack_meta
 from vcscodec.train.loop import CHECKPOINT, LOG, run_training
@@ -156,6 +157,7 @@ def test_shipped_configs_start_from_shipped_models() -> None:
         ({"run": {"seed": -1}}, "run.seed: -1 is not in 0 to 2.32 - 1"),
         ({"run": {"seed": 2**64}}, "run.seed: 18446744073709551616 is not in"),
         ({"run": {"dir": ""}}, "run.dir is empty"),
+        ({"run": {"default": True}}, "run.default: true marks the exported model, but run.export names no folder"),
         ({"data": {"train": ["afile.y4m"]}}, "afile.y4m is a file; list the folder that holds it"),
         ({"data": {"validation": ["val_64x64", "nope"]}}, "data.validation names clips that are not in the data: nope"),
         ({"data": {"max_frames": 5}}, r"data.max_frames 5 is shorter than a chain \(model.gop \+ 1 = 9\)"),
@@ -185,6 +187,11 @@ def test_bad_override_is_refused(tmp_path: Path, collection: Path) -> None:
     path = write_config(tmp_path / "ok.toml", collection, "run")
     with pytest.raises(VcsError, match="unknown key optim.nope"):
         load_config(path, ["optim.nope=3"])
+    for text in ("foo", "=1", ".=1", "optim.=1", ".lr=1", "optim.lr"):  # a mistyped command line: exit status 2
+        with pytest.raises(CommandLineError, match=f"^--set '{re.escape(text)}' is not section.key=value"):
+            load_config(path, [text])
+    with pytest.raises(VcsError, match="config file .* is a folder: name a .toml file"):
+        load_config(tmp_path)
     assert load_config(path, ["optim.steps=7", "run.dir=elsewhere"]).run.dir == str(Path.cwd() / "elsewhere")
 
 
@@ -845,3 +852,137 @@ def test_the_same_signal_twice_hands_over_to_the_commands_handler() -> None:
     finally:
         stop.restore()
         signal.signal(signal.SIGTERM, old)
+
+
+def test_a_flipped_byte_in_a_checkpoint_is_refused(tmp_path: Path, collection: Path) -> None:
+    """torch.load skips the zip archive's CRCs: a damaged tensor loaded as a wrong weight, and the run went on (to a
+    NaN loss). The CRCs are checked, on a resume and for model.resume_weights, before any data is read."""
+    path = write_config(tmp_path / "c.toml", collection, "r", optim={"steps": 2})
+    run_training(load_config(path))
+    ckpt = tmp_path / "r" / CHECKPOINT
+    data = bytearray(ckpt.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
+    ckpt.write_bytes(bytes(data))
+    with pytest.raises(VcsError, match=r"checkpoint.pt is damaged \(CRC mismatch in .*\): not used$"):
+        run_training(load_config(path, ["optim.steps=3"]), resume=True)
+    fresh = write_config(tmp_path / "f.toml", collection, "f", model={"resume_weights": str(ckpt)})
+    with pytest.raises(VcsError, match=r"^model.resume_weights: .*checkpoint.pt is damaged \(CRC mismatch"):
+        run_training(load_config(fresh))
+
+
+def test_what_a_run_starts_from_is_checked_before_the_data_is_read(tmp_path: Path, collection: Path) -> None:
+    """A resume into another network, or start weights that are not there, fails before the luma cache is built
+    (with the real data that is minutes of decoding)."""
+    cache = tmp_path / "cache"
+    path = write_config(tmp_path / "c.toml", collection, "r", optim={"steps": 2})
+    run_training(load_config(path))
+    for overrides, resume, message in (
+        (["model.gop=4"], True, "holds another network than"),
+        (["model.resume_weights=nope.pt"], False, "no such file"),
+        (["model.resume_weights=hitvcsnet-nosuchmodel"], False, "not in"),
+    ):
+        run = "r" if resume else "new"
+        with pytest.raises(VcsError, match=message):
+            run_training(load_config(path, [*overrides, f"data.cache={cache}", f"run.dir={tmp_path / run}"]), resume)
+        assert not cache.exists() or not any(cache.iterdir()), overrides
+
+
+def test_a_diverged_run_stops_and_saves_nothing_after_it(
+    tmp_path: Path, collection: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A NaN loss once went on to the end, checkpointed NaN weights and exported them (a manifest with NaN in it,
+    which is not JSON) with exit 0; now it stops at that step, keeps the last good checkpoint and exports nothing."""
+    import vcscodec.train.loop as loop
+
+    step = loop.train_step
+
+    def diverging(trainer):
+        loss = step(trainer)
+        return loss * float("nan") if trainer.step == 3 else loss
+
+    monkeypatch.setattr(loop, "train_step", diverging)
+    path = write_config(tmp_path / "c.toml", collection, "r", optim={"steps": 4}, run={"export": str(tmp_path / "x")})
+    with pytest.raises(VcsError, match=r"^the loss is nan at step 3: training diverged .*step 2's checkpoint is kept"):
+        run_training(load_config(path))
+    assert torch.load(tmp_path / "r" / CHECKPOINT, weights_only=False)["step"] == 2
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_checkpoint_or_export_that_cannot_be_written_leaves_nothing_half_written(
+    tmp_path: Path, collection: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk (or a second Ctrl-C) in the middle of a save: one line, the temporary file deleted and the last
+    whole checkpoint kept; an export whose manifest cannot be written leaves no weights without one."""
+    import vcscodec.registry as registry
+    import vcscodec.train.loop as loop
+
+    save = torch.save
+    calls = []
+
+    def full_disk(obj, f, *args, **kwargs):
+        calls.append(f)
+        if len(calls) == 2:  # the second checkpoint: half of it, then the disk is full
+            Path(f).write_bytes(b"PK" * 1000)
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 5222848 vs 5222736")
+        return save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(loop.torch, "save", full_disk)
+    path = write_config(tmp_path / "c.toml", collection, "r", optim={"steps": 4})
+    with pytest.raises(
+        VcsError, match=r"^cannot write the checkpoint .*checkpoint.pt \(.*unexpected pos.*\): the one of step 2"
+    ):
+        run_training(load_config(path))
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [CHECKPOINT, LOG]
+    assert torch.load(tmp_path / "r" / CHECKPOINT, weights_only=False)["step"] == 2
+    monkeypatch.setattr(loop.torch, "save", save)
+
+    def no_space(path, manifest, check=None):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(registry, "_write_manifest", no_space)
+    exported = write_config(
+        tmp_path / "e.toml", collection, "e", optim={"steps": 1}, run={"export": str(tmp_path / "x")}
+    )
+    with pytest.raises(VcsError, match=r"^export to .*x failed \(No space left on device\)"):
+        run_training(load_config(exported))
+    assert list((tmp_path / "x").iterdir()) == []
+
+
+def test_a_damaged_luma_cache_is_decoded_again(tmp_path: Path, collection: Path, capfd: pytest.CaptureFixture) -> None:
+    """A cached clip cut short (a full disk) or emptied crashed with a traceback (mmap length) or a bare "aborted";
+    now it is decoded again, with a note."""
+    cache = tmp_path / "cache"
+    path = write_config(tmp_path / "c.toml", collection, "r", optim={"steps": 1}, data={"cache": str(cache)})
+    run_training(load_config(path))
+    cached = sorted(cache.glob("*.npy"))
+    whole = [f.read_bytes() for f in cached]
+    cached[0].write_bytes(whole[0][:1000])
+    cached[1].write_bytes(b"")
+    capfd.readouterr()
+    run_training(load_config(path, [f"run.dir={tmp_path / 'again'}"]))
+    said = capfd.readouterr().err
+    assert said.count("are damaged") == 2 and "decoding the clip again" in said
+    assert [f.read_bytes() for f in cached] == whole
+
+
+def test_a_stop_at_once_says_which_checkpoint_is_kept(
+    tmp_path: Path, collection: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
+    """The same signal twice stops inside a step (or a save): the run says where it can be continued from."""
+    import vcscodec.train.loop as loop
+
+    step = loop.train_step
+
+    def interrupted(trainer):
+        if trainer.step == 2:
+            raise KeyboardInterrupt
+        return step(trainer)
+
+    monkeypatch.setattr(loop, "train_step", interrupted)
+    path = write_config(tmp_path / "c.toml", collection, "r", optim={"steps": 4})
+    capfd.readouterr()
+    with pytest.raises(KeyboardInterrupt):
+        run_training(load_config(path))
+    said = capfd.readouterr().err
+    assert f"vcs: stopped at once at step 2; step 2's checkpoint is in {tmp_path / 'r'} (--resume)" in said

@@ -471,9 +471,10 @@ class VideoReader:
                 raise VcsError(f"{self.path}: bad frame size {w}x{h}")
             nbytes, frame_bytes = self.path.stat().st_size, _raw_frame_bytes(w, h)
             if nbytes % frame_bytes:
+                given = "--size" if size != name_size else "its name"  # a size in the name is read in training too
                 raise VcsError(
                     f"{self.path}: size {nbytes} bytes is not a multiple of the {w}x{h} YUV 4:2:0 frame "
-                    f"size ({frame_bytes} bytes); check --size"
+                    f"size ({frame_bytes} bytes); check the size {given} gives"
                 )
             frame_count = nbytes // frame_bytes
             options = {"video_size": f"{w}x{h}", "pixel_format": "yuv420p", "framerate": str(fps)}

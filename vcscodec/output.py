@@ -100,6 +100,21 @@ def held_signals() -> Iterator[None]:
         raise_pending_stop()
 
 
+@contextmanager
+def replaced_whole(path: Path, suffix: str = "") -> Iterator[Path]:
+    """A temporary name beside ``path`` for a file written whole in the block: renamed onto ``path`` when the block
+    ends, deleted when it ends by an exception (a full disk, Ctrl-C), so that ``path`` is the old file or the new one,
+    never half of one. The pid keeps two processes that write one file apart; ``suffix`` ends the name for a writer
+    that would append its own (``np.save``: ".npy")."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{suffix}")
+    try:
+        yield tmp
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 class AllOrNothing:
     """Base of every writer: subclasses define `close()` and `abort()`."""
 

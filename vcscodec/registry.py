@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import VcsError
+from .output import replaced_whole
 
 if TYPE_CHECKING:  # torch stays out of the encoder's imports
     import torch
@@ -308,6 +309,7 @@ def save_model(model: HITVCSNet, folder: Path, info: dict[str, Any] | None = Non
         sha = sha256_file(tmp)
         name = model_name(cfg.arch, cfg.alpha_k, cfg.alpha_n, sha)
         target = folder / f"{name}.npz"
+        existed = target.exists()  # the same weights exported before: the same bytes (the name is their hash)
         tmp.replace(target)
     except BaseException:  # Ctrl-C or a full disk: no half-written weights left in the folder
         tmp.unlink(missing_ok=True)
@@ -324,17 +326,25 @@ def save_model(model: HITVCSNet, folder: Path, info: dict[str, Any] | None = Non
         "default": default,
         **(info or {}),
     }
-    _write_manifest(folder / f"{name}.json", manifest)
+    try:
+        _write_manifest(folder / f"{name}.json", manifest)
+    except BaseException:  # weights without a manifest are no model: neither is left
+        if not existed:
+            target.unlink(missing_ok=True)
+        raise
     card = _read_manifest(folder / f"{name}.json")
     if default:
         mark_default(card)
     return card
 
 
-def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+def _write_manifest(path: Path, manifest: dict[str, Any], check: Callable[[Path], object] | None = None) -> None:
+    """Write a manifest whole (`replaced_whole`); ``check`` reads the written file first, and refusing it keeps
+    ``path`` as it was."""
+    with replaced_whole(path) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        if check is not None:
+            check(tmp)
 
 
 def mark_default(card: ModelCard) -> None:
@@ -371,14 +381,8 @@ def derive_model(card: ModelCard, arch: str, why: str, default: bool = False) ->
         "default": False,
         "derived_from": {"model": card.name, "why": why},
     }
-    tmp = folder / f".{name}.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-    try:
-        _read_manifest(tmp).load()  # refuses an architecture whose tensors differ from the file's
-    except BaseException:
-        tmp.unlink()
-        raise
-    tmp.replace(folder / f"{name}.json")
+    # load() refuses an architecture whose tensors differ from the file's
+    _write_manifest(folder / f"{name}.json", manifest, check=lambda tmp: _read_manifest(tmp).load())
     derived = _read_manifest(folder / f"{name}.json")
     if default:
         mark_default(derived)

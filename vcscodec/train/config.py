@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from ..errors import VcsError
+from ..errors import CommandLineError, VcsError
 from ..metrics import SSIM_WINDOW
 
 SECTIONS = ("model", "data", "optim", "run")
@@ -186,10 +186,10 @@ def _apply(config: TrainConfig, data: dict[str, Any], origin: str, cwd: Path | N
 
 def parse_override(text: str) -> dict[str, Any]:
     """``section.key=value`` (value in TOML syntax; bare words are taken as strings)."""
-    if "=" not in text or "." not in text.split("=", 1)[0]:
-        raise VcsError(f"override {text!r} is not section.key=value")
-    name, raw = text.split("=", 1)
-    section, key = name.strip().split(".", 1)
+    name, equals, raw = text.partition("=")
+    section, dot, key = name.strip().partition(".")
+    if not (equals and dot and section and key):  # a mistyped command line: exit status 2, as any other
+        raise CommandLineError(f"--set {text!r} is not section.key=value (e.g. --set optim.lr=1e-4)")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
@@ -203,6 +203,8 @@ def load_config(path: Path | None, overrides: list[str] | None = None, check_dat
     """The defaults, updated by the file, then by each ``--set``; validated (see ``validate``)."""
     config = TrainConfig()
     if path is not None:
+        if path.is_dir():
+            raise VcsError(f"config file {path} is a folder: name a .toml file (e.g. configs/hitvcsnet-mh-n0.1.toml)")
         if not path.is_file():
             raise VcsError(f"config file {path} does not exist")
         try:
@@ -296,6 +298,8 @@ def validate(config: TrainConfig, check_data: bool = True) -> None:
                 raise VcsError(f"config data.train lists {inner}, which is inside {outer}, also listed")
     if not r.dir:
         raise VcsError("config run.dir is empty: name the run's folder")
+    if r.default and not r.export:  # it marks the exported model: with no export it would do nothing, silently
+        raise VcsError("config run.default: true marks the exported model, but run.export names no folder to export to")
     if check_data:
         names: set[str] = set()
         for entry in d.train:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import VcsError
+from ..output import replaced_whole
 
 if TYPE_CHECKING:
     import torch
@@ -188,26 +189,38 @@ def load_clips(
         settings = f"photo{PHOTO_VERSION}:{photo_frames}:{photo_size}" if is_photo else f"video:{max_frames}"
         key, sha256 = _cache_key(path, settings)
         target = cache_dir / f"{key}.npy"
-        if not target.exists():
+        frames = _read_cached(target)
+        if frames is None:
             if is_photo:
                 seed = int(key[:8], 16)
                 frames = photo_clip(photo_luma(path), photo_frames, photo_size, np.random.default_rng(seed))
             else:
                 frames = decode_luma(path, max_frames)
-            # The pid keeps two processes (ranks of one run, two runs) that decode the same file from
-            # writing into one temporary file; the rename is atomic, so the last one simply wins.
-            tmp = cache_dir / f"{key}.tmp-{os.getpid()}.npy"
-            try:
+            # Two processes (ranks of one run, two runs) that decode the same file write apart; the rename is
+            # atomic, so the last one simply wins. Ctrl-C and a full disk leave nothing: a clip's luma is 100 MB.
+            with replaced_whole(target, ".npy") as tmp:
                 np.save(tmp, frames)
-                tmp.replace(target)
-            except BaseException:  # Ctrl-C and a full disk too: a clip's luma is 100 MB, never leave it behind
-                tmp.unlink(missing_ok=True)
-                raise
-        frames = np.load(target, mmap_mode="r")
+            frames = np.load(target, mmap_mode="r")
         if frames.shape[0] < 2:
             raise VcsError(f"{path} has fewer than 2 frames")
         clips.append(Clip(path.stem, path, key, frames, sha256))
     return clips
+
+
+def _read_cached(target: Path) -> np.ndarray | None:
+    """A clip's cached luma, memory-mapped; None when there is none, or when it cannot be read (a file cut short or
+    emptied, by a full disk or by hand), which is then decoded again and replaced, with a note."""
+    if not target.exists():
+        return None
+    try:
+        frames = np.load(target, mmap_mode="r")
+        if frames.dtype == np.uint8 and frames.ndim == 3:
+            return frames
+        why = f"a {frames.dtype} array of shape {frames.shape}"
+    except (OSError, ValueError, EOFError) as e:  # mmap: "length is greater than file size"; empty: EOFError
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+    print(f"vcs: note: the cached frames {target} are damaged ({why}): decoding the clip again", file=sys.stderr)
+    return None
 
 
 def is_pack(path: Path) -> bool:

@@ -20,6 +20,8 @@ import signal
 import sys
 import threading
 import time
+import zipfile
+import zlib
 
 try:
     import fcntl
@@ -40,7 +42,7 @@ from ..hardware import device_name, pick_device, use_threads
 from ..models import HITVCSNet, architecture, hitvcsnet_loss
 from ..models.init import init_linear, load_widened
 from ..models.loss import reconstruction_terms
-from ..output import check_folder_can_be_made
+from ..output import Stopped, check_folder_can_be_made, replaced_whole
 from .config import SINGLE_FRAME_PARTS, TrainConfig, check_validation_names, looks_like_path
 from .data import ChainSampler, Clip, DeviceChainSampler, find_provenance, is_pack, load_collection
 
@@ -154,7 +156,16 @@ def stable_klt_basis(second_moment: np.ndarray) -> np.ndarray:
 
 
 def read_torch_file(path: Path, prefix: str = "") -> Any:
-    """What ``torch.load`` reads from ``path``; an empty, cut-off or foreign file is a one-line error."""
+    """What ``torch.load`` reads from ``path``; an empty, cut-off, damaged or foreign file is a one-line error.
+    torch's reader skips the zip archive's CRCs, so a flipped byte inside a tensor would load as a wrong weight."""
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                damaged = archive.testzip()
+        except (OSError, zipfile.BadZipFile, zlib.error, ValueError) as e:
+            damaged = f"unreadable: {e}"
+        if damaged is not None:
+            raise VcsError(f"{prefix}{path} is damaged (CRC mismatch in {damaged}): not used")
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # torch and pickle fail in many ways on a file that is not theirs
@@ -284,6 +295,7 @@ class Trainer:
     stopped: str = ""  # the signal that stopped the run early ("" = it ran to optim.steps)
     run_lock: int = -1  # the descriptor that holds run.dir's lock (hold_run_dir), -1 = none
     exported: Any = None  # the registry card of the export
+    saved_step: int | None = None  # the step of the checkpoint in run.dir; None: there is none
 
     @property
     def rank_batch(self) -> int:
@@ -458,6 +470,10 @@ def prepare(config: TrainConfig, resume: bool) -> tuple[Trainer, list[Clip], lis
     try:
         if dist.main:  # again under the lock: a run that held it until now may have written a checkpoint
             check_checkpoint_presence(run_dir, resume)
+        # What is resumed from, or started from, is read before the data: a wrong one fails in seconds.
+        checkpoint = read_checkpoint(config) if resume else None
+        if not resume and config.model.resume_weights and dist.main:
+            build_model(config, [])
         train_clips, val_clips = split_validation(config, load_data(config, dist))
         if dist.main:
             _note_small_clips(train_clips, config.data.crop, "data.crop")
@@ -467,8 +483,8 @@ def prepare(config: TrainConfig, resume: bool) -> tuple[Trainer, list[Clip], lis
             _note_short_clips(val_clips, config.model.gop)
         trainer = build_trainer(config, train_clips, val_clips, device, dist, initialise=not resume)
         trainer.run_lock = lock
-        if resume:
-            load_checkpoint(trainer, run_dir)
+        if checkpoint is not None:
+            load_checkpoint(trainer, checkpoint)
     except BaseException:
         if lock >= 0:
             os.close(lock)
@@ -522,39 +538,56 @@ def save_checkpoint(trainer: Trainer, run_dir: Path) -> None:
     """Every rank calls this; rank 0 writes. Atomic: a kill mid-save keeps the previous checkpoint."""
     state = checkpoint_state(trainer)
     if state is not None:
-        tmp = run_dir / f".{CHECKPOINT}.tmp"
-        torch.save(state, tmp)
-        tmp.replace(run_dir / CHECKPOINT)
+        path = run_dir / CHECKPOINT
+        try:
+            with replaced_whole(path) as tmp:
+                torch.save(state, tmp)
+        except (OSError, RuntimeError) as e:  # a full disk is a RuntimeError from torch's zip writer
+            kept = f"the one of step {trainer.saved_step} is kept" if trainer.saved_step is not None else "none kept"
+            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
+            raise VcsError(f"cannot write the checkpoint {path} ({why}; a full disk?): {kept}") from None
+        trainer.saved_step = trainer.step
     trainer.dist.barrier()  # no rank runs ahead (or exits) before the checkpoint exists
 
 
-def load_checkpoint(trainer: Trainer, run_dir: Path) -> None:
-    """Restore a checkpoint of format 1 or 2 on every rank. With the same number of ranks each rank gets its own
-    sampler and RNG back; with another number, rank 0 gets rank 0's and the others a fresh, step-derived seed."""
-    path = run_dir / CHECKPOINT
+def read_checkpoint(config: TrainConfig) -> dict[str, Any]:
+    """run.dir's checkpoint, checked against [model] and optim.parts on a bare network of [model]: before the data
+    is read, so that a resume that cannot work fails in seconds, not after the luma cache is built."""
+    path = config.path(config.run.dir) / CHECKPOINT
     state = read_torch_file(path)
     if not isinstance(state, dict) or not {"model", "optimizer", "scheduler", "step"} <= state.keys():
         raise VcsError(f"{path} is not a vcs train checkpoint (a state dict? start from it with model.resume_weights)")
-    saved, now = state.get("model_config") or {}, trainer.model.config.to_dict()
+    model = build_model(config, [], initialise=False)
+    saved, now = state.get("model_config") or {}, model.config.to_dict()
     # Fields a newer version added are absent from older checkpoints, which then load as before.
     differ = [f"{k} {saved[k]!r} ≠ {now[k]!r}" for k in saved if k in now and saved[k] != now[k]]
     if differ:
         raise VcsError(f"{path} holds another network than [model] describes: {', '.join(differ)}")
     parts = state.get("config", {}).get("optim", {}).get("parts", "all")
-    if parts != trainer.config.optim.parts:  # another set of parameters: Adam's state no longer fits
+    if parts != config.optim.parts:  # another set of parameters: Adam's state no longer fits
         raise VcsError(
-            f"{path} trained optim.parts = {parts}, not {trainer.config.optim.parts}: a resume keeps what is "
+            f"{path} trained optim.parts = {parts}, not {config.optim.parts}: a resume keeps what is "
             f"trained; start a new run from it with model.resume_weights"
         )
     try:
-        trainer.model.load_state_dict(state["model"])
+        model.load_state_dict(state["model"])
     except RuntimeError as e:
         raise VcsError(f"{path} holds another network than [model] describes: {_misfit(e)}") from None
+    return state
+
+
+def load_checkpoint(trainer: Trainer, state: dict[str, Any]) -> None:
+    """Restore a checkpoint of format 1 or 2 (`read_checkpoint`'s) on every rank. With the same number of ranks each
+    rank gets its own sampler and RNG back; with another number, rank 0 gets rank 0's and the others a fresh,
+    step-derived seed."""
+    trainer.model.load_state_dict(state["model"])  # it fits: read_checkpoint loaded it into the same network
     try:
         _restore_state(trainer, state)
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:  # a checkpoint edited or cut by hand
         what = f"missing {e}" if isinstance(e, KeyError) else _misfit(e)
+        path = trainer.config.path(trainer.config.run.dir) / CHECKPOINT
         raise VcsError(f"{path} is damaged or not vcs train's ({what}): start a new run") from None
+    trainer.saved_step = trainer.step
 
 
 def _misfit(error: Exception) -> str:
@@ -605,9 +638,8 @@ def trim_log(path: Path, step: int) -> None:
             continue
         if record.get("step", 0) <= step:
             keep.append(line)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(f"{line}\n" for line in keep))
-    tmp.replace(path)
+    with replaced_whole(path) as tmp:
+        tmp.write_text("".join(f"{line}\n" for line in keep))
 
 
 # ---- steps -------------------------------------------------------------------------------------------------------
@@ -776,9 +808,14 @@ def run_training(
         started = time.perf_counter() - trainer.wall
         if not resume and main and trainer.validation is not None:  # the starting point, for comparison
             write({"step": 0, **validate(trainer)})
-        saved = -1
         while trainer.step < config.optim.steps:
             loss, stopping = _agree(trainer, train_step(trainer), stop.reason)
+            if not math.isfinite(loss):  # the weights are no longer numbers: nothing after this step is saved
+                kept = f"step {trainer.saved_step}'s" if trainer.saved_step is not None else "no"
+                raise VcsError(
+                    f"the loss is {loss} at step {trainer.step}: training diverged (a lower optim.lr?); {kept} "
+                    f"checkpoint is kept in {run_dir}"
+                )
             trainer.wall = time.perf_counter() - started
             record: dict[str, Any] = {
                 "step": trainer.step,
@@ -799,9 +836,13 @@ def run_training(
                 break
             if trainer.step % config.run.checkpoint_every == 0:
                 save_checkpoint(trainer, run_dir)
-                saved = trainer.step
-        if saved != trainer.step:
+        if trainer.saved_step != trainer.step:
             save_checkpoint(trainer, run_dir)
+    except (KeyboardInterrupt, Stopped):  # the same signal twice: stopped at once, without the step's checkpoint
+        if main:
+            kept = f"step {trainer.saved_step}'s checkpoint is" if trainer.saved_step is not None else "no checkpoint"
+            os.write(2, f"vcs: stopped at once at step {trainer.step}; {kept} in {run_dir} (--resume)\n".encode())
+        raise
     finally:
         stop.restore()
         release_run_dir(trainer)
