@@ -92,3 +92,23 @@ def test_an_existing_output_folder_needs_no_writable_parent(tmp_path: Path, monk
     make_output_folder(folder, "the demo")
     with pytest.raises(VcsError, match="is not writable"):
         make_output_folder(tmp_path / "new", "the demo")  # to be made: its parent is written
+
+
+def test_a_signal_during_torchs_import_stops_after_it() -> None:
+    """Torch's import runs Python inside C++: a stop raised there aborted the process (SIGABRT). `import_torch`
+    holds it until the import is done (here an import that takes a signal half way, in place of torch's)."""
+    done = _run(
+        "import importlib, os, signal, sys\n"
+        "from vcscodec import hardware, output\n"
+        "def slow_import(name):\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    print('import finished', flush=True)\n"
+        "    return sys\n"
+        "importlib.import_module = slow_import\n"
+        "output.handle_stop_signals(output.request_stop)\n"
+        "try:\n"
+        "    hardware.import_torch()\n"
+        "except output.Stopped as e:\n"
+        "    print('after the import:', e.why)\n"
+    )
+    assert done.stdout.splitlines() == ["import finished", "after the import: interrupted"], done.stderr

@@ -31,7 +31,7 @@ try:  # Typer 0.22 and later carry their own copy of Click
 except ImportError:  # older Typer uses Click itself
     from click.exceptions import ClickException, UsageError
 from .container import ChromaMode, check_vcs_name
-from .hardware import DeviceName, Precision, slow_bf16_warning, threads_phrase, use_threads
+from .hardware import DeviceName, Precision, import_torch, slow_bf16_warning, threads_phrase, use_threads
 from .output import Stopped, clear_stop, handle_stop_signals, pending_stop, request_stop
 from .quant import DEFAULT_QUANT_STEP, check_step
 from .rd import DEFAULT_ANCHOR_QPS, check_qp
@@ -635,6 +635,7 @@ def info(
     if (file is None) == (model is None):
         raise OptionConflict("give a .vcs file or --model NAME" + (", not both" if file is not None else ""))
     if file is None:
+        import_torch()
         described, rows = describe_model(model), model_rows
     else:
         with spooled_input(file, vcs=True) as source:
@@ -730,6 +731,7 @@ def demo(
 
     check_whole(frames, "--frames", 1)
     use_threads(threads)
+    import_torch()
     with err.status("encoding and decoding the sample clip at ratios 0.1 and 0.01 …"):
         results = run_demo(folder, frames=frames, device=device)
     source_kib = results[0].source_bytes / 1024
@@ -885,6 +887,7 @@ def bench(
         tuple(_number_list(anchor_qp, "--anchor-qp", int, "22,27,32,37", check_qp)),
     )
     command = shlex.join(["vcs", *sys.argv[1:]])
+    import_torch()
     with _progress(quiet, "bench") as progress:
         task = progress.add_task("bench", total=None, fps="")
         report = run_bench(

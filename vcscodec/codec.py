@@ -33,7 +33,7 @@ from .container import (
     expected_m,
 )
 from .errors import VcsError, check_path, check_size, check_whole, frames_phrase
-from .hardware import check_precision, pick_device
+from .hardware import check_precision, import_torch, pick_device
 from .io import Frame, frame_from_gray, open_video, open_writer
 from .output import check_output_path, refuse_input_as_output
 from .quant import DEFAULT_QUANT_STEP, check_step, dequantize, quantize
@@ -796,7 +796,8 @@ def decode_file(
             frames=end - start,
             chroma_siting=header.chroma_siting,
         ) as writer:
-            card = model_for(header, decoder)  # imports torch (models)
+            import_torch()  # a stop signal during torch's import is held until it is done
+            card = model_for(header, decoder)
             dev = pick_device(device)
             model = card.load(dev)
             if on_start:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import platform
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Literal, get_args
 
 from .errors import VcsError
+from .output import held_signals
 
 if TYPE_CHECKING:
     import torch
@@ -16,6 +19,14 @@ DeviceName = Literal["auto", "cpu", "cuda"]
 Precision = Literal["fp32", "bf16"]
 DEVICES: tuple[str, ...] = get_args(DeviceName)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
+
+
+def import_torch() -> ModuleType:
+    """``import torch``, with a stop signal held until it is done. Torch's import runs Python inside C++ (pybind11):
+    a Ctrl-C there raised `output.Stopped` into C++, which cannot pass it on, and the process aborted (SIGABRT and a
+    C++ stack of 90 lines). Commands call this before their first use of torch; later imports are no-ops."""
+    with held_signals():
+        return importlib.import_module("torch")
 
 
 def pick_device(name: str, local_rank: int = 0, option: str = "--device") -> torch.device:

@@ -38,11 +38,14 @@ def pack_command(config_path: Path | None, overrides: list[str], target: Path, f
     """Write every clip of the config's data (validation clips included) into one ``.npz`` luma pack; the target
     is checked before any decoding: a folder, a name training would not read as a pack, an existing file without
     ``force`` and one of the config's own input packs (even with ``force``) are refused."""
+    from ..hardware import import_torch
     from ..output import check_folder_can_be_made, refuse_input_as_output
     from .data import find_provenance, is_pack, write_pack
-    from .loop import load_data
 
     config = load_config(config_path, overrides)
+    import_torch()
+    from .loop import load_data
+
     d = config.data
     if target.is_dir():
         raise VcsError(f"--pack {target} is a folder: give the pack's file name, e.g. packs/luma.npz")
@@ -95,6 +98,9 @@ def train_command(
     if force:  # a run is never overwritten: it is continued with --resume or given another run.dir
         raise OptionConflict("--force goes with --pack (to continue a run use --resume, or choose another run.dir)")
     config = load_config(config_path, overrides)  # every setting checked before torch is even imported
+    from ..hardware import import_torch
+
+    import_torch()
     from .loop import Trainer, run_training
 
     if quiet or int(os.environ.get("RANK", "0")) != 0:  # one progress bar per run, not one per process
