@@ -107,6 +107,11 @@ def test_encode_never_imports_torch(tmp_path, clip):
     assert out.read_bytes() == clip["bytes"]
 
 
+def _records(data: bytes) -> bytes:
+    """A .vcs file's bytes after its header: its records (docs/format.md §2.1: 14 bytes, the body, its CRC)."""
+    return data[14 + struct.unpack_from("<I", data, 10)[0] + 4 :]
+
+
 def test_raw_yuv_in_mp4_out(tmp_path, clip):
     frames = clip["frames"]
     named = tmp_path / "clip_100x60_25.yuv"
@@ -118,7 +123,9 @@ def test_raw_yuv_in_mp4_out(tmp_path, clip):
     assert_ok(done)
     assert "9 frames 100×60" in done.stdout and "bpp" in done.stdout and "\n" not in done.stdout.strip()
     assert_ok(run_vcs("encode", plain, b, "--size", "100x60", "--fps", "25", "-q", weights=clip["weights"]))
-    assert a.read_bytes() == b.read_bytes() == clip["bytes"]  # every input path measures the same pixels
+    # every input path measures the same pixels; the Y4M's header also says where its chroma sits (format version 4)
+    assert a.read_bytes() == b.read_bytes() and read_header(a).version == 1
+    assert _records(a.read_bytes()) == _records(clip["bytes"]) and read_header(clip["vcs"]).chroma_siting == "center"
     out = tmp_path / "out.mp4"
     done = run_vcs("decode", a, out, "--device", "cpu", weights=clip["weights"])
     assert_ok(done)
