@@ -622,7 +622,8 @@ def test_pipes_carry_the_same_bytes_as_files(tmp_path, clip):
     args = ("encode", "-", tmp_path / "b.vcs", "--size", "100x60", "--fps", "25")
     done = run_vcs_piped(*args, weights=w, stdin=raw.read_bytes())
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "b.vcs").read_bytes() == clip["bytes"]
+    # raw video says nothing of its chroma siting, which the Y4M's header carries: the same records
+    assert _records((tmp_path / "b.vcs").read_bytes()) == _records(clip["bytes"])
     file_out = tmp_path / "file.y4m"
     assert_ok(run_vcs("decode", clip["vcs"], file_out, "--device", "cpu", "-q", weights=w))
     done = run_vcs_piped("decode", clip["vcs"], "-", "--device", "cpu", weights=w)
