@@ -546,7 +546,7 @@ def save_checkpoint(trainer: Trainer, run_dir: Path) -> None:
             kept = f"the one of step {trainer.saved_step} is kept" if trainer.saved_step is not None else "none kept"
             why = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
             raise VcsError(f"cannot write the checkpoint {path} ({why}; a full disk?): {kept}") from None
-        trainer.saved_step = trainer.step
+    trainer.saved_step = trainer.step  # on every rank: each decides alike whether a final save is due (collective)
     trainer.dist.barrier()  # no rank runs ahead (or exits) before the checkpoint exists
 
 
