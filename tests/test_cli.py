@@ -1364,3 +1364,17 @@ def test_info_shows_the_quantizer_step_whole_and_flags_in_words(tmp_path, clip):
     described = run_vcs("info", "--model", read_header(vcs).model_name, weights=w).stdout
     unfolded = "".join(described.split())  # a narrow terminal folds the config row, anywhere
     assert "hffm:yes," in unfolded and "hffm:1," not in unfolded
+
+
+def test_names_are_printed_as_they_are_not_as_markup(tmp_path, clip):
+    """A .vcs header's model name and a file's name are users' strings: `[/]` crashed `vcs info` in rich's markup
+    parser (a traceback), and `[b]…[/b]` was printed as bold without its brackets."""
+    from vcscodec.container import _pack_header
+
+    name = "[/]hitvcsnet[b]-x[/b]"
+    header = dataclasses.replace(read_header(clip["vcs"]), model_name=name)
+    crafted = tmp_path / "clip[b].vcs"
+    crafted.write_bytes(_pack_header(header) + _records(clip["bytes"]))
+    done = run_vcs("info", crafted, weights=clip["weights"])
+    assert_ok(done)
+    assert name in done.stdout and "clip[b].vcs" in done.stdout and "Traceback" not in done.stderr

@@ -23,6 +23,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from .errors import CommandLineError, OptionConflict, OutputClosed, StartPastEnd, VcsError, check_whole, frames_phrase
 
@@ -65,10 +66,13 @@ app = typer.Typer(
     help="vcscodec: video compressive sensing with HIT-VCSNet.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-err = Console(stderr=True)
+# markup=False: what is printed holds users' strings (file names, a .vcs header's model name: `[/]` crashed `vcs
+# info` in rich's markup parser, `[b]` vanished); the few bold cells are styled Text.
+err = Console(stderr=True, markup=False)
 # Piped into a file or another program, rich would assume 80 columns and fold tables (model names split over two
 # lines defeat `vcs models | grep`, figures are cut to "…"): there, tables are printed whole, unless $COLUMNS says.
-out = Console(width=None if (sys.stdout and sys.stdout.isatty()) or "COLUMNS" in os.environ else 200)  # None: closed
+_whole_width = (sys.stdout and sys.stdout.isatty()) or "COLUMNS" in os.environ  # sys.stdout None: closed
+out = Console(width=None if _whole_width else 200, markup=False)
 
 
 def _print_version(value: bool) -> None:
@@ -649,7 +653,7 @@ def info(
         table.add_column(no_wrap=True)
         table.add_column(overflow="fold")  # wrap long values (hashes, paths) rather than cut them with "…"
         for label, value in rows(described):
-            table.add_row(f"[bold]{label}", _format_value(value))
+            table.add_row(Text(label, style="bold"), _format_value(value))
         out.print(table)
     if damaged:
         extra = len(damaged) - 1

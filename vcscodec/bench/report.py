@@ -220,6 +220,7 @@ def _render_anchors(anchors: list[dict[str, Any]], console: Console) -> None:
 def render(report: dict[str, Any], console: Console) -> None:
     """The paper's Table 1 per run, with Table 4's non-keyframe row, the linear floor, rate and speed."""
     from rich.table import Table
+    from rich.text import Text
 
     dev = report["device"]
     steps = report["protocol"]["quant_steps"]
@@ -265,8 +266,8 @@ def render(report: dict[str, Any], console: Console) -> None:
         in_paper = [s for s in run["sequences"] if s.get("paper")]
         ours = avg if paper["complete"] or not in_paper else _mean_over(in_paper)
         table.add_row(
-            "[bold]average",
-            f"[bold]{_pair(avg['psnr'], avg['ssim'])}",
+            Text("average", style="bold"),
+            Text(_pair(avg["psnr"], avg["ssim"]), style="bold"),
             *_chroma(avg, chroma),
             *(
                 cell
