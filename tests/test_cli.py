@@ -1378,3 +1378,22 @@ def test_names_are_printed_as_they_are_not_as_markup(tmp_path, clip):
     done = run_vcs("info", crafted, weights=clip["weights"])
     assert_ok(done)
     assert name in done.stdout and "clip[b].vcs" in done.stdout and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", ["info", "decode"])
+def test_a_stream_that_is_no_vcs_file_is_refused_before_it_ends(tmp_path, clip, command):
+    """`vcs info -` and `vcs decode -` kept the whole stream on disk before looking at it: a gigabyte of zeros, or a
+    stream that never ends, filled $TMPDIR first. Its opening is checked as it arrives; the writer never closes."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env |= {"VCS_WEIGHTS": str(clip["weights"]), "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-m", "vcscodec.cli", command, "-", *([str(tmp_path / "o.y4m")] * (command == "decode"))]
+    with subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as process:
+        process.stdin.write(b"YUV4MPEG2 W352 H288 F25:1\n" + bytes(1 << 12))
+        process.stdin.flush()
+        try:
+            code = process.wait(timeout=60)  # standard input is still open: the old spooling waited for its end
+        finally:
+            process.kill()
+        said = process.stderr.read().decode()
+    assert code == 1 and said.startswith("vcs: error: standard input: not a .vcs file but a Y4M video"), said
+    assert not (tmp_path / "o.y4m").exists()

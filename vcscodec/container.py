@@ -352,9 +352,12 @@ def _other_format(opening: bytes) -> str | None:
     return next((what for at, magic, what in _OTHER_FORMATS if opening[at : at + len(magic)] == magic), None)
 
 
-def _read_header(f: BinaryIO, file_size: int) -> tuple[StreamHeader, int]:
-    """Read and check the header from an open binary file; return it and the offset of record 0."""
-    pre = f.read(_PREAMBLE.size)
+PREAMBLE_SIZE = _PREAMBLE.size
+
+
+def check_opening(pre: bytes) -> None:
+    """Refuse what does not open as a .vcs file, from its first `PREAMBLE_SIZE` bytes (fewer: all it has), in the
+    words of docs/format.md §7 step 1; also before a stream is kept whole (`vcs info -`: not a gigabyte of zeros)."""
     if len(pre) < len(MAGIC):
         if not pre:
             raise VcsError("not a .vcs file (empty file)")
@@ -371,6 +374,12 @@ def _read_header(f: BinaryIO, file_size: int) -> tuple[StreamHeader, int]:
         raise VcsError("not a .vcs file (bad magic)")
     if len(pre) < _PREAMBLE.size:
         raise VcsError("file is truncated in the header")
+
+
+def _read_header(f: BinaryIO, file_size: int) -> tuple[StreamHeader, int]:
+    """Read and check the header from an open binary file; return it and the offset of record 0."""
+    pre = f.read(_PREAMBLE.size)
+    check_opening(pre)
     _, version, length = _PREAMBLE.unpack(pre)
     if length > MAX_HEADER_LENGTH:
         raise VcsError(f"header is damaged (length {length} is over {MAX_HEADER_LENGTH})")

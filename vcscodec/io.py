@@ -888,7 +888,7 @@ def spooled_input(source: Path, raw: bool = False, vcs: bool = False) -> Iterato
             return
         # raw: named .yuv as standard input is, unless its own name says so (and may give its size and rate)
         name = source.name if not raw or source.suffix.lower() == ".yuv" else f"{source.name}.yuv"
-        with source.open("rb") as pipe, _spooled(pipe, name, str(source)) as path:
+        with source.open("rb") as pipe, _spooled(pipe, name, str(source), vcs) as path:
             yield path
         return
     pipe_one = (
@@ -900,18 +900,30 @@ def spooled_input(source: Path, raw: bool = False, vcs: bool = False) -> Iterato
         raise VcsError(f"standard input is closed: {pipe_one}")
     if sys.stdin.isatty():
         raise VcsError(f"standard input is a terminal: {pipe_one}")
-    with _spooled(sys.stdin.buffer, "stdin.yuv" if raw else "stdin", input_name(source)) as path:
+    with _spooled(sys.stdin.buffer, "stdin.yuv" if raw else "stdin", input_name(source), vcs) as path:
         yield path
 
 
 @contextmanager
-def _spooled(stream: BinaryIO, name: str, shown: str) -> Iterator[Path]:
+def _spooled(stream: BinaryIO, name: str, shown: str, vcs: bool = False) -> Iterator[Path]:
     """All of ``stream`` in a temporary file called ``name``, deleted afterwards; ``shown`` is how messages name
-    the stream."""
+    the stream. ``vcs``: its opening is checked first, so that what is no .vcs file is refused before it is kept
+    (an endless stream would fill the disk)."""
     with tempfile.TemporaryDirectory(prefix="vcs-spool-") as folder:
         path = Path(folder) / name
+        opening = b""
+        if vcs:
+            from vcscodec.container import PREAMBLE_SIZE, check_opening
+
+            opening = stream.read(PREAMBLE_SIZE)
+            if opening:  # empty: said below, as for any input
+                try:
+                    check_opening(opening)
+                except VcsError as e:
+                    raise VcsError(f"{shown}: {e}") from None
         try:
             with path.open("wb") as f:
+                f.write(opening)
                 shutil.copyfileobj(stream, f, 1 << 20)
         except OSError as e:
             raise VcsError(f"cannot keep {shown} in {folder}: {_why(e)}") from e
