@@ -1397,3 +1397,16 @@ def test_a_stream_that_is_no_vcs_file_is_refused_before_it_ends(tmp_path, clip, 
         said = process.stderr.read().decode()
     assert code == 1 and said.startswith("vcs: error: standard input: not a .vcs file but a Y4M video"), said
     assert not (tmp_path / "o.y4m").exists()
+
+
+def test_info_and_decode_agree_on_a_rate_ffmpeg_cannot_carry(tmp_path, clip):
+    """A header may hold any u32 rate; FFmpeg's videos carry terms up to 2³¹−1. `vcs info` said such a file was
+    decodable, and `vcs decode` refused it."""
+    from vcscodec.container import _pack_header
+
+    header = dataclasses.replace(read_header(clip["vcs"]), fps_num=2**32 - 1)
+    crafted = tmp_path / "rate.vcs"
+    crafted.write_bytes(_pack_header(header) + _records(clip["bytes"]))
+    info = json.loads(run_vcs("info", crafted, "--json", weights=clip["weights"]).stdout)
+    assert not info["decodable"] and "beyond what FFmpeg carries" in info["decode_error"]
+    assert_error(run_vcs("decode", crafted, tmp_path / "o.y4m", weights=clip["weights"]), "beyond what FFmpeg carries")

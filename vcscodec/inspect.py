@@ -138,11 +138,13 @@ def model_rows(d: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def _decode_error(header: StreamHeader) -> str | None:
-    """Why this installation cannot decode the file (its model, by name and hash, is not in the weights folder),
-    or None when it can."""
-    from .codec import model_for  # the decoder's own check, so the answer is the one `vcs decode` would give
+    """Why this installation cannot decode the file (its model, by name and hash, is not in the weights folder; a
+    frame rate no video FFmpeg writes can carry), or None when it can."""
+    from .codec import model_for  # the decoder's own checks, so the answer is the one `vcs decode` would give
+    from .io import parse_fps
 
     try:
+        parse_fps(header.fps)
         model_for(header)
     except VcsError as e:
         return str(e)
