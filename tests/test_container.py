@@ -689,7 +689,8 @@ def test_invalid_names_in_file(sample) -> None:
     with pytest.raises(VcsError, match="^header field weights_sha256 .* must be 64 lowercase hex digits$"):
         reread(path, reseal_header(data, sha_upper))
     sha_binary = body[:57] + b"\xff" * 64 + body[121:]
-    with pytest.raises(VcsError, match="^header field weights_sha256"):
+    said = "^header field weights_sha256 is not ASCII \\(bytes ff ff ff ff ff ff ff ff …\\), must be 64 lowercase hex"
+    with pytest.raises(VcsError, match=said):
         reread(path, reseal_header(data, sha_binary))
     with pytest.raises(VcsError, match="^header length 50 is too short for format version 1$"):
         reread(path, reseal_header(data, body[:50]))

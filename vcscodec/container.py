@@ -324,8 +324,9 @@ def _parse_header_body(body: bytes, version: int) -> StreamHeader:
         raise VcsError("header field model_name is not valid UTF-8") from None
     try:
         sha_text = sha.decode("ascii")
-    except UnicodeDecodeError:
-        raise _field_error("weights_sha256", sha, "must be 64 lowercase hex digits") from None
+    except UnicodeDecodeError:  # its bytes in hex, the first 8: a repr of 64 such bytes ran to 260 characters
+        shown = f"not ASCII (bytes {sha[:8].hex(' ')} …)"
+        raise VcsError(f"header field weights_sha256 is {shown}, must be 64 lowercase hex digits") from None
     return StreamHeader(
         width=width, height=height, fps_num=fps_num, fps_den=fps_den, frame_count=frame_count, gop=gop,
         block=block, alpha_k=alpha_k, alpha_n=alpha_n, m_k=m_k, m_n=m_n, quant_step=quant_step,
