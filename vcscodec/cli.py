@@ -685,8 +685,10 @@ def models(
     """List the models in the weights folder ($VCS_WEIGHTS, else the shipped weights/)."""
     from .registry import installed_models, scan_models, weights_dir
 
-    cards = installed_models()
-    for why in scan_models()[1].values():  # what is wrong with each; the folder's other models still work
+    cards, skipped = scan_models()
+    if not cards:
+        installed_models()  # raises, saying why there are none
+    for why in skipped.values():  # what is wrong with each; the folder's other models still work
         _warn(f"{why}: skipped")
     for card in cards:  # listed (its manifest is there), but no command could use it
         if not card.path.is_file():

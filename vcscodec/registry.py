@@ -172,7 +172,7 @@ def scan_models(folder: str | os.PathLike[str] | None = None) -> tuple[list[Mode
     report) or one damaged manifest must not stop every model in the folder from being used."""
     folder = Path(folder) if folder is not None else weights_dir()
     if not folder.is_dir():
-        return [], []
+        return [], {}
     cards: list[ModelCard] = []
     skipped: dict[Path, str] = {}
     for path in sorted(folder.glob("*.json")):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,7 +11,7 @@ import numpy as np
 
 from ..errors import VcsError
 from ..hardware import threads_phrase
-from ..output import check_output_folder, held_signals
+from ..output import check_output_folder, held_signals, replaced_whole
 from .paper import PAPER_FRAMES, PAPER_METHODS, ratio_key
 from .run import rate_sweeps
 
@@ -40,14 +39,11 @@ def write_json(report: dict[str, Any], path: Path) -> None:
         sys.stdout.flush()
         return
     check_output_folder(path.parent)
-    temp = path.parent / f"{path.name}.tmp-{os.getpid()}"
-    with held_signals():  # written and renamed, or nothing: a stop comes after
-        try:
+    try:
+        with held_signals(), replaced_whole(path) as temp:  # written and renamed, or nothing: a stop comes after
             temp.write_text(text)
-            temp.replace(path)
-        except OSError as e:
-            temp.unlink(missing_ok=True)
-            raise VcsError(f"cannot write {path}: {e.strerror or e}") from None
+    except OSError as e:
+        raise VcsError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def require_matplotlib() -> None:
